@@ -1,0 +1,414 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur at any time.
+
+"""The one subprocess seam of lunsafe.san.
+
+Every external command goes through Runner.run():
+* argv lists only, never a shell string; argv[0] is a tool *name* ("iscsiadm"),
+  resolved once per runner with module.get_bin_path(name, required=True);
+* the locale is pinned to C so that parsers see the English, unlocalised output;
+* every call has a deadline: it is wrapped in coreutils
+  ``timeout --kill-after=5 <secs>`` because AnsibleModule.run_command has none.
+  rc 124 (TERM sent) and 137 (KILL sent) raise ToolTimeout.  A process stuck in
+  uninterruptible sleep (D state, e.g. I/O on a queueing multipath map) cannot be
+  killed by anyone: callers must not start such I/O (see _multipath);
+* check_rc is never used: each call states the return codes it accepts
+  (ok_rcs, default (0,)); anything else raises ToolError;
+* secrets never leave: argv elements wrapped in Secret, the runner's redact list
+  and the module's no_log values are replaced by ******** in every cmd, stdout and
+  stderr stored in a CommandResult or an exception;
+* ``$VAR`` and ``~`` in arguments are NOT expanded (expand_user_and_vars=False):
+  a CHAP secret containing "$HOME" must reach iscsiadm unchanged.
+
+ScriptedRunner implements the same CommandRunner protocol from a script of
+(rc, stdout, stderr) answers and records every argv: unit tests of modules use it
+instead of mocking subprocess.  It applies the very same rc/timeout/redaction
+policy as the real runner.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Collection,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
+
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
+    REDACTED,
+    InputError,
+    ScriptMismatch,
+    ToolError,
+    ToolTimeout,
+    redact_text,
+)
+
+__all__ = [
+    "DEFAULT_KILL_AFTER",
+    "DEFAULT_TIMEOUT",
+    "LOCALE_ENV",
+    "TIMEOUT_RCS",
+    "CommandResult",
+    "CommandRunner",
+    "ModuleLike",
+    "RecordedCall",
+    "Runner",
+    "ScriptedRunner",
+    "Secret",
+    "Step",
+    "format_cmd",
+    "format_seconds",
+    "secrets_in",
+]
+
+LOCALE_ENV: Dict[str, str] = {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "LC_CTYPE": "C"}
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_KILL_AFTER = 5.0
+# coreutils timeout: 124 = the deadline passed and TERM was sent; 137 = 128 + SIGKILL,
+# the command ignored TERM and was killed after --kill-after.
+TIMEOUT_RCS = frozenset((124, 137))
+# coreutils timeout: 125 = timeout itself failed, 126 = command found but not
+# executable, 127 = command not found.
+_TIMEOUT_WRAPPER_FAILURES = {
+    125: "the timeout wrapper failed",
+    126: "the command could not be executed",
+    127: "the command was not found",
+}
+
+
+class Secret(str):
+    """A string that must never be shown: an argv element such as a CHAP password.
+
+    It behaves as a plain ``str`` when passed to a command; only ``repr()`` is
+    masked.  The runner collects every Secret in an argv and redacts its value from
+    everything it stores.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(REDACTED)
+
+
+def secrets_in(argv: Iterable[str]) -> List[str]:
+    """The values of the argv elements marked as Secret."""
+    return [str(a) for a in argv if isinstance(a, Secret) and a]
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as coreutils ``timeout`` reads it: ``30``, ``0.5``.
+
+    Zero or negative durations are refused: ``timeout 0`` means *no* deadline.
+    """
+    if seconds <= 0:
+        raise InputError(f"a command deadline must be positive, got {seconds!r}", option="timeout", value=seconds)
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return text if text != "0" else "0.001"
+
+
+def format_cmd(argv: Sequence[str], secrets: Iterable[str] = ()) -> str:
+    """A shell-quoted, redacted rendering of ``argv`` for messages and results."""
+    words = (REDACTED if isinstance(a, Secret) and a else shlex.quote(str(a)) for a in argv)
+    return redact_text(" ".join(words), secrets)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command returned; ``cmd``, ``stdout`` and ``stderr`` are redacted."""
+
+    cmd: str
+    rc: int
+    stdout: str
+    stderr: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"cmd": self.cmd, "rc": self.rc, "stdout": self.stdout, "stderr": self.stderr}
+
+
+class ModuleLike(Protocol):
+    """The part of AnsibleModule the runner uses."""
+
+    def run_command(self, args: Any, **kwargs: Any) -> Tuple[int, str, str]: ...
+
+    def get_bin_path(self, arg: str, required: bool = False, opt_dirs: Optional[List[str]] = None) -> Optional[str]: ...
+
+
+class CommandRunner(Protocol):
+    """What modules and helpers depend on: Runner in production, ScriptedRunner in tests."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        ok_rcs: Collection[int] = (0,),
+        timeout: Optional[float] = None,
+        data: Optional[str] = None,
+        sensitive_output: bool = False,
+    ) -> CommandResult: ...
+
+    def has_tool(self, name: str) -> bool: ...
+
+
+class _PolicyRunner:
+    """The policy shared by the real and the scripted runner."""
+
+    def __init__(self, *, default_timeout: float, redact: Iterable[str]) -> None:
+        format_seconds(default_timeout)  # validate early
+        self.default_timeout = default_timeout
+        self._redact: Set[str] = {s for s in redact if s}
+
+    def add_redaction(self, *secrets: Optional[str]) -> None:
+        """Mask these values (e.g. CHAP passwords from module parameters) from now on."""
+        self._redact.update(s for s in secrets if s)
+
+    def _secrets_for(self, argv: Sequence[str]) -> List[str]:
+        return sorted(self._redact.union(secrets_in(argv)), key=len, reverse=True)
+
+    def _finish(
+        self,
+        *,
+        display_argv: Sequence[str],
+        rc: int,
+        stdout: str,
+        stderr: str,
+        ok_rcs: Collection[int],
+        timeout: float,
+        sensitive_output: bool,
+    ) -> CommandResult:
+        secrets = self._secrets_for(display_argv)
+        cmd = format_cmd(display_argv, secrets)
+        shown_out = REDACTED if (sensitive_output and stdout) else redact_text(stdout, secrets)
+        shown_err = redact_text(stderr, secrets)
+        if rc in TIMEOUT_RCS and rc not in ok_rcs:
+            raise ToolTimeout(
+                f"command did not finish within {format_seconds(timeout)}s and was killed: {cmd}",
+                cmd=cmd,
+                rc=rc,
+                timeout=timeout,
+                stdout=shown_out,
+                stderr=shown_err,
+            )
+        if rc not in ok_rcs:
+            reason = _TIMEOUT_WRAPPER_FAILURES.get(rc)
+            detail = reason if reason else _first_line(shown_err) or _first_line(shown_out) or "no output"
+            raise ToolError(
+                f"command failed with rc {rc} ({detail}): {cmd}",
+                cmd=cmd,
+                rc=rc,
+                stdout=shown_out,
+                stderr=shown_err,
+            )
+        # On success the caller gets the real stdout to parse, but the stored
+        # cmd/stderr stay redacted; sensitive stdout is the caller's to protect.
+        return CommandResult(cmd=cmd, rc=rc, stdout=stdout if sensitive_output else shown_out, stderr=shown_err)
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+class Runner(_PolicyRunner):
+    """Runs commands through an AnsibleModule with a deadline, C locale and redaction."""
+
+    def __init__(
+        self,
+        module: ModuleLike,
+        *,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        kill_after: float = DEFAULT_KILL_AFTER,
+        redact: Iterable[str] = (),
+    ) -> None:
+        no_log_values = getattr(module, "no_log_values", None) or ()
+        super().__init__(default_timeout=default_timeout, redact=list(redact) + [str(v) for v in no_log_values])
+        format_seconds(kill_after)
+        self.module = module
+        self.kill_after = kill_after
+        self._paths: Dict[str, Optional[str]] = {}
+
+    def bin_path(self, name: str) -> str:
+        """The absolute path of ``name``; the module fails cleanly if it is missing."""
+        path = self._paths.get(name)
+        if path is None:
+            path = self.module.get_bin_path(name, required=True)
+            if not path:  # a get_bin_path that returned instead of failing
+                raise ToolError(f"required command {name!r} was not found", cmd=name, rc=127)
+            self._paths[name] = path
+        return path
+
+    def has_tool(self, name: str) -> bool:
+        """Whether ``name`` is installed (for optional tools such as multipathd)."""
+        if name not in self._paths:
+            self._paths[name] = self.module.get_bin_path(name, required=False) or None
+        return self._paths[name] is not None
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        ok_rcs: Collection[int] = (0,),
+        timeout: Optional[float] = None,
+        data: Optional[str] = None,
+        sensitive_output: bool = False,
+    ) -> CommandResult:
+        """Run ``argv`` and return its result, or raise ToolError/ToolTimeout.
+
+        ``data`` is written to stdin exactly as given (no newline is appended).
+        ``sensitive_output=True`` is for commands whose stdout may hold secrets the
+        runner does not know (``iscsiadm -m node -S``): errors carry ``********``
+        instead of stdout, and on success stdout is returned unredacted for the
+        caller to parse and never store.
+        """
+        if not argv:
+            raise InputError("empty command", option="argv", value=[])
+        deadline = self.default_timeout if timeout is None else timeout
+        tool = argv[0] if "/" in argv[0] else self.bin_path(argv[0])
+        real_argv = [tool, *argv[1:]]
+        wrapped = [
+            self.bin_path("timeout"),
+            f"--kill-after={format_seconds(self.kill_after)}",
+            format_seconds(deadline),
+            *real_argv,
+        ]
+        try:
+            rc, stdout, stderr = self.module.run_command(
+                wrapped,
+                check_rc=False,
+                environ_update=dict(LOCALE_ENV),
+                expand_user_and_vars=False,
+                data=data,
+                binary_data=True,
+                errors="surrogate_then_replace",
+                handle_exceptions=False,
+            )
+        except OSError as exc:
+            secrets = self._secrets_for(real_argv)
+            cmd = format_cmd(real_argv, secrets)
+            raise ToolError(
+                f"could not start command ({redact_text(str(exc), secrets)}): {cmd}",
+                cmd=cmd,
+                rc=exc.errno or 1,
+            ) from None
+        return self._finish(
+            display_argv=real_argv,
+            rc=rc,
+            stdout=stdout or "",
+            stderr=stderr or "",
+            ok_rcs=ok_rcs,
+            timeout=deadline,
+            sensitive_output=sensitive_output,
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted answer; ``argv=None`` accepts any command."""
+
+    rc: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    argv: Optional[Tuple[str, ...]] = None
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """A command the scripted runner received (plain strings, secrets included)."""
+
+    argv: Tuple[str, ...]
+    ok_rcs: Tuple[int, ...]
+    timeout: float
+    data: Optional[str]
+
+
+StepLike = Union[Step, Tuple[int, str, str], Tuple[Sequence[str], int, str, str]]
+
+
+def _to_step(item: StepLike) -> Step:
+    if isinstance(item, Step):
+        return item
+    if len(item) == 3:
+        rc, out, err = item
+        return Step(rc=int(rc), stdout=str(out), stderr=str(err))
+    argv, rc, out, err = item
+    return Step(rc=int(rc), stdout=str(out), stderr=str(err), argv=tuple(argv))
+
+
+class ScriptedRunner(_PolicyRunner):
+    """A CommandRunner that answers from a script and records what it was asked.
+
+    ``script`` items are ``Step``, ``(rc, stdout, stderr)`` or
+    ``(argv, rc, stdout, stderr)``; an argv given in the script must match exactly,
+    otherwise ScriptMismatch is raised, as it is when the script runs out.
+    ``missing_tools`` makes has_tool() false for those names.
+    """
+
+    def __init__(
+        self,
+        script: Iterable[StepLike] = (),
+        *,
+        missing_tools: Collection[str] = (),
+        redact: Iterable[str] = (),
+        default_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(default_timeout=default_timeout, redact=redact)
+        self._steps = [_to_step(item) for item in script]
+        self.missing_tools = frozenset(missing_tools)
+        self.calls: List[RecordedCall] = []
+
+    @property
+    def remaining(self) -> List[Step]:
+        """Scripted answers not consumed yet."""
+        return list(self._steps)
+
+    @property
+    def argvs(self) -> List[List[str]]:
+        """The argv of every call so far, as plain lists."""
+        return [list(call.argv) for call in self.calls]
+
+    def has_tool(self, name: str) -> bool:
+        return name not in self.missing_tools
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        ok_rcs: Collection[int] = (0,),
+        timeout: Optional[float] = None,
+        data: Optional[str] = None,
+        sensitive_output: bool = False,
+    ) -> CommandResult:
+        deadline = self.default_timeout if timeout is None else timeout
+        format_seconds(deadline)
+        plain = tuple(str(a) for a in argv)
+        self.calls.append(RecordedCall(argv=plain, ok_rcs=tuple(ok_rcs), timeout=deadline, data=data))
+        secrets = self._secrets_for(argv)
+        if not self._steps:
+            raise ScriptMismatch(f"unexpected command, the script is exhausted: {format_cmd(argv, secrets)}")
+        step = self._steps.pop(0)
+        if step.argv is not None and step.argv != plain:
+            raise ScriptMismatch(
+                f"unexpected command: {format_cmd(argv, secrets)}; expected: {format_cmd(step.argv, secrets)}"
+            )
+        return self._finish(
+            display_argv=argv,
+            rc=step.rc,
+            stdout=step.stdout,
+            stderr=step.stderr,
+            ok_rcs=ok_rcs,
+            timeout=deadline,
+            sensitive_output=sensitive_output,
+        )
