@@ -1,0 +1,372 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Lab-guest control: plays the storage array (an LIO iSCSI target) and resets the initiator.
+
+Installed in the lab image as /usr/local/lib/lunsafe-lab/labctl.py and driven over SSH by tests/lab/lab.py.
+It only ever runs inside the throwaway lab VM: never on a developer machine.
+
+One process does all target work through rtslib (no targetcli process per LUN), so provisioning
+hundreds of LUNs takes seconds. Every command prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+TARGET_IQN = "iqn.2003-01.org.lunsafe.lab:array"
+PORTALS = ("127.0.0.1", "127.0.0.2", "::1")
+STATE = "/var/lib/lunsafe-lab"
+STATE_FILE = os.path.join(STATE, "state.json")
+PRISTINE = "/usr/local/share/lunsafe-lab/pristine"
+CONFIGFS_ISCSI = "/sys/kernel/config/target/iscsi"
+
+
+def _rtslib():  # imported lazily: the reset path must work even if rtslib is broken
+    import rtslib_fb  # noqa: PLC0415
+
+    return rtslib_fb
+
+
+def run(argv, timeout=30, check=False):
+    """Run a tool with a deadline; never a shell string."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"argv": argv, "rc": 124, "stdout": "", "stderr": f"timed out after {timeout}s"}
+    result = {"argv": argv, "rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+    if check and proc.returncode != 0:
+        raise SystemExit(f"labctl: {argv} failed rc={proc.returncode}: {proc.stderr.strip()}")
+    return result
+
+
+def initiator_name():
+    with open("/etc/iscsi/initiatorname.iscsi", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("InitiatorName="):
+                return line.split("=", 1)[1].strip()
+    raise SystemExit("labctl: no InitiatorName in /etc/iscsi/initiatorname.iscsi")
+
+
+def load_state():
+    try:
+        with open(STATE_FILE, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {"luns": {}, "generation": 0}
+
+
+def save_state(state):
+    os.makedirs(STATE, exist_ok=True)
+    tmp = STATE_FILE + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+    os.replace(tmp, STATE_FILE)
+
+
+def _objects():
+    rts = _rtslib()
+    fabric = rts.FabricModule("iscsi")
+    target = rts.Target(fabric, TARGET_IQN, mode="lookup")
+    tpg = rts.TPG(target, 1, mode="lookup")
+    acl = rts.NodeACL(tpg, initiator_name(), mode="lookup")
+    return rts, fabric, tpg, acl
+
+
+def _new_backstore(rts, state, lun, size_mb):
+    state["generation"] += 1
+    name = f"lun{lun}_g{state['generation']}"
+    path = os.path.join(STATE, name + ".img")
+    so = rts.FileIOStorageObject(name, dev=path, size=size_mb * 1024 * 1024, write_back=False)
+    return so, name
+
+
+def cmd_setup(args):
+    """Create the array from scratch: target, portals, N LUNs mapped to this host's initiator."""
+    rts = _rtslib()
+    root = rts.RTSRoot()
+    root.clear_existing(confirm=True)
+    for leftover in glob.glob(os.path.join(STATE, "*.img")):
+        os.unlink(leftover)
+    state = {"luns": {}, "generation": 0, "size_mb": args.size_mb}
+    os.makedirs(STATE, exist_ok=True)
+    fabric = rts.FabricModule("iscsi")
+    target = rts.Target(fabric, TARGET_IQN, mode="create")
+    tpg = rts.TPG(target, 1, mode="create")
+    tpg.set_attribute("authentication", "1" if args.chap_user else "0")
+    tpg.set_attribute("generate_node_acls", "0")
+    tpg.set_attribute("demo_mode_write_protect", "0")
+    for address in PORTALS:
+        rts.NetworkPortal(tpg, f"[{address}]" if ":" in address else address, 3260, mode="create")
+    tpg.enable = True
+    acl = rts.NodeACL(tpg, initiator_name(), mode="create")
+    if args.chap_user:
+        acl.chap_userid = args.chap_user
+        acl.chap_password = args.chap_password
+        if args.mutual_user:
+            acl.chap_mutual_userid = args.mutual_user
+            acl.chap_mutual_password = args.mutual_password
+    if args.discovery_user:
+        fabric.discovery_userid = args.discovery_user
+        fabric.discovery_password = args.discovery_password
+        fabric.discovery_enable_auth = True
+    else:
+        fabric.clear_discovery_auth_settings()
+    for lun in range(args.luns):
+        so, name = _new_backstore(rts, state, lun, args.size_mb)
+        tpg_lun = rts.LUN(tpg, lun=lun, storage_object=so)
+        rts.MappedLUN(acl, lun, tpg_lun)
+        state["luns"][str(lun)] = {"backstore": name, "mapped": True, "wwn": so.wwn}
+    save_state(state)
+    return cmd_status(args)
+
+
+def cmd_map(args):
+    rts, _fabric, tpg, acl = _objects()
+    state = load_state()
+    tpg_lun = rts.LUN(tpg, lun=args.lun)
+    rts.MappedLUN(acl, args.lun, tpg_lun)
+    state["luns"][str(args.lun)]["mapped"] = True
+    save_state(state)
+    return {"mapped": args.lun}
+
+
+def cmd_unmap(args):
+    _rts, _fabric, _tpg, acl = _objects()
+    state = load_state()
+    for mapped in acl.mapped_luns:
+        if mapped.mapped_lun == args.lun:
+            mapped.delete()
+    state["luns"][str(args.lun)]["mapped"] = False
+    save_state(state)
+    return {"unmapped": args.lun}
+
+
+def cmd_reuse(args):
+    """Give LUN number N to a new backstore (new WWID), as an array does when it reuses LUN ids."""
+    rts, _fabric, tpg, acl = _objects()
+    state = load_state()
+    for mapped in acl.mapped_luns:
+        if mapped.mapped_lun == args.lun:
+            mapped.delete()
+    old = rts.LUN(tpg, lun=args.lun)
+    old_so = old.storage_object
+    old.delete()
+    old_so.delete()
+    so, name = _new_backstore(rts, state, args.lun, state.get("size_mb", 64))
+    tpg_lun = rts.LUN(tpg, lun=args.lun, storage_object=so)
+    if args.map:
+        rts.MappedLUN(acl, args.lun, tpg_lun)
+    state["luns"][str(args.lun)] = {"backstore": name, "mapped": bool(args.map), "wwn": so.wwn}
+    save_state(state)
+    return {"reused": args.lun, "wwn": so.wwn, "mapped": bool(args.map)}
+
+
+def cmd_portal(args):
+    """Take one portal down (drop its iSCSI packets both ways) or bring it back."""
+    family = "ip6" if ":" in args.address else "ip"
+    if args.action == "down":
+        run(["nft", "add", "table", "inet", "lunsafe"], timeout=10, check=True)
+        for chain in ("input", "output"):
+            run(
+                ["nft", "add", "chain", "inet", "lunsafe", chain, f"{{ type filter hook {chain} priority 0 ; }}"],
+                timeout=10,
+                check=True,
+            )
+        run(
+            [
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "lunsafe",
+                "input",
+                family,
+                "daddr",
+                args.address,
+                "tcp",
+                "dport",
+                "3260",
+                "drop",
+            ],
+            timeout=10,
+            check=True,
+        )
+        run(
+            [
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "lunsafe",
+                "output",
+                family,
+                "saddr",
+                args.address,
+                "tcp",
+                "sport",
+                "3260",
+                "drop",
+            ],
+            timeout=10,
+            check=True,
+        )
+    else:
+        run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
+    return {"portal": args.address, "action": args.action}
+
+
+def _target_connections():
+    """TCP connections the target holds on its iSCSI port, by the portal address they reached."""
+    proc = run(["ss", "-Htn", "state", "established", "sport", "=", ":3260"], timeout=10)
+    connections = []
+    for line in proc["stdout"].splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            local = fields[-2]
+            connections.append({"portal": local, "peer": fields[-1]})
+    return connections
+
+
+def cmd_status(_args):
+    state = load_state()
+    base = os.path.join(CONFIGFS_ISCSI, TARGET_IQN, "tpgt_1")
+    tpg_luns = sorted(int(n[4:]) for n in _listdir(os.path.join(base, "lun")) if n.startswith("lun_"))
+    acl_dir = os.path.join(base, "acls", initiator_name())
+    mapped = sorted(int(n[4:]) for n in _listdir(acl_dir) if n.startswith("lun_"))
+    portals = sorted(_listdir(os.path.join(base, "np")))
+    return {
+        "target": TARGET_IQN,
+        "initiator": initiator_name(),
+        "portals": portals,
+        "tpg_luns": tpg_luns,
+        "mapped_luns": mapped,
+        "connections": _target_connections(),
+        "luns": state.get("luns", {}),
+    }
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _iscsi_block_devices():
+    devices = []
+    for path in glob.glob("/sys/class/iscsi_session/session*/device/target*/*/block/*"):
+        devices.append(os.path.basename(path))
+    return devices
+
+
+def cmd_reset(args):
+    """Bring the initiator back to a clean state and rebuild the array: between test targets."""
+    steps = []
+    for mount in _lab_mounts():
+        steps.append(run(["umount", "-l", mount], timeout=20))
+    steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
+    run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
+    # maps first (never queue: a dead queueing map must not hang the reset), then paths, then sessions
+    maps = run(["dmsetup", "ls", "--target", "multipath"], timeout=20)
+    for line in maps["stdout"].splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name and name != "No":
+            steps.append(run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10))
+            steps.append(run(["multipath", "-f", name], timeout=30))
+            if run(["dmsetup", "info", name], timeout=10)["rc"] == 0:
+                steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
+    for dev in _iscsi_block_devices():
+        try:
+            with open(f"/sys/block/{dev}/device/delete", "w", encoding="ascii") as handle:
+                handle.write("1")
+        except OSError as exc:
+            steps.append({"delete": dev, "error": str(exc)})
+    steps.append(run(["iscsiadm", "-m", "session", "-u"], timeout=60))
+    for folder in ("/etc/iscsi/nodes", "/etc/iscsi/send_targets"):
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+    for name in ("iscsid.conf", "multipath.conf"):
+        src = os.path.join(PRISTINE, name)
+        dst = "/etc/iscsi/iscsid.conf" if name == "iscsid.conf" else "/etc/multipath.conf"
+        if os.path.exists(src):
+            shutil.copyfile(src, dst)
+    for leftover in ("/etc/multipath/wwids", "/etc/multipath/bindings"):
+        if os.path.exists(leftover):
+            with open(leftover, "w", encoding="ascii") as handle:
+                handle.write("")
+    for lock in glob.glob("/run/lock/lunsafe*") + glob.glob("/var/lock/lunsafe*"):
+        os.unlink(lock)
+    steps.append(run(["multipathd", "reconfigure"], timeout=30))
+    _wait_no_iscsi_devices(deadline=time.monotonic() + 30)
+    failed = [s for s in steps if isinstance(s, dict) and s.get("rc") not in (None, 0, 21, 5)]
+    result = cmd_setup(args)
+    result["reset_warnings"] = [
+        {"argv": s.get("argv"), "rc": s.get("rc"), "stderr": s.get("stderr", "").strip()[:300]} for s in failed
+    ]
+    result["leftover_devices"] = _iscsi_block_devices()
+    return result
+
+
+def _lab_mounts():
+    mounts = []
+    with open("/proc/self/mounts", encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) > 1 and fields[1].startswith("/mnt/lunsafe"):
+                mounts.append(fields[1])
+    return sorted(mounts, reverse=True)
+
+
+def _wait_no_iscsi_devices(deadline):
+    while time.monotonic() < deadline:
+        if not glob.glob("/sys/class/iscsi_session/session*"):
+            return
+        time.sleep(0.2)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="lunsafe-labctl")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("setup", "reset"):
+        p = sub.add_parser(name)
+        p.add_argument("--luns", type=int, default=4)
+        p.add_argument("--size-mb", type=int, default=64)
+        p.add_argument("--chap-user")
+        p.add_argument("--chap-password")
+        p.add_argument("--mutual-user")
+        p.add_argument("--mutual-password")
+        p.add_argument("--discovery-user")
+        p.add_argument("--discovery-password")
+    for name in ("map", "unmap"):
+        sub.add_parser(name).add_argument("lun", type=int)
+    p = sub.add_parser("reuse")
+    p.add_argument("lun", type=int)
+    p.add_argument("--no-map", dest="map", action="store_false")
+    p = sub.add_parser("portal")
+    p.add_argument("action", choices=("down", "up"))
+    p.add_argument("address", choices=PORTALS)
+    sub.add_parser("status")
+    args = parser.parse_args(argv)
+    handler = {
+        "setup": cmd_setup,
+        "reset": cmd_reset,
+        "map": cmd_map,
+        "unmap": cmd_unmap,
+        "reuse": cmd_reuse,
+        "portal": cmd_portal,
+        "status": cmd_status,
+    }[args.command]
+    json.dump(handler(args), sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,613 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lunsafe.san lab: a throwaway qemu VM with a real kernel, an LIO iSCSI target, open-iscsi,
+multipathd and udev, reached over SSH like any fleet host.
+
+    python3 tests/lab/lab.py build            build (or reuse) the cached guest image
+    python3 tests/lab/lab.py up [--luns N]    boot it, wait for SSH, provision the array, write inventory
+    python3 tests/lab/lab.py down             stop the VM by PID (idempotent)
+    python3 tests/lab/lab.py ssh -- CMD...    run a command in the guest
+    python3 tests/lab/lab.py array ARGS...    act as the array (setup/reset/map/unmap/reuse/portal/status)
+
+Standard library only: it runs before any venv exists. The image is cached under
+$LUNSAFE_LAB_CACHE (default ~/.cache/lunsafe-san/lab) in a folder named by the hash of the recipe;
+per-VM state (overlay disk, PID, port, console log, inventory) lives in .lab/<name>/ in the checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+GUEST_FILES = HERE / "guest"
+
+# Everything that goes into the image. Changing any of it changes the cache key.
+PACKAGES = [
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "linux-image-amd64",
+    "openssh-server",
+    "python3",
+    "python3-pyudev",
+    "open-iscsi",
+    "multipath-tools",
+    "targetcli-fb",
+    "python3-rtslib-fb",
+    "sg3-utils",
+    "lsscsi",
+    "iproute2",
+    "kmod",
+    "ifupdown",
+    "isc-dhcp-client",
+    "procps",
+    "nftables",
+    "lvm2",
+    "e2fsprogs",
+    "util-linux",
+    "psmisc",
+    "kpartx",
+]
+SUITE = "bookworm"
+IMAGE_SIZE = "3G"
+RECIPE_VERSION = "4"  # bump when the build steps below change meaning
+
+# Units that only cost boot time in a throwaway VM (udev settle waits, scrubbers, monitors).
+KERNEL_ARGS = [
+    "root=/dev/vda",
+    "rw",
+    "console=ttyS0",
+    "net.ifnames=0",
+    "quiet",
+    "systemd.show_status=0",
+    "systemd.mask=ifupdown-pre.service",
+    "systemd.mask=e2scrub_reap.service",
+    "systemd.mask=lvm2-monitor.service",
+    "systemd.mask=apt-daily.timer",
+    "systemd.mask=apt-daily-upgrade.timer",
+    "systemd.mask=man-db.timer",
+    "systemd.mask=fstrim.timer",
+    "systemd.mask=e2scrub_all.timer",
+]
+
+MULTIPATH_CONF = """\
+# lunsafe.san lab: a common fleet configuration (friendly names, maps only for LUNs with 2+ paths)
+defaults {
+    user_friendly_names yes
+    find_multipaths yes
+    polling_interval 2
+    no_path_retry fail
+}
+blacklist {
+    devnode "^vd[a-z]"
+}
+"""
+
+INTERFACES = """\
+auto lo
+iface lo inet loopback
+    up ip addr add 127.0.0.2/8 dev lo || true
+
+auto eth0
+iface eth0 inet dhcp
+"""
+
+SSHD_CONF = """\
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UseDNS no
+"""
+
+
+def log(msg: str, start: float | None = None) -> None:
+    stamp = "" if start is None else " (%.1fs)" % (time.monotonic() - start)
+    print(f"[lab] {msg}{stamp}", file=sys.stderr, flush=True)
+
+
+class LabError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- image
+
+
+def cache_root() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "lunsafe-san" / "lab"
+    return Path(os.environ.get("LUNSAFE_LAB_CACHE", str(default)))
+
+
+def recipe_key() -> str:
+    digest = hashlib.sha256()
+    for part in (RECIPE_VERSION, SUITE, IMAGE_SIZE, " ".join(PACKAGES), MULTIPATH_CONF, INTERFACES, SSHD_CONF):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def image_dir() -> Path:
+    return cache_root() / recipe_key()
+
+
+def image_ready(folder: Path) -> bool:
+    return all((folder / name).exists() for name in ("lab.img", "vmlinuz", "initrd.img", "id_ed25519", "READY"))
+
+
+def build_image(force: bool = False) -> Path:
+    folder = image_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if image_ready(folder) and not force:
+            log(f"image {recipe_key()} cached at {folder}")
+            return folder
+        start = time.monotonic()
+        for tool in ("mmdebstrap", "mke2fs", "qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"):
+            if not shutil.which(tool):
+                raise LabError(f"{tool} not found: run scripts/setup-host (apt packages) first")
+        shutil.rmtree(folder, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=folder.parent))
+        try:
+            _build_into(work, start)
+            work.rename(folder)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        (folder / "READY").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+        log(f"image {recipe_key()} built", start)
+        _prune_old_images(keep=folder)
+        return folder
+
+
+def _build_into(work: Path, start: float) -> None:
+    root = work / "rootfs"
+    key = work / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lunsafe-lab", "-f", str(key)], check=True)
+    files = work / "files"
+    files.mkdir()
+    (files / "multipath.conf").write_text(MULTIPATH_CONF)
+    (files / "interfaces").write_text(INTERFACES)
+    (files / "sshd.conf").write_text(SSHD_CONF)
+    shutil.copy(str(key) + ".pub", files / "authorized_keys")
+    hooks = [
+        'echo lunsafe-lab > "$1/etc/hostname"',
+        'printf "127.0.0.1 localhost\\n127.0.1.1 lunsafe-lab\\n" > "$1/etc/hosts"',
+        'printf "/dev/vda / ext4 rw,errors=remount-ro 0 1\\n" > "$1/etc/fstab"',
+        'install -d -m 0700 "$1/root/.ssh"',
+        'install -m 0600 {f}/authorized_keys "$1/root/.ssh/authorized_keys"',
+        'install -m 0644 {f}/interfaces "$1/etc/network/interfaces"',
+        'install -m 0644 {f}/sshd.conf "$1/etc/ssh/sshd_config.d/lunsafe-lab.conf"',
+        'install -m 0644 {f}/multipath.conf "$1/etc/multipath.conf"',
+        'install -d "$1/usr/local/lib/lunsafe-lab" "$1/usr/local/share/lunsafe-lab/pristine" "$1/var/lib/lunsafe-lab"',
+        'cp "$1/etc/iscsi/iscsid.conf" "$1/etc/multipath.conf" "$1/usr/local/share/lunsafe-lab/pristine/"',
+        # the array is provisioned by labctl at each boot; never restore a saved target config
+        'chroot "$1" systemctl disable rtslib-fb-targetctl.service >/dev/null 2>&1 || true',
+        'chroot "$1" systemctl enable iscsid.service multipathd.service >/dev/null 2>&1 || true',
+        'rm -f "$1/etc/ssh/ssh_host_"*',
+        'chroot "$1" ssh-keygen -A',
+        'mkdir -p "$1/etc/systemd/journald.conf.d"',
+        'printf "[Journal]\\nStorage=volatile\\n" > "$1/etc/systemd/journald.conf.d/lab.conf"',
+    ]
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=root",
+        "--quiet",
+        "--include=" + ",".join(PACKAGES),
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+    ]
+    for hook in hooks:
+        argv.append("--customize-hook=" + hook.replace("{f}", shlex.quote(str(files))))
+    argv += [SUITE, str(root)]
+    log(f"building guest image with mmdebstrap ({len(PACKAGES)} packages)", start)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"mmdebstrap failed rc={proc.returncode}:\n{proc.stdout[-4000:]}")
+    log("root filesystem ready", start)
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    initrds = sorted((root / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise LabError("no kernel or initrd in the guest's /boot")
+    shutil.copy(kernels[-1], work / "vmlinuz")
+    shutil.copy(initrds[-1], work / "initrd.img")
+    (work / "kernel-version").write_text(kernels[-1].name[len("vmlinuz-") :] + "\n")
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(root), str(work / "lab.img"), IMAGE_SIZE], check=True)
+    shutil.rmtree(root)
+    shutil.rmtree(files)
+    log(f"disk image written (kernel {kernels[-1].name})", start)
+
+
+def _prune_old_images(keep: Path) -> None:
+    for other in keep.parent.iterdir():
+        if other.is_dir() and other != keep and not other.name.startswith("build-") and image_ready(other):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- VM
+
+
+class Lab:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state = Path(os.environ.get("LUNSAFE_LAB_STATE", str(REPO / ".lab" / name)))
+
+    # files of this VM
+    @property
+    def info_file(self) -> Path:
+        return self.state / "lab.json"
+
+    def info(self) -> dict:
+        try:
+            return json.loads(self.info_file.read_text())
+        except FileNotFoundError:
+            raise LabError(f"lab {self.name!r} is not up (no {self.info_file}): run `lab.py up` first") from None
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.state / "qemu.pid").read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            return None
+        # never signal a recycled PID: it must be our qemu with our overlay
+        return pid if str(self.state / "overlay.qcow2").encode() in cmdline else None
+
+    def up(self, *, luns: int, accel: str, boot_timeout: float, watch_pid: int | None) -> dict:
+        start = time.monotonic()
+        if self.pid():
+            log(f"lab {self.name!r} already running (pid {self.pid()})")
+            return self.info()
+        folder = build_image()
+        self.state.mkdir(parents=True, exist_ok=True)
+        overlay = self.state / "overlay.qcow2"
+        overlay.unlink(missing_ok=True)
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(folder / "lab.img"), str(overlay)],
+            check=True,
+        )
+        key = self.state / "id_ed25519"
+        shutil.copy(folder / "id_ed25519", key)
+        key.chmod(0o600)
+        chosen = _choose_accel(accel, folder)
+        port = self._boot(folder, chosen, start)
+        info = {
+            "name": self.name,
+            "port": port,
+            "host": "127.0.0.1",
+            "key": str(key),
+            "accel": chosen,
+            "kernel": (folder / "kernel-version").read_text().strip(),
+            "image": str(folder),
+            "state": str(self.state),
+        }
+        self.info_file.write_text(json.dumps(info, indent=2))
+        if watch_pid:
+            self._start_watchdog(watch_pid)
+        try:
+            self._wait_ssh(boot_timeout, start)
+            log(f"SSH up on port {port} (accel {chosen}, kernel {info['kernel']})", start)
+            self._write_inventory(info)
+            self._wait_services(start)
+            self.install_guest_tools()
+            status = self.array(["setup", "--luns", str(luns)])
+            log(
+                f"array provisioned: {len(status['tpg_luns'])} LUNs on portals {', '.join(status['portals'])}",
+                start,
+            )
+        except BaseException:
+            self.down()
+            raise
+        return info
+
+    def _boot(self, folder: Path, accel: str, start: float) -> int:
+        console = self.state / "console.log"
+        for _attempt in range(3):
+            port = _free_port()
+            console.unlink(missing_ok=True)
+            argv = [
+                "qemu-system-x86_64",
+                "-name",
+                f"lunsafe-lab-{self.name}",
+                "-accel",
+                accel,
+                "-smp",
+                "2",
+                "-m",
+                "2048",
+                "-kernel",
+                str(folder / "vmlinuz"),
+                "-initrd",
+                str(folder / "initrd.img"),
+                "-append",
+                " ".join(KERNEL_ARGS),
+                "-drive",
+                "file=%s,format=qcow2,if=virtio,cache=unsafe,discard=unmap" % (self.state / "overlay.qcow2"),
+                "-netdev",
+                f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+                "-device",
+                "virtio-net-pci,netdev=n0",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                f"file:{console}",
+                "-no-reboot",
+                "-daemonize",
+                "-pidfile",
+                str(self.state / "qemu.pid"),
+            ]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode == 0:
+                log(f"qemu started (pid {self.pid()}, port {port})", start)
+                return port
+            if "hostfwd" not in proc.stderr and "Could not set up host forwarding" not in proc.stderr:
+                raise LabError(f"qemu failed rc={proc.returncode}: {proc.stderr.strip()}")
+        raise LabError("qemu could not bind a local port after 3 attempts")
+
+    def _start_watchdog(self, watch_pid: int) -> None:
+        """A detached process that stops the VM when the process that asked for it dies (even by SIGKILL)."""
+        code = (
+            "import os,sys,time,signal\n"
+            "w,q=int(sys.argv[1]),int(sys.argv[2])\n"
+            "def alive(p):\n"
+            "    try: os.kill(p,0); return True\n"
+            "    except OSError: return False\n"
+            "while alive(w) and alive(q): time.sleep(2)\n"
+            "if alive(q):\n"
+            "    os.kill(q,signal.SIGTERM); time.sleep(5)\n"
+            "    if alive(q): os.kill(q,signal.SIGKILL)\n"
+        )
+        qpid = self.pid()
+        if qpid:
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(watch_pid), str(qpid)],
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def _ssh_argv(self, info: dict) -> list[str]:
+        return [
+            "ssh",
+            "-q",
+            "-i",
+            info["key"],
+            "-p",
+            str(info["port"]),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "LogLevel=ERROR",
+            "root@{}".format(info["host"]),
+        ]
+
+    def ssh(
+        self, argv: list[str], *, timeout: float = 120, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        info = self.info()
+        cmd = [*self._ssh_argv(info), "--", " ".join(shlex.quote(a) for a in argv)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin, check=False)
+        except subprocess.TimeoutExpired:
+            raise LabError("ssh {}: no answer within {}s".format(" ".join(argv), timeout)) from None
+        if check and proc.returncode != 0:
+            raise LabError(
+                f"in the lab `{' '.join(argv)}` failed rc={proc.returncode}\n"
+                f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
+            )
+        return proc
+
+    def _wait_ssh(self, timeout: float, start: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.pid():
+                raise LabError("qemu exited during boot\n" + self.console_tail())
+            try:
+                proc = self.ssh(["true"], timeout=15, check=False)
+            except LabError as exc:
+                last = str(exc)
+            else:
+                if proc.returncode == 0:
+                    return
+                last = f"rc={proc.returncode} {proc.stderr.strip()}"
+            time.sleep(1)
+        raise LabError(f"no SSH after {timeout:.0f}s; last SSH error: {last}\n{self.console_tail()}")
+
+    def _wait_services(self, start: float) -> None:
+        """iscsid and multipathd up, udev settled once after boot (nothing else runs yet)."""
+        deadline = time.monotonic() + 60
+        while True:
+            proc = self.ssh(["systemctl", "is-active", "iscsid", "multipathd"], check=False, timeout=30)
+            if proc.stdout.split() == ["active", "active"]:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"guest services not active: {proc.stdout.split()}")
+            time.sleep(1)
+        log("iscsid and multipathd active", start)
+
+    def console_tail(self, lines: int = 30) -> str:
+        try:
+            text = (self.state / "console.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no console log)"
+        return "--- console tail ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def _write_inventory(self, info: dict) -> None:
+        ssh_args = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=5"
+        inventory = (
+            "[lab]\n"
+            "lunsafe-lab ansible_host={host} ansible_port={port} ansible_user=root "
+            "ansible_ssh_private_key_file={key} ansible_python_interpreter=/usr/bin/python3 "
+            "ansible_ssh_common_args='{args}'\n"
+        ).format(host=info["host"], port=info["port"], key=info["key"], args=ssh_args)
+        (self.state / "inventory.ini").write_text(inventory)
+
+    def install_guest_tools(self) -> None:
+        """Copy the array helper in at each boot, so editing it never forces an image rebuild."""
+        self.ssh(
+            ["sh", "-c", "cat > /usr/local/lib/lunsafe-lab/labctl.py"], stdin=(GUEST_FILES / "labctl.py").read_text()
+        )
+
+    def array(self, argv: list[str], timeout: float = 300) -> dict:
+        proc = self.ssh(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", *argv], timeout=timeout)
+        return json.loads(proc.stdout)
+
+    def down(self) -> bool:
+        pid = self.pid()
+        if pid is None:
+            (self.state / "overlay.qcow2").unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.pid():
+            time.sleep(0.2)
+        if self.pid():
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+        (self.state / "overlay.qcow2").unlink(missing_ok=True)
+        self.info_file.unlink(missing_ok=True)
+        log(f"lab {self.name!r} stopped (pid {pid})")
+        return True
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _choose_accel(requested: str, folder: Path) -> str:
+    """TCG unless KVM has been proven to run a guest on this machine (the probe's verdict is cached)."""
+    if requested in ("tcg", "kvm"):
+        return requested
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    verdict = folder.parent / ("kvm-verdict-" + os.uname().release)
+    if verdict.exists():
+        return verdict.read_text().strip()
+    result = "kvm" if _kvm_probe(folder) else "tcg"
+    verdict.write_text(result + "\n")
+    log("KVM probe: guests {} under KVM here; using {}".format("run" if result == "kvm" else "do not run", result))
+    return result
+
+
+def _kvm_probe(folder: Path, seconds: float = 10) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        console = Path(tmp) / "console"
+        argv = [
+            "qemu-system-x86_64",
+            "-accel",
+            "kvm",
+            "-m",
+            "512",
+            "-kernel",
+            str(folder / "vmlinuz"),
+            "-append",
+            "console=ttyS0 panic=-1",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            f"file:{console}",
+            "-no-reboot",
+        ]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and proc.poll() is None:
+                if console.exists() and b"Linux version" in console.read_bytes():
+                    return True
+                time.sleep(0.5)
+            return False
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument(
+        "--name",
+        default=os.environ.get("LUNSAFE_LAB_NAME", "default"),
+        help="lab name: two labs with different names run side by side",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build", help="build the guest image unless the cached one matches the recipe")
+    p.add_argument("--force", action="store_true")
+    sub.add_parser("key", help="print the recipe hash (the cache key)")
+    p = sub.add_parser("up", help="boot, wait for SSH, provision the array")
+    p.add_argument("--luns", type=int, default=4)
+    p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"))
+    p.add_argument("--boot-timeout", type=float, default=180)
+    p.add_argument("--watch-pid", type=int, help="stop the VM when this process exits")
+    sub.add_parser("down", help="stop the VM (idempotent)")
+    sub.add_parser("info", help="print the running lab's JSON description")
+    p = sub.add_parser("ssh", help="run a command in the guest")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p = sub.add_parser("array", help="act as the array: setup|reset|map|unmap|reuse|portal|status ...")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    lab = Lab(args.name)
+    try:
+        if args.command == "build":
+            print(build_image(force=args.force))
+        elif args.command == "key":
+            print(recipe_key())
+        elif args.command == "up":
+            print(
+                json.dumps(
+                    lab.up(luns=args.luns, accel=args.accel, boot_timeout=args.boot_timeout, watch_pid=args.watch_pid),
+                    indent=2,
+                )
+            )
+        elif args.command == "down":
+            lab.down()
+        elif args.command == "info":
+            print(json.dumps(lab.info(), indent=2))
+        elif args.command == "ssh":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            proc = lab.ssh(cmd, check=False, timeout=600)
+            sys.stdout.write(proc.stdout)
+            sys.stderr.write(proc.stderr)
+            return proc.returncode
+        elif args.command == "array":
+            print(json.dumps(lab.array(args.args), indent=2))
+    except LabError as exc:
+        print(f"lab.py: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
