@@ -24,7 +24,6 @@ __all__ = [
     "LockTimeout",
     "LunsafeError",
     "ParseError",
-    "ScriptMismatch",
     "ToolError",
     "ToolTimeout",
     "WaitTimeout",
@@ -175,7 +174,3 @@ class WaitTimeout(LunsafeError):
         self.waited_for = waited_for
         self.timeout = timeout
         self.last_observed = last_observed
-
-
-class ScriptMismatch(LunsafeError):
-    """A scripted (fake) runner received a command it was not told to expect."""

@@ -262,7 +262,7 @@ class Portal(NamedTuple):
 
     def key(self) -> Tuple[str, int]:
         """A comparison key: IP addresses in canonical form, host names lower-cased."""
-        address, _, zone = self.address.partition("%")
+        address, _separator, zone = self.address.partition("%")
         try:
             canonical = str(ipaddress.ip_address(address))
         except ValueError:

@@ -117,8 +117,8 @@ MAP_FIELDS: Tuple[Tuple[str, str], ...] = (
     ("dm_state", "%t"),
     ("features", "%f"),
 )
-PATH_FORMAT = FIELD_SEP.join(wildcard for _, wildcard in PATH_FIELDS)
-MAP_FORMAT = FIELD_SEP.join(wildcard for _, wildcard in MAP_FIELDS)
+PATH_FORMAT = FIELD_SEP.join(wildcard for _field_name, wildcard in PATH_FIELDS)
+MAP_FORMAT = FIELD_SEP.join(wildcard for _field_name, wildcard in MAP_FIELDS)
 
 # multipathd exits 1 when it answers "fail" or cannot be reached: classify the reply.
 MULTIPATHD_OK_RCS: Tuple[int, ...] = (0, 1)
@@ -543,7 +543,7 @@ class _Tokens:
 
     def take_counted(self) -> List[str]:
         """A ``<count> <arg>...`` group."""
-        return [self.take() for _ in range(self.take_int())]
+        return [self.take() for _item in range(self.take_int())]
 
 
 def _multipath_lines(text: str) -> List[List[str]]:
@@ -587,13 +587,13 @@ def parse_dmsetup_status(text: str) -> DmMultipathStatus:
             cursor.take_counted()  # selector group arguments
             path_count = cursor.take_int()
             info_args = cursor.take_int()
-            for _ in range(path_count):
+            for _path in range(path_count):
                 devt = cursor.take()
                 flag = cursor.take()
                 if flag not in ("A", "F"):
                     raise ParseError(f"dmsetup status path flag is {flag!r}, not A or F", text=" ".join(tokens))
                 fail_count = cursor.take_int()
-                for _ in range(info_args):
+                for _info_arg in range(info_args):
                     cursor.take()
                 paths.append(DmPathStatus(devt=devt, active=flag == "A", fail_count=fail_count, group=group))
     return DmMultipathStatus(paths=tuple(paths), queued_io=queued_io)
@@ -613,7 +613,7 @@ class DmMultipathTable:
 
     @property
     def devts(self) -> Tuple[str, ...]:
-        return tuple(devt for _, devts in self.groups for devt in devts)
+        return tuple(devt for _selector, devts in self.groups for devt in devts)
 
     def to_dict(self) -> Dict[str, object]:
         return {
@@ -639,15 +639,15 @@ def parse_dmsetup_table(text: str) -> DmMultipathTable:
         hwhandler.extend(cursor.take_counted())
         group_count = cursor.take_int()
         cursor.take()  # initial group
-        for _ in range(group_count):
+        for _group in range(group_count):
             selector = cursor.take()
             cursor.take_counted()  # selector arguments
             path_count = cursor.take_int()
             path_args = cursor.take_int()
             devts = []
-            for _ in range(path_count):
+            for _path in range(path_count):
                 devts.append(cursor.take())
-                for _ in range(path_args):
+                for _path_arg in range(path_args):
                     cursor.take()
             groups.append((selector, tuple(devts)))
     return DmMultipathTable(features=tuple(features), hwhandler=tuple(hwhandler), groups=tuple(groups))

@@ -22,10 +22,10 @@ Every external command goes through Runner.run():
 * ``$VAR`` and ``~`` in arguments are NOT expanded (expand_user_and_vars=False):
   a CHAP secret containing "$HOME" must reach iscsiadm unchanged.
 
-ScriptedRunner implements the same CommandRunner protocol from a script of
-(rc, stdout, stderr) answers and records every argv: unit tests of modules use it
-instead of mocking subprocess.  It applies the very same rc/timeout/redaction
-policy as the real runner.
+Unit tests use a scripted fake of the CommandRunner protocol instead of mocking
+subprocess: ScriptedRunner in tests/unit/plugins/module_utils/runner_fake.py.  It
+derives from PolicyRunner, so it applies the very same rc/timeout/redaction policy
+as the real runner.
 """
 
 from __future__ import annotations
@@ -43,13 +43,11 @@ from typing import (
     Sequence,
     Set,
     Tuple,
-    Union,
 )
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     REDACTED,
     InputError,
-    ScriptMismatch,
     ToolError,
     ToolTimeout,
     redact_text,
@@ -63,11 +61,9 @@ __all__ = [
     "CommandResult",
     "CommandRunner",
     "ModuleLike",
-    "RecordedCall",
+    "PolicyRunner",
     "Runner",
-    "ScriptedRunner",
     "Secret",
-    "Step",
     "format_cmd",
     "format_seconds",
     "secrets_in",
@@ -146,7 +142,7 @@ class ModuleLike(Protocol):
 
 
 class CommandRunner(Protocol):
-    """What modules and helpers depend on: Runner in production, ScriptedRunner in tests."""
+    """What modules and helpers depend on: Runner in production, a scripted fake in unit tests."""
 
     def run(
         self,
@@ -161,8 +157,8 @@ class CommandRunner(Protocol):
     def has_tool(self, name: str) -> bool: ...
 
 
-class _PolicyRunner:
-    """The policy shared by the real and the scripted runner."""
+class PolicyRunner:
+    """The rc/timeout/redaction policy shared by Runner and the scripted test fake."""
 
     def __init__(self, *, default_timeout: float, redact: Iterable[str]) -> None:
         format_seconds(default_timeout)  # validate early
@@ -222,7 +218,7 @@ def _first_line(text: str) -> str:
     return ""
 
 
-class Runner(_PolicyRunner):
+class Runner(PolicyRunner):
     """Runs commands through an AnsibleModule with a deadline, C locale and redaction."""
 
     def __init__(
@@ -308,106 +304,6 @@ class Runner(_PolicyRunner):
             rc=rc,
             stdout=stdout or "",
             stderr=stderr or "",
-            ok_rcs=ok_rcs,
-            timeout=deadline,
-            sensitive_output=sensitive_output,
-        )
-
-
-@dataclass(frozen=True)
-class Step:
-    """One scripted answer; ``argv=None`` accepts any command."""
-
-    rc: int = 0
-    stdout: str = ""
-    stderr: str = ""
-    argv: Optional[Tuple[str, ...]] = None
-
-
-@dataclass(frozen=True)
-class RecordedCall:
-    """A command the scripted runner received (plain strings, secrets included)."""
-
-    argv: Tuple[str, ...]
-    ok_rcs: Tuple[int, ...]
-    timeout: float
-    data: Optional[str]
-
-
-StepLike = Union[Step, Tuple[int, str, str], Tuple[Sequence[str], int, str, str]]
-
-
-def _to_step(item: StepLike) -> Step:
-    if isinstance(item, Step):
-        return item
-    if len(item) == 3:
-        rc, out, err = item
-        return Step(rc=int(rc), stdout=str(out), stderr=str(err))
-    argv, rc, out, err = item
-    return Step(rc=int(rc), stdout=str(out), stderr=str(err), argv=tuple(argv))
-
-
-class ScriptedRunner(_PolicyRunner):
-    """A CommandRunner that answers from a script and records what it was asked.
-
-    ``script`` items are ``Step``, ``(rc, stdout, stderr)`` or
-    ``(argv, rc, stdout, stderr)``; an argv given in the script must match exactly,
-    otherwise ScriptMismatch is raised, as it is when the script runs out.
-    ``missing_tools`` makes has_tool() false for those names.
-    """
-
-    def __init__(
-        self,
-        script: Iterable[StepLike] = (),
-        *,
-        missing_tools: Collection[str] = (),
-        redact: Iterable[str] = (),
-        default_timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(default_timeout=default_timeout, redact=redact)
-        self._steps = [_to_step(item) for item in script]
-        self.missing_tools = frozenset(missing_tools)
-        self.calls: List[RecordedCall] = []
-
-    @property
-    def remaining(self) -> List[Step]:
-        """Scripted answers not consumed yet."""
-        return list(self._steps)
-
-    @property
-    def argvs(self) -> List[List[str]]:
-        """The argv of every call so far, as plain lists."""
-        return [list(call.argv) for call in self.calls]
-
-    def has_tool(self, name: str) -> bool:
-        return name not in self.missing_tools
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        ok_rcs: Collection[int] = (0,),
-        timeout: Optional[float] = None,
-        data: Optional[str] = None,
-        sensitive_output: bool = False,
-    ) -> CommandResult:
-        deadline = self.default_timeout if timeout is None else timeout
-        format_seconds(deadline)
-        plain = tuple(str(a) for a in argv)
-        self.calls.append(RecordedCall(argv=plain, ok_rcs=tuple(ok_rcs), timeout=deadline, data=data))
-        secrets = self._secrets_for(argv)
-        if not self._steps:
-            raise ScriptMismatch(f"unexpected command, the script is exhausted: {format_cmd(argv, secrets)}")
-        step = self._steps.pop(0)
-        if step.argv is not None and step.argv != plain:
-            raise ScriptMismatch(
-                f"unexpected command: {format_cmd(argv, secrets)}; expected: {format_cmd(step.argv, secrets)}"
-            )
-        return self._finish(
-            display_argv=argv,
-            rc=step.rc,
-            stdout=step.stdout,
-            stderr=step.stderr,
             ok_rcs=ok_rcs,
             timeout=deadline,
             sensitive_output=sensitive_output,

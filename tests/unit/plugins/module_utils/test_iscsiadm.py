@@ -10,7 +10,8 @@ import pytest
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
 from ansible_collections.lunsafe.san.plugins.module_utils._iscsiadm import Portal, parse_portal
-from ansible_collections.lunsafe.san.plugins.module_utils._runner import ScriptedRunner, Secret, secrets_in
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import Secret, secrets_in
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IQN = "iqn.2003-01.org.linux-iscsi.lab:target"

@@ -11,19 +11,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     InputError,
-    ScriptMismatch,
     ToolError,
     ToolTimeout,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import (
     LOCALE_ENV,
     Runner,
-    ScriptedRunner,
     Secret,
-    Step,
     format_cmd,
     format_seconds,
     secrets_in,
+)
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import (
+    ScriptedRunner,
+    ScriptMismatch,
+    Step,
 )
 
 BINS = {"timeout": "/usr/bin/timeout", "iscsiadm": "/usr/sbin/iscsiadm", "multipathd": "/usr/sbin/multipathd"}
@@ -71,7 +73,7 @@ def test_per_call_timeout_and_kill_after() -> None:
 def test_binaries_are_resolved_once_and_required() -> None:
     module = FakeModule([(0, "", "")] * 3)
     runner = Runner(module)
-    for _ in range(3):
+    for _call in range(3):
         runner.run(["iscsiadm", "-m", "session"])
     assert module.bin_lookups.count(("iscsiadm", True)) == 1
     assert module.bin_lookups.count(("timeout", True)) == 1

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
@@ -81,7 +81,7 @@ def test_backoff_with_cap() -> None:
 
 
 def test_describe_can_use_the_observation() -> None:
-    clock, sleep, _ = fake_time()
+    clock, sleep, _sleeps = fake_time()
     with pytest.raises(WaitTimeout, match="paths of mpatha to go, still 2"):
         wait_until(
             lambda: None,
@@ -93,7 +93,7 @@ def test_describe_can_use_the_observation() -> None:
 
 
 def test_retry_on_transient_errors_and_report_them() -> None:
-    clock, sleep, _ = fake_time()
+    clock, sleep, _sleeps = fake_time()
 
     def busy() -> bool:
         raise ToolTimeout("multipathd timeout", cmd="multipathd show paths", rc=124, timeout=5)
@@ -102,7 +102,7 @@ def test_retry_on_transient_errors_and_report_them() -> None:
         wait_until(busy, timeout=1, retry_on=(ToolTimeout,), clock=clock, sleep=sleep)
     assert info.value.last_observed == "ToolTimeout: multipathd timeout"
 
-    answers = iter([ToolTimeout("x", cmd="c", rc=124, timeout=1), "ok"])
+    answers: Iterator[Union[ToolTimeout, str]] = iter([ToolTimeout("x", cmd="c", rc=124, timeout=1), "ok"])
 
     def flaky() -> str:
         answer = next(answers)
@@ -139,7 +139,7 @@ def test_invalid_arguments(kwargs: dict) -> None:
 
 
 def test_deadline() -> None:
-    clock, sleep, _ = fake_time()
+    clock, sleep, _sleeps = fake_time()
     deadline = Deadline(3, clock=clock)
     assert deadline.remaining() == 3 and not deadline.expired()
     sleep(2)
