@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -30,12 +29,8 @@ def lab() -> lab_module.Lab:
 
 @pytest.fixture(scope="session")
 def collections_root() -> Iterator[Path]:
-    """A collection root holding this checkout as lunsafe.san, so playbooks use the code under test."""
-    with tempfile.TemporaryDirectory(prefix="lunsafe-collections-") as tmp:
-        parent = Path(tmp) / "ansible_collections" / "lunsafe"
-        parent.mkdir(parents=True)
-        (parent / "san").symlink_to(REPO)
-        yield Path(tmp)
+    with lab_module.collections_root() as root:
+        yield root
 
 
 class Playbook:
@@ -43,28 +38,10 @@ class Playbook:
         self.lab = lab
         self.collections_root = collections_root
 
-    def env(self) -> dict:
-        env = dict(os.environ)
-        env.update(
-            ANSIBLE_COLLECTIONS_PATH=str(self.collections_root),
-            ANSIBLE_ROLES_PATH=str(REPO / "tests" / "integration" / "targets") + ":" + str(REPO / "roles"),
-            ANSIBLE_PIPELINING="True",
-            ANSIBLE_HOST_KEY_CHECKING="False",
-            ANSIBLE_INJECT_FACT_VARS="False",
-            ANSIBLE_RETRY_FILES_ENABLED="False",
-            ANSIBLE_FORCE_COLOR="False",
-            ANSIBLE_NOCOLOR="True",
-            ANSIBLE_STDOUT_CALLBACK="default",
-            ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
-            ANSIBLE_DISPLAY_SKIPPED_HOSTS="False",
-            ANSIBLE_TIMEOUT="30",
-        )
-        return env
-
     def run(self, playbook: Path, *extra: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-        inventory = self.lab.state / "inventory.ini"
-        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook), *extra]
-        return subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False)
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), *extra]
+        env = lab_module.playbook_env(self.lab, self.collections_root)
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")

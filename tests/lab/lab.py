@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -479,7 +480,13 @@ class Lab:
         proc = self.ssh(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", *argv], timeout=timeout)
         return json.loads(proc.stdout)
 
-    def down(self) -> bool:
+    def down(self, purge: bool = False) -> bool:
+        stopped = self._stop()
+        if purge:
+            shutil.rmtree(self.state, ignore_errors=True)
+        return stopped
+
+    def _stop(self) -> bool:
         pid = self.pid()
         if pid is None:
             (self.state / "overlay.qcow2").unlink(missing_ok=True)
@@ -495,6 +502,47 @@ class Lab:
         self.info_file.unlink(missing_ok=True)
         log(f"lab {self.name!r} stopped (pid {pid})")
         return True
+
+
+def playbook_env(lab: Lab, collections_root: Path) -> dict:
+    """Environment for ansible-playbook against the lab: this checkout as lunsafe.san, SSH pipelining,
+    facts only under ansible_facts (as ansible-core 2.20 will have it)."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(collections_root),
+        ANSIBLE_ROLES_PATH=f"{REPO / 'tests' / 'integration' / 'targets'}:{REPO / 'roles'}",
+        ANSIBLE_INVENTORY=str(lab.state / "inventory.ini"),
+        ANSIBLE_PIPELINING="True",
+        ANSIBLE_HOST_KEY_CHECKING="False",
+        ANSIBLE_INJECT_FACT_VARS="False",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_NOCOLOR="True",
+        ANSIBLE_CALLBACK_RESULT_FORMAT="yaml",
+        ANSIBLE_DISPLAY_SKIPPED_HOSTS="False",
+        ANSIBLE_TIMEOUT="30",
+        ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def collections_root() -> Iterator[Path]:
+    """A temporary collection root holding this checkout as lunsafe.san (the code under test)."""
+    with tempfile.TemporaryDirectory(prefix="lunsafe-collections-") as tmp:
+        parent = Path(tmp) / "ansible_collections" / "lunsafe"
+        parent.mkdir(parents=True)
+        (parent / "san").symlink_to(REPO)
+        yield Path(tmp)
+
+
+def run_playbook(lab: Lab, argv: list[str]) -> int:
+    ansible_playbook = shutil.which("ansible-playbook", path=str(REPO / ".venv" / "bin")) or shutil.which(
+        "ansible-playbook"
+    )
+    if not ansible_playbook:
+        raise LabError("ansible-playbook not found: run scripts/setup-venv first")
+    with collections_root() as root:
+        return subprocess.call([ansible_playbook, *argv], env=playbook_env(lab, root))
 
 
 def _free_port() -> int:
@@ -571,7 +619,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"))
     p.add_argument("--boot-timeout", type=float, default=180)
     p.add_argument("--watch-pid", type=int, help="stop the VM when this process exits")
-    sub.add_parser("down", help="stop the VM (idempotent)")
+    p = sub.add_parser("down", help="stop the VM (idempotent)")
+    p.add_argument("--purge", action="store_true", help="also remove the lab's state folder")
+    p = sub.add_parser("playbook", help="run ansible-playbook against the lab with this checkout as lunsafe.san")
+    p.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser("info", help="print the running lab's JSON description")
     p = sub.add_parser("ssh", help="run a command in the guest")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -592,7 +643,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         elif args.command == "down":
-            lab.down()
+            lab.down(purge=args.purge)
+        elif args.command == "playbook":
+            lab.info()
+            return run_playbook(lab, args.args[1:] if args.args[:1] == ["--"] else args.args)
         elif args.command == "info":
             print(json.dumps(lab.info(), indent=2))
         elif args.command == "ssh":
