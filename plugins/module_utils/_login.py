@@ -1,0 +1,221 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE to lunsafe.san. It may change without notice.
+
+"""iSCSI node records and sessions: the login half of an attach, and the logout half of a detach.
+
+Pure planning (what a node record must hold, which keys differ) is separate from the calls that
+apply it through the runner seam. ``node.session.scan = manual`` is always part of the wanted record
+and is written before any login, so a login never scans the target's LUNs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError
+from ansible_collections.lunsafe.san.plugins.module_utils._iscsiadm import Portal
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
+
+__all__ = [
+    "Chap",
+    "LoginError",
+    "NodeChange",
+    "apply_node",
+    "discover",
+    "login",
+    "logout",
+    "plan_node",
+    "read_node",
+    "remove_node",
+    "wanted_node_settings",
+]
+
+SCAN_KEY = "node.session.scan"
+# iscsid retries an initial login this many times (each up to the login timeout, 15 s by default)
+# before giving up: the default of 8 makes an unreachable portal block for two minutes.
+LOGIN_RETRY_KEY = "node.session.initial_login_retry_max"
+
+
+class LoginError(LunsafeError):
+    """A login failed; ``rc_name`` says how (auth failure, time-out, unreachable portal...)."""
+
+
+@dataclass(frozen=True)
+class Chap:
+    """CHAP credentials; ``*_in`` are the target's credentials for mutual CHAP."""
+
+    username: str
+    password: str
+    username_in: Optional[str] = None
+    password_in: Optional[str] = None
+
+    def settings(self, *, prefix: str) -> Dict[str, str]:
+        values = {
+            f"{prefix}.authmethod": "CHAP",
+            f"{prefix}.username": self.username,
+            f"{prefix}.password": self.password,
+        }
+        if self.username_in is not None and self.password_in is not None:
+            values[f"{prefix}.username_in"] = self.username_in
+            values[f"{prefix}.password_in"] = self.password_in
+        return values
+
+    def secrets(self) -> List[str]:
+        return [s for s in (self.password, self.password_in) if s]
+
+
+def wanted_node_settings(
+    *,
+    chap: Optional[Chap],
+    startup: str,
+    login_retries: int,
+    extra: Optional[Mapping[str, str]] = None,
+) -> Dict[str, str]:
+    """The keys lunsafe.san manages on a node record, manual scan always among them."""
+    wanted: Dict[str, str] = {SCAN_KEY: "manual", "node.startup": startup, LOGIN_RETRY_KEY: str(login_retries)}
+    if chap is not None:
+        wanted.update(chap.settings(prefix="node.session.auth"))
+    for key, value in (extra or {}).items():
+        iscsiadm.validate_setting_key(key, prefix="node.")
+        wanted[key] = value
+    return wanted
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """What must happen to one node record: create it and/or update these keys."""
+
+    target: str
+    portal: Portal
+    iface: Optional[str]
+    create: bool
+    updates: Tuple[Tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def changed(self) -> bool:
+        return self.create or bool(self.updates)
+
+    def to_dict(self) -> Dict[str, object]:
+        """For results and diffs: secret values never appear, only the names of keys that change."""
+        return {
+            "target": self.target,
+            "portal": self.portal.for_iscsiadm(),
+            "iface": self.iface,
+            "create": self.create,
+            "update_keys": [key for key, _value in self.updates],
+        }
+
+
+def plan_node(
+    *,
+    target: str,
+    portal: Portal,
+    iface: Optional[str],
+    current: Optional[Mapping[str, str]],
+    wanted: Mapping[str, str],
+) -> NodeChange:
+    """Compare a record (None when absent) with the wanted keys; pure."""
+    if current is None:
+        return NodeChange(target=target, portal=portal, iface=iface, create=True, updates=tuple(sorted(wanted.items())))
+    updates = tuple(sorted((k, v) for k, v in wanted.items() if current.get(k) != v))
+    return NodeChange(target=target, portal=portal, iface=iface, create=False, updates=updates)
+
+
+def read_node(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional[str]) -> Optional[Dict[str, str]]:
+    """The node record with secrets shown (to compare them), or None when there is none."""
+    result = runner.run(
+        iscsiadm.node_show(target=target, portal=portal, iface=iface, show_secrets=True),
+        ok_rcs=iscsiadm.QUERY_OK_RCS,
+        sensitive_output=True,
+    )
+    if iscsiadm.is_absent(result.rc):
+        return None
+    return iscsiadm.parse_node_record(result.stdout)
+
+
+def apply_node(runner: CommandRunner, change: NodeChange) -> None:
+    """Create the record if needed, then write the differing keys (manual scan first of all)."""
+    if change.create:
+        runner.run(iscsiadm.node_new(target=change.target, portal=change.portal, iface=change.iface))
+    ordered = sorted(change.updates, key=lambda item: (item[0] != SCAN_KEY, item[0]))
+    for key, value in ordered:
+        runner.run(
+            iscsiadm.node_update(target=change.target, portal=change.portal, iface=change.iface, key=key, value=value)
+        )
+
+
+def remove_node(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional[str]) -> bool:
+    """Delete a node record; False when there was none."""
+    result = runner.run(iscsiadm.node_delete(target=target, portal=portal, iface=iface), ok_rcs=iscsiadm.LOGOUT_OK_RCS)
+    return not iscsiadm.is_absent(result.rc)
+
+
+def login(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional[str], timeout: float) -> bool:
+    """Log in; True when a session was created, False when it existed (rc 15)."""
+    argv = iscsiadm.login(target=target, portal=portal, iface=iface)
+    try:
+        result = runner.run(argv, ok_rcs=iscsiadm.LOGIN_OK_RCS, timeout=timeout)
+    except ToolError as exc:
+        rc = exc.details.get("rc")
+        if isinstance(rc, int) and rc in iscsiadm.EXIT_CODES:
+            raise LoginError(
+                f"login to {target} at {portal.for_iscsiadm()} failed: {iscsiadm.describe_rc(rc)}",
+                cmd=exc.details.get("cmd"),
+                rc=rc,
+                rc_name=iscsiadm.rc_name(rc),
+                stderr=exc.details.get("stderr"),
+                target=target,
+                portal=portal.for_iscsiadm(),
+            ) from None
+        raise
+    return not iscsiadm.is_already(result.rc)
+
+
+def logout(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional[str], timeout: float) -> bool:
+    """Log out of one (target, portal); False when there was no session."""
+    result = runner.run(
+        iscsiadm.logout(target=target, portal=portal, iface=iface), ok_rcs=iscsiadm.LOGOUT_OK_RCS, timeout=timeout
+    )
+    return not iscsiadm.is_absent(result.rc)
+
+
+def discover(
+    runner: CommandRunner,
+    *,
+    portal: Portal,
+    iface: Optional[str],
+    chap: Optional[Chap],
+    timeout: float,
+) -> List[iscsiadm.NodeEntry]:
+    """SendTargets discovery that only adds records (never resets or deletes existing ones).
+
+    New records get iscsid.conf defaults, so callers plan node settings (manual scan) afterwards.
+    """
+    runner.run(iscsiadm.discoverydb_new(portal=portal, iface=iface))
+    if chap is not None:
+        for key, value in sorted(chap.settings(prefix="discovery.sendtargets.auth").items()):
+            runner.run(iscsiadm.discoverydb_update(portal=portal, iface=iface, key=key, value=value))
+    result = runner.run(
+        iscsiadm.discoverydb_discover(portal=portal, iface=iface),
+        ok_rcs=iscsiadm.QUERY_OK_RCS,
+        timeout=timeout,
+    )
+    return iscsiadm.parse_node_list(_discovered_lines(result.stdout))
+
+
+def _discovered_lines(text: str) -> str:
+    """``--discover`` prints ``portal,tpgt target`` lines like ``-m node``; keep only those."""
+    return "\n".join(line for line in text.splitlines() if line and not line.startswith("iscsiadm:"))
+
+
+def portals_for_target(nodes: Sequence[iscsiadm.NodeEntry], *, target: str) -> List[Portal]:
+    """The portals discovery reported for one target, in the order reported, without duplicates."""
+    seen: List[Portal] = []
+    for node in nodes:
+        if node.target == target and not any(p.same_as(node.portal) for p in seen):
+            seen.append(node.portal)
+    return seen

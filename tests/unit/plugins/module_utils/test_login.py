@@ -1,0 +1,144 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.lunsafe.san.plugins.module_utils import _login as login_utils
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import ToolTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils._iscsiadm import parse_portal
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
+
+IQN = "iqn.2003-01.org.lunsafe.lab:array"
+PORTAL = parse_portal("127.0.0.1")
+PORTAL6 = parse_portal("[::1]:3260")
+
+RECORD = """# BEGIN RECORD 2.1.8
+node.name = iqn.2003-01.org.lunsafe.lab:array
+node.tpgt = 1
+node.startup = manual
+node.session.scan = auto
+node.session.initial_login_retry_max = 8
+node.session.auth.authmethod = None
+node.session.auth.username = <empty>
+node.session.auth.password = <empty>
+node.conn[0].address = 127.0.0.1
+# END RECORD
+"""
+
+
+def test_wanted_settings_always_hold_manual_scan() -> None:
+    wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2)
+    assert wanted["node.session.scan"] == "manual"
+    assert wanted["node.session.initial_login_retry_max"] == "2"
+    assert not any(key.startswith("node.session.auth") for key in wanted)
+
+
+def test_wanted_settings_with_mutual_chap() -> None:
+    chap = login_utils.Chap(username="u", password="p", username_in="tu", password_in="tp")
+    wanted = login_utils.wanted_node_settings(chap=chap, startup="automatic", login_retries=1)
+    assert wanted["node.session.auth.authmethod"] == "CHAP"
+    assert wanted["node.session.auth.password_in"] == "tp"
+    assert chap.secrets() == ["p", "tp"]
+
+
+def test_wanted_settings_reject_non_node_keys() -> None:
+    with pytest.raises(ValueError, match="node"):
+        login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=1, extra={"discovery.x": "1"})
+
+
+def test_plan_creates_absent_record_with_every_key() -> None:
+    wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2)
+    change = login_utils.plan_node(target=IQN, portal=PORTAL, iface=None, current=None, wanted=wanted)
+    assert change.create and change.changed
+    assert dict(change.updates) == wanted
+
+
+def test_plan_updates_only_differing_keys() -> None:
+    current = {"node.session.scan": "manual", "node.startup": "manual", "node.session.initial_login_retry_max": "8"}
+    wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2)
+    change = login_utils.plan_node(target=IQN, portal=PORTAL, iface=None, current=current, wanted=wanted)
+    assert not change.create
+    assert change.updates == (("node.session.initial_login_retry_max", "2"),)
+
+
+def test_plan_is_empty_when_record_matches() -> None:
+    wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2)
+    change = login_utils.plan_node(target=IQN, portal=PORTAL, iface=None, current=dict(wanted), wanted=wanted)
+    assert not change.changed
+
+
+def test_change_dict_names_keys_but_never_secret_values() -> None:
+    chap = login_utils.Chap(username="user", password="s3cret-pass")
+    wanted = login_utils.wanted_node_settings(chap=chap, startup="manual", login_retries=2)
+    change = login_utils.plan_node(target=IQN, portal=PORTAL, iface=None, current=None, wanted=wanted)
+    shown = change.to_dict()
+    assert "node.session.auth.password" in shown["update_keys"]
+    assert "s3cret-pass" not in repr(shown)
+
+
+def test_read_node_absent_is_none() -> None:
+    runner = ScriptedRunner([(21, "", "iscsiadm: No records found")])
+    assert login_utils.read_node(runner, target=IQN, portal=PORTAL, iface=None) is None
+    assert runner.argvs[0][-1] == "-S"
+
+
+def test_read_node_parses_record() -> None:
+    runner = ScriptedRunner([(0, RECORD, "")])
+    record = login_utils.read_node(runner, target=IQN, portal=PORTAL, iface=None)
+    assert record is not None
+    assert record["node.session.scan"] == "auto"
+    assert record["node.session.auth.username"] == ""
+
+
+def test_apply_writes_manual_scan_before_anything_else() -> None:
+    chap = login_utils.Chap(username="user", password="pw")
+    wanted = login_utils.wanted_node_settings(chap=chap, startup="manual", login_retries=2)
+    change = login_utils.plan_node(target=IQN, portal=PORTAL6, iface=None, current=None, wanted=wanted)
+    runner = ScriptedRunner([(0, "", "")] * (1 + len(wanted)))
+    login_utils.apply_node(runner, change)
+    argvs = runner.argvs
+    assert argvs[0][-2:] == ["-o", "new"]
+    assert argvs[0][argvs[0].index("-p") + 1] == "[::1]:3260"
+    assert argvs[1][-4:] == ["-n", "node.session.scan", "-v", "manual"]
+    assert len(argvs) == 1 + len(wanted)
+
+
+def test_login_created_and_already() -> None:
+    runner = ScriptedRunner([(0, "Login ... successful.", ""), (15, "", "session exists")])
+    assert login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30) is True
+    assert login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30) is False
+
+
+def test_login_auth_failure_is_named() -> None:
+    runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
+    kwargs = info.value.to_fail_kwargs()
+    assert kwargs["rc"] == 24
+    assert kwargs["rc_name"] == "ISCSI_ERR_LOGIN_AUTH_FAILED"
+    assert "authoriz" in kwargs["msg"]
+
+
+def test_login_timeout_is_not_swallowed() -> None:
+    runner = ScriptedRunner([(124, "", "")])
+    with pytest.raises(ToolTimeout):
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=5)
+
+
+def test_logout_without_session() -> None:
+    runner = ScriptedRunner([(21, "", "No matching sessions found"), (0, "", "")])
+    assert login_utils.logout(runner, target=IQN, portal=PORTAL, iface=None, timeout=30) is False
+    assert login_utils.logout(runner, target=IQN, portal=PORTAL, iface=None, timeout=30) is True
+
+
+def test_discover_adds_only_and_parses_portals() -> None:
+    out = "127.0.0.1:3260,1 iqn.2003-01.org.lunsafe.lab:array\n[::1]:3260,1 iqn.2003-01.org.lunsafe.lab:array\n"
+    chap = login_utils.Chap(username="d", password="dp")
+    runner = ScriptedRunner([(0, "", "")] * 4 + [(0, out, "")])
+    nodes = login_utils.discover(runner, portal=PORTAL, iface=None, chap=chap, timeout=20)
+    assert runner.argvs[-1][-3:] == ["--discover", "-o", "new"]
+    assert any("discovery.sendtargets.auth.password" in argv for argv in runner.argvs)
+    portals = login_utils.portals_for_target(nodes, target=IQN)
+    assert [p.for_iscsiadm() for p in portals] == ["127.0.0.1:3260", "[::1]:3260"]
