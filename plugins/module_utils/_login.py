@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError, ToolTimeout
 from ansible_collections.lunsafe.san.plugins.module_utils._iscsiadm import Portal
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 
@@ -38,6 +38,7 @@ SCAN_KEY = "node.session.scan"
 # iscsid retries an initial login this many times (each up to the login timeout, 15 s by default)
 # before giving up: the default of 8 makes an unreachable portal block for two minutes.
 LOGIN_RETRY_KEY = "node.session.initial_login_retry_max"
+CONN_LOGIN_TIMEOUT_KEY = "node.conn[0].timeo.login_timeout"
 
 
 class LoginError(LunsafeError):
@@ -73,10 +74,17 @@ def wanted_node_settings(
     chap: Optional[Chap],
     startup: str,
     login_retries: int,
+    login_timeout: Optional[int] = None,
     extra: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, str]:
-    """The keys lunsafe.san manages on a node record, manual scan always among them."""
+    """The keys lunsafe.san manages on a node record, manual scan always among them.
+
+    With ``login_timeout`` (seconds for a whole login), each of the ``login_retries`` attempts gets an
+    equal share of it (at least 5 s), so iscsid gives up before the caller's deadline does.
+    """
     wanted: Dict[str, str] = {SCAN_KEY: "manual", "node.startup": startup, LOGIN_RETRY_KEY: str(login_retries)}
+    if login_timeout is not None:
+        wanted[CONN_LOGIN_TIMEOUT_KEY] = str(max(5, login_timeout // (login_retries + 1)))
     if chap is not None:
         wanted.update(chap.settings(prefix="node.session.auth"))
     for key, value in (extra or {}).items():
@@ -159,6 +167,16 @@ def login(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional
     argv = iscsiadm.login(target=target, portal=portal, iface=iface)
     try:
         result = runner.run(argv, ok_rcs=iscsiadm.LOGIN_OK_RCS, timeout=timeout)
+    except ToolTimeout as exc:
+        raise LoginError(
+            f"login to {target} at {portal.for_iscsiadm()} did not complete within {timeout:g}s: the portal is "
+            "unreachable or does not answer (check the address, the network path and the target's portal list)",
+            cmd=exc.details.get("cmd"),
+            rc=exc.details.get("rc"),
+            rc_name="timeout",
+            target=target,
+            portal=portal.for_iscsiadm(),
+        ) from None
     except ToolError as exc:
         rc = exc.details.get("rc")
         if isinstance(rc, int) and rc in iscsiadm.EXIT_CODES:

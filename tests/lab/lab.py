@@ -104,8 +104,11 @@ auto lo
 iface lo inet loopback
     up ip addr add 127.0.0.2/8 dev lo || true
 
+# qemu user networking always gives the guest 10.0.2.15; a static address saves the DHCP wait at boot
 auto eth0
-iface eth0 inet dhcp
+iface eth0 inet static
+    address 10.0.2.15/24
+    gateway 10.0.2.2
 """
 
 SSHD_CONF = """\
@@ -150,7 +153,7 @@ def image_ready(folder: Path) -> bool:
 def build_image(force: bool = False) -> Path:
     folder = image_dir()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / ".build.lock", "w") as lock:
+    with open(folder.parent / f".build-{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if image_ready(folder) and not force:
             log(f"image {recipe_key()} cached at {folder}")
@@ -232,10 +235,13 @@ def _build_into(work: Path, start: float) -> None:
     log(f"disk image written (kernel {kernels[-1].name})", start)
 
 
-def _prune_old_images(keep: Path) -> None:
-    for other in keep.parent.iterdir():
-        if other.is_dir() and other != keep and not other.name.startswith("build-") and image_ready(other):
-            shutil.rmtree(other, ignore_errors=True)
+def _prune_old_images(keep: Path, newest: int = 3) -> None:
+    """Keep the few newest images (other checkouts may still boot them); a running VM keeps its base
+    image open, so removing one under it is harmless."""
+    images = [d for d in keep.parent.iterdir() if d.is_dir() and d != keep and image_ready(d)]
+    images.sort(key=lambda d: (d / "READY").stat().st_mtime, reverse=True)
+    for other in images[newest - 1 :]:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- VM

@@ -301,8 +301,11 @@ def cmd_reset(args):
         if os.path.exists(leftover):
             with open(leftover, "w", encoding="ascii") as handle:
                 handle.write("")
-    for lock in glob.glob("/run/lock/lunsafe*") + glob.glob("/var/lock/lunsafe*"):
-        os.unlink(lock)
+    for lock in glob.glob("/run/lock/lunsafe*"):
+        try:
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
     steps.append(run(["multipathd", "reconfigure"], timeout=30))
     _wait_no_iscsi_devices(deadline=time.monotonic() + 30)
     failed = [s for s in steps if isinstance(s, dict) and s.get("rc") not in (None, 0, 21, 5)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _login as login_utils
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import ToolTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolTimeout
 from ansible_collections.lunsafe.san.plugins.module_utils._iscsiadm import parse_portal
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 
@@ -121,10 +121,19 @@ def test_login_auth_failure_is_named() -> None:
     assert "authoriz" in kwargs["msg"]
 
 
-def test_login_timeout_is_not_swallowed() -> None:
+def test_login_timeout_is_a_named_login_error() -> None:
     runner = ScriptedRunner([(124, "", "")])
-    with pytest.raises(ToolTimeout):
+    with pytest.raises(login_utils.LoginError, match="did not complete within 5s") as info:
         login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=5)
+    assert info.value.details["rc_name"] == "timeout"
+    assert isinstance(info.value, LunsafeError) and not isinstance(info.value, ToolTimeout)
+
+
+def test_connection_login_timeout_shares_the_whole_login_timeout() -> None:
+    wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2, login_timeout=30)
+    assert wanted["node.conn[0].timeo.login_timeout"] == "10"
+    short = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2, login_timeout=6)
+    assert short["node.conn[0].timeo.login_timeout"] == "5"
 
 
 def test_logout_without_session() -> None:
