@@ -1,0 +1,395 @@
+#!/usr/bin/python
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: multipath_flush
+short_description: Flush one multipath map, then delete its SCSI paths and make multipathd forget them
+version_added: 0.1.0
+description:
+  - Removes one device-mapper multipath map and its SCSI path devices from the host, in the order os-brick uses
+    on detach, so that nothing hangs and nothing else is touched.
+  - "The map is identified by its dm uuid (C(mpath-<wwid>)), recorded before anything is done and checked again
+    right before every destructive step: the kernel reuses C(dm-N) and C(sdX) names."
+  - Refuses, naming what holds it and changing nothing, when the map or one of its paths is mounted, held by
+    another device (LVM, dm-crypt, kpartx partitions) or open (dm open count from C(dmsetup info)), or when a path
+    is C(blocked) (its session is in recovery, so deleting it could hang). O(force=true) overrides this.
+  - "Order: when the map has no active path and queues I/O (C(queue_if_no_path)), queueing is disabled first
+    (C(multipathd disablequeueing map), and C(dmsetup message ... 0 fail_if_no_path) if the kernel table still
+    queues), which is only done when the map is not open or O(force=true), so that the flush cannot hang;
+    C(multipath -f NAME) with bounded retries; for each former path, C(offline) first if it is blocked (only
+    with O(force=true)), C(1) written to its C(delete) file, a wait until it leaves sysfs and until
+    C(multipathd show paths) no longer lists it, else C(multipathd del path); optionally C(multipath -w WWID)."
+  - If the flush keeps failing, the module fails and leaves the paths in place; with O(force=true) it then tries
+    C(multipathd del map) and C(dmsetup remove --force) as a last resort and says so in RV(forced) and RV(steps).
+  - A map that does not exist is not an error: the module reports RV(found=false) and V(changed=false).
+  - Takes the host lock (O(lock_file)) so that no attach or scan runs between its steps.
+author: lunsafe.san developers (@lunsafe)
+requirements:
+  - Linux with sysfs on C(/sys) and root privileges.
+  - C(dmsetup) (device-mapper), C(multipath) (multipath-tools); C(multipathd) when the daemon runs
+    (without it, queueing is disabled with C(dmsetup) and the multipathd steps are skipped).
+  - C(timeout) (coreutils) bounds every command.
+extends_documentation_fragment:
+  - lunsafe.san._attributes
+  - lunsafe.san._attributes.LOCK
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Runs only read-only commands (C(dmsetup info), C(table), C(status)) and writes nothing, not even to sysfs;
+        returns the steps it would take in RV(plan), and fails exactly as a real run would refuse.
+  diff_mode:
+    support: full
+    details:
+      - The map and its paths before and after.
+  idempotent:
+    support: full
+    details:
+      - Once the map is gone a second run finds nothing and reports V(changed=false).
+options:
+  map:
+    description:
+      - The multipath map to flush, as its name (alias or user friendly name such as V(mpatha)), its WWID, its
+        C(dm-N) kernel name, V(/dev/mapper/NAME) or V(/dev/dm-N).
+      - A device-mapper device that is not a multipath map (an LVM volume, a dm-crypt mapping, a partition) is
+        refused.
+    type: str
+    required: true
+  force:
+    description:
+      - Flush even when the map is mounted, held or open, or a path is blocked; data queued or cached on the map
+        may be lost, and processes using it get I/O errors.
+      - With V(true), a blocked path is set C(offline) before it is deleted, queueing is disabled on a dead
+        open map, and a flush that keeps failing is followed by C(multipathd del map) and C(dmsetup remove
+        --force).
+    type: bool
+    default: false
+  remove_wwid:
+    description:
+      - Also remove the WWID from multipath's wwids file (C(multipath -w)), so that the file does not grow
+        forever with LUNs that will not come back. Also done when the map is already gone but its WWID (given
+        as O(map)) is still listed.
+    type: bool
+    default: false
+  retries:
+    description:
+      - How many times C(multipath -f) is retried after the first attempt fails (for example with C(map in
+        use) while udev or multipathd still has it open for a moment).
+    type: int
+    default: 3
+  retry_interval:
+    description:
+      - Seconds between two flush attempts.
+    type: float
+    default: 2
+  command_timeout:
+    description:
+      - Seconds each flush or removal command may run before it is killed and counted as a failed attempt.
+    type: float
+    default: 30
+  path_timeout:
+    description:
+      - Seconds to wait for each deleted path to leave sysfs, after which the module fails saying which path
+        is still there.
+    type: float
+    default: 30
+notes:
+  - Processes that opened a path device (C(/dev/sdX)) directly, instead of the map, are not detected; a
+    mount of a path device is.
+  - Without pyudev or udev settle: every wait polls sysfs and multipathd with a deadline.
+seealso:
+  - module: lunsafe.san.multipath_faulty_facts
+    description: Find dead and queueing maps and faulty paths to flush.
+  - module: lunsafe.san.iscsi_lun_attach
+    description: Attach and detach whole LUNs (login, targeted scan, identity checks, logout).
+  - module: lunsafe.san.scsi_targeted_scan
+    description: Scan exactly one LUN, the reverse of this module's path deletion.
+  - name: multipathd(8)
+    description: The multipathd commands used (disablequeueing, del path, del map, show paths).
+    link: https://man7.org/linux/man-pages/man8/multipathd.8.html
+"""
+
+EXAMPLES = r"""
+- name: Flush the map of a LUN about to be unmapped on the array
+  lunsafe.san.multipath_flush:
+    map: 36001405a1b2c3d4e5f60718293a4b5c6
+    remove_wwid: true
+
+- name: See what flushing mpatha would do
+  lunsafe.san.multipath_flush:
+    map: /dev/mapper/mpatha
+  check_mode: true
+  register: flush_plan
+
+- name: Clean a dead map whose LUN the array already removed, even if a process still has it open
+  lunsafe.san.multipath_flush:
+    map: mpathb
+    force: true
+    lock_file: /var/lib/nova/tmp/os-brick-connect_volume
+"""
+
+RETURN = r"""
+found:
+  description: Whether O(map) named an existing multipath map when the module started.
+  returned: always
+  type: bool
+  sample: true
+map:
+  description: The map as identified before acting; empty when not found.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The map name (alias, user friendly name or WWID).
+      type: str
+      sample: mpatha
+    dm:
+      description: The kernel name it had.
+      type: str
+      sample: dm-0
+    uuid:
+      description: The dm uuid every step checked.
+      type: str
+      sample: mpath-36001405a1b2c3d4e5f60718293a4b5c6
+    wwid:
+      description: The WWID.
+      type: str
+      sample: 36001405a1b2c3d4e5f60718293a4b5c6
+  sample: {"name": "mpatha", "dm": "dm-0", "uuid": "mpath-36001405a1b2c3d4e5f60718293a4b5c6",
+           "wwid": "36001405a1b2c3d4e5f60718293a4b5c6"}
+paths_removed:
+  description:
+    - The SCSI path devices deleted from the host (in check mode, those that would be).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"hctl": "2:0:0:1", "device": "sda", "wwid": "36001405a1b2c3d4e5f60718293a4b5c6"}]
+plan:
+  description:
+    - The ordered steps, each with V(action) (V(disable_queueing), V(flush_map), V(offline_path),
+      V(delete_path), V(forget_path), V(remove_wwid)), V(target) (map name, device or WWID), V(hctl) and
+      V(reason). V(forget_path) runs only if multipathd still lists the path after its deletion.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"action": "flush_map", "target": "mpatha", "hctl": null, "reason": "dm-0 mpath-3600..."},
+           {"action": "delete_path", "target": "sda", "hctl": "2:0:0:1", "reason": null}]
+steps:
+  description: What was actually run or written, in order, with return codes; empty in check mode.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"action": "flush_map", "cmd": "/usr/sbin/multipath -f mpatha", "rc": 0, "attempt": 1}]
+holders:
+  description:
+    - What used the map or its paths when the module started, each with V(kind) (V(mount), V(lvm),
+      V(dm-crypt), V(partition), V(dm), V(block)), V(device), V(name) and V(detail).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "mount", "device": "dm-0", "name": "/srv/data", "detail": "ext4 from /dev/mapper/mpatha"}]
+open_count:
+  description: The map's device-mapper open count before acting; null when not found.
+  returned: always
+  type: int
+  sample: 0
+queueing_disabled:
+  description: Whether queueing (C(queue_if_no_path)) was disabled on the dead map before the flush.
+  returned: always
+  type: bool
+  sample: false
+forced:
+  description:
+    - Whether O(force=true) overrode a refusal (holders, mounts, open count, blocked paths) or a last-resort
+      removal (RV(last_resort)) was needed.
+  returned: always
+  type: bool
+  sample: false
+last_resort:
+  description: The last-resort removal used under O(force=true) (V(del_map) or V(dmsetup_remove)), else null.
+  returned: always
+  type: str
+  sample: null
+elapsed_seconds:
+  description: Wall-clock seconds spent with the host lock held.
+  returned: always
+  type: float
+  sample: 1.42
+"""
+
+import os
+import time
+from typing import Any, Dict, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
+    DEFAULT_MOUNTINFO,
+    DEFAULT_WWIDS_FILE,
+    FlushFailed,
+    Observation,
+    Settings,
+    apply_plan,
+    observe,
+    plan_flush,
+    refusal,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner, Runner
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT
+
+# Internal, not options: unit tests point these at files built in tmp_path.
+SYSFS_ROOT = DEFAULT_SYSFS_ROOT
+MOUNTINFO = DEFAULT_MOUNTINFO
+WWIDS_FILE = DEFAULT_WWIDS_FILE
+
+ARGUMENT_SPEC: Dict[str, Any] = {
+    "map": {"type": "str", "required": True},
+    "force": {"type": "bool", "default": False},
+    "remove_wwid": {"type": "bool", "default": False},
+    "retries": {"type": "int", "default": 3},
+    "retry_interval": {"type": "float", "default": 2},
+    "command_timeout": {"type": "float", "default": 30},
+    "path_timeout": {"type": "float", "default": 30},
+    "lock_file": {"type": "path", "default": "/run/lock/lunsafe-san.lock"},
+    "lock_timeout": {"type": "int", "default": 300},
+}
+
+
+def make_runner(module: AnsibleModule) -> CommandRunner:
+    """The command runner (unit tests replace this with a scripted fake)."""
+    return Runner(module, default_timeout=module.params["command_timeout"])
+
+
+def _lock(module: AnsibleModule) -> Optional[HostLock]:
+    """The host lock, or None in check mode when its file does not exist (check mode creates no file)."""
+    path = module.params["lock_file"]
+    if module.check_mode and not os.path.exists(path):
+        return None
+    return HostLock(path, timeout=module.params["lock_timeout"])
+
+
+def _validate(params: Dict[str, Any]) -> None:
+    if not params["map"] or not params["map"].strip():
+        raise InputError("map must name a multipath map, got an empty string", option="map", value=params["map"])
+    if params["retries"] < 0:
+        raise InputError(
+            f"retries must not be negative, got {params['retries']}", option="retries", value=params["retries"]
+        )
+    for option, minimum in (("retry_interval", 0.0), ("command_timeout", 0.001), ("path_timeout", 0.0)):
+        if params[option] < minimum:
+            raise InputError(
+                f"{option} must be at least {minimum:g}, got {params[option]:g}", option=option, value=params[option]
+            )
+
+
+def _describe(observation: Observation) -> Dict[str, Any]:
+    """The diff side for one observation: the map and its paths, or nothing."""
+    identity = observation.identity
+    if identity is None:
+        return {}
+    return {
+        "map": f"{identity.name} ({identity.dm}, {identity.uuid})",
+        "paths": [f"{path.hctl} {path.device}" for path in observation.paths],
+    }
+
+
+def run(module: AnsibleModule) -> Dict[str, Any]:
+    """args -> observe -> plan -> (unless check mode) apply -> observe -> result."""
+    params = module.params
+    _validate(params)
+    runner = make_runner(module)
+    settings = Settings(
+        sysfs_root=SYSFS_ROOT,
+        retries=params["retries"],
+        retry_interval=params["retry_interval"],
+        command_timeout=params["command_timeout"],
+        path_timeout=params["path_timeout"],
+        force=params["force"],
+    )
+    ref = params["map"].strip()
+    lock = _lock(module)
+    start = time.monotonic()
+    if lock is not None:
+        lock.acquire()
+    try:
+        before = observe(ref=ref, runner=runner, sysfs_root=SYSFS_ROOT, mountinfo_path=MOUNTINFO, wwids_file=WWIDS_FILE)
+        plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
+        if plan.refusals and not params["force"]:
+            raise refusal(observation=before, plan=plan)
+        if module.check_mode:
+            after = None
+            steps = []
+            paths_removed = [
+                {"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid} for path in before.paths
+            ]
+            queueing_disabled = False
+            last_resort = None
+            changed = bool(plan.steps)
+        else:
+            try:
+                outcome = apply_plan(plan=plan, observation=before, runner=runner, settings=settings)
+            except LunsafeError as exc:
+                exc.details["changed"] = bool(exc.details.get("done"))
+                exc.details["plan"] = [step.to_dict() for step in plan.steps]
+                raise
+            wwid = before.identity.wwid if before.identity is not None else None
+            after = observe(
+                ref=before.identity.uuid if before.identity is not None else ref,
+                runner=runner,
+                sysfs_root=SYSFS_ROOT,
+                mountinfo_path=MOUNTINFO,
+                wwids_file=WWIDS_FILE,
+                wwid=wwid,
+            )
+            if after.found:
+                raise FlushFailed(
+                    f"map {before.identity.uuid if before.identity else ref} is still present after the flush",
+                    changed=True,
+                    done=outcome.done,
+                )
+            steps = outcome.done
+            for warning in outcome.warnings:
+                module.warn(warning)
+            paths_removed = outcome.paths_removed
+            queueing_disabled = outcome.queueing_disabled
+            last_resort = outcome.last_resort
+            changed = before.found or bool(paths_removed) or (before.wwid_listed and not after.wwid_listed)
+    finally:
+        if lock is not None:
+            lock.release()
+    result: Dict[str, Any] = {
+        "changed": changed,
+        "found": before.found,
+        "map": before.identity.to_dict() if before.identity is not None else {},
+        "paths_removed": paths_removed,
+        "plan": [step.to_dict() for step in plan.steps],
+        "steps": steps,
+        "holders": [holder.to_dict() for holder in before.holders],
+        "open_count": before.open_count,
+        "queueing_disabled": queueing_disabled,
+        "forced": plan.forced or last_resort is not None,
+        "last_resort": last_resort,
+        "elapsed_seconds": round(time.monotonic() - start, 3),
+    }
+    if module._diff:
+        result["diff"] = {"before": _describe(before), "after": _describe(after) if after is not None else {}}
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        result = run(module)
+    except LunsafeError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
