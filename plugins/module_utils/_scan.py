@@ -1,0 +1,678 @@
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur at any time.
+
+"""Targeted SCSI scans: resolve the LUNs asked for, plan one scan-file write per path, write, wait.
+
+The steps are separate so that a module can run them as args -> observe -> plan -> apply -> observe:
+
+* :func:`build_request` validates user input (pure; :class:`InputError` on anything malformed);
+* :func:`plan_scan` resolves the request against one :class:`Snapshot` (pure): which host gets which
+  ``"C T L"`` line, which LUNs already have a device (never scanned again), which sessions are skipped;
+* :func:`apply_plan` writes the lines (and, on request, ``1`` to an existing device's ``rescan`` file);
+* :func:`wait_for_devices` polls sysfs with a deadline until every scanned LUN has its block device;
+* :func:`summarize` compares the snapshots before and after: devices, ``changed``, diff.
+
+Kernel facts relied on (drivers/scsi/scsi_transport_iscsi.c ``iscsi_user_scan``): a write to
+``scsi_host/host<H>/scan`` reaches every session of that host whose target id matches ``T`` (or every
+session if ``T`` is ``-``), on channel 0 only, and only while the session is LOGGED_IN; a named LUN is
+probed with INQUIRY alone (no REPORT LUNS), so nothing else is attached. The scsi_device is created
+during the write; its block device (``sd`` probes asynchronously) a little later. A LUN the array does
+not present leaves nothing behind. Scanning an H:C:T:L that already has a device does not refresh it:
+that needs its ``rescan`` file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError, WaitTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils._hctl import (
+    WILDCARD,
+    Hctl,
+    HctlError,
+    linux_lun,
+    parse_hctl,
+    parse_lun_token,
+    wildcard_scan_line,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
+    IscsiSession,
+    Portal,
+    PortalError,
+    ScsiDevice,
+    Snapshot,
+    parse_portal,
+    read_snapshot,
+    scsi_device_rescan_path,
+    scsi_host_scan_path,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
+
+__all__ = [
+    "ACTION_PENDING",
+    "ACTION_PRESENT",
+    "ACTION_REFRESH",
+    "ACTION_SCAN",
+    "ACTION_SKIP",
+    "WAIT_METHOD",
+    "ResolveError",
+    "ScanItem",
+    "ScanPlan",
+    "ScanRequest",
+    "ScanTimeout",
+    "ScanWriteError",
+    "SysfsWrite",
+    "apply_plan",
+    "build_request",
+    "device_facts",
+    "find_device",
+    "missing_items",
+    "plan_scan",
+    "planned_writes",
+    "summarize",
+    "wait_for_devices",
+    "write_attribute",
+]
+
+#: How waits are done without pyudev: a deadline poll of sysfs.
+WAIT_METHOD = "sysfs-poll"
+
+#: The LUN has no device: write its scan line.
+ACTION_SCAN = "scan"
+#: The LUN already has a block device: nothing is written.
+ACTION_PRESENT = "present"
+#: The LUN already has a block device and ``refresh`` was asked: ``1`` is written to its ``rescan`` file.
+ACTION_REFRESH = "refresh"
+#: A scsi_device exists at the address but has no block device yet: nothing is written, it is waited for.
+ACTION_PENDING = "pending"
+#: The session is not LOGGED_IN: the kernel would ignore the scan, nothing is written.
+ACTION_SKIP = "skip"
+
+_WAIT_ACTIONS = (ACTION_SCAN, ACTION_PENDING)
+_POLL_INTERVAL = 0.05
+_POLL_BACKOFF = 1.5
+_POLL_MAX_INTERVAL = 0.5
+
+
+class ResolveError(LunsafeError):
+    """The request names something the host does not have (no such session, host or target id)."""
+
+
+class ScanWriteError(LunsafeError):
+    """A sysfs write was refused by the kernel (or the file vanished)."""
+
+
+class ScanTimeout(LunsafeError):
+    """Scanned LUNs did not get a block device before the deadline; ``snapshot`` is the last sysfs view."""
+
+    def __init__(self, msg: str, *, snapshot: Snapshot, **details: Any) -> None:
+        super().__init__(msg, **details)
+        self.snapshot = snapshot
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the request
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanRequest:
+    """What the user asked for, validated. Either ``hctls``, or ``target`` with ``luns`` (Linux LUNs)."""
+
+    hctls: Tuple[Hctl, ...] = ()
+    target: Optional[str] = None
+    portals: Tuple[Portal, ...] = ()
+    luns: Tuple[int, ...] = ()
+    array_luns: Tuple[int, ...] = ()
+    addressing: str = "peripheral"
+    allow_wildcard: bool = False
+    refresh: bool = False
+
+
+def _dedupe(values: Iterable[Any]) -> Tuple[Any, ...]:
+    seen: List[Any] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return tuple(seen)
+
+
+def _parse_hctls(hctl: Sequence[Any]) -> Tuple[Hctl, ...]:
+    parsed = []
+    for text in hctl:
+        try:
+            address = parse_hctl(text)
+            address.scan_line()  # the LUN must fit the kernel's 16-character token
+        except HctlError as exc:
+            raise InputError(f"invalid hctl: {exc}", option="hctl", value=text) from None
+        parsed.append(address)
+    return _dedupe(parsed)
+
+
+def _parse_luns(luns: Sequence[Any], addressing: str) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    pairs = []
+    for token in luns:
+        try:
+            number = parse_lun_token(token)
+            pairs.append((number, linux_lun(lun=number, addressing=addressing)))
+        except HctlError as exc:
+            raise InputError(f"invalid LUN: {exc}", option="luns", value=token) from None
+    pairs = list(_dedupe(pairs))
+    return tuple(pair[0] for pair in pairs), tuple(pair[1] for pair in pairs)
+
+
+def _parse_target(target: Any) -> str:
+    if not isinstance(target, str) or not target.strip() or any(char.isspace() for char in target.strip()):
+        raise InputError(
+            f"target must be an iSCSI name such as 'iqn.2003-01.org.example:array', got {target!r}",
+            option="target",
+            value=target,
+        )
+    return target.strip()
+
+
+def build_request(
+    *,
+    hctl: Optional[Sequence[Any]] = None,
+    target: Optional[str] = None,
+    portals: Optional[Sequence[Any]] = None,
+    luns: Optional[Sequence[Any]] = None,
+    lun_addressing: str = "peripheral",
+    allow_wildcard: bool = False,
+    refresh: bool = False,
+) -> ScanRequest:
+    """Validate the user's input; :class:`InputError` names the option and the value it refused.
+
+    Exactly one of ``hctl`` and ``target`` (with ``luns``) must be given. A LUN is never a wildcard:
+    ``allow_wildcard`` only lets channel and target be ``-`` on a session the kernel gives no target id for.
+    """
+    if (hctl is None) == (target is None):
+        raise InputError("give either hctl or target (with luns), not both and not neither", option="hctl", value=hctl)
+    if hctl is not None:
+        if not hctl:
+            raise InputError("hctl must name at least one H:C:T:L address", option="hctl", value=hctl)
+        if luns is not None or portals:
+            raise InputError("luns and portal only go with target, not with hctl", option="luns", value=luns)
+        return ScanRequest(hctls=_parse_hctls(hctl), allow_wildcard=allow_wildcard, refresh=refresh)
+    name = _parse_target(target)
+    if not luns:
+        raise InputError("luns must name at least one LUN of the target", option="luns", value=luns)
+    array_luns, kernel_luns = _parse_luns(luns, lun_addressing)
+    parsed_portals = []
+    for portal in portals or ():
+        try:
+            parsed_portals.append(parse_portal(portal))
+        except PortalError as exc:
+            raise InputError(f"invalid portal: {exc}", option="portal", value=portal) from None
+    return ScanRequest(
+        target=name,
+        portals=_dedupe(parsed_portals),
+        luns=kernel_luns,
+        array_luns=array_luns,
+        addressing=lun_addressing,
+        allow_wildcard=allow_wildcard,
+        refresh=refresh,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanItem:
+    """One LUN on one path: where to write and what is there already.
+
+    ``channel``/``target`` are None when only a wildcard scan can reach the session (``- - L``).
+    """
+
+    host: int
+    channel: Optional[int]
+    target: Optional[int]
+    lun: int
+    action: str
+    sid: Optional[int] = None
+    array_lun: Optional[int] = None
+    reason: str = ""
+
+    @property
+    def hctl(self) -> Optional[Hctl]:
+        if self.channel is None or self.target is None:
+            return None
+        return Hctl(host=self.host, channel=self.channel, target=self.target, lun=self.lun)
+
+    @property
+    def address(self) -> str:
+        """``2:0:0:1``, or ``2:-:-:1`` for a wildcard item."""
+        hctl = self.hctl
+        return str(hctl) if hctl is not None else f"{self.host}:{WILDCARD}:{WILDCARD}:{self.lun}"
+
+    @property
+    def line(self) -> str:
+        """The scan-file line; wildcard channel/target only where the plan allowed it."""
+        return wildcard_scan_line(
+            channel=WILDCARD if self.channel is None else self.channel,
+            target=WILDCARD if self.target is None else self.target,
+            lun=self.lun,
+            allow_wildcard=self.channel is None or self.target is None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanPlan:
+    items: Tuple[ScanItem, ...]
+    sessions: Tuple[IscsiSession, ...]
+
+    def with_action(self, *actions: str) -> Tuple[ScanItem, ...]:
+        return tuple(item for item in self.items if item.action in actions)
+
+
+def _session_label(session: IscsiSession) -> str:
+    portal = session.persistent_portal or session.portal
+    return f"sid {session.sid} (host{session.host}, {portal if portal is not None else 'no portal'}, {session.state})"
+
+
+def _sessions_seen(snapshot: Snapshot) -> List[str]:
+    return [f"{_session_label(session)} {session.targetname}" for session in snapshot.sessions]
+
+
+def _target_sessions(request: ScanRequest, snapshot: Snapshot) -> Tuple[IscsiSession, ...]:
+    target = request.target or ""
+    if not request.portals:
+        sessions = snapshot.sessions_for(targetname=target)
+        if not sessions:
+            raise ResolveError(
+                f"no iSCSI session to target {target}: log in first (sessions seen: "
+                f"{', '.join(_sessions_seen(snapshot)) or 'none'})",
+                target=target,
+                sessions=_sessions_seen(snapshot),
+            )
+        return sessions
+    found: List[IscsiSession] = []
+    for portal in request.portals:
+        sessions = snapshot.sessions_for(targetname=target, portal=portal)
+        if not sessions:
+            raise ResolveError(
+                f"no iSCSI session to target {target} through portal {portal}: log in first (sessions seen: "
+                f"{', '.join(_sessions_seen(snapshot)) or 'none'})",
+                target=target,
+                portal=str(portal),
+                sessions=_sessions_seen(snapshot),
+            )
+        found.extend(session for session in sessions if session not in found)
+    return tuple(sorted(found, key=lambda session: session.sid))
+
+
+def _existing_action(device: Optional[ScsiDevice], refresh: bool) -> Optional[str]:
+    if device is None:
+        return None
+    if device.name is None:
+        return ACTION_PENDING
+    return ACTION_REFRESH if refresh else ACTION_PRESENT
+
+
+def _session_item(
+    *, request: ScanRequest, snapshot: Snapshot, session: IscsiSession, lun: int, array_lun: int
+) -> ScanItem:
+    address = snapshot.scan_address(sid=session.sid)
+    if address is None:
+        if not request.allow_wildcard:
+            raise ResolveError(
+                f"{_session_label(session)} has no target directory yet and the kernel shows no target_id for it: "
+                f"only a wildcard scan '- - {lun}' of host{session.host} could reach it; set allow_wildcard=true "
+                "to allow that (refused anyway when the host carries other sessions)",
+                sid=session.sid,
+                host=session.host,
+            )
+        others = [other.sid for other in snapshot.sessions_on_host(host=session.host) if other.sid != session.sid]
+        if others:
+            raise ResolveError(
+                f"refusing a wildcard scan '- - {lun}' of host{session.host}: it carries sessions "
+                f"{', '.join(str(sid) for sid in [session.sid, *others])} and the scan would probe LUN {lun} "
+                "on all of them",
+                sid=session.sid,
+                host=session.host,
+            )
+        channel: Optional[int] = None
+        target: Optional[int] = None
+    else:
+        _host, channel, target = address
+    item = ScanItem(
+        host=session.host,
+        channel=channel,
+        target=target,
+        lun=lun,
+        sid=session.sid,
+        array_lun=array_lun,
+        action=ACTION_SCAN,
+    )
+    existing = _existing_action(find_device(item=item, snapshot=snapshot), request.refresh)
+    if existing is not None:
+        return dataclasses.replace(item, action=existing)
+    if not session.logged_in:
+        return dataclasses.replace(
+            item,
+            action=ACTION_SKIP,
+            reason=f"session {session.sid} is {session.state or 'in an unknown state'}, "
+            "not LOGGED_IN: the kernel ignores scans of it",
+        )
+    return item
+
+
+def _hctl_session(snapshot: Snapshot, hctl: Hctl) -> Optional[IscsiSession]:
+    """The iSCSI session a scan of ``hctl`` reaches; None for a non-iSCSI host; ResolveError if none does."""
+    host = next((host for host in snapshot.hosts if host.number == hctl.host), None)
+    if host is None:
+        raise ResolveError(
+            f"there is no SCSI host {hctl.host} for {hctl} (hosts seen: "
+            f"{', '.join(f'host{h.number}' for h in snapshot.hosts) or 'none'})",
+            hctl=str(hctl),
+        )
+    sessions = snapshot.sessions_on_host(host=hctl.host)
+    if not sessions:
+        if host.iscsi:
+            raise ResolveError(
+                f"iSCSI host{hctl.host} has no session: a scan of {hctl} would reach nothing", hctl=str(hctl)
+            )
+        return None
+    matching = [s for s in sessions if snapshot.scan_address(sid=s.sid) == hctl.host_channel_target]
+    unknown = [s for s in sessions if snapshot.scan_address(sid=s.sid) is None]
+    if len(matching) == 1:
+        return matching[0]
+    if not matching and len(sessions) == 1 and unknown:
+        return unknown[0]  # the kernel does not say the target id: the only session is the one reached
+    seen = ", ".join(
+        f"{_session_label(s)} at {':'.join(str(n) for n in snapshot.scan_address(sid=s.sid) or ('?',))}"
+        for s in sessions
+    )
+    raise ResolveError(
+        f"no single iSCSI session of host{hctl.host} is at channel {hctl.channel} target {hctl.target}, so a scan "
+        f"of {hctl} would reach nothing or be ambiguous (sessions: {seen})",
+        hctl=str(hctl),
+    )
+
+
+def _hctl_item(*, request: ScanRequest, snapshot: Snapshot, hctl: Hctl) -> ScanItem:
+    session = _hctl_session(snapshot, hctl)
+    item = ScanItem(
+        host=hctl.host,
+        channel=hctl.channel,
+        target=hctl.target,
+        lun=hctl.lun,
+        sid=None if session is None else session.sid,
+        action=ACTION_SCAN,
+    )
+    existing = _existing_action(snapshot.device_at(hctl=hctl), request.refresh)
+    if existing is not None:
+        return dataclasses.replace(item, action=existing)
+    if session is not None and not session.logged_in:
+        return dataclasses.replace(
+            item,
+            action=ACTION_SKIP,
+            reason=f"session {session.sid} is {session.state or 'in an unknown state'}, "
+            "not LOGGED_IN: the kernel ignores scans of it",
+        )
+    return item
+
+
+def plan_scan(*, request: ScanRequest, snapshot: Snapshot) -> ScanPlan:
+    """Resolve the request against ``snapshot`` (freshly read: host and session numbers are reused).
+
+    Raises :class:`ResolveError` when a target, portal, host or session is missing, or when the only way
+    to reach a session would be a wildcard that was not allowed (or that would reach other sessions).
+    """
+    items: List[ScanItem] = []
+    if request.hctls:
+        for hctl in request.hctls:
+            items.append(_hctl_item(request=request, snapshot=snapshot, hctl=hctl))
+        sids = {item.sid for item in items}
+        sessions = tuple(session for session in snapshot.sessions if session.sid in sids)
+    else:
+        sessions = _target_sessions(request, snapshot)
+        for lun, array_lun in zip(request.luns, request.array_luns):
+            for session in sessions:
+                items.append(
+                    _session_item(request=request, snapshot=snapshot, session=session, lun=lun, array_lun=array_lun)
+                )
+    unique = _dedupe(items)
+    if all(item.action == ACTION_SKIP for item in unique):
+        reasons = "; ".join(_dedupe(item.reason for item in unique))
+        raise ResolveError(f"nothing can be scanned: {reasons}", skipped=[item.address for item in unique])
+    return ScanPlan(items=unique, sessions=sessions)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writing
+
+
+@dataclasses.dataclass(frozen=True)
+class SysfsWrite:
+    """One write to sysfs: the exact file and text, and why."""
+
+    kind: str  # "scan" or "rescan"
+    path: str
+    text: str
+    host: int
+    address: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "host": self.host, "path": self.path, "line": self.text, "hctl": self.address}
+
+
+def planned_writes(*, plan: ScanPlan, sysfs_root: str) -> Tuple[SysfsWrite, ...]:
+    """Every write the plan needs, in order, each once (two items can never share a host and line)."""
+    writes: List[SysfsWrite] = []
+    for item in plan.items:
+        if item.action == ACTION_SCAN:
+            write = SysfsWrite(
+                kind="scan",
+                path=scsi_host_scan_path(host=item.host, sysfs_root=sysfs_root),
+                text=item.line,
+                host=item.host,
+                address=item.address,
+            )
+        elif item.action == ACTION_REFRESH and item.hctl is not None:
+            write = SysfsWrite(
+                kind="rescan",
+                path=scsi_device_rescan_path(hctl=item.hctl, sysfs_root=sysfs_root),
+                text="1",
+                host=item.host,
+                address=item.address,
+            )
+        else:
+            continue
+        if write not in writes:
+            writes.append(write)
+    return tuple(writes)
+
+
+def write_attribute(path: str, text: str) -> None:
+    """Write ``text`` to an existing sysfs attribute; never creates a file."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.write(fd, text.encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+def apply_plan(
+    *, plan: ScanPlan, sysfs_root: str, write: Optional[Callable[[str, str], None]] = None
+) -> Tuple[SysfsWrite, ...]:
+    """Do the plan's writes; returns them. :class:`ScanWriteError` names the failed write and the ones done."""
+    writer = write if write is not None else write_attribute
+    done: List[SysfsWrite] = []
+    for item in planned_writes(plan=plan, sysfs_root=sysfs_root):
+        try:
+            writer(item.path, item.text)
+        except OSError as exc:
+            raise ScanWriteError(
+                f"writing '{item.text}' to {item.path} failed: {exc.strerror or exc}",
+                path=item.path,
+                line=item.text,
+                errno=exc.errno,
+                scanned=[w.to_dict() for w in done],
+            ) from None
+        done.append(item)
+    return tuple(done)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# observing and waiting
+
+
+def find_device(*, item: ScanItem, snapshot: Snapshot) -> Optional[ScsiDevice]:
+    """The device an item addresses in ``snapshot`` (a wildcard item: its session's device at that LUN)."""
+    hctl = item.hctl
+    if hctl is not None:
+        return snapshot.device_at(hctl=hctl)
+    if item.sid is None:
+        return None
+    return next((d for d in snapshot.devices_for(sid=item.sid, lun=item.lun) if d.hctl.host == item.host), None)
+
+
+def missing_items(*, plan: ScanPlan, snapshot: Snapshot) -> Tuple[ScanItem, ...]:
+    """Scanned (or pending) items that have no block device in ``snapshot`` yet."""
+    missing = []
+    for item in plan.with_action(*_WAIT_ACTIONS):
+        device = find_device(item=item, snapshot=snapshot)
+        if device is None or device.name is None:
+            missing.append(item)
+    return tuple(missing)
+
+
+def _seen(item: ScanItem, snapshot: Snapshot) -> str:
+    device = find_device(item=item, snapshot=snapshot)
+    if device is None:
+        return f"no device at {item.address}"
+    return f"scsi_device {device.hctl} in state {device.state} without a block device"
+
+
+def wait_for_devices(
+    *,
+    plan: ScanPlan,
+    sysfs_root: str,
+    timeout: float,
+    scanned: Sequence[SysfsWrite] = (),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Tuple[Snapshot, float]:
+    """Poll sysfs until every scanned item has a block device; returns the last snapshot and seconds waited.
+
+    :class:`ScanTimeout` after ``timeout`` seconds names the LUNs still missing, what sysfs showed for
+    them, and the exact lines that were written.
+    """
+    start = clock()
+    last: List[Snapshot] = []
+
+    def poll() -> Optional[Snapshot]:
+        snapshot = read_snapshot(sysfs_root=sysfs_root)
+        last[:] = [snapshot]
+        return None if missing_items(plan=plan, snapshot=snapshot) else snapshot
+
+    try:
+        snapshot = wait_until(
+            poll,
+            timeout=timeout,
+            interval=_POLL_INTERVAL,
+            backoff=_POLL_BACKOFF,
+            max_interval=_POLL_MAX_INTERVAL,
+            describe="block devices",
+            clock=clock,
+            sleep=sleep,
+        )
+    except WaitTimeout:
+        final = last[0] if last else read_snapshot(sysfs_root=sysfs_root)
+        missing = missing_items(plan=plan, snapshot=final)
+        lines = ", ".join(f"host{w.host} '{w.text}'" for w in scanned) or "nothing"
+        seen = "; ".join(_seen(item, final) for item in missing)
+        raise ScanTimeout(
+            f"timed out after {timeout:g}s waiting for the block device of "
+            f"{', '.join(item.address for item in missing)}: {seen}. Scanned: {lines}. The array may not present "
+            "this LUN to this initiator (check its LUN masking), or the LUN number or addressing mode is wrong",
+            timeout=timeout,
+            waited_seconds=round(clock() - start, 3),
+            missing=[item.address for item in missing],
+            scanned=[w.to_dict() for w in scanned],
+            snapshot=final,
+        ) from None
+    return snapshot, clock() - start
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reporting
+
+
+def device_facts(*, device: ScsiDevice, snapshot: Snapshot, new: bool) -> Dict[str, Any]:
+    """The documented ``devices`` entry for one SCSI device."""
+    session = snapshot.session(sid=device.sid) if device.sid is not None else None
+    portal = None
+    if session is not None:
+        side = session.persistent_portal or session.portal
+        portal = None if side is None else str(side)
+    return {
+        "hctl": str(device.hctl),
+        "lun": device.hctl.lun,
+        "name": device.name,
+        "path": None if device.name is None else f"/dev/{device.name}",
+        "wwid": device.wwid,
+        "sysfs_wwid": device.sysfs_wwid,
+        "state": device.state,
+        "size_bytes": device.size_bytes,
+        "read_only": device.read_only,
+        "sid": device.sid,
+        "target": None if session is None else session.targetname,
+        "portal": portal,
+        "new": new,
+    }
+
+
+def _plan_devices(plan: ScanPlan, snapshot: Snapshot) -> List[ScsiDevice]:
+    devices: List[ScsiDevice] = []
+    for item in plan.items:
+        device = find_device(item=item, snapshot=snapshot)
+        if device is not None and device not in devices:
+            devices.append(device)
+    return sorted(devices, key=lambda device: device.hctl)
+
+
+def _diff_text(devices: Sequence[ScsiDevice]) -> str:
+    lines = []
+    for device in devices:
+        name = device.name or "(no block device)"
+        lines.append(f"{device.hctl} {name} {device.wwid or '-'} {device.state or '-'} {device.size_bytes or 0}\n")
+    return "".join(lines)
+
+
+def _identity(device: Optional[ScsiDevice]) -> Optional[Tuple[Any, ...]]:
+    if device is None:
+        return None
+    return (device.name, device.wwid, device.size_bytes, device.read_only)
+
+
+def summarize(*, plan: ScanPlan, before: Snapshot, after: Snapshot) -> Dict[str, Any]:
+    """Result keys from the two snapshots: ``devices`` (each flagged ``new``), ``changed``, ``diff``,
+    ``pending`` (scanned, no block device yet) and ``unrequested`` (other devices that appeared meanwhile)."""
+    devices = []
+    changed = False
+    for device in _plan_devices(plan, after):
+        old = before.device_at(hctl=device.hctl)
+        new = device.name is not None and (old is None or old.name is None)
+        changed = changed or new or (old is not None and _identity(old) != _identity(device))
+        devices.append(device_facts(device=device, snapshot=after, new=new))
+    before_hctls = {device.hctl for device in before.devices}
+    planned = {device.hctl for device in _plan_devices(plan, after)}
+    unrequested = [
+        str(device.hctl) for device in after.devices if device.hctl not in before_hctls and device.hctl not in planned
+    ]
+    return {
+        "changed": changed,
+        "devices": devices,
+        "pending": [item.address for item in missing_items(plan=plan, snapshot=after)],
+        "unrequested": unrequested,
+        "diff": {"before": _diff_text(_plan_devices(plan, before)), "after": _diff_text(_plan_devices(plan, after))},
+    }

@@ -1,0 +1,391 @@
+#!/usr/bin/python
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: scsi_targeted_scan
+short_description: Scan exactly the named SCSI LUNs, never a whole session or host
+version_added: 0.1.0
+description:
+  - Makes the kernel probe only the LUNs you name, on every path (iSCSI session) that leads to them, by writing
+    one C(C T L) line per path to C(/sys/class/scsi_host/host<H>/scan). Then waits for their block devices.
+  - Unlike C(iscsiadm -m session -R), C(rescan-scsi-bus.sh) or the O(community.general.open_iscsi#module:rescan)
+    option of M(community.general.open_iscsi), it sends no REPORT LUNS and attaches nothing that was not asked
+    for, so it cannot bring back a LUN another task is detaching.
+  - LUNs are addressed either by O(hctl), or by iSCSI O(target) name (optionally restricted to some O(portal)s)
+    and O(luns). Sessions, hosts and target ids are read from sysfs at every run, never cached, because the
+    kernel reuses host and session numbers after a logout.
+  - A LUN that already has a block device at that address is not scanned again (that would not refresh it);
+    it is reported, and O(refresh=true) asks the kernel to re-read its size and identity instead.
+  - The module is V(changed) only if a block device appeared (or, with O(refresh=true), a device's size,
+    WWID or read-only flag changed) at the addressed LUNs, comparing sysfs before and after.
+  - Takes the host lock (O(lock_file)) so that it never runs between another attach or detach's steps.
+author: lunsafe.san developers (@lunsafe)
+requirements:
+  - Linux with sysfs mounted on C(/sys); root privileges to write to it.
+  - No external binary and no Python library beyond the standard library; waits poll sysfs with a deadline.
+extends_documentation_fragment:
+  - lunsafe.san._attributes
+  - lunsafe.san._attributes.LOCK
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Writes nothing, not even to sysfs; reports the lines it would write in RV(scanned) and predicts
+        V(changed) when a LUN without a device would be scanned.
+  diff_mode:
+    support: full
+    details:
+      - The devices at the addressed LUNs before and after, one line each.
+  idempotent:
+    support: full
+    details:
+      - A second run finds the devices present and writes nothing.
+options:
+  hctl:
+    description:
+      - SCSI addresses C(H:C:T:L) to scan, each a host, channel, target and Linux LUN number (as in
+        C(/sys/class/scsi_device) and C(multipath -ll)).
+      - The host number must exist; on an iSCSI host, one session must be at that channel and target.
+      - Mutually exclusive with O(target).
+    type: list
+    elements: str
+  target:
+    description:
+      - iSCSI target name (IQN or EUI) whose sessions lead to the LUNs in O(luns). Every session to it is
+        scanned, or only those through O(portal).
+      - The sessions must already exist (log in with node setting C(node.session.scan=manual) first, so that
+        the login itself attaches nothing).
+    type: str
+  portal:
+    description:
+      - Restrict the scan to the sessions logged in through these portals (C(address) or C(address:port);
+        IPv6 as C([address]:port)). Matched against the session's current and persistent address.
+      - Each portal must have a session to O(target).
+    type: list
+    elements: str
+  luns:
+    description:
+      - LUN numbers of O(target), as the array numbers them, in decimal or C(0x) hexadecimal.
+      - Validated before anything is written; refused when negative, longer than the kernel's
+        16-character token, written with leading zeros (the kernel would read them as octal), or the
+        wildcard V(-). A LUN is never a wildcard.
+      - Required with O(target).
+    type: list
+    elements: raw
+  lun_addressing:
+    description:
+      - How an array LUN number maps to the Linux LUN number written to the scan file.
+      - V(peripheral) accepts 0 to 255 unchanged. V(sam2) keeps 0 to 255 and adds 16384 to 256 to 16383 (flat
+        space, so array LUN 256 is Linux LUN 16640). V(sam3_flat) adds 16384 to every LUN. V(transparent) uses
+        the number as the Linux LUN unchanged.
+    type: str
+    choices: [peripheral, transparent, sam2, sam3_flat]
+    default: peripheral
+  allow_wildcard:
+    description:
+      - Allow a C(- - L) scan (wildcard channel and target, the LUN still named) of a session that has no
+        target directory yet on a kernel that does not show the session's C(target_id).
+      - Even then it is refused when the host carries more than one session, since every session of the host
+        would be probed.
+    type: bool
+    default: false
+  refresh:
+    description:
+      - For a LUN that already has a device, write C(1) to its C(rescan) file so that the kernel re-reads its
+        size and identity. A device is never deleted.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait for the block device of every scanned LUN on every path.
+      - With V(false), returns right after the writes; devices still without a block device are listed in
+        RV(pending), and V(changed) reflects only what had appeared by then.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for the block devices, after which the module fails naming the missing LUNs, what
+        sysfs showed for them and the lines it wrote. A LUN the array does not present ends this way.
+    type: float
+    default: 30
+notes:
+  - Without pyudev the waits poll sysfs with a deadline (RV(wait_method) says so); no C(udevadm settle).
+  - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written.
+seealso:
+  - module: lunsafe.san.iscsi_lun_attach
+    description: Log in with manual scan, scan one LUN on every portal and verify its identity.
+  - module: lunsafe.san.multipath_faulty_facts
+    description: Find faulty paths and dead maps, for example those a global rescan left behind.
+  - module: lunsafe.san.multipath_flush
+    description: Flush one multipath map and delete its SCSI paths safely.
+  - name: Linux kernel scsi_transport_iscsi user scan
+    description: The kernel code that turns a scan-file write into a probe of one LUN per matching session.
+    link: https://github.com/torvalds/linux/blob/master/drivers/scsi/scsi_transport_iscsi.c
+"""
+
+EXAMPLES = r"""
+- name: Attach LUN 1 of the array on every session to it (two portals give two paths)
+  lunsafe.san.scsi_targeted_scan:
+    target: iqn.2003-01.org.example:array
+    luns: [1]
+  register: scan
+
+- name: Show the new block devices
+  ansible.builtin.debug:
+    msg: "{{ scan.devices | map(attribute='path') | list }}"
+
+- name: Scan LUN 300 of an array using SAM-2 flat space addressing, through one portal only
+  lunsafe.san.scsi_targeted_scan:
+    target: iqn.2003-01.org.example:array
+    portal: ["192.0.2.10:3260"]
+    luns: [300]
+    lun_addressing: sam2
+    timeout: 60
+
+- name: Scan one address, and refresh its size if it already exists (after an array-side resize)
+  lunsafe.san.scsi_targeted_scan:
+    hctl: ["3:0:0:2"]
+    refresh: true
+
+- name: Share os-brick's lock on an OpenStack compute node
+  lunsafe.san.scsi_targeted_scan:
+    target: iqn.2003-01.org.example:array
+    luns: [4]
+    lock_file: /var/lib/nova/tmp/os-brick-connect_volume
+"""
+
+RETURN = r"""
+devices:
+  description:
+    - The SCSI devices at the addressed LUNs after the run, one per path, sorted by H:C:T:L.
+    - In check mode, the devices that exist already.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    hctl:
+      description: SCSI address C(H:C:T:L).
+      type: str
+      sample: "2:0:0:1"
+    lun:
+      description: Linux LUN number.
+      type: int
+      sample: 1
+    name:
+      description: Kernel block device name; null while the device has none.
+      type: str
+      sample: sdb
+    path:
+      description: Block device path.
+      type: str
+      sample: /dev/sdb
+    wwid:
+      description: WWID as multipath and udev spell it (C(naa.) becomes C(3), C(eui.) becomes C(2)).
+      type: str
+      sample: "36001405d0c5f5e1b0b34b4d9b0e7d5a1"
+    sysfs_wwid:
+      description: The kernel's C(device/wwid) text.
+      type: str
+      sample: naa.6001405d0c5f5e1b0b34b4d9b0e7d5a1
+    state:
+      description: The kernel's device state (V(running), V(offline), V(blocked), ...).
+      type: str
+      sample: running
+    size_bytes:
+      description: Size in bytes.
+      type: int
+      sample: 67108864
+    read_only:
+      description: Whether the block device is read-only.
+      type: bool
+      sample: false
+    sid:
+      description: iSCSI session id; null for a non-iSCSI host.
+      type: int
+      sample: 1
+    target:
+      description: iSCSI target name of the session.
+      type: str
+      sample: iqn.2003-01.org.example:array
+    portal:
+      description: Portal the session logged in to.
+      type: str
+      sample: "127.0.0.1:3260"
+    new:
+      description: Whether the block device appeared during this run.
+      type: bool
+      sample: true
+scanned:
+  description:
+    - The exact sysfs writes, in order. C(kind) is V(scan) (a C(C T L) line to a host's scan file) or
+      V(rescan) (C(1) to a device's rescan file, with O(refresh=true)).
+    - In check mode, the writes that would be done.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: scan, host: 2, path: /sys/class/scsi_host/host2/scan, line: "0 0 1", hctl: "2:0:0:1"}
+    - {kind: scan, host: 3, path: /sys/class/scsi_host/host3/scan, line: "0 0 1", hctl: "3:0:0:1"}
+skipped:
+  description: Addresses not scanned because their session is not logged in, with the reason.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {hctl: "4:0:0:1", reason: "session 3 is FAILED, not LOGGED_IN: the kernel ignores scans of it"}
+pending:
+  description: Addresses scanned that had no block device yet when the module returned (only with O(wait=false)).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+waited_seconds:
+  description: Seconds spent waiting for the block devices.
+  returned: always
+  type: float
+  sample: 0.42
+wait_method:
+  description: How the wait was done; V(sysfs-poll) polls sysfs with a deadline.
+  returned: always
+  type: str
+  sample: sysfs-poll
+"""
+
+import os
+from typing import Any, Dict, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock
+from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
+    ACTION_SCAN,
+    ACTION_SKIP,
+    WAIT_METHOD,
+    ScanTimeout,
+    apply_plan,
+    build_request,
+    plan_scan,
+    planned_writes,
+    summarize,
+    wait_for_devices,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, read_snapshot
+
+# Internal, not an option: the sysfs root. Unit tests point it at a fake tree built in tmp_path.
+SYSFS_ROOT = DEFAULT_SYSFS_ROOT
+
+ARGUMENT_SPEC: Dict[str, Any] = {
+    "hctl": {"type": "list", "elements": "str"},
+    "target": {"type": "str"},
+    "portal": {"type": "list", "elements": "str"},
+    "luns": {"type": "list", "elements": "raw"},
+    "lun_addressing": {
+        "type": "str",
+        "default": "peripheral",
+        "choices": ["peripheral", "transparent", "sam2", "sam3_flat"],
+    },
+    "allow_wildcard": {"type": "bool", "default": False},
+    "refresh": {"type": "bool", "default": False},
+    "wait": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": 30},
+    "lock_file": {"type": "path", "default": "/run/lock/lunsafe-san.lock"},
+    "lock_timeout": {"type": "int", "default": 300},
+}
+
+
+def _lock(module: AnsibleModule) -> Optional[HostLock]:
+    """The host lock, or None in check mode when its file does not exist (check mode creates no file)."""
+    path = module.params["lock_file"]
+    if module.check_mode and not os.path.exists(path):
+        return None
+    return HostLock(path, timeout=module.params["lock_timeout"])
+
+
+def run(module: AnsibleModule) -> Dict[str, Any]:
+    """args -> observe -> plan -> (unless check mode) apply -> observe -> result."""
+    params = module.params
+    if params["timeout"] < 0:
+        raise InputError(
+            f"timeout must not be negative, got {params['timeout']:g}", option="timeout", value=params["timeout"]
+        )
+    request = build_request(
+        hctl=params["hctl"],
+        target=params["target"],
+        portals=params["portal"],
+        luns=params["luns"],
+        lun_addressing=params["lun_addressing"],
+        allow_wildcard=params["allow_wildcard"],
+        refresh=params["refresh"],
+    )
+    lock = _lock(module)
+    if lock is not None:
+        lock.acquire()
+    try:
+        before = read_snapshot(sysfs_root=SYSFS_ROOT)
+        plan = plan_scan(request=request, snapshot=before)
+        skipped = [{"hctl": item.address, "reason": item.reason} for item in plan.with_action(ACTION_SKIP)]
+        if module.check_mode:
+            writes = planned_writes(plan=plan, sysfs_root=SYSFS_ROOT)
+            summary = summarize(plan=plan, before=before, after=before)
+            summary["changed"] = bool(plan.with_action(ACTION_SCAN))
+            waited = 0.0
+        else:
+            writes = apply_plan(plan=plan, sysfs_root=SYSFS_ROOT)
+            if params["wait"]:
+                try:
+                    after, waited = wait_for_devices(
+                        plan=plan, sysfs_root=SYSFS_ROOT, timeout=params["timeout"], scanned=writes
+                    )
+                except ScanTimeout as exc:
+                    # the writes were done: say what they changed and which devices exist, then fail
+                    failed = summarize(plan=plan, before=before, after=exc.snapshot)
+                    exc.details.update(changed=failed["changed"], devices=failed["devices"])
+                    raise
+            else:
+                after, waited = read_snapshot(sysfs_root=SYSFS_ROOT), 0.0
+            summary = summarize(plan=plan, before=before, after=after)
+    finally:
+        if lock is not None:
+            lock.release()
+    for hctl in summary["unrequested"]:
+        module.warn(
+            f"device {hctl} appeared during this run but was not asked for: something else scanned this host "
+            "(iscsid auto-scan, a udev rule, another tool not taking the host lock)"
+        )
+    result: Dict[str, Any] = {
+        "changed": summary["changed"],
+        "devices": summary["devices"],
+        "scanned": [write.to_dict() for write in writes],
+        "skipped": skipped,
+        "pending": summary["pending"],
+        "waited_seconds": round(waited, 3),
+        "wait_method": WAIT_METHOD,
+    }
+    if module._diff:
+        result["diff"] = summary["diff"]
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("hctl", "target")],
+        required_one_of=[("hctl", "target")],
+        required_together=[("target", "luns")],
+        required_by={"portal": "target"},
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except LunsafeError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Run the module's main() against fake sysfs trees; the "kernel" is a writer that swaps in the tree
+that a write would produce."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.lunsafe.san.plugins.module_utils import _scan
+from ansible_collections.lunsafe.san.plugins.modules import scsi_targeted_scan
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
+
+IQN = "iqn.2003-01.org.lunsafe.test:array"
+WWID_RAW = "naa.6001405aaaaaaaaaaaaaaaaaaaaaaaa1"
+SESSIONS = [
+    {"sid": 1, "host": 2, "targetname": IQN, "address": "192.0.2.10"},
+    {"sid": 2, "host": 3, "targetname": IQN, "address": "192.0.2.11"},
+]
+LUN1 = [
+    {"hctl": "2:0:0:1", "sid": 1, "name": "sdb", "wwid": WWID_RAW},
+    {"hctl": "3:0:0:1", "sid": 2, "name": "sdc", "wwid": WWID_RAW},
+]
+
+
+class Kernel:
+    """Records sysfs writes; after the first one, sysfs looks like ``after`` (None: nothing appears)."""
+
+    def __init__(self, root: Path, after: Optional[Path]) -> None:
+        self.root = root
+        self.after = after
+        self.writes: List[Tuple[str, str]] = []
+
+    def write(self, path: str, text: str) -> None:
+        self.writes.append((path[len(str(self.root)) :], text))
+        if self.after is not None:
+            shutil.rmtree(self.root)
+            shutil.copytree(self.after, self.root, symlinks=True)
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, Any]:
+    """Two sessions right after a manual-scan login; a kernel that attaches LUN 1 on both paths."""
+    root = build_sysfs(tmp_path, sessions=SESSIONS)
+    kernel = Kernel(root, build_sysfs(tmp_path, name="after", sessions=SESSIONS, devices=LUN1))
+    monkeypatch.setattr(scsi_targeted_scan, "SYSFS_ROOT", str(root))
+    monkeypatch.setattr(_scan, "write_attribute", kernel.write)
+    return {"root": root, "kernel": kernel, "lock": str(tmp_path / "lock" / "lunsafe.lock")}
+
+
+def run_module(args: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Dict[str, Any]:
+    with patch_module_args(args), pytest.raises(SystemExit):
+        scsi_targeted_scan.main()
+    result: Dict[str, Any] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def test_check_mode_writes_nothing_and_predicts_change(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = {"target": IQN, "luns": [1], "lock_file": host["lock"], "_ansible_check_mode": True}
+    result = run_module(args, capsys)
+    assert result["changed"] is True
+    assert [(entry["path"], entry["line"]) for entry in result["scanned"]] == [
+        (str(host["root"] / "class/scsi_host/host2/scan"), "0 0 1"),
+        (str(host["root"] / "class/scsi_host/host3/scan"), "0 0 1"),
+    ]
+    assert result["devices"] == []
+    assert host["kernel"].writes == []
+    assert not Path(host["lock"]).exists()  # check mode creates no lock file either
+
+
+def test_apply_scans_each_path_once_and_reports_devices(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = {"target": IQN, "luns": ["1"], "lock_file": host["lock"], "_ansible_diff": True}
+    result = run_module(args, capsys)
+    assert result.get("failed") is None, result
+    assert host["kernel"].writes == [("/class/scsi_host/host2/scan", "0 0 1"), ("/class/scsi_host/host3/scan", "0 0 1")]
+    assert result["changed"] is True
+    assert [(d["hctl"], d["path"], d["sid"], d["portal"], d["new"]) for d in result["devices"]] == [
+        ("2:0:0:1", "/dev/sdb", 1, "192.0.2.10:3260", True),
+        ("3:0:0:1", "/dev/sdc", 2, "192.0.2.11:3260", True),
+    ]
+    assert result["wait_method"] == "sysfs-poll"
+    assert result["pending"] == [] and result["skipped"] == []
+    assert result["diff"]["before"] == ""
+    assert result["diff"]["after"].count("\n") == 2
+    assert Path(host["lock"]).exists()
+
+
+def test_second_run_writes_nothing(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys)
+    host["kernel"].writes.clear()
+    for check_mode in (False, True):
+        args = {"target": IQN, "luns": [1], "lock_file": host["lock"], "_ansible_check_mode": check_mode}
+        result = run_module(args, capsys)
+        assert result["changed"] is False
+        assert result["scanned"] == []
+        assert [d["new"] for d in result["devices"]] == [False, False]
+    assert host["kernel"].writes == []
+
+
+def test_lun_not_presented_fails_after_deadline(
+    tmp_path: Path, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    host["kernel"].after = None  # the array does not present LUN 3: nothing appears
+    result = run_module({"target": IQN, "luns": [3], "timeout": 0.3, "lock_file": host["lock"]}, capsys)
+    assert result["failed"] is True
+    assert result["msg"].startswith("timed out after 0.3s waiting for the block device of 2:0:0:3, 3:0:0:3")
+    assert "Scanned: host2 '0 0 3', host3 '0 0 3'" in result["msg"]
+    assert result["missing"] == ["2:0:0:3", "3:0:0:3"]
+    assert result["changed"] is False
+    assert result["devices"] == []
+    assert 0.3 <= result["waited_seconds"] < 2
+    assert len(host["kernel"].writes) == 2
+
+
+def test_wait_false_returns_pending(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    host["kernel"].after = None
+    result = run_module({"target": IQN, "luns": [9], "wait": False, "lock_file": host["lock"]}, capsys)
+    assert result["changed"] is False
+    assert result["pending"] == ["2:0:0:9", "3:0:0:9"]
+    assert result["waited_seconds"] == 0
+
+
+def test_unrequested_devices_are_warned_about(
+    tmp_path: Path, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = {"hctl": "2:0:0:2", "sid": 1, "name": "sdd", "wwid": "naa.6001405bbbbbbbbbbbbbbbbbbbbbbbb2"}
+    host["kernel"].after = build_sysfs(tmp_path, name="noisy", sessions=SESSIONS, devices=[*LUN1, extra])
+    result = run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys)
+    assert [d["hctl"] for d in result["devices"]] == ["2:0:0:1", "3:0:0:1"]
+    # warnings are plain strings before ansible-core 2.19 and event objects since: look at their text
+    assert "device 2:0:0:2 appeared during this run but was not asked for" in json.dumps(result["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"target": IQN, "luns": [-1]}, "must not be negative"),
+        ({"target": IQN, "luns": ["-"]}, "wildcard"),
+        ({"target": IQN, "luns": ["12345678901234567"]}, "16-character"),
+        ({"hctl": ["2:0:0"]}, "is not an H:C:T:L address"),
+        ({"hctl": ["2:0:0:1"], "timeout": -1}, "timeout must not be negative"),
+        ({"target": "iqn.2003-01.org.lunsafe.test:none", "luns": [1]}, "no iSCSI session to target"),
+    ],
+)
+def test_bad_input_fails_before_writing(
+    args: Dict[str, Any], message: str, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_module({**args, "lock_file": host["lock"]}, capsys)
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert "changed" not in result or result["changed"] is False
+    assert host["kernel"].writes == []
+
+
+def test_hctl_refresh_writes_rescan_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_sysfs(tmp_path, sessions=SESSIONS, devices=LUN1)
+    kernel = Kernel(root, None)
+    monkeypatch.setattr(scsi_targeted_scan, "SYSFS_ROOT", str(root))
+    monkeypatch.setattr(_scan, "write_attribute", kernel.write)
+    args = {"hctl": ["3:0:0:1"], "refresh": True, "lock_file": str(tmp_path / "lock")}
+    result = run_module(args, capsys)
+    assert kernel.writes == [("/class/scsi_device/3:0:0:1/device/rescan", "1")]
+    assert result["changed"] is False
+    assert result["scanned"][0]["kind"] == "rescan"
+    assert [d["name"] for d in result["devices"]] == ["sdc"]
