@@ -193,7 +193,7 @@ def wait_for_map(
         return _complete_map(read_snapshot(sysfs_root=sysfs_root), names, wwid)
 
     try:
-        return wait_until(
+        found = wait_until(
             poll,
             timeout=min(grace, timeout),
             interval=0.1,
@@ -202,9 +202,11 @@ def wait_for_map(
             describe="multipath map",
             clock=clock,
             sleep=sleep,
-        ), actions
+        )
     except WaitTimeout:
-        pass
+        found = None
+    if found is not None:
+        return found, actions
     for argv in [multipath.add_wwid(wwid=wwid)] + [multipath.add_path(device=name) for name in names]:
         try:
             runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
@@ -214,7 +216,7 @@ def wait_for_map(
             actions.append(" ".join(argv))
     remaining = max(0.0, timeout - (clock() - start))
     try:
-        return wait_until(
+        found = wait_until(
             poll,
             timeout=remaining,
             interval=0.2,
@@ -223,19 +225,25 @@ def wait_for_map(
             describe="multipath map",
             clock=clock,
             sleep=sleep,
-        ), actions
+        )
     except WaitTimeout:
+        found = None
+    if found is None:
         snapshot = read_snapshot(sysfs_root=sysfs_root)
-        holders = {
-            name: list(snapshot.device(name=name).holders) if snapshot.device(name=name) else None for name in names
-        }
+        holders = {name: _holders_of(snapshot, name) for name in names}
         raise MapTimeout(
             f"no multipath map for WWID {wwid} holding {', '.join(names)} after {timeout:g}s "
             "(is multipathd running, and is the device blacklisted?)",
             wwid=wwid,
             holders=holders,
             actions=actions,
-        ) from None
+        )
+    return found, actions
+
+
+def _holders_of(snapshot: Snapshot, name: str) -> Optional[List[str]]:
+    device = snapshot.device(name=name)
+    return None if device is None else list(device.holders)
 
 
 def wait_for_sessions(
@@ -256,7 +264,7 @@ def wait_for_sessions(
                 return None
         return snapshot
 
-    return wait_until(
+    found = wait_until(
         poll,
         timeout=timeout,
         interval=0.1,
@@ -266,6 +274,9 @@ def wait_for_sessions(
         clock=clock,
         sleep=sleep,
     )
+    if found is None:  # wait_until returns only truthy values; this narrows the type
+        raise WaitTimeout("no logged-in sessions", waited_for="logged-in sessions", timeout=timeout, last_observed=None)
+    return found
 
 
 def session_facts(session: IscsiSession) -> Dict[str, Any]:

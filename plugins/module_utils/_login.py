@@ -13,7 +13,7 @@ and is written before any login, so a login never scans the target's LUNs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError, ToolTimeout
@@ -107,7 +107,7 @@ class NodeChange:
     def changed(self) -> bool:
         return self.create or bool(self.updates)
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> Dict[str, Any]:
         """For results and diffs: secret values never appear, only the names of keys that change."""
         return {
             "target": self.target,

@@ -17,7 +17,7 @@ description:
     O(multipath=true), for the multipath map holding all of them, and checks the LUN's identity (same WWID
     and size on every path, paths on distinct SCSI hosts, O(expected_wwid)).
   - A device already present at the LUN's address that carries another LU's identity (the array reused
-    the LUN number) is never used: the module fails naming it, unless O(stale_device=replace) and the
+    the LUN number) is never used; the module fails naming it, unless O(stale_device=replace) and the
     device is neither held nor open.
   - With O(state=absent) it flushes the LUN's multipath map, deletes its paths in that order, and logs a
     session out only when no other LUN of that session remains.
@@ -103,7 +103,7 @@ options:
   node_startup:
     description:
       - C(node.startup) of the node records. With V(automatic) iscsid logs in at boot, but with manual scan
-        it attaches no LUN then: run this module again after boot to scan the LUN.
+        it attaches no LUN then; run this module again after boot to scan the LUN.
     type: str
     choices: [manual, automatic]
     default: manual
@@ -477,9 +477,10 @@ class Attach:
                 stale=stale,
             )
         for entry in stale:
-            device = snapshot.device(name=entry["name"])
-            if device is None:
+            found = snapshot.device(name=entry["name"])
+            if found is None:
                 continue
+            device = found
             if device.holders or device.partitions:
                 raise LunsafeError(
                     f"stale device {device.name} at {device.hctl} is held by "

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -84,7 +84,10 @@ def test_expected_wwid_spellings(given: Any, normalized: Any) -> None:
 def test_stale_when_the_lu_answers_with_another_wwid(tmp_path: Path) -> None:
     snapshot = _two_paths(tmp_path, wwids=[WWID_A, WWID_A])
     devices = attach.lun_devices(snapshot=snapshot, sessions=snapshot.sessions, lun=1)
-    fresh = {"sda": "36001405cf8017f7230844b9889d44ea2", "sdb": "36001405cf8017f7230844b9889d44ea2"}
+    fresh: Dict[str, Optional[str]] = {
+        "sda": "36001405cf8017f7230844b9889d44ea2",
+        "sdb": "36001405cf8017f7230844b9889d44ea2",
+    }
     stale = attach.stale_devices(devices=devices, snapshot=snapshot, expected_wwid=None, fresh=fresh)
     assert [s["name"] for s in stale] == ["sda", "sdb"]
     assert "now answers" in stale[0]["reasons"][0]
@@ -93,7 +96,7 @@ def test_stale_when_the_lu_answers_with_another_wwid(tmp_path: Path) -> None:
 def test_not_stale_when_the_lu_is_unchanged_or_silent(tmp_path: Path) -> None:
     snapshot = _two_paths(tmp_path, wwids=[WWID_A, WWID_A])
     devices = attach.lun_devices(snapshot=snapshot, sessions=snapshot.sessions, lun=1)
-    same = {"sda": "360014051a68a6dac15d45d0a61e86500", "sdb": None}
+    same: Dict[str, Optional[str]] = {"sda": "360014051a68a6dac15d45d0a61e86500", "sdb": None}
     assert attach.stale_devices(devices=devices, snapshot=snapshot, expected_wwid=None, fresh=same) == []
 
 
