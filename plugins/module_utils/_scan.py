@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError, WaitTimeout
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import (
@@ -575,15 +575,19 @@ def wait_for_devices(
         return None if missing_items(plan=plan, snapshot=snapshot) else snapshot
 
     try:
-        snapshot = wait_until(
-            poll,
-            timeout=timeout,
-            interval=_POLL_INTERVAL,
-            backoff=_POLL_BACKOFF,
-            max_interval=_POLL_MAX_INTERVAL,
-            describe="block devices",
-            clock=clock,
-            sleep=sleep,
+        # wait_until returns only a truthy poll result: a Snapshot, never None
+        snapshot = cast(
+            Snapshot,
+            wait_until(
+                poll,
+                timeout=timeout,
+                interval=_POLL_INTERVAL,
+                backoff=_POLL_BACKOFF,
+                max_interval=_POLL_MAX_INTERVAL,
+                describe="block devices",
+                clock=clock,
+                sleep=sleep,
+            ),
         )
     except WaitTimeout:
         final = last[0] if last else read_snapshot(sysfs_root=sysfs_root)

@@ -145,7 +145,7 @@ def measure(lab: lab_harness.Lab, *, luns: int, method: str, settle: float) -> d
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--name", default="default", help="lab name (as given to lab.py --name)")
     parser.add_argument("--luns", type=int, nargs="+", default=[4, 64], help="LUN counts to map")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds without device changes = settled")
