@@ -1,0 +1,770 @@
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur at any time.
+
+"""Faulty multipath paths and maps: what is observed, and why each thing counts as faulty.
+
+Two halves:
+
+* :func:`collect` observes (read-only): a sysfs snapshot, the major:minor of every block device,
+  ``multipathd show paths|maps raw format`` and ``dmsetup status|table --target multipath``, and
+  ``multipath -ll`` only when multipathd does not answer.  Every command goes through the runner
+  (with a deadline); a missing or silent tool is recorded in ``sources``/``warnings``, never raised.
+* :func:`classify` is pure: an :class:`Observation` in, the facts dictionary out.  No I/O.
+
+A path is faulty when any of these holds (each gives a reason code): the checker says ``faulty``,
+``shaky``, ``i/o timeout`` or ``disconnected``; the kernel multipath target has failed it (dm ``F``,
+multipathd ``failed``); the SCSI device state is not ``running`` (``offline``, ``blocked``,
+``transport-offline``, ...); its iSCSI session is not ``LOGGED_IN``; multipathd still lists it
+though its device is gone.  ``ghost`` (ALUA standby), ``i/o pending`` and ``delayed`` are not
+faults.  A map is faulty when it has no active path (dead; worse when it queues I/O), when a table
+entry names a device that no longer exists (orphan), when no logged-in session presents its LUN
+any more, when it is suspended, or when one of its paths is faulty.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
+    DaemonUnavailable,
+    InputError,
+    LunsafeError,
+    ToolTimeout,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
+    MULTIPATHD_OK_RCS,
+    DmMultipathStatus,
+    DmMultipathTable,
+    LlMap,
+    MapRecord,
+    PathRecord,
+    check_reply,
+    list_topology,
+    parse_dmsetup_status,
+    parse_dmsetup_table,
+    parse_ll,
+    parse_maps,
+    parse_paths,
+    show_maps,
+    show_paths,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
+    DEFAULT_SYSFS_ROOT,
+    DmMap,
+    IscsiSession,
+    ScsiDevice,
+    Snapshot,
+    read_snapshot,
+)
+
+__all__ = [
+    "FACTS_NAME",
+    "SCHEMA_VERSION",
+    "Filters",
+    "Observation",
+    "classify",
+    "collect",
+    "dmsetup_status_all",
+    "dmsetup_table_all",
+    "make_filters",
+    "parse_dmsetup_all",
+    "read_devts",
+]
+
+FACTS_NAME = "lunsafe_multipath"
+SCHEMA_VERSION = 1
+
+# source states
+SOURCE_OK = "ok"
+SOURCE_NOT_INSTALLED = "not_installed"
+SOURCE_NOT_RUNNING = "not_running"
+SOURCE_TIMEOUT = "timeout"
+SOURCE_ERROR = "error"
+SOURCE_NOT_USED = "not_used"
+
+# path reason codes
+CHECKER_REASONS = {
+    "faulty": "checker_faulty",
+    "shaky": "checker_shaky",
+    "i/o timeout": "checker_io_timeout",
+    "disconnected": "checker_disconnected",
+}
+UP_CHECKER_STATES = frozenset(("ready", "ghost"))
+R_DM_FAILED = "dm_failed"
+R_SESSION_NOT_LOGGED_IN = "session_not_logged_in"
+R_SESSION_GONE = "session_gone"
+R_DEVICE_GONE = "device_gone"
+R_MULTIPATHD_OFFLINE = "multipathd_offline"
+# map reason codes
+R_NO_ACTIVE_PATH = "no_active_path"
+R_QUEUEING_WITHOUT_PATH = "queueing_without_path"
+R_ORPHAN_ENTRIES = "orphan_table_entries"
+R_UNPRESENTED = "unpresented"
+R_FAULTY_PATHS = "faulty_paths"
+R_SUSPENDED = "suspended"
+# orphan reason codes
+R_TABLE_DEVICE_GONE = "table_device_gone"
+
+_NAMED_LINE_RE = re.compile(r"^(?P<name>\S+):\s+(?P<rest>\d+\s+\d+\s+\S+.*)$")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# argv builders and parsers for all maps at once (one dmsetup call instead of one per map)
+
+
+def dmsetup_status_all() -> List[str]:
+    """``dmsetup status --target multipath``: every multipath map, lines prefixed with ``name: ``.
+
+    Status is an ioctl: it does no I/O on the map and cannot block on a queueing map.
+    """
+    return ["dmsetup", "status", "--target", "multipath"]
+
+
+def dmsetup_table_all() -> List[str]:
+    """``dmsetup table --target multipath``: the current features (queue_if_no_path) and path devices."""
+    return ["dmsetup", "table", "--target", "multipath"]
+
+
+def parse_dmsetup_all(text: str) -> Dict[str, str]:
+    """Split ``dmsetup status|table`` of several maps into ``{name: lines}``.
+
+    Lines of one map are ``name: <start> <len> <target> ...``; a continuation line without the prefix
+    (a map of several targets) belongs to the previous name.  ``No devices found`` gives ``{}``.
+    """
+    result: Dict[str, List[str]] = {}
+    current: Optional[str] = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _NAMED_LINE_RE.match(line.strip())
+        if match is not None:
+            current = match.group("name")
+            result.setdefault(current, []).append(match.group("rest"))
+        elif current is not None and re.match(r"^\d+\s+\d+\s+\S+", line.strip()):
+            result[current].append(line.strip())
+    return {name: "\n".join(lines) + "\n" for name, lines in result.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# observation
+
+
+@dataclass
+class Observation:
+    """Everything classify() needs; None means "that source was not available"."""
+
+    snapshot: Snapshot
+    devts: Mapping[str, str]  # kernel block name -> "major:minor", for every sd device in the snapshot
+    mp_paths: Optional[Sequence[PathRecord]] = None
+    mp_maps: Optional[Sequence[MapRecord]] = None
+    dm_status: Optional[Mapping[str, DmMultipathStatus]] = None
+    dm_tables: Optional[Mapping[str, DmMultipathTable]] = None
+    ll_maps: Optional[Sequence[LlMap]] = None
+    sources: Dict[str, str] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)
+
+
+def read_devts(*, sysfs_root: str = DEFAULT_SYSFS_ROOT, names: Iterable[str]) -> Dict[str, str]:
+    """``{name: "major:minor"}`` from ``<root>/block/<name>/dev`` (names that vanished are left out)."""
+    devts: Dict[str, str] = {}
+    for name in names:
+        try:
+            with open(os.path.join(sysfs_root, "block", name, "dev"), encoding="ascii") as handle:
+                text = handle.read().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if re.fullmatch(r"\d+:\d+", text):
+            devts[name] = text
+    return devts
+
+
+def _multipathd(runner: CommandRunner, obs: Observation, *, timeout: float) -> None:
+    if not runner.has_tool("multipathd"):
+        obs.sources["multipathd"] = SOURCE_NOT_INSTALLED
+        return
+    try:
+        paths = runner.run(show_paths(), ok_rcs=MULTIPATHD_OK_RCS, timeout=timeout)
+        check_reply(paths.rc, paths.stdout, paths.stderr, cmd=paths.cmd)
+        maps = runner.run(show_maps(), ok_rcs=MULTIPATHD_OK_RCS, timeout=timeout)
+        check_reply(maps.rc, maps.stdout, maps.stderr, cmd=maps.cmd)
+        for reply in (paths, maps):
+            if reply.rc != 0:
+                # multipath-tools 0.9.4 prints nothing at all and exits 1 when the daemon is not
+                # running (classify_reply() calls that "fail"): the socket could not be reached.
+                silent = not reply.stdout.strip() and not reply.stderr.strip()
+                raise DaemonUnavailable(
+                    "multipathd is not running or its socket cannot be reached"
+                    if silent
+                    else "multipathd refused the command",
+                    cmd=reply.cmd,
+                    rc=reply.rc,
+                    stdout=reply.stdout,
+                    stderr=reply.stderr,
+                )
+        obs.mp_paths = parse_paths(paths.stdout)
+        obs.mp_maps = parse_maps(maps.stdout)
+        obs.sources["multipathd"] = SOURCE_OK
+    except ToolTimeout as exc:
+        obs.sources["multipathd"] = SOURCE_TIMEOUT
+        obs.warnings.append(f"multipathd did not answer within {exc.timeout:g}s: checker states are unknown")
+    except DaemonUnavailable as exc:
+        if "in time" in exc.msg:
+            obs.sources["multipathd"] = SOURCE_TIMEOUT
+        elif "refused" in exc.msg:
+            obs.sources["multipathd"] = SOURCE_ERROR
+        else:
+            obs.sources["multipathd"] = SOURCE_NOT_RUNNING
+        if obs.sources["multipathd"] != SOURCE_NOT_RUNNING or any(m.is_multipath for m in obs.snapshot.maps):
+            obs.warnings.append(f"{exc.msg}: checker states come from fallbacks or are unknown")
+    except LunsafeError as exc:
+        obs.sources["multipathd"] = SOURCE_ERROR
+        obs.warnings.append(f"multipathd output could not be used: {exc.msg}")
+
+
+def _dmsetup(runner: CommandRunner, obs: Observation, *, timeout: float) -> None:
+    if not runner.has_tool("dmsetup"):
+        obs.sources["dmsetup"] = SOURCE_NOT_INSTALLED
+        if any(m.is_multipath for m in obs.snapshot.maps):
+            obs.warnings.append("dmsetup is not installed: per-path dm states and queue_if_no_path are unknown")
+        return
+    try:
+        status = runner.run(dmsetup_status_all(), timeout=timeout)
+        table = runner.run(dmsetup_table_all(), timeout=timeout)
+        obs.dm_status = {name: parse_dmsetup_status(text) for name, text in parse_dmsetup_all(status.stdout).items()}
+        obs.dm_tables = {name: parse_dmsetup_table(text) for name, text in parse_dmsetup_all(table.stdout).items()}
+        obs.sources["dmsetup"] = SOURCE_OK
+    except ToolTimeout as exc:
+        obs.sources["dmsetup"] = SOURCE_TIMEOUT
+        obs.warnings.append(f"dmsetup did not answer within {exc.timeout:g}s")
+    except LunsafeError as exc:
+        obs.sources["dmsetup"] = SOURCE_ERROR
+        obs.warnings.append(f"dmsetup output could not be used: {exc.msg}")
+
+
+def _multipath_ll(runner: CommandRunner, obs: Observation, *, timeout: float) -> None:
+    if not runner.has_tool("multipath"):
+        obs.sources["multipath_ll"] = SOURCE_NOT_INSTALLED
+        return
+    try:
+        result = runner.run(list_topology(), ok_rcs=(0, 1), timeout=timeout)
+        obs.ll_maps = parse_ll(result.stdout)
+        obs.sources["multipath_ll"] = SOURCE_OK
+    except ToolTimeout as exc:
+        obs.sources["multipath_ll"] = SOURCE_TIMEOUT
+        obs.warnings.append(f"multipath -ll did not finish within {exc.timeout:g}s")
+    except LunsafeError as exc:
+        obs.sources["multipath_ll"] = SOURCE_ERROR
+        obs.warnings.append(f"multipath -ll output could not be used: {exc.msg}")
+
+
+def collect(
+    *,
+    runner: CommandRunner,
+    sysfs_root: str = DEFAULT_SYSFS_ROOT,
+    timeout: float = 15.0,
+    ll_fallback: bool = True,
+) -> Observation:
+    """Observe the host, read-only.  Never raises for a missing or silent tool: see ``sources``."""
+    snapshot = read_snapshot(sysfs_root=sysfs_root)
+    names = [d.name for d in snapshot.devices if d.name is not None]
+    obs = Observation(snapshot=snapshot, devts=read_devts(sysfs_root=sysfs_root, names=names))
+    obs.sources["sysfs"] = SOURCE_OK
+    if not snapshot.hosts:
+        obs.sources["sysfs"] = "no_scsi"
+    _multipathd(runner, obs, timeout=timeout)
+    has_mpath = any(m.is_multipath for m in snapshot.maps)
+    if has_mpath or obs.mp_maps:
+        _dmsetup(runner, obs, timeout=timeout)
+    else:
+        obs.sources["dmsetup"] = SOURCE_NOT_USED
+    if ll_fallback and obs.mp_paths is None and has_mpath:
+        _multipath_ll(runner, obs, timeout=timeout)
+    else:
+        obs.sources["multipath_ll"] = SOURCE_NOT_USED
+    return obs
+
+
+# ---------------------------------------------------------------------------------------------------------
+# filters
+
+
+@dataclass(frozen=True)
+class Filters:
+    wwids: Tuple[str, ...] = ()
+    maps: Tuple[str, ...] = ()
+    targets: Tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.wwids or self.maps or self.targets)
+
+
+def make_filters(
+    *,
+    wwids: Optional[Sequence[str]] = None,
+    maps: Optional[Sequence[str]] = None,
+    targets: Optional[Sequence[str]] = None,
+) -> Filters:
+    """Validated filters: no empty strings; ``/dev/mapper/`` and ``/dev/`` prefixes of map names dropped."""
+
+    def clean(values: Optional[Sequence[str]], option: str) -> Tuple[str, ...]:
+        out = []
+        for value in values or ():
+            text = str(value).strip()
+            for prefix in ("/dev/mapper/", "/dev/"):
+                if option == "maps" and text.startswith(prefix):
+                    text = text[len(prefix) :]
+            if not text or any(c.isspace() for c in text) or "/" in text:
+                raise InputError(f"{option} has an invalid entry: {value!r}", option=option, value=value)
+            out.append(text.lower() if option == "targets" else text)
+        return tuple(out)
+
+    return Filters(wwids=clean(wwids, "wwids"), maps=clean(maps, "maps"), targets=clean(targets, "targets"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# classification (pure)
+
+
+def _session_dict(session: Optional[IscsiSession]) -> Optional[Dict[str, Any]]:
+    if session is None:
+        return None
+    return {
+        "sid": session.sid,
+        "host": session.host,
+        "target": session.targetname,
+        "portal": None if session.portal is None else str(session.portal),
+        "persistent_portal": None if session.persistent_portal is None else str(session.persistent_portal),
+        "state": session.state,
+        "transport": session.transport,
+    }
+
+
+def _device_reason(state: str) -> str:
+    return "device_" + state.replace("-", "_")
+
+
+@dataclass
+class _Path:
+    dev: Optional[str]
+    devt: Optional[str] = None
+    hctl: Optional[str] = None
+    wwid: Optional[str] = None
+    map: Optional[str] = None
+    dm_state: Optional[str] = None
+    checker_state: Optional[str] = None
+    checker: Optional[str] = None
+    online_state: Optional[str] = None  # multipathd %o
+    device: Optional[ScsiDevice] = None
+    session: Optional[IscsiSession] = None
+    dm_active: Optional[bool] = None
+    fail_count: Optional[int] = None
+    known_to_multipathd: bool = False
+
+    def reasons(self, *, sysfs_has_device: bool) -> List[str]:
+        reasons: List[str] = []
+        if self.checker_state in CHECKER_REASONS:
+            reasons.append(CHECKER_REASONS[self.checker_state])
+        if self.dm_state == "failed" or self.dm_active is False:
+            reasons.append(R_DM_FAILED)
+        state = self.device.state if self.device is not None else None
+        if state is not None and state != "running":
+            reasons.append(_device_reason(state))
+        elif self.online_state in ("offline", "dead") and state is None:
+            reasons.append(R_MULTIPATHD_OFFLINE)
+        if self.device is not None and self.device.sid is not None:
+            if self.session is None:
+                reasons.append(R_SESSION_GONE)
+            elif not self.session.logged_in:
+                reasons.append(R_SESSION_NOT_LOGGED_IN)
+        if not sysfs_has_device:
+            reasons.append(R_DEVICE_GONE)
+        return reasons
+
+    def usable(self) -> bool:
+        """Carries I/O for its LUN: logged-in session, running device, checker up (when known)."""
+        if self.device is None or self.device.state != "running":
+            return False
+        if self.device.sid is not None and (self.session is None or not self.session.logged_in):
+            return False
+        if self.checker_state is not None:
+            return self.checker_state in UP_CHECKER_STATES
+        return self.dm_active is not False
+
+
+def _by_name(maps: Iterable[DmMap]) -> Dict[str, DmMap]:
+    return {m.name: m for m in maps if m.name is not None}
+
+
+def _merge_paths(obs: Observation, sysfs_names: Set[str]) -> Tuple[Dict[str, _Path], List[Dict[str, Any]]]:
+    """Paths keyed by devt (or by name when the devt is unknown); orphan rows of multipathd and -ll."""
+    snap = obs.snapshot
+    name_of_devt = {devt: name for name, devt in obs.devts.items()}
+    paths: Dict[str, _Path] = {}
+    orphans: List[Dict[str, Any]] = []
+
+    def key_for(dev: Optional[str], devt: Optional[str]) -> str:
+        if devt is not None:
+            return devt
+        if dev is not None and dev in obs.devts:
+            return obs.devts[dev]
+        return f"name:{dev}"
+
+    def get(dev: Optional[str], devt: Optional[str]) -> _Path:
+        key = key_for(dev, devt)
+        path = paths.get(key)
+        if path is None:
+            name = dev if dev is not None else name_of_devt.get(devt or "")
+            path = _Path(dev=name, devt=devt if devt is not None else obs.devts.get(name or ""))
+            paths[key] = path
+        return path
+
+    # 1. sysfs: every iSCSI device and every slave of a multipath map
+    slaves = {s for m in snap.maps if m.is_multipath for s in m.slaves}
+    for device in snap.devices:
+        if device.name is None or (device.sid is None and device.name not in slaves):
+            continue
+        path = get(device.name, None)
+        path.device = device
+        path.hctl = str(device.hctl)
+        path.wwid = device.wwid
+        path.session = snap.session(sid=device.sid) if device.sid is not None else None
+    for dm_map in snap.maps:
+        if dm_map.is_multipath:
+            for slave in dm_map.slaves:
+                if slave in obs.devts or slave in sysfs_names:
+                    get(slave, None).map = dm_map.name
+
+    # 2. multipathd's view
+    for rec in obs.mp_paths or ():
+        gone = rec.dev not in sysfs_names
+        if gone and rec.multipath is not None:
+            orphans.append(
+                _orphan(
+                    map_name=rec.multipath,
+                    wwid=rec.wwid,
+                    dev=rec.dev,
+                    devt=rec.devt,
+                    hctl=rec.hctl,
+                    source="multipathd",
+                    reason=R_DEVICE_GONE,
+                )
+            )
+        path = get(rec.dev, rec.devt)
+        path.known_to_multipathd = True
+        path.dm_state = rec.dm_state
+        path.checker_state = rec.checker_state
+        path.checker = rec.checker
+        path.online_state = rec.dev_state
+        path.map = rec.multipath if rec.multipath is not None else path.map
+        path.hctl = path.hctl or rec.hctl
+        path.wwid = path.wwid or rec.wwid
+
+    # 3. multipath -ll (only collected when multipathd did not answer)
+    for ll_map in obs.ll_maps or ():
+        for row in ll_map.paths:
+            if row.is_orphan_row or (row.dev is not None and row.dev not in sysfs_names):
+                orphans.append(
+                    _orphan(
+                        map_name=ll_map.name,
+                        wwid=ll_map.wwid,
+                        dev=row.dev,
+                        devt=row.devt,
+                        hctl=row.hctl,
+                        source="multipath_ll",
+                        reason=R_TABLE_DEVICE_GONE,
+                    )
+                )
+                continue
+            path = get(row.dev, row.devt)
+            path.map = path.map or ll_map.name
+            path.checker_state = path.checker_state or row.checker_state
+            path.dm_state = path.dm_state or row.dm_state
+            path.online_state = path.online_state or row.dev_state
+    return paths, orphans
+
+
+def _map_names(obs: Observation) -> List[str]:
+    names: List[str] = []
+    for dm_map in obs.snapshot.maps:
+        if dm_map.is_multipath and dm_map.name is not None:
+            names.append(dm_map.name)
+    for rec in obs.mp_maps or ():
+        if rec.name not in names:
+            names.append(rec.name)
+    for name in obs.dm_tables or {}:
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _orphan(
+    *,
+    map_name: str,
+    wwid: Optional[str],
+    dev: Optional[str],
+    devt: Optional[str],
+    hctl: Optional[str],
+    source: str,
+    reason: str,
+    dm_active: Optional[bool] = None,
+) -> Dict[str, Any]:
+    return {
+        "map": map_name,
+        "wwid": wwid,
+        "dev": dev,
+        "devt": devt,
+        "hctl": hctl,
+        "dm_active": dm_active,
+        "source": source,
+        "reason": reason,
+    }
+
+
+def _merge_dm(obs: Observation, paths: Dict[str, _Path], orphans: List[Dict[str, Any]], sysfs_names: Set[str]) -> None:
+    """Per-path A/F flags from ``dmsetup status``; table entries whose device is gone become orphans."""
+    devt_to_key = {p.devt: key for key, p in paths.items() if p.devt is not None}
+    statuses = obs.dm_status or {}
+    sysfs_maps = _by_name(obs.snapshot.maps)
+    for name, status in statuses.items():
+        for dm_path in status.paths:
+            key = devt_to_key.get(dm_path.devt)
+            if key is not None:
+                paths[key].dm_active = dm_path.active
+                paths[key].fail_count = dm_path.fail_count
+                paths[key].map = paths[key].map or name
+    for name, table in (obs.dm_tables or {}).items():
+        for devt in table.devts:
+            key = devt_to_key.get(devt)
+            if key is not None and paths[key].dev in sysfs_names:
+                paths[key].map = paths[key].map or name
+                continue
+            if any(o["map"] == name and o["devt"] == devt for o in orphans):
+                continue
+            entry = statuses.get(name)
+            flag = next((p.active for p in entry.paths if p.devt == devt), None) if entry is not None else None
+            dm_map = sysfs_maps.get(name)
+            orphans.append(
+                _orphan(
+                    map_name=name,
+                    wwid=dm_map.wwid if dm_map is not None else None,
+                    dev=paths[key].dev if key is not None else None,
+                    devt=devt,
+                    hctl=None,
+                    source="dmsetup_table",
+                    reason=R_TABLE_DEVICE_GONE,
+                    dm_active=flag,
+                )
+            )
+
+
+def _path_dict(path: _Path, *, sysfs_names: Set[str]) -> Dict[str, Any]:
+    reasons = path.reasons(sysfs_has_device=path.dev in sysfs_names)
+    dm_state = path.dm_state
+    if dm_state is None and path.dm_active is not None:
+        dm_state = "active" if path.dm_active else "failed"
+    return {
+        "dev": path.dev,
+        "devt": path.devt,
+        "hctl": path.hctl,
+        "wwid": path.wwid,
+        "map": path.map,
+        "dm_state": dm_state,
+        "dm_fail_count": path.fail_count,
+        "checker_state": path.checker_state,
+        "checker": path.checker,
+        "device_state": path.device.state if path.device is not None else None,
+        "multipathd_state": path.online_state,
+        "known_to_multipathd": path.known_to_multipathd,
+        "session": _session_dict(path.session),
+        "faulty": bool(reasons),
+        "reasons": reasons,
+    }
+
+
+@dataclass
+class _MapView:
+    """What the sources say about one map."""
+
+    name: str
+    sysfs: Optional[DmMap]
+    rec: Optional[MapRecord]
+    status: Optional[DmMultipathStatus]
+    table: Optional[DmMultipathTable]
+    ll: Optional[LlMap]
+
+    @property
+    def wwid(self) -> Optional[str]:
+        for value in (self.rec, self.sysfs, self.ll):
+            if value is not None and value.wwid:
+                return value.wwid
+        return None
+
+    def active(self, *, members: Sequence[_Path], gone: Set[str]) -> int:
+        if self.rec is not None and self.rec.active_paths is not None:
+            return self.rec.active_paths
+        if self.status is not None:
+            # the kernel keeps flag A for a table entry whose device was deleted: do not count those
+            return sum(1 for p in self.status.paths if p.active and p.devt not in gone)
+        return sum(1 for p in members if p.usable())
+
+    def queueing(self) -> Tuple[Optional[bool], Optional[str]]:
+        """(queue_if_no_path, features) from the live table, else multipathd, else multipath -ll."""
+        if self.table is not None:
+            return self.table.queue_if_no_path, " ".join([str(len(self.table.features)), *self.table.features])
+        if self.rec is not None:
+            return self.rec.queue_if_no_path, self.rec.features
+        if self.ll is not None:
+            return self.ll.queue_if_no_path, self.ll.features
+        return None, None
+
+    def suspended(self) -> Optional[bool]:
+        if self.rec is not None and self.rec.dm_state == "suspend":
+            return True
+        return self.sysfs.suspended if self.sysfs is not None else None
+
+
+def _map_dict(
+    view: _MapView, *, paths: Dict[str, _Path], path_out: Dict[str, Dict[str, Any]], orphans: List[Dict[str, Any]]
+) -> Dict[str, Any]:
+    wwid = view.wwid
+    keys = [key for key, p in paths.items() if p.map == view.name]
+    members = [paths[key] for key in keys]
+    map_orphans = [o for o in orphans if o["map"] == view.name]
+    active = view.active(members=members, gone={o["devt"] for o in map_orphans if o["devt"] is not None})
+    queue_if_no_path, features = view.queueing()
+    suspended = view.suspended()
+    presented = wwid is not None and any(p.usable() for p in paths.values() if p.wwid == wwid)
+    dead = active == 0
+    checks = (
+        (dead, R_NO_ACTIVE_PATH),
+        (dead and bool(queue_if_no_path), R_QUEUEING_WITHOUT_PATH),
+        (bool(map_orphans), R_ORPHAN_ENTRIES),
+        (not presented, R_UNPRESENTED),
+        (bool(suspended), R_SUSPENDED),
+        (any(path_out[key]["faulty"] for key in keys), R_FAULTY_PATHS),
+    )
+    reasons = [reason for condition, reason in checks if condition]
+    sysfs = view.sysfs
+    return {
+        "name": view.name,
+        "wwid": wwid,
+        "uuid": sysfs.uuid if sysfs is not None and sysfs.uuid else (f"mpath-{wwid}" if wwid else None),
+        "dm": (sysfs.dm if sysfs is not None else None) or (view.rec.sysfs if view.rec is not None else None),
+        "suspended": suspended,
+        "active_paths": active,
+        "usable_paths": sum(1 for p in members if p.usable()),
+        "paths": sorted(path_out[key]["dev"] or path_out[key]["devt"] or "" for key in keys),
+        "orphan_entries": len(map_orphans),
+        "queue_if_no_path": queue_if_no_path,
+        "queueing": view.rec.queueing if view.rec is not None else None,
+        "queued_io": view.status.queued_io if view.status is not None else None,
+        "features": features,
+        "holders": list(sysfs.holders) if sysfs is not None else [],
+        "dead": dead,
+        "queueing_dead": dead and bool(queue_if_no_path),
+        "presented": presented,
+        "faulty": bool(reasons),
+        "reasons": reasons,
+    }
+
+
+def classify(obs: Observation, *, filters: Optional[Filters] = None) -> Dict[str, Any]:
+    """The facts dictionary (``ansible_facts.lunsafe_multipath``) from one observation."""
+    snap = obs.snapshot
+    sysfs_names = {d.name for d in snap.devices if d.name is not None}
+    paths, orphans = _merge_paths(obs, sysfs_names)
+    _merge_dm(obs, paths, orphans, sysfs_names)
+    path_out = {key: _path_dict(path, sysfs_names=sysfs_names) for key, path in paths.items()}
+    sysfs_maps = _by_name(snap.maps)
+    mp_maps = {m.name: m for m in obs.mp_maps or ()}
+    ll_maps = {m.name: m for m in obs.ll_maps or ()}
+    map_out = [
+        _map_dict(
+            _MapView(
+                name=name,
+                sysfs=sysfs_maps.get(name),
+                rec=mp_maps.get(name),
+                status=(obs.dm_status or {}).get(name),
+                table=(obs.dm_tables or {}).get(name),
+                ll=ll_maps.get(name),
+            ),
+            paths=paths,
+            path_out=path_out,
+            orphans=orphans,
+        )
+        for name in _map_names(obs)
+    ]
+    paths_list = sorted(path_out.values(), key=_path_sort_key)
+    facts = _apply_filters(map_out, paths_list, orphans, filters or Filters())
+    facts["schema"] = SCHEMA_VERSION
+    facts["sources"] = dict(obs.sources)
+    facts["warnings"] = list(obs.warnings)
+    return facts
+
+
+def _path_sort_key(path: Dict[str, Any]) -> Tuple[int, str]:
+    dev = path["dev"] or ""
+    return (len(dev), dev or (path["devt"] or ""))
+
+
+def _apply_filters(
+    maps: List[Dict[str, Any]], paths: List[Dict[str, Any]], orphans: List[Dict[str, Any]], filters: Filters
+) -> Dict[str, Any]:
+    def target_of(path: Dict[str, Any]) -> Optional[str]:
+        session = path["session"]
+        return None if session is None or session["target"] is None else str(session["target"]).lower()
+
+    by_map: Dict[str, List[Dict[str, Any]]] = {}
+    for path in paths:
+        if path["map"] is not None:
+            by_map.setdefault(path["map"], []).append(path)
+
+    def map_selected(m: Dict[str, Any]) -> bool:
+        if filters.wwids and m["wwid"] not in filters.wwids:
+            return False
+        if filters.maps and not {m["name"], m["dm"], m["wwid"]}.intersection(filters.maps):
+            return False
+        return not filters.targets or any(target_of(p) in filters.targets for p in by_map.get(m["name"], ()))
+
+    kept_maps = [m for m in maps if map_selected(m)]
+    kept_names = {m["name"] for m in kept_maps}
+    by_name = {m["name"]: m for m in maps}
+
+    def path_selected(p: Dict[str, Any]) -> bool:
+        if p["map"] is not None and p["map"] in by_name:
+            if p["map"] not in kept_names:
+                return False
+        else:
+            if filters.maps:
+                return False
+            if filters.wwids and p["wwid"] not in filters.wwids:
+                return False
+        return not filters.targets or target_of(p) in filters.targets
+
+    kept_paths = [p for p in paths if path_selected(p)]
+    kept_orphans = [o for o in orphans if not filters.active or o["map"] in kept_names]
+    summary = {
+        "maps": len(kept_maps),
+        "faulty_maps": sum(1 for m in kept_maps if m["faulty"]),
+        "dead_maps": sum(1 for m in kept_maps if m["dead"]),
+        "queueing_dead_maps": sum(1 for m in kept_maps if m["queueing_dead"]),
+        "unpresented_maps": sum(1 for m in kept_maps if not m["presented"]),
+        "paths": len(kept_paths),
+        "faulty_paths": sum(1 for p in kept_paths if p["faulty"]),
+        "orphans": len(kept_orphans),
+    }
+    return {
+        "summary": summary,
+        "maps": kept_maps,
+        "paths": kept_paths,
+        "orphans": kept_orphans,
+        "filters": {"wwids": list(filters.wwids), "maps": list(filters.maps), "targets": list(filters.targets)},
+    }

@@ -1,0 +1,560 @@
+#!/usr/bin/python
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: multipath_faulty_facts
+short_description: Report faulty multipath paths, dead or queueing maps and orphan table entries as facts
+version_added: 0.1.0
+description:
+  - Reads the host's SCSI, iSCSI and device-mapper multipath state and returns it as the fact
+    C(ansible_facts.lunsafe_multipath), per map and per path, with the C(reasons) that make each one faulty.
+    The same keys are also returned at the top level of the result for ad-hoc use.
+  - Sources, from the most to the least machine-friendly. sysfs (sessions, SCSI devices and their states,
+    dm maps, slaves and holders). C(multipathd show paths raw format) and C(multipathd show maps raw format)
+    (checker state, dm state, active path count, queueing). C(dmsetup status --target multipath) and
+    C(dmsetup table --target multipath) (per-path C(A)/C(F) flags, C(queue_if_no_path), table entries).
+    C(multipath -ll) only when multipathd does not answer and O(multipath_ll_fallback=true).
+  - A path is faulty when its checker state is C(faulty), C(shaky), C(i/o timeout) or C(disconnected), when the
+    kernel has failed it (dm state C(failed)), when its SCSI device state is not C(running) (C(offline),
+    C(blocked), C(transport-offline), ...), when its iSCSI session is not C(LOGGED_IN), or when multipathd
+    still lists it though its device is gone. C(ghost) (ALUA standby), C(i/o pending) and C(delayed) are not
+    faults.
+  - A map is faulty when it has no active path (dead; RV(maps[].queueing_dead) when it also queues I/O, which
+    hangs every reader and writer), when its table names a device that no longer exists (an orphan entry,
+    the C(#:#:#:#) rows of C(multipath -ll)), when no SCSI device with its WWID is running on a logged-in
+    session with a checker that is up (its LUN is no longer presented), when it is suspended, or when one of
+    its paths is faulty.
+  - Changes nothing, runs no I/O on any map or path, and does not take the host lock. Every command runs with
+    a deadline (O(timeout)).
+  - On a host without multipathd (not installed or not running), without device-mapper tools or without any
+    SCSI device, it returns what it could read and says why in RV(sources) and in the C(warnings) of
+    RV(ansible_facts.lunsafe_multipath) instead of failing.
+author: lunsafe.san developers (@lunsafe)
+requirements:
+  - Linux with sysfs mounted on C(/sys).
+  - C(timeout) from coreutils (every command runs under it).
+  - Optional, used when present - C(multipathd) (multipath-tools 0.6.0 or later for C(raw format)), C(dmsetup)
+    (lvm2 / device-mapper), C(multipath).
+extends_documentation_fragment:
+  - lunsafe.san._attributes
+  - lunsafe.san._attributes.FACTS
+attributes:
+  idempotent:
+    support: full
+    details:
+      - Reads only; the result is V(changed=false) every time.
+options:
+  wwids:
+    description:
+      - Report only the maps with these WWIDs (as multipath spells them, for example V(36001405...)), and
+        their paths.
+    type: list
+    elements: str
+  maps:
+    description:
+      - Report only these maps, each given by name (alias or user friendly name, optionally with a
+        C(/dev/mapper/) prefix), by C(dm-N) or by WWID, and their paths.
+    type: list
+    elements: str
+  targets:
+    description:
+      - Report only paths whose iSCSI session goes to one of these target names (compared case-insensitively),
+        and the maps that have at least one such path.
+      - A map whose paths are all gone has no session any more and is therefore never reported with this
+        filter; use O(wwids) or O(maps) to watch such maps.
+    type: list
+    elements: str
+  timeout:
+    description:
+      - Deadline in seconds of each command (C(multipathd), C(dmsetup), C(multipath)). A command that does not
+        answer in time is killed and its source is reported as V(timeout).
+    type: float
+    default: 15
+  multipath_ll_fallback:
+    description:
+      - When multipathd does not answer and multipath maps exist, run C(multipath -ll) for the checker states
+        and the orphan rows it prints.
+      - C(multipath -ll) runs the path checkers itself (one SCSI command per path), which may take long on
+        unreachable paths; it is bounded by O(timeout).
+    type: bool
+    default: true
+notes:
+  - Filters select what is reported; everything is still read. The RV(summary) counts only what is reported.
+  - WWIDs of paths come from the kernel's C(device/wwid) turned into multipath's spelling
+    (C(naa.<hex>) becomes C(3<hex>)); a map is presented when a path with its WWID is usable.
+seealso:
+  - module: lunsafe.san.multipath_flush
+    description: Flush one faulty map safely, then delete its paths.
+  - module: lunsafe.san.iscsi_lun_attach
+    description: Attach one LUN with a targeted scan; the facts of that LUN show no fault afterwards.
+  - module: lunsafe.san.scsi_targeted_scan
+    description: Scan exactly the named LUNs (never a whole session).
+"""
+
+EXAMPLES = r"""
+- name: Gather multipath fault facts
+  lunsafe.san.multipath_faulty_facts:
+
+- name: Fail when any map is dead or any path is faulty
+  ansible.builtin.assert:
+    that:
+      - ansible_facts.lunsafe_multipath.summary.dead_maps == 0
+      - ansible_facts.lunsafe_multipath.summary.faulty_paths == 0
+    fail_msg: "{{ ansible_facts.lunsafe_multipath.maps | selectattr('faulty') | map(attribute='name') | list }}"
+
+- name: Only the maps behind one array target
+  lunsafe.san.multipath_faulty_facts:
+    targets:
+      - iqn.2003-01.org.example:array1
+  register: array1
+
+- name: Flush the maps whose LUN the array no longer presents
+  lunsafe.san.multipath_flush:
+    map: "{{ item.name }}"
+  loop: "{{ ansible_facts.lunsafe_multipath.maps | rejectattr('presented') | list }}"
+  loop_control:
+    label: "{{ item.name }} {{ item.reasons }}"
+
+- name: One map, by WWID
+  lunsafe.san.multipath_faulty_facts:
+    wwids:
+      - 360014053aa67acbbbe24eefad576288d
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to C(ansible_facts).
+  returned: always
+  type: dict
+  contains:
+    lunsafe_multipath:
+      description:
+        - Everything this module returns at the top level (RV(schema), RV(summary), RV(maps), RV(paths),
+          RV(orphans), RV(sources), RV(filters)), plus C(warnings), a list of strings saying which source was
+          degraded and what is unknown because of it.
+      returned: always
+      type: dict
+      sample:
+        schema: 1
+        summary: {maps: 1, faulty_maps: 1, dead_maps: 1, queueing_dead_maps: 1, unpresented_maps: 1, paths: 2,
+                  faulty_paths: 2, orphans: 0}
+        maps: []
+        paths: []
+        orphans: []
+        sources: {sysfs: ok, multipathd: ok, dmsetup: ok, multipath_ll: not_used}
+        filters: {wwids: [], maps: [], targets: []}
+        warnings: []
+schema:
+  description: Version of the layout of these facts; it changes only when a key changes meaning or is removed.
+  returned: always
+  type: int
+  sample: 1
+summary:
+  description: Counts over what is reported (after the filters).
+  returned: always
+  type: dict
+  contains:
+    maps:
+      description: Multipath maps reported.
+      type: int
+      returned: always
+      sample: 4
+    faulty_maps:
+      description: Maps with at least one reason.
+      type: int
+      returned: always
+      sample: 1
+    dead_maps:
+      description: Maps with no active path.
+      type: int
+      returned: always
+      sample: 1
+    queueing_dead_maps:
+      description: Dead maps that queue I/O (C(queue_if_no_path)); I/O on them hangs.
+      type: int
+      returned: always
+      sample: 1
+    unpresented_maps:
+      description: Maps whose LUN no logged-in session presents any more.
+      type: int
+      returned: always
+      sample: 1
+    paths:
+      description: Paths reported.
+      type: int
+      returned: always
+      sample: 8
+    faulty_paths:
+      description: Paths with at least one reason.
+      type: int
+      returned: always
+      sample: 2
+    orphans:
+      description: Orphan table entries reported.
+      type: int
+      returned: always
+      sample: 0
+  sample: {maps: 4, faulty_maps: 1, dead_maps: 1, queueing_dead_maps: 1, unpresented_maps: 1, paths: 8,
+           faulty_paths: 2, orphans: 0}
+maps:
+  description: Multipath maps (from sysfs, multipathd and dmsetup), in dm order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Map name (alias, user friendly name or WWID).
+      type: str
+      returned: always
+      sample: mpatha
+    wwid:
+      description: WWID of the LUN (as multipath spells it).
+      type: str
+      returned: always
+      sample: 360014053aa67acbbbe24eefad576288d
+    uuid:
+      description: The dm uuid, C(mpath-<wwid>); identifies the map, unlike RV(maps[].dm) which the kernel reuses.
+      type: str
+      returned: always
+      sample: mpath-360014053aa67acbbbe24eefad576288d
+    dm:
+      description: Kernel name C(dm-N).
+      type: str
+      returned: always
+      sample: dm-0
+    suspended:
+      description: Whether the map is suspended; V(null) if unknown.
+      type: bool
+      returned: always
+      sample: false
+    active_paths:
+      description:
+        - Active paths according to multipathd (C(%N), ghost paths count), else the C(A) flags of
+          C(dmsetup status) for devices that still exist, else usable paths.
+      type: int
+      returned: always
+      sample: 0
+    usable_paths:
+      description: Paths that are running on a logged-in session with a checker that is up (or unknown).
+      type: int
+      returned: always
+      sample: 0
+    paths:
+      description: Kernel names of the map's paths (C(major:minor) when the name is unknown).
+      type: list
+      elements: str
+      returned: always
+      sample: [sdd, sdg]
+    orphan_entries:
+      description: Table entries of this map whose device is gone.
+      type: int
+      returned: always
+      sample: 0
+    queue_if_no_path:
+      description: Whether the kernel table currently queues I/O when no path is left; V(null) if unknown.
+      type: bool
+      returned: always
+      sample: true
+    queueing:
+      description: multipathd's queueing state (C(%Q)) - V(off), V(on), C(N chk), C(N sec) or V(-); V(null)
+        without multipathd.
+      type: str
+      returned: always
+      sample: 15 sec
+    queued_io:
+      description: I/O requests queued in the kernel (C(dmsetup status)); V(null) if unknown.
+      type: int
+      returned: always
+      sample: 0
+    features:
+      description: Table features, as C(dmsetup table) prints them.
+      type: str
+      returned: always
+      sample: 1 queue_if_no_path
+    holders:
+      description: Kernel names holding the map (partitions, LVM, dm-crypt).
+      type: list
+      elements: str
+      returned: always
+      sample: []
+    dead:
+      description: No active path.
+      type: bool
+      returned: always
+      sample: true
+    queueing_dead:
+      description: Dead and queueing I/O.
+      type: bool
+      returned: always
+      sample: true
+    presented:
+      description: A usable path with the map's WWID exists on a logged-in session.
+      type: bool
+      returned: always
+      sample: false
+    faulty:
+      description: The map has at least one reason.
+      type: bool
+      returned: always
+      sample: true
+    reasons:
+      description:
+        - Why the map counts as faulty, among V(no_active_path), V(queueing_without_path),
+          V(orphan_table_entries), V(unpresented), V(suspended), V(faulty_paths).
+      type: list
+      elements: str
+      returned: always
+      sample: [no_active_path, queueing_without_path, unpresented, faulty_paths]
+paths:
+  description:
+    - Paths - every SCSI device on an iSCSI session, every slave of a multipath map, every path multipathd
+      knows - keyed by device.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    dev:
+      description: Kernel name C(sdX); V(null) if only the device number is known.
+      type: str
+      returned: always
+      sample: sdg
+    devt:
+      description: C(major:minor).
+      type: str
+      returned: always
+      sample: "8:96"
+    hctl:
+      description: SCSI address C(H:C:T:L).
+      type: str
+      returned: always
+      sample: "3:0:0:2"
+    wwid:
+      description: WWID of the device (as multipath spells it).
+      type: str
+      returned: always
+      sample: 360014053aa67acbbbe24eefad576288d
+    map:
+      description: Name of the map the path belongs to; V(null) if none.
+      type: str
+      returned: always
+      sample: mpatha
+    dm_state:
+      description: The kernel multipath target's view - V(active), V(failed), V(undef); V(null) if unknown.
+      type: str
+      returned: always
+      sample: failed
+    dm_fail_count:
+      description: Failures counted by the kernel (C(dmsetup status)); V(null) if unknown.
+      type: int
+      returned: always
+      sample: 1
+    checker_state:
+      description: multipathd's checker state - V(ready), V(ghost), V(faulty), V(shaky), V(i/o pending),
+        V(i/o timeout), V(delayed), V(disconnected), V(undef); V(null) without multipathd.
+      type: str
+      returned: always
+      sample: faulty
+    checker:
+      description: Checker name (C(tur), C(directio), ...).
+      type: str
+      returned: always
+      sample: tur
+    device_state:
+      description: SCSI device state from sysfs (V(running), V(offline), V(blocked), V(transport-offline), ...);
+        V(null) when the device is gone.
+      type: str
+      returned: always
+      sample: running
+    multipathd_state:
+      description: multipathd's device state (C(%o)) - V(running) or V(offline).
+      type: str
+      returned: always
+      sample: running
+    known_to_multipathd:
+      description: multipathd lists this path.
+      type: bool
+      returned: always
+      sample: true
+    session:
+      description: The iSCSI session behind the path; V(null) for non-iSCSI devices.
+      type: dict
+      returned: always
+      sample: {sid: 2, host: 3, target: "iqn.2003-01.org.lunsafe.lab:array", portal: "127.0.0.2:3260",
+               persistent_portal: "127.0.0.2:3260", state: LOGGED_IN, transport: iscsi_tcp}
+      contains:
+        sid:
+          description: Session number (reused by the kernel after logout).
+          type: int
+          returned: always
+          sample: 2
+        host:
+          description: SCSI host number.
+          type: int
+          returned: always
+          sample: 3
+        target:
+          description: Target name.
+          type: str
+          returned: always
+          sample: iqn.2003-01.org.lunsafe.lab:array
+        portal:
+          description: Current portal.
+          type: str
+          returned: always
+          sample: 127.0.0.2:3260
+        persistent_portal:
+          description: Portal the session logged in to.
+          type: str
+          returned: always
+          sample: 127.0.0.2:3260
+        state:
+          description: Session state - V(LOGGED_IN), V(FAILED), V(FREE).
+          type: str
+          returned: always
+          sample: LOGGED_IN
+        transport:
+          description: Driver of the host (C(iscsi_tcp), ...).
+          type: str
+          returned: always
+          sample: iscsi_tcp
+    faulty:
+      description: The path has at least one reason.
+      type: bool
+      returned: always
+      sample: true
+    reasons:
+      description:
+        - Why the path counts as faulty, among V(checker_faulty), V(checker_shaky), V(checker_io_timeout),
+          V(checker_disconnected), V(dm_failed), V(device_offline), V(device_blocked),
+          V(device_transport_offline) (or C(device_<state>) for any other state than C(running)),
+          V(multipathd_offline), V(session_not_logged_in), V(session_gone), V(device_gone).
+      type: list
+      elements: str
+      returned: always
+      sample: [checker_faulty, dm_failed]
+orphans:
+  description: Table entries whose device is gone (C(#:#:#:#) rows; a dm table or multipathd naming a device
+    that no longer exists in sysfs).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    map:
+      description: Map name.
+      type: str
+      returned: always
+      sample: mpathb
+    wwid:
+      description: WWID of the map or path, if known.
+      type: str
+      returned: always
+      sample: 360014050dfbea08a0ed44b1938c5037a
+    dev:
+      description: Former kernel name, if known.
+      type: str
+      returned: always
+      sample: null
+    devt:
+      description: C(major:minor) in the table, if known.
+      type: str
+      returned: always
+      sample: "8:112"
+    hctl:
+      description: Former SCSI address, if known.
+      type: str
+      returned: always
+      sample: null
+    dm_active:
+      description: The kernel's flag for the entry (it may still say active for a deleted device).
+      type: bool
+      returned: always
+      sample: true
+    source:
+      description: Where it was seen - V(dmsetup_table), V(multipathd), V(multipath_ll).
+      type: str
+      returned: always
+      sample: dmsetup_table
+    reason:
+      description: V(table_device_gone) or V(device_gone).
+      type: str
+      returned: always
+      sample: table_device_gone
+  sample: []
+sources:
+  description:
+    - State of each source - C(sysfs) (V(ok), or V(no_scsi) when the host has no SCSI host), C(multipathd),
+      C(dmsetup), C(multipath_ll) (V(ok), V(not_installed), V(not_running), V(timeout), V(error), V(not_used)).
+  returned: always
+  type: dict
+  sample: {sysfs: ok, multipathd: ok, dmsetup: ok, multipath_ll: not_used}
+filters:
+  description: The filters applied (O(wwids), O(maps), O(targets), normalized).
+  returned: always
+  type: dict
+  sample: {wwids: [], maps: [], targets: []}
+"""
+
+from typing import Any, Dict
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._faults import FACTS_NAME, classify, collect, make_filters
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT
+
+# Internal, not an option: the sysfs root. Unit tests point it at a fake tree built in tmp_path.
+SYSFS_ROOT = DEFAULT_SYSFS_ROOT
+
+ARGUMENT_SPEC: Dict[str, Any] = {
+    "wwids": {"type": "list", "elements": "str"},
+    "maps": {"type": "list", "elements": "str"},
+    "targets": {"type": "list", "elements": "str"},
+    "timeout": {"type": "float", "default": 15},
+    "multipath_ll_fallback": {"type": "bool", "default": True},
+}
+
+
+def make_runner(module: AnsibleModule, timeout: float) -> Runner:
+    """The command runner (unit tests replace this function with a scripted fake)."""
+    return Runner(module, default_timeout=timeout)
+
+
+def run(module: AnsibleModule) -> Dict[str, Any]:
+    """args -> observe -> classify -> result; nothing is ever applied."""
+    params = module.params
+    if params["timeout"] <= 0:
+        raise InputError(
+            f"timeout must be positive, got {params['timeout']:g}", option="timeout", value=params["timeout"]
+        )
+    filters = make_filters(wwids=params["wwids"], maps=params["maps"], targets=params["targets"])
+    observation = collect(
+        runner=make_runner(module, params["timeout"]),
+        sysfs_root=SYSFS_ROOT,
+        timeout=params["timeout"],
+        ll_fallback=params["multipath_ll_fallback"],
+    )
+    facts = classify(observation, filters=filters)
+    for warning in facts["warnings"]:
+        module.warn(warning)
+    result: Dict[str, Any] = {key: value for key, value in facts.items() if key != "warnings"}
+    result["changed"] = False
+    result["ansible_facts"] = {FACTS_NAME: facts}
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        result = run(module)
+    except LunsafeError as exc:
+        module.fail_json(**exc.to_fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
