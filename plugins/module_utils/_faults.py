@@ -185,31 +185,32 @@ def read_devts(*, sysfs_root: str = DEFAULT_SYSFS_ROOT, names: Iterable[str]) ->
     return devts
 
 
+def _ask_multipathd(runner: CommandRunner, argv: Sequence[str], *, timeout: float) -> str:
+    """stdout of a multipathd query, or DaemonUnavailable."""
+    reply = runner.run(argv, ok_rcs=MULTIPATHD_OK_RCS, timeout=timeout)
+    check_reply(reply.rc, reply.stdout, reply.stderr, cmd=reply.cmd)
+    if reply.rc != 0:
+        # multipath-tools 0.9.4 prints nothing at all and exits 1 when the daemon is not running
+        # (classify_reply() calls that "fail"): the socket could not be reached.
+        silent = not reply.stdout.strip() and not reply.stderr.strip()
+        raise DaemonUnavailable(
+            "multipathd is not running or its socket cannot be reached" if silent else "multipathd refused the command",
+            cmd=reply.cmd,
+            rc=reply.rc,
+            stdout=reply.stdout,
+            stderr=reply.stderr,
+        )
+    return reply.stdout
+
+
 def _multipathd(runner: CommandRunner, obs: Observation, *, timeout: float) -> None:
     if not runner.has_tool("multipathd"):
         obs.sources["multipathd"] = SOURCE_NOT_INSTALLED
         return
     try:
-        paths = runner.run(show_paths(), ok_rcs=MULTIPATHD_OK_RCS, timeout=timeout)
-        check_reply(paths.rc, paths.stdout, paths.stderr, cmd=paths.cmd)
-        maps = runner.run(show_maps(), ok_rcs=MULTIPATHD_OK_RCS, timeout=timeout)
-        check_reply(maps.rc, maps.stdout, maps.stderr, cmd=maps.cmd)
-        for reply in (paths, maps):
-            if reply.rc != 0:
-                # multipath-tools 0.9.4 prints nothing at all and exits 1 when the daemon is not
-                # running (classify_reply() calls that "fail"): the socket could not be reached.
-                silent = not reply.stdout.strip() and not reply.stderr.strip()
-                raise DaemonUnavailable(
-                    "multipathd is not running or its socket cannot be reached"
-                    if silent
-                    else "multipathd refused the command",
-                    cmd=reply.cmd,
-                    rc=reply.rc,
-                    stdout=reply.stdout,
-                    stderr=reply.stderr,
-                )
-        obs.mp_paths = parse_paths(paths.stdout)
-        obs.mp_maps = parse_maps(maps.stdout)
+        paths = parse_paths(_ask_multipathd(runner, show_paths(), timeout=timeout))
+        maps = parse_maps(_ask_multipathd(runner, show_maps(), timeout=timeout))
+        obs.mp_paths, obs.mp_maps = paths, maps
         obs.sources["multipathd"] = SOURCE_OK
     except ToolTimeout as exc:
         obs.sources["multipathd"] = SOURCE_TIMEOUT

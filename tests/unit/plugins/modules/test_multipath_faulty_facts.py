@@ -1,0 +1,135 @@
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Run the module's main() against a fake sysfs of the lab host and its real multipathd/dmsetup output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.lunsafe.san.plugins.module_utils import _faults as faults
+from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as mp
+from ansible_collections.lunsafe.san.plugins.modules import multipath_faulty_facts
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.faults_host import (
+    WWID,
+    build_lab_sysfs,
+    fixture,
+)
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
+
+
+def lab_script(state: str) -> List[Any]:
+    return [
+        (mp.show_paths(), 0, fixture(state, "paths"), ""),
+        (mp.show_maps(), 0, fixture(state, "maps"), ""),
+        (faults.dmsetup_status_all(), 0, fixture(state, "dmstatus"), ""),
+        (faults.dmsetup_table_all(), 0, fixture(state, "dmtable"), ""),
+    ]
+
+
+def run_module(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    root: Path,
+    runner: ScriptedRunner,
+    args: Dict[str, Any],
+) -> Dict[str, Any]:
+    monkeypatch.setattr(multipath_faulty_facts, "SYSFS_ROOT", str(root))
+    monkeypatch.setattr(multipath_faulty_facts, "make_runner", lambda module, timeout: runner)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        multipath_faulty_facts.main()
+    result: Dict[str, Any] = json.loads(capsys.readouterr().out)
+    return result
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_facts_of_an_unmapped_lun_are_the_same_in_check_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], check_mode: bool
+) -> None:
+    runner = ScriptedRunner(lab_script("unmapped"))
+    result = run_module(
+        monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args={"_ansible_check_mode": check_mode}
+    )
+    assert result["changed"] is False
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    assert facts["summary"]["dead_maps"] == 1 and facts["summary"]["faulty_paths"] == 2
+    assert facts["sources"] == {"sysfs": "ok", "multipathd": "ok", "dmsetup": "ok", "multipath_ll": "not_used"}
+    # the same data at the top level, without the facts-only warnings list
+    for key in ("schema", "summary", "maps", "paths", "orphans", "sources", "filters"):
+        assert result[key] == facts[key]
+    assert facts["warnings"] == [] and "warnings" not in result
+    assert runner.remaining == []
+    # read-only: every command is a query
+    assert [argv[:2] for argv in runner.argvs] == [
+        ["multipathd", "show"],
+        ["multipathd", "show"],
+        ["dmsetup", "status"],
+        ["dmsetup", "table"],
+    ]
+
+
+def test_filters_and_timeout_reach_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = ScriptedRunner(lab_script("unmapped"))
+    result = run_module(
+        monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args={"wwids": [WWID[1]], "timeout": 3}
+    )
+    assert [m["name"] for m in result["maps"]] == ["mpathc"]
+    assert result["summary"]["faulty_maps"] == 0 and result["filters"]["wwids"] == [WWID[1]]
+    assert {call.timeout for call in runner.calls} == {3}
+
+
+def test_host_without_multipath_or_scsi_gives_empty_facts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = ScriptedRunner(missing_tools={"multipathd", "dmsetup", "multipath"})
+    result = run_module(monkeypatch, capsys, root=build_sysfs(tmp_path), runner=runner, args={})
+    assert "failed" not in result and result["changed"] is False
+    assert result["maps"] == [] and result["paths"] == [] and result["orphans"] == []
+    assert result["sources"]["multipathd"] == "not_installed" and result["sources"]["sysfs"] == "no_scsi"
+    assert "warnings" not in result  # nothing is degraded where there is nothing to see
+
+
+def test_stopped_multipathd_is_a_warning_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = ScriptedRunner(
+        [
+            (mp.show_paths(), 1, "", ""),
+            (faults.dmsetup_status_all(), 0, fixture("nodaemon", "dmstatus"), ""),
+            (faults.dmsetup_table_all(), 0, fixture("nodaemon", "dmtable"), ""),
+        ]
+    )
+    root = build_lab_sysfs(tmp_path, states={"sdc": "offline"}, removed={"sdh"})
+    result = run_module(monkeypatch, capsys, root=root, runner=runner, args={"multipath_ll_fallback": False})
+    assert result["sources"]["multipathd"] == "not_running" and result["sources"]["multipath_ll"] == "not_used"
+    facts_warnings = result["ansible_facts"]["lunsafe_multipath"]["warnings"]
+    assert len(facts_warnings) == 1 and facts_warnings[0].startswith("multipathd is not running")
+    assert facts_warnings[0] in json.dumps(result["warnings"])  # also an Ansible warning (its format varies)
+    assert result["summary"]["orphans"] == 1 and result["orphans"][0]["devt"] == "8:112"
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [({"timeout": 0}, "timeout"), ({"maps": ["a b"]}, "maps"), ({"targets": [""]}, "targets")],
+)
+def test_bad_input_fails_before_running_anything(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: Dict[str, Any],
+    option: str,
+) -> None:
+    runner = ScriptedRunner()
+    result = run_module(monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args=args)
+    assert result["failed"] is True and result["option"] == option
+    assert runner.calls == []
