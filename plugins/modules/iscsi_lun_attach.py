@@ -245,6 +245,26 @@ multipath_actions:
   type: list
   elements: str
   sample: []
+timings:
+  description:
+    - Seconds spent in each phase, measured inside the module on the managed node (Ansible's own
+      connection and start-up time are not included). C(scan) runs from the scan-file writes until every
+      path's block device exists.
+  returned: always
+  type: dict
+  sample: {"observe": 0.08, "login": 0.61, "stale_check": 0.0, "scan": 0.21, "map": 0.35, "total": 1.25}
+plan:
+  description: With O(state=absent), the ordered removal steps (in check mode, the steps that would run).
+  returned: when O(state=absent) and the LUN has paths
+  type: list
+  elements: dict
+  sample: [{"action": "flush_map", "target": "mpatha"}, {"action": "delete_path", "target": "sdc", "hctl": "2:0:0:3"}]
+nodes_removed:
+  description: With O(state=absent) and O(remove_node=true), the portals whose node records were deleted.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: ["192.0.2.10:3260"]
 removed:
   description: With O(state=absent), the map and paths removed.
   returned: always
@@ -253,12 +273,14 @@ removed:
 """
 
 import os
+import time
 import traceback
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
+from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils import _login as login_utils
 from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
@@ -273,8 +295,10 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     read_snapshot,
     scsi_device_delete_path,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 SYSFS_ROOT = DEFAULT_SYSFS_ROOT
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 def argument_spec() -> Dict[str, Any]:
@@ -338,8 +362,11 @@ class Attach:
         self.created_nodes: List[iscsiadm.Portal] = []
         self.logged_in: List[iscsiadm.Portal] = []
         self.new_devices: List[str] = []
+        self.timings: Dict[str, float] = {}
+        self._started = self._last_mark = time.monotonic()
         self.result: Dict[str, Any] = {
             "changed": False,
+            "timings": self.timings,
             "sessions": [],
             "hctl": [],
             "devices": [],
@@ -387,6 +414,13 @@ class Attach:
 
     # -- present -----------------------------------------------------------------------------------------
 
+    def mark(self, phase: str) -> None:
+        """Seconds spent in each phase, measured inside the module (no Ansible transport)."""
+        now = time.monotonic()
+        self.timings[phase] = round(now - self._last_mark, 3)
+        self.timings["total"] = round(now - self._started, 3)
+        self._last_mark = now
+
     def present(self) -> None:
         p = self.module.params
         before = read_snapshot(sysfs_root=SYSFS_ROOT)
@@ -404,6 +438,7 @@ class Attach:
                 )
             )
         self.result["nodes"] = [c.to_dict() for c in changes if c.changed]
+        self.mark("observe")
         missing = self.portals_without_session(before)
         self.result["logged_in"] = [portal.for_iscsiadm() for portal in missing]
         if self.check:
@@ -423,8 +458,10 @@ class Attach:
         snapshot = attach.wait_for_sessions(
             sysfs_root=SYSFS_ROOT, target=self.target, portals=self.sysfs_portals, timeout=p["timeout"]
         )
+        self.mark("login")
         sessions = self.sessions(snapshot)
         snapshot = self._handle_stale(snapshot, sessions)
+        self.mark("stale_check")
         request = scan.ScanRequest(
             target=self.target,
             portals=tuple(self.sysfs_portals),
@@ -436,6 +473,7 @@ class Attach:
         writes = scan.apply_plan(plan=plan, sysfs_root=SYSFS_ROOT)
         self.result["scanned"] = [w.to_dict() for w in writes]
         after, _waited = scan.wait_for_devices(plan=plan, sysfs_root=SYSFS_ROOT, timeout=p["timeout"], scanned=writes)
+        self.mark("scan")
         summary = scan.summarize(plan=plan, before=snapshot, after=after)
         self.new_devices = [d["name"] for d in summary["devices"] if d["new"]]
         devices = attach.lun_devices(snapshot=after, sessions=self.sessions(after), lun=self.lun)
@@ -452,6 +490,7 @@ class Attach:
                 timeout=p["timeout"],
             )
             self.result["multipath_actions"] = actions
+        self.mark("map")
         final = read_snapshot(sysfs_root=SYSFS_ROOT)
         self._report(before=before, after=final, identity=identity, dm_map=dm_map)
         self.result["changed"] = bool(
@@ -537,6 +576,123 @@ class Attach:
             "after": "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices),
         }
 
+    # -- absent ------------------------------------------------------------------------------------------
+
+    def absent(self) -> None:
+        """Flush the LUN's map, delete its paths, then log out of sessions that carry no other LUN."""
+        p = self.module.params
+        before = read_snapshot(sysfs_root=SYSFS_ROOT)
+        sessions = self.sessions(before)
+        devices = attach.lun_devices(snapshot=before, sessions=sessions, lun=self.lun)
+        names = [d.name for d in devices if d.name]
+        self.result["devices"] = [scan.device_facts(device=d, snapshot=before, new=False) for d in devices]
+        self.result["hctl"] = [str(d.hctl) for d in devices]
+        dm_map = before.multipath_map_for(names=names) if names else None
+        self.result["dm"] = attach.map_facts(dm_map)
+        settings = flush.Settings(
+            sysfs_root=SYSFS_ROOT,
+            retries=3,
+            retry_interval=2.0,
+            command_timeout=60.0,
+            path_timeout=float(p["timeout"]),
+            force=p["force"],
+        )
+        if dm_map is not None:
+            observation = flush.observe(
+                ref=dm_map.uuid or dm_map.dm, runner=self.runner, sysfs_root=SYSFS_ROOT, snapshot=before
+            )
+            fplan = flush.plan_flush(observation=observation, force=p["force"], remove_wwid_file=False)
+            if fplan.refusals and not p["force"]:
+                raise flush.refusal(observation=observation, plan=fplan)
+            self.result["plan"] = [step.to_dict() for step in fplan.steps]
+            if not self.check:
+                outcome = flush.apply_plan(plan=fplan, observation=observation, runner=self.runner, settings=settings)
+                self.result["removed"] = {"map": dm_map.name, "paths": [x["device"] for x in outcome.paths_removed]}
+        elif devices:
+            self._delete_unmapped(devices, settings)
+        self.mark("remove")
+        after = before if self.check else read_snapshot(sysfs_root=SYSFS_ROOT)
+        left = attach.lun_devices(snapshot=after, sessions=self.sessions(after), lun=self.lun)
+        if left and not self.check:
+            raise LunsafeError(
+                f"the LUN still has paths after removal: {', '.join(str(d.hctl) for d in left)}",
+                hctl=[str(d.hctl) for d in left],
+            )
+        self._logout_unused(after, removing=set(names))
+        self.mark("logout")
+        final = read_snapshot(sysfs_root=SYSFS_ROOT)
+        self.result["sessions"] = [attach.session_facts(s) for s in self.sessions(final)]
+        self.result["changed"] = bool(devices or self.result["logged_out"] or self.result.get("nodes_removed"))
+        self.result["diff"] = {
+            "before": "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices),
+            "after": "" if not self.check else "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices),
+        }
+
+    def _delete_unmapped(self, devices: Sequence[Any], settings: Any) -> None:
+        """Paths without a multipath map: refuse when mounted, held or partitioned (unless force), then delete."""
+        names = [d.name for d in devices if d.name]
+        with open(MOUNTINFO, encoding="utf-8") as handle:
+            mountinfo = handle.read()
+        parts = [part for d in devices for part in d.partitions]
+        users = [
+            h.describe() for h in flush.find_mounts(sysfs_root=SYSFS_ROOT, names=names + parts, mountinfo=mountinfo)
+        ]
+        users += [f"{d.name} held by {', '.join(d.holders)}" for d in devices if d.holders]
+        users += [f"{d.name} has partitions {', '.join(d.partitions)}" for d in devices if d.partitions]
+        if users and not self.module.params["force"]:
+            raise LunsafeError(
+                "refusing to delete the LUN's paths, nothing was changed: " + "; ".join(users) + " (use force)",
+                users=users,
+            )
+        self.result["plan"] = [{"action": "delete_path", "target": d.name, "hctl": str(d.hctl)} for d in devices]
+        if self.check:
+            return
+        for device in devices:
+            scan.write_attribute(scsi_device_delete_path(hctl=device.hctl, sysfs_root=SYSFS_ROOT), "1")
+        wait_until(
+            lambda: not any(read_snapshot(sysfs_root=SYSFS_ROOT).device(name=n) for n in names),
+            timeout=settings.path_timeout,
+            interval=0.1,
+            backoff=1.5,
+            max_interval=1.0,
+            describe="the LUN's paths to leave sysfs",
+        )
+        self.result["removed"] = {"map": None, "paths": names}
+
+    def _logout_unused(self, snapshot: Snapshot, *, removing: Any) -> None:
+        """Log out of each requested portal whose sessions carry no other LUN's device; then drop node records."""
+        p = self.module.params
+        logged_out: List[str] = []
+        nodes_removed: List[str] = []
+        for portal, sysfs_portal in zip(self.portals, self.sysfs_portals):
+            sessions = snapshot.sessions_for(targetname=self.target, portal=sysfs_portal)
+            others = [
+                d
+                for s in sessions
+                for d in snapshot.devices_of_session(sid=s.sid)
+                if d.name is not None and d.name not in removing and (self.check or d.hctl.lun != self.lun)
+            ]
+            if others:
+                continue
+            if sessions:
+                if not self.check:
+                    login_utils.logout(
+                        self.runner,
+                        target=self.target,
+                        portal=portal,
+                        iface=self.iface,
+                        timeout=p["login_timeout"] + 30,
+                    )
+                logged_out.append(portal.for_iscsiadm())
+            if p["remove_node"]:
+                exists = login_utils.read_node(self.runner, target=self.target, portal=portal, iface=self.iface)
+                if exists is not None:
+                    if not self.check:
+                        login_utils.remove_node(self.runner, target=self.target, portal=portal, iface=self.iface)
+                    nodes_removed.append(portal.for_iscsiadm())
+        self.result["logged_out"] = logged_out
+        self.result["nodes_removed"] = nodes_removed
+
     def rollback(self) -> List[str]:
         """Undo what this run created, newest first; never touches what existed before."""
         undone: List[str] = []
@@ -568,7 +724,12 @@ def execute(run: Attach) -> None:
     """Present or absent under the host lock (check mode only reads: no lock file is created)."""
     params = run.module.params
     if params["state"] == "absent":
-        raise LunsafeError("state=absent is not implemented yet", option="state")
+        if run.check:
+            run.absent()
+            return
+        with HostLock(params["lock_file"], timeout=params["lock_timeout"]):
+            run.absent()
+        return
     if run.check:
         run.present()
         return

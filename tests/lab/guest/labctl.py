@@ -12,6 +12,7 @@ hundreds of LUNs takes seconds. Every command prints one JSON document on stdout
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -302,10 +303,8 @@ def cmd_reset(args):
             with open(leftover, "w", encoding="ascii") as handle:
                 handle.write("")
     for lock in glob.glob("/run/lock/lunsafe*"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
-        except FileNotFoundError:
-            pass
     steps.append(run(["multipathd", "reconfigure"], timeout=30))
     _wait_no_iscsi_devices(deadline=time.monotonic() + 30)
     failed = [s for s in steps if isinstance(s, dict) and s.get("rc") not in (None, 0, 21, 5)]
