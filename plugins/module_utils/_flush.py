@@ -77,7 +77,8 @@ __all__ = [
     "Step",
     "apply_plan",
     "dmsetup_info",
-    "dmsetup_remove_force",
+    "dmsetup_remove_deferred",
+    "dmsetup_wipe_table",
     "find_holders",
     "find_mounts",
     "observe",
@@ -251,9 +252,14 @@ def dmsetup_fail_if_no_path_by_uuid(*, uuid: str) -> List[str]:
     return [DMSETUP, "message", "-u", uuid, "0", "fail_if_no_path"]
 
 
-def dmsetup_remove_force(*, uuid: str) -> List[str]:
-    """``dmsetup remove --force -u UUID``: last resort (an open map gets an error table and stays)."""
-    return [DMSETUP, "remove", "--force", "-u", uuid]
+def dmsetup_wipe_table(*, uuid: str) -> List[str]:
+    """``dmsetup wipe_table -u UUID``: replace the table with one failing all I/O (releases the paths)."""
+    return [DMSETUP, "wipe_table", "-u", uuid]
+
+
+def dmsetup_remove_deferred(*, uuid: str) -> List[str]:
+    """``dmsetup remove --deferred -u UUID``: remove now if unused, else when the last opener closes it."""
+    return [DMSETUP, "remove", "--deferred", "-u", uuid]
 
 
 def parse_dmsetup_info(text: str, *, uuid: str) -> Optional[int]:
@@ -518,6 +524,7 @@ class Outcome:
     done: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     queueing_disabled: bool = False
     last_resort: Optional[str] = None
+    deferred: bool = False  # the map is still open: error table, removed at its last close
     paths_removed: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     warnings: List[str] = dataclasses.field(default_factory=list)
 
@@ -598,23 +605,32 @@ def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, out
 
 
 def _last_resort(runner: CommandRunner, settings: Settings, identity: MapIdentity, outcome: Outcome) -> bool:
-    """Under force: ``multipathd del map``, then ``dmsetup remove --force``; True if the uuid is gone."""
+    """Under force: ``multipathd del map``; if the map is still there (open), replace its table with one that fails
+    all I/O (``dmsetup wipe_table``, which releases the paths) and mark it for removal at its last close
+    (``dmsetup remove --deferred``). True if the uuid is gone or the map no longer holds any path."""
     if runner.has_tool("multipathd") and _check_name(settings, identity) is not None:
-        try:
-            reply = runner.run(del_map(name=identity.name), ok_rcs=MULTIPATHD_OK_RCS, timeout=settings.command_timeout)
-            outcome.done.append({"action": DEL_MAP, "cmd": reply.cmd, "rc": reply.rc, "reply": reply.stdout.strip()})
-            outcome.last_resort = DEL_MAP
-        except ToolError as exc:
-            outcome.done.append({"action": DEL_MAP, "cmd": exc.cmd, "rc": exc.rc})
+        reply = runner.run(del_map(name=identity.name), ok_rcs=MULTIPATHD_OK_RCS, timeout=settings.command_timeout)
+        outcome.done.append({"action": DEL_MAP, "cmd": reply.cmd, "rc": reply.rc, "reply": reply.stdout.strip()})
+        outcome.last_resort = DEL_MAP
     if _same_map(settings, identity) is None:
         return True
-    try:
-        result = runner.run(dmsetup_remove_force(uuid=identity.uuid), ok_rcs=(0, 1), timeout=settings.command_timeout)
-        outcome.done.append({"action": REMOVE_MAP, "cmd": result.cmd, "rc": result.rc})
+    for argv in (dmsetup_wipe_table(uuid=identity.uuid), dmsetup_remove_deferred(uuid=identity.uuid)):
+        if _same_map(settings, identity) is None:
+            break
+        result = runner.run(argv, ok_rcs=(0, 1), timeout=settings.command_timeout)
+        outcome.done.append({"action": REMOVE_MAP, "cmd": result.cmd, "rc": result.rc, "stderr": result.stderr.strip()})
         outcome.last_resort = REMOVE_MAP
-    except ToolError as exc:
-        outcome.done.append({"action": REMOVE_MAP, "cmd": exc.cmd, "rc": exc.rc})
-    return _same_map(settings, identity) is None
+    left = _same_map(settings, identity)
+    if left is None:
+        return True
+    if not left.slaves:
+        outcome.deferred = True
+        outcome.warnings.append(
+            f"map {identity.name} ({identity.uuid}) is still open: its table now fails all I/O and it is removed "
+            "when the last opener closes it"
+        )
+        return True
+    return False
 
 
 def _live_path(settings: Settings, path: PathIdentity) -> Optional[ScsiDevice]:

@@ -24,7 +24,8 @@ description:
     with O(force=true)), C(1) written to its C(delete) file, a wait until it leaves sysfs and until
     C(multipathd show paths) no longer lists it, else C(multipathd del path); optionally C(multipath -w WWID)."
   - If the flush keeps failing, the module fails and leaves the paths in place; with O(force=true) it then tries
-    C(multipathd del map) and C(dmsetup remove --force) as a last resort and says so in RV(forced) and RV(steps).
+    C(multipathd del map), then C(dmsetup wipe_table) and C(dmsetup remove --deferred) as a last resort, and says
+    so in RV(forced), RV(last_resort) and RV(steps).
   - A map that does not exist is not an error: the module reports RV(found=false) and V(changed=false).
   - Takes the host lock (O(lock_file)) so that no attach or scan runs between its steps.
 author: lunsafe.san developers (@lunsafe)
@@ -64,8 +65,8 @@ options:
       - Flush even when the map is mounted, held or open, or a path is blocked; data queued or cached on the map
         may be lost, and processes using it get I/O errors.
       - With V(true), a blocked path is set C(offline) before it is deleted, queueing is disabled on a dead
-        open map, and a flush that keeps failing is followed by C(multipathd del map) and C(dmsetup remove
-        --force).
+        open map, and a flush that keeps failing is followed by C(multipathd del map), then C(dmsetup wipe_table)
+        and C(dmsetup remove --deferred) (see RV(deferred_removal)).
     type: bool
     default: false
   remove_wwid:
@@ -210,10 +211,20 @@ forced:
   type: bool
   sample: false
 last_resort:
-  description: The last-resort removal used under O(force=true) (V(del_map) or V(dmsetup_remove)), else null.
+  description:
+    - The last-resort removal used under O(force=true), else null. V(del_map) is C(multipathd del map);
+      V(dmsetup_remove) is C(dmsetup wipe_table) (the table then fails all I/O, which releases the paths)
+      followed by C(dmsetup remove --deferred).
   returned: always
   type: str
   sample: null
+deferred_removal:
+  description:
+    - True when the map was still open after the last resort: it holds no path any more, fails all I/O, and the
+      kernel removes it when its last opener closes it. A warning says so.
+  returned: always
+  type: bool
+  sample: false
 elapsed_seconds:
   description: Wall-clock seconds spent with the host lock held.
   returned: always
@@ -330,6 +341,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
             ]
             queueing_disabled = False
             last_resort = None
+            deferred = False
             changed = bool(plan.steps)
         else:
             try:
@@ -347,7 +359,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
                 wwids_file=WWIDS_FILE,
                 wwid=wwid,
             )
-            if after.found:
+            if after.found and not outcome.deferred:
                 raise FlushFailed(
                     f"map {before.identity.uuid if before.identity else ref} is still present after the flush",
                     changed=True,
@@ -359,6 +371,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
             paths_removed = outcome.paths_removed
             queueing_disabled = outcome.queueing_disabled
             last_resort = outcome.last_resort
+            deferred = outcome.deferred
             changed = before.found or bool(paths_removed) or (before.wwid_listed and not after.wwid_listed)
     finally:
         if lock is not None:
@@ -375,6 +388,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         "queueing_disabled": queueing_disabled,
         "forced": plan.forced or last_resort is not None,
         "last_resort": last_resort,
+        "deferred_removal": deferred,
         "elapsed_seconds": round(time.monotonic() - start, 3),
     }
     if module._diff:
