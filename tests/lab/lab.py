@@ -406,9 +406,9 @@ class Lab:
             "-o",
             "BatchMode=yes",
             "-o",
-            "ConnectTimeout=5",
+            "ConnectTimeout=30",
             "-o",
-            "ServerAliveInterval=5",
+            "ServerAliveInterval=15",
             "-o",
             "LogLevel=ERROR",
             "root@{}".format(info["host"]),
@@ -467,7 +467,7 @@ class Lab:
         return "--- console tail ---\n" + "\n".join(text.splitlines()[-lines:])
 
     def _write_inventory(self, info: dict) -> None:
-        ssh_args = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=5"
+        ssh_args = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ServerAliveInterval=15"
         inventory = (
             "[lab]\n"
             "lunsafe-lab ansible_host={host} ansible_port={port} ansible_user=root "
