@@ -1,0 +1,183 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark, run by hand against a running lab (not part of the test suite): the fact collection of
+multipath_faulty_facts versus a bare `multipathd show paths raw format` and `multipath -ll`.
+
+    python3 tests/lab/lab.py --name NAME up --luns 4
+    python3 tests/lab/bench_facts.py --name NAME [--luns 4 64] [--repeat 5]
+    python3 tests/lab/lab.py --name NAME down
+
+For each LUN count the array is reset (`array reset --luns N`), both portals are logged in with
+node.session.scan=manual and every LUN is scanned on both sessions (2 x N paths, N maps); the script waits
+until multipathd reports every path ready. Then, inside the guest, each of these is timed --repeat times
+with a monotonic clock (the median and the maximum are printed):
+
+* facts: this collection's module_utils (copied into the guest) as the module runs them -
+  `_faults.collect()` (sysfs snapshot, multipathd show paths/maps raw format, dmsetup status/table) and
+  `_faults.classify()`; Ansible's own module start-up (about 1.5 s under TCG) is not included;
+* show_paths: `multipathd show paths raw format <PATH_FORMAT>` alone;
+* multipath_ll: `multipath -ll`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+import lab as lab_harness  # noqa: E402  (tests/lab/lab.py, standard library only)
+
+GUEST_ROOT = "/tmp/lunsafe-bench-facts"
+MODULE_UTILS = ("_errors.py", "_hctl.py", "_sysfs.py", "_multipath.py", "_runner.py", "_faults.py")
+
+INSTALL = r"""
+import json, os, sys
+files = json.load(sys.stdin)
+for rel, text in files.items():
+    path = os.path.join(sys.argv[1], rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+"""
+
+GUEST = r"""
+import json, os, shutil, statistics, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.lunsafe.san.plugins.module_utils import _faults, _multipath
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import PolicyRunner
+
+luns, repeat = int(sys.argv[2]), int(sys.argv[3])
+IQN = "iqn.2003-01.org.lunsafe.lab:array"
+PORTALS = ("127.0.0.1", "127.0.0.2")
+ENV = dict(os.environ, LANG="C", LC_ALL="C")
+
+
+def run(argv, timeout=900):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=ENV)
+
+
+class GuestRunner(PolicyRunner):
+    # the production policy (ok_rcs, timeouts, redaction) over subprocess with coreutils timeout
+    def __init__(self):
+        super().__init__(default_timeout=30, redact=())
+
+    def has_tool(self, name):
+        return shutil.which(name) is not None
+
+    def run(self, argv, *, ok_rcs=(0,), timeout=None, data=None, sensitive_output=False):
+        deadline = timeout or self.default_timeout
+        proc = run(["timeout", "--kill-after=5", str(deadline), *argv])
+        return self._finish(display_argv=argv, rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr,
+                            ok_rcs=ok_rcs, timeout=deadline, sensitive_output=sensitive_output)
+
+
+for portal in PORTALS:
+    run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "-o", "new"])
+    run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "-o", "update", "-n", "node.session.scan", "-v", "manual"])
+    login = run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "--login"])
+    if login.returncode not in (0, 15):
+        sys.exit("login failed: " + login.stderr)
+for host in os.listdir("/sys/class/iscsi_host"):
+    for lun in range(luns):
+        with open("/sys/class/scsi_host/%s/scan" % host, "w") as handle:
+            handle.write("0 0 %d" % lun)
+
+deadline = time.monotonic() + 1800
+ready = 0
+while time.monotonic() < deadline:
+    out = run(_multipath.show_paths(), timeout=60).stdout
+    ready = sum(1 for line in out.splitlines() if line.split(_multipath.FIELD_SEP)[5:6] == ["ready"]
+                and line.split(_multipath.FIELD_SEP)[7] != "[orphan]")
+    if ready == 2 * luns:
+        break
+    time.sleep(2)
+if ready != 2 * luns:
+    sys.exit("only %d of %d paths ready" % (ready, 2 * luns))
+
+
+def timed(func):
+    times = []
+    for _ in range(repeat):
+        start = time.monotonic()
+        value = func()
+        times.append(time.monotonic() - start)
+    return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}, value
+
+
+runner = GuestRunner()
+facts_t, facts = timed(lambda: _faults.classify(_faults.collect(runner=runner, timeout=60)))
+paths_t, _ = timed(lambda: run(_multipath.show_paths()))
+ll_t, _ = timed(lambda: run(["multipath", "-ll"]))
+print(json.dumps({
+    "luns": luns,
+    "paths": facts["summary"]["paths"],
+    "maps": facts["summary"]["maps"],
+    "faulty_paths": facts["summary"]["faulty_paths"],
+    "facts": facts_t,
+    "show_paths": paths_t,
+    "multipath_ll": ll_t,
+}))
+"""
+
+
+def install(lab: lab_harness.Lab) -> None:
+    files = {}
+    for name in MODULE_UTILS:
+        rel = f"ansible_collections/lunsafe/san/plugins/module_utils/{name}"
+        files[rel] = (REPO / "plugins" / "module_utils" / name).read_text(encoding="utf-8")
+    for pkg in (
+        "ansible_collections",
+        "ansible_collections/lunsafe",
+        "ansible_collections/lunsafe/san",
+        "ansible_collections/lunsafe/san/plugins",
+        "ansible_collections/lunsafe/san/plugins/module_utils",
+    ):
+        files.setdefault(f"{pkg}/__init__.py", "")
+    lab.ssh(["python3", "-c", INSTALL, GUEST_ROOT], stdin=json.dumps(files), timeout=120)
+
+
+def measure(lab: lab_harness.Lab, *, luns: int, repeat: int) -> dict:
+    reset = lab.array(["reset", "--luns", str(luns)], timeout=1800)
+    if reset.get("leftover_devices"):
+        raise SystemExit(f"reset left devices behind: {reset['leftover_devices']}")
+    proc = lab.ssh(["python3", "-c", GUEST, GUEST_ROOT, str(luns), str(repeat)], timeout=3600, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"guest benchmark failed: {proc.stderr[-2000:]}")
+    result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--name", default="default", help="lab name (as given to lab.py --name)")
+    parser.add_argument("--luns", type=int, nargs="+", default=[4, 64], help="LUN counts (2 paths each)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each method")
+    args = parser.parse_args()
+    lab = lab_harness.Lab(args.name)
+    install(lab)
+    results = []
+    try:
+        for luns in args.luns:
+            result = measure(lab, luns=luns, repeat=args.repeat)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    finally:
+        try:  # best effort: leave the lab clean, but never lose the figures over it
+            lab.array(["reset", "--luns", "4"], timeout=1800)
+        except lab_harness.LabError as exc:
+            print(f"warning: final array reset failed: {exc}", file=sys.stderr)
+    print()
+    print(f"{'paths':>6} {'maps':>5} {'facts s':>16} {'show paths s':>16} {'multipath -ll s':>16}   (median / max)")
+    for r in results:
+        cells = [f"{r[k]['median_s']:.3f} / {r[k]['max_s']:.3f}" for k in ("facts", "show_paths", "multipath_ll")]
+        print(f"{r['paths']:>6} {r['maps']:>5} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
