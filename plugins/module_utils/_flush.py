@@ -527,6 +527,13 @@ class Outcome:
     deferred: bool = False  # the map is still open: error table, removed at its last close
     paths_removed: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     warnings: List[str] = dataclasses.field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+    start: float = dataclasses.field(default_factory=time.monotonic)
+
+    def add(self, entry: Dict[str, Any]) -> None:
+        """Record a completed step, with ``at``: seconds since the first step started."""
+        entry["at"] = round(self.clock() - self.start, 3)
+        self.done.append(entry)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -565,13 +572,13 @@ def _disable_queueing(runner: CommandRunner, settings: Settings, identity: MapId
         reply = runner.run(disable_queueing(name=identity.name), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
         if classify_reply(reply.rc, reply.stdout, reply.stderr) == REPLY_OK:
             outcome.queueing_disabled = True
-            outcome.done.append({"action": DISABLE_QUEUEING, "cmd": reply.cmd})
+            outcome.add({"action": DISABLE_QUEUEING, "cmd": reply.cmd})
     # the kernel state decides: multipathd may be down, or answer ok and re-enable queueing later
     table = runner.run(dmsetup_table_by_uuid(uuid=identity.uuid), ok_rcs=(0, 1), timeout=10)
     if table.rc == 0 and parse_dmsetup_table(table.stdout).queue_if_no_path:
         result = runner.run(dmsetup_fail_if_no_path_by_uuid(uuid=identity.uuid), timeout=10)
         outcome.queueing_disabled = True
-        outcome.done.append({"action": DISABLE_QUEUEING, "cmd": result.cmd})
+        outcome.add({"action": DISABLE_QUEUEING, "cmd": result.cmd})
 
 
 def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, outcome: Outcome) -> Optional[str]:
@@ -583,10 +590,10 @@ def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, out
         try:
             result = runner.run(flush_map(name=identity.name), ok_rcs=(0, 1), timeout=settings.command_timeout)
             last_error = (result.stderr.strip() or result.stdout.strip() or f"rc {result.rc}").splitlines()[-1]
-            outcome.done.append({"action": FLUSH_MAP, "cmd": result.cmd, "rc": result.rc, "attempt": attempt})
+            outcome.add({"action": FLUSH_MAP, "cmd": result.cmd, "rc": result.rc, "attempt": attempt})
         except ToolError as exc:  # includes ToolTimeout
             last_error = exc.msg
-            outcome.done.append({"action": FLUSH_MAP, "cmd": exc.cmd, "rc": exc.rc, "attempt": attempt})
+            outcome.add({"action": FLUSH_MAP, "cmd": exc.cmd, "rc": exc.rc, "attempt": attempt})
         try:  # removal may complete just after the command returns
             wait_until(
                 lambda: _same_map(settings, identity) is None,
@@ -610,7 +617,7 @@ def _last_resort(runner: CommandRunner, settings: Settings, identity: MapIdentit
     (``dmsetup remove --deferred``). True if the uuid is gone or the map no longer holds any path."""
     if runner.has_tool("multipathd") and _check_name(settings, identity) is not None:
         reply = runner.run(del_map(name=identity.name), ok_rcs=MULTIPATHD_OK_RCS, timeout=settings.command_timeout)
-        outcome.done.append({"action": DEL_MAP, "cmd": reply.cmd, "rc": reply.rc, "reply": reply.stdout.strip()})
+        outcome.add({"action": DEL_MAP, "cmd": reply.cmd, "rc": reply.rc, "reply": reply.stdout.strip()})
         outcome.last_resort = DEL_MAP
     if _same_map(settings, identity) is None:
         return True
@@ -618,7 +625,7 @@ def _last_resort(runner: CommandRunner, settings: Settings, identity: MapIdentit
         if _same_map(settings, identity) is None:
             break
         result = runner.run(argv, ok_rcs=(0, 1), timeout=settings.command_timeout)
-        outcome.done.append({"action": REMOVE_MAP, "cmd": result.cmd, "rc": result.rc, "stderr": result.stderr.strip()})
+        outcome.add({"action": REMOVE_MAP, "cmd": result.cmd, "rc": result.rc, "stderr": result.stderr.strip()})
         outcome.last_resort = REMOVE_MAP
     left = _same_map(settings, identity)
     if left is None:
@@ -673,7 +680,7 @@ def _remove_path(runner: CommandRunner, settings: Settings, path: PathIdentity, 
                 os.path.dirname(scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)), "state"
             )
             _write(state_file, "offline")
-            outcome.done.append({"action": OFFLINE_PATH, "device": path.device, "hctl": str(path.hctl)})
+            outcome.add({"action": OFFLINE_PATH, "device": path.device, "hctl": str(path.hctl)})
         delete_file = scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)
         try:
             _write(delete_file, "1")
@@ -683,9 +690,7 @@ def _remove_path(runner: CommandRunner, settings: Settings, path: PathIdentity, 
                     f"could not delete {path.device} ({path.hctl}): {exc.strerror}",
                     path=path.to_dict(),
                 ) from None
-        outcome.done.append(
-            {"action": DELETE_PATH, "device": path.device, "hctl": str(path.hctl), "write": delete_file}
-        )
+        outcome.add({"action": DELETE_PATH, "device": path.device, "hctl": str(path.hctl), "write": delete_file})
         wait_until(
             lambda: _live_path(settings, path) is None,
             timeout=settings.path_timeout,
@@ -712,9 +717,11 @@ def _remove_path(runner: CommandRunner, settings: Settings, path: PathIdentity, 
         )
     except WaitTimeout:
         reply = runner.run(del_path(device=path.device), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
-        outcome.done.append({"action": FORGET_PATH, "cmd": reply.cmd, "reply": reply.stdout.strip()})
+        outcome.add({"action": FORGET_PATH, "device": path.device, "cmd": reply.cmd, "reply": reply.stdout.strip()})
         if _multipathd_lists(runner, path):
             outcome.warnings.append(f"multipathd still lists {path.device} after 'del path'")
+    else:
+        outcome.add({"action": FORGET_PATH, "device": path.device, "how": "multipathd dropped it by itself"})
 
 
 def apply_plan(
@@ -728,7 +735,7 @@ def apply_plan(
     set (nothing done); any other error carries ``done`` (what ran) and ``paths_removed`` so far."""
     if plan.refusals and not settings.force:
         raise _refusal(observation, plan)
-    outcome = Outcome()
+    outcome = Outcome(clock=settings.clock, start=settings.clock())
     try:
         _apply(plan, observation, runner, settings, outcome)
     except LunsafeError as exc:
@@ -758,7 +765,7 @@ def _apply(plan: Plan, observation: Observation, runner: CommandRunner, settings
                 raise FlushFailed(exc.msg, path=path.to_dict(), last_observed=exc.last_observed) from None
     for step in plan.with_action(REMOVE_WWID):
         result = runner.run(remove_wwid(wwid=step.target), timeout=settings.command_timeout)
-        outcome.done.append({"action": REMOVE_WWID, "cmd": result.cmd, "stdout": result.stdout.strip()})
+        outcome.add({"action": REMOVE_WWID, "cmd": result.cmd, "stdout": result.stdout.strip()})
 
 
 def _refusal(observation: Observation, plan: Plan) -> FlushRefused:

@@ -26,7 +26,7 @@ description:
   - If the flush keeps failing, the module fails and leaves the paths in place; with O(force=true) it then tries
     C(multipathd del map), then C(dmsetup wipe_table) and C(dmsetup remove --deferred) as a last resort, and says
     so in RV(forced), RV(last_resort) and RV(steps).
-  - A map that does not exist is not an error: the module reports RV(found=false) and V(changed=false).
+  - A map that does not exist is not an error. The module then reports RV(found=false) and V(changed=false).
   - Takes the host lock (O(lock_file)) so that no attach or scan runs between its steps.
 author: lunsafe.san developers (@lunsafe)
 requirements:
@@ -101,7 +101,7 @@ options:
 notes:
   - Processes that opened a path device (C(/dev/sdX)) directly, instead of the map, are not detected; a
     mount of a path device is.
-  - Without pyudev or udev settle: every wait polls sysfs and multipathd with a deadline.
+  - Needs neither pyudev nor C(udevadm settle). Every wait polls sysfs and multipathd with a deadline.
 seealso:
   - module: lunsafe.san.multipath_faulty_facts
     description: Find dead and queueing maps and faulty paths to flush.
@@ -220,8 +220,8 @@ last_resort:
   sample: null
 deferred_removal:
   description:
-    - True when the map was still open after the last resort: it holds no path any more, fails all I/O, and the
-      kernel removes it when its last opener closes it. A warning says so.
+    - True when the map was still open after the last resort. It then holds no path any more, fails all I/O, and
+      the kernel removes it when its last opener closes it. A warning says so.
   returned: always
   type: bool
   sample: false

@@ -75,7 +75,7 @@ def kernel_state(*, open_count: int = 0, table: str = TABLE_NOQUEUE, status: str
     ]  # fmt: skip
 
 
-def make_root(tmp_path: Path, *, state: str = "running", maps: Sequence[Dict[str, Any]] = MAPS) -> Path:
+def make_root(tmp_path: Path, *, state: str = "running", maps: Sequence[Dict[str, Any]] = tuple(MAPS)) -> Path:
     root = build_sysfs(tmp_path, sessions=SESSIONS, devices=devices(state), maps=maps)
     for number, dm_map in enumerate(maps):
         (root / "block" / dm_map["dm"] / "dev").write_text(f"254:{number}\n")
