@@ -52,6 +52,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     parse_paths,
     remove_wwid,
     show_paths,
+    validate_map_name,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
@@ -252,9 +253,13 @@ def dmsetup_fail_if_no_path_by_uuid(*, uuid: str) -> List[str]:
     return [DMSETUP, "message", "-u", uuid, "0", "fail_if_no_path"]
 
 
-def dmsetup_wipe_table(*, uuid: str) -> List[str]:
-    """``dmsetup wipe_table -u UUID``: replace the table with one failing all I/O (releases the paths)."""
-    return [DMSETUP, "wipe_table", "-u", uuid]
+def dmsetup_wipe_table(*, name: str) -> List[str]:
+    """``dmsetup wipe_table NAME``: replace the table with one failing all I/O (releases the paths).
+
+    By name: dmsetup 1.02 answers "No device specified" to ``wipe_table -u UUID``; callers re-check the uuid of
+    that name right before.
+    """
+    return [DMSETUP, "wipe_table", validate_map_name(name)]
 
 
 def dmsetup_remove_deferred(*, uuid: str) -> List[str]:
@@ -621,8 +626,8 @@ def _last_resort(runner: CommandRunner, settings: Settings, identity: MapIdentit
         outcome.last_resort = DEL_MAP
     if _same_map(settings, identity) is None:
         return True
-    for argv in (dmsetup_wipe_table(uuid=identity.uuid), dmsetup_remove_deferred(uuid=identity.uuid)):
-        if _same_map(settings, identity) is None:
+    for argv in (dmsetup_wipe_table(name=identity.name), dmsetup_remove_deferred(uuid=identity.uuid)):
+        if _check_name(settings, identity) is None:
             break
         result = runner.run(argv, ok_rcs=(0, 1), timeout=settings.command_timeout)
         outcome.add({"action": REMOVE_MAP, "cmd": result.cmd, "rc": result.rc, "stderr": result.stderr.strip()})

@@ -399,7 +399,7 @@ def test_forced_last_resort_wipes_the_table_of_an_open_map(tmp_path: Path, monke
             in_use,
             in_use,
             (["multipathd", "del", "map", "mpatha"], 1, "fail\n", ""),
-            (["dmsetup", "wipe_table", "-u", UUID], 0, "", ""),
+            (["dmsetup", "wipe_table", "mpatha"], 0, "", ""),
             (["dmsetup", "remove", "--deferred", "-u", UUID], 0, "", ""),
             NO_PATHS,
             NO_PATHS,
