@@ -33,5 +33,16 @@ for line in run(["multipathd", "show", "paths", "raw", "format", "%d|%w|%m|%t|%T
         paths.append(dict(zip(("dev", "wwid", "map", "dm_state", "checker", "hctl"), fields)))
 maps = [line.split()[0] for line in run(["dmsetup", "ls", "--target", "multipath"]).splitlines() if "(" in line]
 array = json.loads(run(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", "status"]) or "{}")
-print(json.dumps({"sessions": sessions, "disks": disks, "nodes": nodes, "scan_modes": scan_modes,
-                  "paths": paths, "maps": maps, "array": array}))
+print(
+    json.dumps(
+        {
+            "sessions": sessions,
+            "disks": disks,
+            "nodes": nodes,
+            "scan_modes": scan_modes,
+            "paths": paths,
+            "maps": maps,
+            "array": array,
+        }
+    )
+)
