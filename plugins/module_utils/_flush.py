@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     InputError,
     LunsafeError,
+    ParseError,
     ToolError,
     WaitTimeout,
 )
@@ -426,13 +427,22 @@ def _read_text(path: str) -> str:
 
 
 def _kernel_state(runner: CommandRunner, uuid: str) -> Tuple[Optional[int], bool, Optional[int]]:
-    """(open count, queue_if_no_path, active paths) from dmsetup, by uuid (no I/O on the map)."""
+    """(open count, queue_if_no_path, active paths) from dmsetup, by uuid (no I/O on the map).
+
+    A map whose table is no longer multipath (``error`` after ``dmsetup wipe_table``) neither queues nor has
+    active paths.
+    """
     info = runner.run(dmsetup_info(uuid=uuid), ok_rcs=(0, 1), timeout=10)
     open_count = parse_dmsetup_info(info.stdout, uuid=uuid) if info.rc == 0 else None
     table = runner.run(dmsetup_table_by_uuid(uuid=uuid), ok_rcs=(0, 1), timeout=10)
-    queueing = table.rc == 0 and parse_dmsetup_table(table.stdout).queue_if_no_path
     status = runner.run(dmsetup_status_by_uuid(uuid=uuid), ok_rcs=(0, 1), timeout=10)
-    active = parse_dmsetup_status(status.stdout).active if status.rc == 0 else None
+    try:
+        queueing = table.rc == 0 and parse_dmsetup_table(table.stdout).queue_if_no_path
+        active = parse_dmsetup_status(status.stdout).active if status.rc == 0 else None
+    except ParseError:
+        if " multipath " in f" {table.stdout} ":
+            raise
+        return open_count, False, 0
     return open_count, queueing, active
 
 

@@ -434,3 +434,12 @@ def test_path_that_does_not_leave_sysfs_fails_with_the_deadline(
         apply_plan(plan=plan, observation=observation, runner=kernel, settings=slow)
     assert caught.value.details["done"][-1]["action"] == "delete_path"
     assert len(writes) == 1
+
+
+def test_a_map_left_with_an_error_table_is_observed_without_failing(tmp_path: Path) -> None:
+    """After a forced wipe_table the map keeps its uuid until its last opener closes it."""
+    root = make_root(tmp_path, maps=[{"dm": "dm-0", "name": "mpatha", "uuid": UUID, "slaves": []}, MAPS[1]])
+    script = kernel_state(open_count=1, table="0 2097152 error\n", status="0 2097152 error\n")
+    observation = look(root, ScriptedRunner(script))
+    assert observation.found and observation.paths == ()
+    assert observation.open_count == 1 and not observation.queue_if_no_path and observation.active_paths == 0
