@@ -45,7 +45,10 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     MapRecord,
     PathRecord,
     check_reply,
+    dmsetup_status_all,
+    dmsetup_table_all,
     list_topology,
+    parse_dmsetup_all,
     parse_dmsetup_status,
     parse_dmsetup_table,
     parse_ll,
@@ -112,45 +115,6 @@ R_SUSPENDED = "suspended"
 # orphan reason codes
 R_TABLE_DEVICE_GONE = "table_device_gone"
 
-_NAMED_LINE_RE = re.compile(r"^(?P<name>\S+):\s+(?P<rest>\d+\s+\d+\s+\S+.*)$")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# argv builders and parsers for all maps at once (one dmsetup call instead of one per map)
-
-
-def dmsetup_status_all() -> List[str]:
-    """``dmsetup status --target multipath``: every multipath map, lines prefixed with ``name: ``.
-
-    Status is an ioctl: it does no I/O on the map and cannot block on a queueing map.
-    """
-    return ["dmsetup", "status", "--target", "multipath"]
-
-
-def dmsetup_table_all() -> List[str]:
-    """``dmsetup table --target multipath``: the current features (queue_if_no_path) and path devices."""
-    return ["dmsetup", "table", "--target", "multipath"]
-
-
-def parse_dmsetup_all(text: str) -> Dict[str, str]:
-    """Split ``dmsetup status|table`` of several maps into ``{name: lines}``.
-
-    Lines of one map are ``name: <start> <len> <target> ...``; a continuation line without the prefix
-    (a map of several targets) belongs to the previous name.  ``No devices found`` gives ``{}``.
-    """
-    result: Dict[str, List[str]] = {}
-    current: Optional[str] = None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        match = _NAMED_LINE_RE.match(line.strip())
-        if match is not None:
-            current = match.group("name")
-            result.setdefault(current, []).append(match.group("rest"))
-        elif current is not None and re.match(r"^\d+\s+\d+\s+\S+", line.strip()):
-            result[current].append(line.strip())
-    return {name: "\n".join(lines) + "\n" for name, lines in result.items()}
-
 
 # ---------------------------------------------------------------------------------------------------------
 # observation
@@ -186,19 +150,12 @@ def read_devts(*, sysfs_root: str = DEFAULT_SYSFS_ROOT, names: Iterable[str]) ->
 
 
 def _ask_multipathd(runner: CommandRunner, argv: Sequence[str], *, timeout: float) -> str:
-    """stdout of a multipathd query, or DaemonUnavailable."""
+    """stdout of a multipathd query, or DaemonUnavailable (not running, busy, or refused)."""
     reply = runner.run(argv, ok_rcs=MULTIPATHD_OK_RCS, timeout=timeout)
     check_reply(reply.rc, reply.stdout, reply.stderr, cmd=reply.cmd)
     if reply.rc != 0:
-        # multipath-tools 0.9.4 prints nothing at all and exits 1 when the daemon is not running
-        # (classify_reply() calls that "fail"): the socket could not be reached.
-        silent = not reply.stdout.strip() and not reply.stderr.strip()
         raise DaemonUnavailable(
-            "multipathd is not running or its socket cannot be reached" if silent else "multipathd refused the command",
-            cmd=reply.cmd,
-            rc=reply.rc,
-            stdout=reply.stdout,
-            stderr=reply.stderr,
+            "multipathd refused the command", cmd=reply.cmd, rc=reply.rc, stdout=reply.stdout, stderr=reply.stderr
         )
     return reply.stdout
 

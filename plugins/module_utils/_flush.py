@@ -39,7 +39,6 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
-    FIELD_SEP,
     MULTIPATHD_OK_RCS,
     REPLY_DATA,
     REPLY_OK,
@@ -47,13 +46,19 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     del_map,
     del_path,
     disable_queueing,
+    dmsetup_fail_if_no_path_by_uuid,
+    dmsetup_info,
+    dmsetup_remove_deferred,
+    dmsetup_status_by_uuid,
+    dmsetup_table_by_uuid,
+    dmsetup_wipe_table,
     flush_map,
+    parse_dmsetup_info,
     parse_dmsetup_status,
     parse_dmsetup_table,
     parse_paths,
     remove_wwid,
     show_paths,
-    validate_map_name,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
@@ -234,47 +239,6 @@ def parse_mountinfo(text: str) -> List[Tuple[str, str, str, str]]:
             continue
         mounts.append((fields[2], _unescape(fields[4]), fields[separator + 1], _unescape(fields[separator + 2])))
     return mounts
-
-
-def dmsetup_info(*, uuid: str) -> List[str]:
-    """``dmsetup info -c --noheadings --separator SEP -o name,uuid,open -u UUID``: the open count, by uuid."""
-    return [DMSETUP, "info", "-c", "--noheadings", "--separator", FIELD_SEP, "-o", "name,uuid,open", "-u", uuid]
-
-
-def dmsetup_table_by_uuid(*, uuid: str) -> List[str]:
-    return [DMSETUP, "table", "-u", uuid]
-
-
-def dmsetup_status_by_uuid(*, uuid: str) -> List[str]:
-    return [DMSETUP, "status", "-u", uuid]
-
-
-def dmsetup_fail_if_no_path_by_uuid(*, uuid: str) -> List[str]:
-    """``dmsetup message -u UUID 0 fail_if_no_path``: the kernel-level way to stop queueing, by uuid."""
-    return [DMSETUP, "message", "-u", uuid, "0", "fail_if_no_path"]
-
-
-def dmsetup_wipe_table(*, name: str) -> List[str]:
-    """``dmsetup wipe_table NAME``: replace the table with one failing all I/O (releases the paths).
-
-    By name: dmsetup 1.02 answers "No device specified" to ``wipe_table -u UUID``; callers re-check the uuid of
-    that name right before.
-    """
-    return [DMSETUP, "wipe_table", validate_map_name(name)]
-
-
-def dmsetup_remove_deferred(*, uuid: str) -> List[str]:
-    """``dmsetup remove --deferred -u UUID``: remove now if unused, else when the last opener closes it."""
-    return [DMSETUP, "remove", "--deferred", "-u", uuid]
-
-
-def parse_dmsetup_info(text: str, *, uuid: str) -> Optional[int]:
-    """The open count of the map with ``uuid`` in ``dmsetup info`` output; None if it is not listed."""
-    for line in text.splitlines():
-        fields = line.strip().split(FIELD_SEP)
-        if len(fields) == 3 and fields[1] == uuid and fields[2].strip().isdigit():
-            return int(fields[2])
-    return None
 
 
 def read_wwids(path: str) -> Tuple[str, ...]:

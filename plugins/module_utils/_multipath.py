@@ -68,10 +68,20 @@ __all__ = [
     "del_path",
     "disable_queueing",
     "dmsetup_fail_if_no_path",
+    "dmsetup_fail_if_no_path_by_uuid",
+    "dmsetup_info",
+    "dmsetup_remove_deferred",
     "dmsetup_status",
+    "dmsetup_status_all",
+    "dmsetup_status_by_uuid",
     "dmsetup_table",
+    "dmsetup_table_all",
+    "dmsetup_table_by_uuid",
+    "dmsetup_wipe_table",
     "flush_map",
     "list_topology",
+    "parse_dmsetup_all",
+    "parse_dmsetup_info",
     "parse_dmsetup_status",
     "parse_dmsetup_table",
     "parse_ll",
@@ -247,6 +257,86 @@ def dmsetup_fail_if_no_path(*, name: str) -> List[str]:
 
 
 # ---------------------------------------------------------------------------
+# dmsetup: every multipath map at once, and one map by dm uuid (kernel names are reused)
+
+_NAMED_LINE_RE = re.compile(r"^(?P<name>\S+):\s+(?P<rest>\d+\s+\d+\s+\S+.*)$")
+
+
+def dmsetup_status_all() -> List[str]:
+    """``dmsetup status --target multipath``: every multipath map, lines prefixed with ``name: ``.
+
+    Status is an ioctl: it does no I/O on the map and cannot block on a queueing map.
+    """
+    return [DMSETUP, "status", "--target", "multipath"]
+
+
+def dmsetup_table_all() -> List[str]:
+    """``dmsetup table --target multipath``: the current features (queue_if_no_path) and path devices."""
+    return [DMSETUP, "table", "--target", "multipath"]
+
+
+def parse_dmsetup_all(text: str) -> Dict[str, str]:
+    """Split ``dmsetup status|table`` of several maps into ``{name: lines}``.
+
+    Lines of one map are ``name: <start> <len> <target> ...``; a continuation line without the prefix
+    (a map of several targets) belongs to the previous name.  ``No devices found`` gives ``{}``.
+    """
+    result: Dict[str, List[str]] = {}
+    current: Optional[str] = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _NAMED_LINE_RE.match(line.strip())
+        if match is not None:
+            current = match.group("name")
+            result.setdefault(current, []).append(match.group("rest"))
+        elif current is not None and re.match(r"^\d+\s+\d+\s+\S+", line.strip()):
+            result[current].append(line.strip())
+    return {name: "\n".join(lines) + "\n" for name, lines in result.items()}
+
+
+def dmsetup_info(*, uuid: str) -> List[str]:
+    """``dmsetup info -c --noheadings --separator SEP -o name,uuid,open -u UUID``: the open count, by uuid."""
+    return [DMSETUP, "info", "-c", "--noheadings", "--separator", FIELD_SEP, "-o", "name,uuid,open", "-u", uuid]
+
+
+def dmsetup_table_by_uuid(*, uuid: str) -> List[str]:
+    return [DMSETUP, "table", "-u", uuid]
+
+
+def dmsetup_status_by_uuid(*, uuid: str) -> List[str]:
+    return [DMSETUP, "status", "-u", uuid]
+
+
+def dmsetup_fail_if_no_path_by_uuid(*, uuid: str) -> List[str]:
+    """``dmsetup message -u UUID 0 fail_if_no_path``: the kernel-level way to stop queueing, by uuid."""
+    return [DMSETUP, "message", "-u", uuid, "0", "fail_if_no_path"]
+
+
+def dmsetup_wipe_table(*, name: str) -> List[str]:
+    """``dmsetup wipe_table NAME``: replace the table with one failing all I/O (releases the paths).
+
+    By name: dmsetup 1.02 answers "No device specified" to ``wipe_table -u UUID``; callers re-check the uuid of
+    that name right before.
+    """
+    return [DMSETUP, "wipe_table", validate_map_name(name)]
+
+
+def dmsetup_remove_deferred(*, uuid: str) -> List[str]:
+    """``dmsetup remove --deferred -u UUID``: remove now if unused, else when the last opener closes it."""
+    return [DMSETUP, "remove", "--deferred", "-u", uuid]
+
+
+def parse_dmsetup_info(text: str, *, uuid: str) -> Optional[int]:
+    """The open count of the map with ``uuid`` in ``dmsetup info`` output; None if it is not listed."""
+    for line in text.splitlines():
+        fields = line.strip().split(FIELD_SEP)
+        if len(fields) == 3 and fields[1] == uuid and fields[2].strip().isdigit():
+            return int(fields[2])
+    return None
+
+
+# ---------------------------------------------------------------------------
 # multipathd replies
 
 _NOT_RUNNING_MARKERS = (
@@ -264,7 +354,10 @@ def classify_reply(rc: int, stdout: str, stderr: str = "") -> str:
     """What a multipathd CLI answer means: one of the REPLY_* constants.
 
     ``timeout`` (the daemon is busy, e.g. reconfiguring) and the socket errors are
-    printed with rc 0 by some versions, so the text decides, not the rc alone.
+    printed with rc 0 by some versions, so the text decides, not the rc alone.  A
+    non-zero rc with no output at all is what multipath-tools 0.9.4 (Debian 12) gives
+    when the daemon is not running (seen in the lab): the client could not reach the
+    socket, so it is ``not_running``; a daemon that refuses a command says ``fail``.
     """
     out = stdout.strip()
     both = f"{stdout}\n{stderr}".lower()
@@ -277,7 +370,7 @@ def classify_reply(rc: int, stdout: str, stderr: str = "") -> str:
     if out == "ok":
         return REPLY_OK
     if rc != 0:
-        return REPLY_FAIL
+        return REPLY_FAIL if out or stderr.strip() else REPLY_NOT_RUNNING
     return REPLY_DATA
 
 

@@ -34,11 +34,10 @@ def observe(root: Path, state: str, *, daemon: bool = True, ll: bool = False) ->
         obs.mp_paths = mp.parse_paths(fixture(state, "paths"))
         obs.mp_maps = mp.parse_maps(fixture(state, "maps"))
     obs.dm_status = {
-        name: mp.parse_dmsetup_status(text)
-        for name, text in faults.parse_dmsetup_all(fixture(state, "dmstatus")).items()
+        name: mp.parse_dmsetup_status(text) for name, text in mp.parse_dmsetup_all(fixture(state, "dmstatus")).items()
     }
     obs.dm_tables = {
-        name: mp.parse_dmsetup_table(text) for name, text in faults.parse_dmsetup_all(fixture(state, "dmtable")).items()
+        name: mp.parse_dmsetup_table(text) for name, text in mp.parse_dmsetup_all(fixture(state, "dmtable")).items()
     }
     if ll:
         obs.ll_maps = mp.parse_ll(fixture(state, "ll"))
@@ -262,10 +261,10 @@ def test_parse_dmsetup_all_splits_by_name_and_keeps_continuations() -> None:
         "mpatha: 0 100 multipath 0 0 1 1 round-robin 0 1 1 8:16 1\n200 100 multipath 0 0 1 1 round-robin 0 1 1 8:32 1\n"
     )
     text += "mpathb: 0 100 multipath 0 0 1 1 round-robin 0 1 1 8:48 1\n"
-    split = faults.parse_dmsetup_all(text)
+    split = mp.parse_dmsetup_all(text)
     assert list(split) == ["mpatha", "mpathb"]
     assert mp.parse_dmsetup_table(split["mpatha"]).devts == ("8:16", "8:32")
-    assert faults.parse_dmsetup_all("No devices found\n") == {}
+    assert mp.parse_dmsetup_all("No devices found\n") == {}
 
 
 # --- collect: sources and fallbacks ----------------------------------------------------------------------
@@ -276,8 +275,8 @@ def scripted(state: str) -> ScriptedRunner:
         [
             (mp.show_paths(), 0, fixture(state, "paths"), ""),
             (mp.show_maps(), 0, fixture(state, "maps"), ""),
-            (faults.dmsetup_status_all(), 0, fixture(state, "dmstatus"), ""),
-            (faults.dmsetup_table_all(), 0, fixture(state, "dmtable"), ""),
+            (mp.dmsetup_status_all(), 0, fixture(state, "dmstatus"), ""),
+            (mp.dmsetup_table_all(), 0, fixture(state, "dmtable"), ""),
         ]
     )
 
@@ -296,8 +295,8 @@ def test_collect_falls_back_when_multipathd_is_silent(tmp_path: Path) -> None:
     runner = ScriptedRunner(
         [
             (mp.show_paths(), 1, "", ""),
-            (faults.dmsetup_status_all(), 0, fixture("nodaemon", "dmstatus"), ""),
-            (faults.dmsetup_table_all(), 0, fixture("nodaemon", "dmtable"), ""),
+            (mp.dmsetup_status_all(), 0, fixture("nodaemon", "dmstatus"), ""),
+            (mp.dmsetup_table_all(), 0, fixture("nodaemon", "dmtable"), ""),
             (mp.list_topology(), 0, fixture("nodaemon", "ll"), ""),
         ]
     )
@@ -312,8 +311,8 @@ def test_collect_reports_a_multipathd_timeout(tmp_path: Path) -> None:
     runner = ScriptedRunner(
         [
             (mp.show_paths(), 124, "", ""),
-            (faults.dmsetup_status_all(), 0, fixture("healthy", "dmstatus"), ""),
-            (faults.dmsetup_table_all(), 0, fixture("healthy", "dmtable"), ""),
+            (mp.dmsetup_status_all(), 0, fixture("healthy", "dmstatus"), ""),
+            (mp.dmsetup_table_all(), 0, fixture("healthy", "dmtable"), ""),
         ]
     )
     obs = faults.collect(runner=runner, sysfs_root=str(build_lab_sysfs(tmp_path)), ll_fallback=False)
@@ -342,8 +341,8 @@ def test_collect_survives_unparsable_output(tmp_path: Path) -> None:
     runner = ScriptedRunner(
         [
             (mp.show_paths(), 0, "garbage without separators\n", ""),
-            (faults.dmsetup_status_all(), 0, fixture("healthy", "dmstatus"), ""),
-            (faults.dmsetup_table_all(), 0, "mpatha: 0 1 multipath 7\n", ""),
+            (mp.dmsetup_status_all(), 0, fixture("healthy", "dmstatus"), ""),
+            (mp.dmsetup_table_all(), 0, "mpatha: 0 1 multipath 7\n", ""),
             (mp.list_topology(), 0, fixture("healthy", "ll"), ""),
         ]
     )

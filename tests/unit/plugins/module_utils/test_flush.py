@@ -17,18 +17,17 @@ import pytest
 from ansible_collections.lunsafe.san.plugins.module_utils import _flush
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
 from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
-    FIELD_SEP,
     FlushFailed,
     FlushRefused,
     Observation,
     Settings,
     apply_plan,
     observe,
-    parse_dmsetup_info,
     parse_mountinfo,
     plan_flush,
     read_wwids,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, parse_dmsetup_info
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner, StepLike
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import (

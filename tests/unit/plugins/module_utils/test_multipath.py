@@ -85,6 +85,8 @@ def test_map_names_are_validated(bad: str) -> None:
         (0, "sdc\n", "", mp.REPLY_DATA),
         (0, "", "", mp.REPLY_DATA),
         (1, "", "something else\n", mp.REPLY_FAIL),
+        (1, "", "", mp.REPLY_NOT_RUNNING),  # multipath-tools 0.9.4 with the daemon stopped (lab)
+        (1, "\n", "  \n", mp.REPLY_NOT_RUNNING),
     ],
 )
 def test_classify_reply(rc: int, out: str, err: str, kind: str) -> None:

@@ -13,7 +13,6 @@ from typing import Any, Dict, List
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.lunsafe.san.plugins.module_utils import _faults as faults
 from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as mp
 from ansible_collections.lunsafe.san.plugins.modules import multipath_faulty_facts
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.faults_host import (
@@ -29,8 +28,8 @@ def lab_script(state: str) -> List[Any]:
     return [
         (mp.show_paths(), 0, fixture(state, "paths"), ""),
         (mp.show_maps(), 0, fixture(state, "maps"), ""),
-        (faults.dmsetup_status_all(), 0, fixture(state, "dmstatus"), ""),
-        (faults.dmsetup_table_all(), 0, fixture(state, "dmtable"), ""),
+        (mp.dmsetup_status_all(), 0, fixture(state, "dmstatus"), ""),
+        (mp.dmsetup_table_all(), 0, fixture(state, "dmtable"), ""),
     ]
 
 
@@ -105,8 +104,8 @@ def test_stopped_multipathd_is_a_warning_not_a_failure(
     runner = ScriptedRunner(
         [
             (mp.show_paths(), 1, "", ""),
-            (faults.dmsetup_status_all(), 0, fixture("nodaemon", "dmstatus"), ""),
-            (faults.dmsetup_table_all(), 0, fixture("nodaemon", "dmtable"), ""),
+            (mp.dmsetup_status_all(), 0, fixture("nodaemon", "dmstatus"), ""),
+            (mp.dmsetup_table_all(), 0, fixture("nodaemon", "dmtable"), ""),
         ]
     )
     root = build_lab_sysfs(tmp_path, states={"sdc": "offline"}, removed={"sdh"})

@@ -16,7 +16,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _flush
-from ansible_collections.lunsafe.san.plugins.module_utils._multipath import show_paths
+from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, show_paths
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
 from ansible_collections.lunsafe.san.plugins.modules import multipath_flush
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner, StepLike
@@ -28,7 +28,7 @@ from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree 
 IQN = "iqn.2003-01.org.lunsafe.test:array"
 WWID = "36001405aaaaaaaaaaaaaaaaaaaaaaaa1"
 UUID = "mpath-" + WWID
-SEP = _flush.FIELD_SEP
+SEP = FIELD_SEP
 SESSIONS = [
     {"sid": 1, "host": 2, "targetname": IQN, "address": "192.0.2.10"},
     {"sid": 2, "host": 3, "targetname": IQN, "address": "192.0.2.11"},
