@@ -43,7 +43,9 @@ __all__ = [
     "Portal",
     "SessionEntry",
     "describe_rc",
+    "discoverydb_delete",
     "discoverydb_discover",
+    "discoverydb_list",
     "discoverydb_new",
     "discoverydb_update",
     "is_absent",
@@ -58,6 +60,7 @@ __all__ = [
     "node_new",
     "node_show",
     "node_update",
+    "parse_discovery_list",
     "parse_node_list",
     "parse_node_record",
     "parse_portal",
@@ -439,6 +442,20 @@ def _discovery_argv(portal: Portal, iface: Optional[str]) -> List[str]:
     return argv
 
 
+def discoverydb_list() -> List[str]:
+    """``iscsiadm -m discoverydb``: rc 21 (or 255) means no discovery record (QUERY_OK_RCS)."""
+    return [TOOL, "-m", "discoverydb"]
+
+
+def discoverydb_delete(*, portal: Portal, iface: Optional[str] = None) -> List[str]:
+    """``iscsiadm -m discoverydb -t sendtargets -p PORTAL [-I IFACE] -o delete``.
+
+    iscsiadm also deletes the node records linked to this discovery record (those it created), but
+    not records that existed before that discovery (seen with open-iscsi 2.1.8).
+    """
+    return [*_discovery_argv(portal, iface), "-o", "delete"]
+
+
 def discoverydb_new(*, portal: Portal, iface: Optional[str] = None) -> List[str]:
     """``iscsiadm -m discoverydb -t sendtargets -p PORTAL [-I IFACE] -o new``."""
     return [*_discovery_argv(portal, iface), "-o", "new"]
@@ -565,6 +582,29 @@ def parse_node_list(text: str) -> List[NodeEntry]:
             continue
         nodes.append(NodeEntry(portal=split[0], tpgt=split[1], target=fields[1]))
     return nodes
+
+
+def parse_discovery_list(text: str) -> List[Portal]:
+    """Parse ``iscsiadm -m discoverydb``: the SendTargets records, ``127.0.0.1:3260 via sendtargets``.
+
+    IPv6 portals are printed without brackets (``::1:3260 via sendtargets``); other discovery types
+    (iSNS, firmware) are skipped.
+    """
+    portals: List[Portal] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 3 or fields[1:] != ["via", "sendtargets"]:
+            continue
+        text_portal = fields[0]
+        if text_portal.startswith("["):
+            split = _split_output_portal(text_portal + ",0")
+            if split is not None:
+                portals.append(split[0])
+            continue
+        address, sep, port_text = text_portal.rpartition(":")
+        if sep and address and port_text.isdigit():
+            portals.append(Portal(address, int(port_text)))
+    return portals
 
 
 def parse_node_record(text: str) -> Dict[str, str]:

@@ -22,14 +22,19 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import Command
 
 __all__ = [
     "Chap",
+    "DiscoveryError",
     "LoginError",
     "NodeChange",
     "apply_node",
     "discover",
+    "discovery_records",
+    "hint",
+    "list_nodes",
     "login",
     "logout",
     "plan_node",
     "read_node",
+    "remove_discovery",
     "remove_node",
     "wanted_node_settings",
 ]
@@ -43,6 +48,42 @@ CONN_LOGIN_TIMEOUT_KEY = "node.conn[0].timeo.login_timeout"
 
 class LoginError(LunsafeError):
     """A login failed; ``rc_name`` says how (auth failure, time-out, unreachable portal...)."""
+
+
+class DiscoveryError(LunsafeError):
+    """SendTargets discovery failed; ``rc_name`` says how."""
+
+
+# What to do about the iscsiadm exit codes a login or a discovery commonly ends with.
+_HINTS: Dict[int, str] = {
+    24: "CHAP authentication failed: check {user} and {password} against the array's ACL "
+    "(for mutual CHAP also the *_in pair the target answers with)",
+    19: "the target refused the login: check that the array maps this initiator's IQN to the target",
+    8: "the portal did not answer in time: check the address, the network path and the target's portal list",
+    4: "the connection to the portal failed: check the address, the port and the network path",
+    18: "iscsid does not answer: check `systemctl status iscsid`",
+    20: "iscsid is not running and could not be started: start it (systemctl start iscsid.socket iscsid) "
+    "and check `systemctl status iscsid`",
+}
+
+
+# A wrong chap_password_in does not give rc 24: iscsid logs "received incorrect CHAP response from
+# target" and iscsiadm exits 19 (non-retryable login failure), seen with open-iscsi 2.1.8.
+_MUTUAL_HINT_19 = (
+    "with mutual CHAP this is what a wrong chap_username_in or chap_password_in gives (the target "
+    "answered with other credentials; iscsid logs 'received incorrect CHAP response'); otherwise check "
+    "that the array maps this initiator's IQN to the target"
+)
+
+
+def hint(rc: Optional[int], *, discovery: bool = False, mutual: bool = False) -> str:
+    """An actionable hint for an iscsiadm exit code ("" when there is none)."""
+    if rc == 19 and mutual and not discovery:
+        return _MUTUAL_HINT_19
+    if rc is None or rc not in _HINTS:
+        return ""
+    prefix = "discovery_chap" if discovery else "chap"
+    return _HINTS[rc].format(user=f"{prefix}_username", password=f"{prefix}_password")
 
 
 @dataclass(frozen=True)
@@ -162,8 +203,19 @@ def remove_node(runner: CommandRunner, *, target: str, portal: Portal, iface: Op
     return not iscsiadm.is_absent(result.rc)
 
 
-def login(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional[str], timeout: float) -> bool:
-    """Log in; True when a session was created, False when it existed (rc 15)."""
+def login(
+    runner: CommandRunner,
+    *,
+    target: str,
+    portal: Portal,
+    iface: Optional[str],
+    timeout: float,
+    mutual: bool = False,
+) -> bool:
+    """Log in; True when a session was created, False when it existed (rc 15).
+
+    ``mutual`` (mutual CHAP is configured) only sharpens the hint of a failed login.
+    """
     argv = iscsiadm.login(target=target, portal=portal, iface=iface)
     try:
         result = runner.run(argv, ok_rcs=iscsiadm.LOGIN_OK_RCS, timeout=timeout)
@@ -180,8 +232,10 @@ def login(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional
     except ToolError as exc:
         rc = exc.details.get("rc")
         if isinstance(rc, int) and rc in iscsiadm.EXIT_CODES:
+            advice = hint(rc, mutual=mutual)
             raise LoginError(
-                f"login to {target} at {portal.for_iscsiadm()} failed: {iscsiadm.describe_rc(rc)}",
+                f"login to {target} at {portal.for_iscsiadm()} failed: {iscsiadm.describe_rc(rc)}"
+                + (f"; {advice}" if advice else ""),
                 cmd=exc.details.get("cmd"),
                 rc=rc,
                 rc_name=iscsiadm.rc_name(rc),
@@ -201,6 +255,18 @@ def logout(runner: CommandRunner, *, target: str, portal: Portal, iface: Optiona
     return not iscsiadm.is_absent(result.rc)
 
 
+def list_nodes(runner: CommandRunner) -> List[iscsiadm.NodeEntry]:
+    """Every node record (``iscsiadm -m node``); empty when there is none."""
+    result = runner.run(iscsiadm.node_list(), ok_rcs=iscsiadm.QUERY_OK_RCS)
+    return [] if iscsiadm.is_absent(result.rc) else iscsiadm.parse_node_list(result.stdout)
+
+
+def discovery_records(runner: CommandRunner) -> List[Portal]:
+    """The portals that have a SendTargets discovery record; empty when there is none."""
+    result = runner.run(iscsiadm.discoverydb_list(), ok_rcs=iscsiadm.QUERY_OK_RCS)
+    return [] if iscsiadm.is_absent(result.rc) else iscsiadm.parse_discovery_list(result.stdout)
+
+
 def discover(
     runner: CommandRunner,
     *,
@@ -208,21 +274,54 @@ def discover(
     iface: Optional[str],
     chap: Optional[Chap],
     timeout: float,
+    create: bool = True,
 ) -> List[iscsiadm.NodeEntry]:
     """SendTargets discovery that only adds records (never resets or deletes existing ones).
 
-    New records get iscsid.conf defaults, so callers plan node settings (manual scan) afterwards.
+    ``create`` makes the discovery record first; leave it False when the record exists, since
+    ``-o new`` would reset its settings (discovery CHAP set up by someone else) to iscsid.conf defaults.
+    New node records get iscsid.conf defaults, so callers plan node settings (manual scan) afterwards.
     """
-    runner.run(iscsiadm.discoverydb_new(portal=portal, iface=iface))
+    if create:
+        runner.run(iscsiadm.discoverydb_new(portal=portal, iface=iface))
     if chap is not None:
         for key, value in sorted(chap.settings(prefix="discovery.sendtargets.auth").items()):
             runner.run(iscsiadm.discoverydb_update(portal=portal, iface=iface, key=key, value=value))
-    result = runner.run(
-        iscsiadm.discoverydb_discover(portal=portal, iface=iface),
-        ok_rcs=iscsiadm.QUERY_OK_RCS,
-        timeout=timeout,
-    )
+    try:
+        result = runner.run(
+            iscsiadm.discoverydb_discover(portal=portal, iface=iface),
+            ok_rcs=iscsiadm.QUERY_OK_RCS,
+            timeout=timeout,
+        )
+    except ToolTimeout as exc:
+        raise DiscoveryError(
+            f"SendTargets discovery at {portal.for_iscsiadm()} did not complete within {timeout:g}s: "
+            "the portal is unreachable or does not answer",
+            cmd=exc.details.get("cmd"),
+            rc=exc.details.get("rc"),
+            rc_name="timeout",
+            portal=portal.for_iscsiadm(),
+        ) from None
+    except ToolError as exc:
+        rc = exc.details.get("rc")
+        if not (isinstance(rc, int) and rc in iscsiadm.EXIT_CODES):
+            raise
+        advice = hint(rc, discovery=True)
+        raise DiscoveryError(
+            f"SendTargets discovery at {portal.for_iscsiadm()} failed: {iscsiadm.describe_rc(rc)}"
+            + (f"; {advice}" if advice else ""),
+            cmd=exc.details.get("cmd"),
+            rc=rc,
+            rc_name=iscsiadm.rc_name(rc),
+            stderr=exc.details.get("stderr"),
+            portal=portal.for_iscsiadm(),
+        ) from None
     return iscsiadm.parse_node_list(_discovered_lines(result.stdout))
+
+
+def remove_discovery(runner: CommandRunner, *, portal: Portal, iface: Optional[str]) -> None:
+    """Delete a discovery record (and the node records iscsiadm linked to it when it discovered them)."""
+    runner.run(iscsiadm.discoverydb_delete(portal=portal, iface=iface), ok_rcs=iscsiadm.LOGOUT_OK_RCS)
 
 
 def _discovered_lines(text: str) -> str:

@@ -79,7 +79,10 @@ options:
   discover:
     description:
       - Run SendTargets discovery on each portal first. Discovery only adds node records here; it never
-        resets or deletes existing ones.
+        resets or deletes existing ones, and an existing discovery record keeps its settings.
+      - Discovery adds a record for every portal the target reports, not only the requested ones; the
+        records it adds get C(node.session.scan=manual) too (see RV(discovered)), and they are removed
+        again, with the discovery records this run created, when the attach fails.
     type: bool
     default: false
   chap_username:
@@ -108,7 +111,10 @@ options:
     choices: [manual, automatic]
     default: manual
   multipath:
-    description: Wait for (and if needed ask multipathd for) a multipath map holding every path.
+    description:
+      - Wait for (and if needed ask multipathd for) a multipath map holding every path.
+      - multipathd must answer before anything is changed (also in check mode); the module fails at once
+        otherwise.
     type: bool
     default: true
   expected_wwid:
@@ -250,9 +256,17 @@ timings:
     - Seconds spent in each phase, measured inside the module on the managed node (Ansible's own
       connection and start-up time are not included). C(scan) runs from the scan-file writes until every
       path's block device exists.
-  returned: always
+    - On failure, C(failed) is the time from the last completed phase to the error (rollback included)
+      and C(total) the time to the error.
+  returned: always (also on failure, once the options were accepted)
   type: dict
   sample: {"observe": 0.08, "login": 0.61, "stale_check": 0.0, "scan": 0.21, "map": 0.35, "total": 1.25}
+discovered:
+  description: With O(discover=true), the portals of the target whose node records discovery added in this run.
+  returned: when O(discover=true) and not in check mode
+  type: list
+  elements: str
+  sample: ["192.0.2.10:3260", "[fd00::10]:3260"]
 plan:
   description: With O(state=absent), the ordered removal steps (in check mode, the steps that would run).
   returned: when O(state=absent) and the LUN has paths
@@ -283,8 +297,9 @@ from ansible_collections.lunsafe.san.plugins.module_utils import _attach as atta
 from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils import _login as login_utils
+from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as multipath
 from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import DaemonUnavailable, LunsafeError, ToolError
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
@@ -360,6 +375,7 @@ class Attach:
         )
         # what this run created, to undo on failure
         self.created_nodes: List[iscsiadm.Portal] = []
+        self.created_discovery: List[iscsiadm.Portal] = []
         self.logged_in: List[iscsiadm.Portal] = []
         self.new_devices: List[str] = []
         self.timings: Dict[str, float] = {}
@@ -423,12 +439,11 @@ class Attach:
 
     def present(self) -> None:
         p = self.module.params
+        if p["multipath"]:
+            self.preflight_multipathd()
         before = read_snapshot(sysfs_root=SYSFS_ROOT)
         if p["discover"] and not self.check:
-            for portal in self.portals:
-                login_utils.discover(
-                    self.runner, portal=portal, iface=self.iface, chap=self.discovery_chap, timeout=p["login_timeout"]
-                )
+            self._discover()
         changes = []
         for portal in self.portals:
             current = login_utils.read_node(self.runner, target=self.target, portal=portal, iface=self.iface)
@@ -448,11 +463,16 @@ class Attach:
         for change in changes:
             if change.changed:
                 login_utils.apply_node(self.runner, change)
-                if change.create:
+                if change.create and not any(change.portal.same_as(c) for c in self.created_nodes):
                     self.created_nodes.append(change.portal)
         for portal in missing:
             if login_utils.login(
-                self.runner, target=self.target, portal=portal, iface=self.iface, timeout=p["login_timeout"] + 10
+                self.runner,
+                target=self.target,
+                portal=portal,
+                iface=self.iface,
+                timeout=p["login_timeout"] + 10,
+                mutual=self.chap is not None and self.chap.username_in is not None,
             ):
                 self.logged_in.append(portal)
         snapshot = attach.wait_for_sessions(
@@ -496,6 +516,77 @@ class Attach:
         self.result["changed"] = bool(
             self.result["nodes"] or self.logged_in or self.new_devices or self.result["multipath_actions"]
         )
+
+    def preflight_multipathd(self) -> None:
+        """Fail before any change when multipathd does not answer (multipath=true cannot work then).
+
+        ``multipathd show status`` starts a stopped daemon through multipathd.socket when that unit
+        is listening, so only a daemon that is really unavailable fails here.
+        """
+        argv = multipath.show_status()
+        try:
+            reply = self.runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
+            multipath.check_reply(reply.rc, reply.stdout, reply.stderr, cmd=reply.cmd)
+        except DaemonUnavailable as exc:
+            raise LunsafeError(
+                f"{exc.msg}: multipath=true needs it, nothing was changed; start it "
+                "(systemctl start multipathd.socket multipathd) or set multipath=false",
+                cmd=exc.details.get("cmd"),
+                rc=exc.details.get("rc"),
+                stderr=exc.details.get("stderr"),
+                rc_name="multipathd_unavailable",
+            ) from None
+        except ToolError as exc:
+            raise LunsafeError(
+                f"multipathd did not answer `show status` ({exc.msg}): multipath=true needs it, nothing was changed; "
+                "check `systemctl status multipathd`",
+                cmd=exc.details.get("cmd"),
+                rc=exc.details.get("rc"),
+                stderr=exc.details.get("stderr"),
+                rc_name="multipathd_unavailable",
+            ) from None
+
+    def _discover(self) -> None:
+        """SendTargets discovery on each portal; records it creates get manual scan and are undone on failure.
+
+        Discovery creates a record for every portal the target reports, not only the requested ones: a
+        record left with iscsid.conf's ``node.session.scan = auto`` would scan every LUN on a later login.
+        """
+        p = self.module.params
+        known = login_utils.list_nodes(self.runner)
+        had_discovery = login_utils.discovery_records(self.runner)
+        for portal in self.portals:
+            create = not any(portal.same_as(other) for other in had_discovery)
+            if create:
+                self.created_discovery.append(portal)
+            login_utils.discover(
+                self.runner,
+                portal=portal,
+                iface=self.iface,
+                chap=self.discovery_chap,
+                timeout=p["login_timeout"],
+                create=create,
+            )
+        new = [
+            node
+            for node in login_utils.list_nodes(self.runner)
+            if node.target == self.target
+            and not any(old.target == node.target and old.portal.same_as(node.portal) for old in known)
+        ]
+        for node in new:
+            self.created_nodes.append(node.portal)
+            if not any(node.portal.same_as(portal) for portal in self.portals):
+                login_utils.apply_node(
+                    self.runner,
+                    login_utils.NodeChange(
+                        target=self.target,
+                        portal=node.portal,
+                        iface=self.iface,
+                        create=False,
+                        updates=((login_utils.SCAN_KEY, "manual"),),
+                    ),
+                )
+        self.result["discovered"] = [node.portal.for_iscsiadm() for node in new]
 
     def _handle_stale(self, snapshot: Snapshot, sessions: List[Any]) -> Snapshot:
         devices = attach.lun_devices(snapshot=snapshot, sessions=sessions, lun=self.lun)
@@ -717,6 +808,12 @@ class Attach:
                 undone.append(f"removed node record {portal.for_iscsiadm()}")
             except LunsafeError as exc:
                 undone.append(f"could not remove node record {portal.for_iscsiadm()}: {exc.msg}")
+        for portal in self.created_discovery:
+            try:
+                login_utils.remove_discovery(self.runner, portal=portal, iface=self.iface)
+                undone.append(f"removed discovery record {portal.for_iscsiadm()}")
+            except LunsafeError as exc:
+                undone.append(f"could not remove discovery record {portal.for_iscsiadm()}: {exc.msg}")
         return undone
 
 
@@ -741,9 +838,14 @@ def execute(run: Attach) -> None:
             raise
 
 
+def make_runner(module: AnsibleModule) -> Runner:
+    """The command runner (a seam: unit tests give a scripted one)."""
+    return Runner(module, default_timeout=60)
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    runner = Runner(module, default_timeout=60)
+    runner = make_runner(module)
     try:
         run = Attach(module, runner)
     except LunsafeError as exc:
@@ -753,7 +855,10 @@ def main() -> None:
         execute(run)
     except LunsafeError as exc:
         rolled_back = run.result.get("rolled_back", [])
-        module.fail_json(**exc.to_fail_kwargs(), rolled_back=rolled_back, nodes=run.result["nodes"])
+        run.mark("failed")
+        module.fail_json(
+            **exc.to_fail_kwargs(), rolled_back=rolled_back, nodes=run.result["nodes"], timings=run.timings
+        )
     except OSError as exc:
         module.fail_json(
             msg=f"sysfs access failed: {exc}",

@@ -289,3 +289,35 @@ def test_parse_node_record() -> None:
 
 def test_parse_node_record_edge_cases() -> None:
     assert iscsiadm.parse_node_record("node.a =\nnot a pair\nnode.b = x = y\n") == {"node.a": "", "node.b": "x = y"}
+
+
+def test_discoverydb_list_and_delete_builders() -> None:
+    assert iscsiadm.discoverydb_list() == ["iscsiadm", "-m", "discoverydb"]
+    assert iscsiadm.discoverydb_delete(portal=V6, iface="default") == [
+        "iscsiadm",
+        "-m",
+        "discoverydb",
+        "-t",
+        "sendtargets",
+        "-p",
+        "[fd00::1]:3260",
+        "-I",
+        "default",
+        "-o",
+        "delete",
+    ]
+
+
+def test_parse_discovery_list() -> None:
+    """open-iscsi 2.1.8 prints IPv6 discovery portals without brackets (seen in the lab)."""
+    text = (
+        "127.0.0.1:3260 via sendtargets\n"
+        "::1:3260 via sendtargets\n"
+        "[fd00::1]:3261 via sendtargets\n"
+        "isns.example.com:3205 via isns\n"
+        "SENDTARGETS:\n"
+        "garbage\n"
+    )
+    portals = iscsiadm.parse_discovery_list(text)
+    assert [p.for_iscsiadm() for p in portals] == ["127.0.0.1:3260", "[::1]:3260", "[fd00::1]:3261"]
+    assert iscsiadm.parse_discovery_list("") == []

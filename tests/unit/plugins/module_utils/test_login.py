@@ -151,3 +151,92 @@ def test_discover_adds_only_and_parses_portals() -> None:
     assert any("discovery.sendtargets.auth.password" in argv for argv in runner.argvs)
     portals = login_utils.portals_for_target(nodes, target=IQN)
     assert [p.for_iscsiadm() for p in portals] == ["127.0.0.1:3260", "[::1]:3260"]
+
+
+def test_wrong_mutual_secret_names_the_mutual_pair() -> None:
+    """A wrong chap_password_in ends in rc 19 (seen in the lab), not 24: the hint must say so."""
+    stderr = "iscsiadm: initiator reported error (19 - encountered non-retryable iSCSI login failure)"
+    runner = ScriptedRunner([(19, "", stderr), (19, "", stderr)])
+    with pytest.raises(login_utils.LoginError) as mutual:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30, mutual=True)
+    assert mutual.value.details["rc_name"] == "ISCSI_ERR_FATAL_LOGIN"
+    assert "chap_password_in" in mutual.value.msg
+    with pytest.raises(login_utils.LoginError) as one_way:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
+    assert "chap_password_in" not in one_way.value.msg
+    assert "maps this initiator" in one_way.value.msg
+
+
+def test_auth_failure_names_the_options_to_check() -> None:
+    runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
+    assert "chap_username and chap_password" in info.value.msg
+
+
+def test_iscsid_that_cannot_start_is_actionable() -> None:
+    runner = ScriptedRunner([(20, "", "iscsiadm: can not connect to iSCSI daemon (111)!")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
+    assert info.value.details["rc"] == 20
+    assert "iscsid is not running" in info.value.msg
+    assert "systemctl start iscsid" in info.value.msg
+
+
+def test_hint_is_empty_for_codes_without_advice() -> None:
+    assert login_utils.hint(None) == ""
+    assert login_utils.hint(15) == ""
+    assert "discovery_chap_password" in login_utils.hint(24, discovery=True)
+
+
+def test_discover_keeps_an_existing_discovery_record() -> None:
+    """``-o new`` on an existing discovery record would reset its settings: not when it exists."""
+    runner = ScriptedRunner([(0, "127.0.0.1:3260,1 " + IQN + "\n", "")])
+    nodes = login_utils.discover(runner, portal=PORTAL, iface=None, chap=None, timeout=20, create=False)
+    assert len(runner.argvs) == 1
+    assert runner.argvs[0][-3:] == ["--discover", "-o", "new"]
+    assert [n.portal.for_iscsiadm() for n in nodes] == ["127.0.0.1:3260"]
+
+
+def test_discovery_auth_failure_is_named_without_the_secret() -> None:
+    chap = login_utils.Chap(username="disco", password="Disc-Secret-x1")
+    runner = ScriptedRunner(
+        [(0, "", "")] * 4 + [(24, "", "iscsiadm: Login failed to authenticate with target")],
+        redact=chap.secrets(),
+    )
+    with pytest.raises(login_utils.DiscoveryError) as info:
+        login_utils.discover(runner, portal=PORTAL, iface=None, chap=chap, timeout=20)
+    kwargs = info.value.to_fail_kwargs()
+    assert kwargs["rc_name"] == "ISCSI_ERR_LOGIN_AUTH_FAILED"
+    assert "discovery_chap_password" in kwargs["msg"]
+    assert "Disc-Secret-x1" not in repr(kwargs)
+    assert "Disc-Secret-x1" in [a for argv in runner.argvs for a in argv]  # it did reach iscsiadm
+
+
+def test_discovery_timeout_is_named() -> None:
+    runner = ScriptedRunner([(0, "", ""), (124, "", "")])
+    with pytest.raises(login_utils.DiscoveryError, match="did not complete within 20s") as info:
+        login_utils.discover(runner, portal=PORTAL, iface=None, chap=None, timeout=20)
+    assert info.value.details["rc_name"] == "timeout"
+
+
+def test_list_nodes_and_discovery_records() -> None:
+    runner = ScriptedRunner(
+        [
+            (0, "127.0.0.1:3260,1 " + IQN + "\n[::1]:3260,1 " + IQN + "\n", ""),
+            (21, "", "iscsiadm: No records found"),
+            (0, "127.0.0.1:3260 via sendtargets\n::1:3260 via sendtargets\n", ""),
+            (21, "", ""),
+        ]
+    )
+    assert [n.portal.for_iscsiadm() for n in login_utils.list_nodes(runner)] == ["127.0.0.1:3260", "[::1]:3260"]
+    assert login_utils.list_nodes(runner) == []
+    assert [p.for_iscsiadm() for p in login_utils.discovery_records(runner)] == ["127.0.0.1:3260", "[::1]:3260"]
+    assert login_utils.discovery_records(runner) == []
+
+
+def test_remove_discovery_accepts_a_missing_record() -> None:
+    runner = ScriptedRunner([(0, "", ""), (21, "", "")])
+    login_utils.remove_discovery(runner, portal=PORTAL6, iface=None)
+    login_utils.remove_discovery(runner, portal=PORTAL6, iface=None)
+    assert runner.argvs[0][-4:] == ["-p", "[::1]:3260", "-o", "delete"]
