@@ -56,8 +56,7 @@ class DiscoveryError(LunsafeError):
 
 # What to do about the iscsiadm exit codes a login or a discovery commonly ends with.
 _HINTS: Dict[int, str] = {
-    24: "CHAP authentication failed: check {user} and {password} against the array's ACL "
-    "(for mutual CHAP also the *_in pair the target answers with)",
+    24: "CHAP authentication failed: check {user} and {password} against the array's {where}",
     19: "the target refused the login: check that the array maps this initiator's IQN to the target",
     8: "the portal did not answer in time: check the address, the network path and the target's portal list",
     4: "the connection to the portal failed: check the address, the port and the network path",
@@ -83,7 +82,11 @@ def hint(rc: Optional[int], *, discovery: bool = False, mutual: bool = False) ->
     if rc is None or rc not in _HINTS:
         return ""
     prefix = "discovery_chap" if discovery else "chap"
-    return _HINTS[rc].format(user=f"{prefix}_username", password=f"{prefix}_password")
+    return _HINTS[rc].format(
+        user=f"{prefix}_username",
+        password=f"{prefix}_password",
+        where="discovery authentication settings" if discovery else "ACL for this initiator",
+    )
 
 
 @dataclass(frozen=True)
