@@ -9,12 +9,13 @@ multipath_faulty_facts versus a bare `multipathd show paths raw format` and `mul
 
 For each LUN count the array is reset (`array reset --luns N`), both portals are logged in with
 node.session.scan=manual and every LUN is scanned on both sessions (2 x N paths, N maps); the script waits
-until multipathd reports every path ready. Then, inside the guest, each of these is timed --repeat times
-with a monotonic clock (the median and the maximum are printed):
+until multipathd reports every path ready and udev has settled. Then, inside the guest, each of these is
+timed --repeat times with a monotonic clock (the median and the maximum are printed):
 
 * facts: this collection's module_utils (copied into the guest) as the module runs them -
   `_faults.collect()` (sysfs snapshot, multipathd show paths/maps raw format, dmsetup status/table) and
-  `_faults.classify()`; Ansible's own module start-up (about 1.5 s under TCG) is not included;
+  `_faults.classify()`, each tool call under the runner's deadline watch; Ansible's own module start-up
+  (about 1.5 s under TCG) is not included;
 * show_paths: `multipathd show paths raw format <PATH_FORMAT>` alone;
 * multipath_ll: `multipath -ll`.
 """
@@ -49,7 +50,7 @@ GUEST = r"""
 import json, os, shutil, statistics, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.lunsafe.san.plugins.module_utils import _faults, _multipath
-from ansible_collections.lunsafe.san.plugins.module_utils._runner import PolicyRunner
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import Deadline, PolicyRunner
 
 luns, repeat = int(sys.argv[2]), int(sys.argv[3])
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
@@ -62,7 +63,8 @@ def run(argv, timeout=900):
 
 
 class GuestRunner(PolicyRunner):
-    # the production policy (ok_rcs, timeouts, redaction) over subprocess with coreutils timeout
+    # the production policy (ok_rcs, timeouts, redaction) and deadline watch (Deadline, as Runner arms it
+    # through run_command's before_communicate_callback) over a plain Popen: Ansible is not in the guest
     def __init__(self):
         super().__init__(default_timeout=30, redact=())
 
@@ -71,8 +73,15 @@ class GuestRunner(PolicyRunner):
 
     def run(self, argv, *, ok_rcs=(0,), timeout=None, data=None, sensitive_output=False):
         deadline = timeout or self.default_timeout
-        proc = run(["timeout", "--kill-after=5", str(deadline), *argv])
-        return self._finish(display_argv=argv, rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr,
+        watch = Deadline(seconds=deadline, kill_after=5)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        watch.arm(proc)
+        try:
+            stdout, stderr = proc.communicate()
+        finally:
+            watch.disarm()
+        rc = proc.returncode if watch.fired is None else 124
+        return self._finish(display_argv=argv, rc=rc, stdout=stdout, stderr=stderr,
                             ok_rcs=ok_rcs, timeout=deadline, sensitive_output=sensitive_output)
 
 
@@ -98,6 +107,8 @@ while time.monotonic() < deadline:
     time.sleep(2)
 if ready != 2 * luns:
     sys.exit("only %d of %d paths ready" % (ready, 2 * luns))
+# the udev events of the new devices and maps (by-id links, kpartx, blkid) must be over before timing
+run(["udevadm", "settle", "--timeout=900"], timeout=960)
 
 
 def timed(func):
@@ -109,8 +120,34 @@ def timed(func):
     return {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}, value
 
 
+class TimingRunner(GuestRunner):
+    # the same runner, adding up the wall time of each tool call (argv[0] + argv[1])
+    def __init__(self):
+        super().__init__()
+        self.spent = {}
+
+    def run(self, argv, **kwargs):
+        start = time.monotonic()
+        try:
+            return super().run(argv, **kwargs)
+        finally:
+            key = " ".join(argv[:2])
+            self.spent[key] = self.spent.get(key, 0.0) + time.monotonic() - start
+
+
 runner = GuestRunner()
 facts_t, facts = timed(lambda: _faults.classify(_faults.collect(runner=runner, timeout=60)))
+
+# where the time of one collection goes (one more run, each phase timed on its own)
+timing = TimingRunner()
+start = time.monotonic()
+obs = _faults.collect(runner=timing, timeout=60)
+collect_s = time.monotonic() - start
+start = time.monotonic()
+_faults.classify(obs)
+phases = {key: round(value, 3) for key, value in timing.spent.items()}
+phases["classify"] = round(time.monotonic() - start, 3)
+phases["sysfs_and_rest"] = round(collect_s - sum(timing.spent.values()), 3)
 paths_t, _ = timed(lambda: run(_multipath.show_paths()))
 ll_t, _ = timed(lambda: run(["multipath", "-ll"]))
 print(json.dumps({
@@ -121,6 +158,7 @@ print(json.dumps({
     "facts": facts_t,
     "show_paths": paths_t,
     "multipath_ll": ll_t,
+    "phases_s": phases,
 }))
 """
 
@@ -172,10 +210,15 @@ def main() -> int:
         except lab_harness.LabError as exc:
             print(f"warning: final array reset failed: {exc}", file=sys.stderr)
     print()
-    print(f"{'paths':>6} {'maps':>5} {'facts s':>16} {'show paths s':>16} {'multipath -ll s':>16}   (median / max)")
+    header = f"{'paths':>6} {'maps':>5} {'facts s':>16} {'show paths s':>16} {'multipath -ll s':>16} {'facts/show':>10}"
+    print(header + "   (median / max; the ratio of the medians)")
     for r in results:
         cells = [f"{r[k]['median_s']:.3f} / {r[k]['max_s']:.3f}" for k in ("facts", "show_paths", "multipath_ll")]
-        print(f"{r['paths']:>6} {r['maps']:>5} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}")
+        ratio = r["facts"]["median_s"] / max(r["show_paths"]["median_s"], 0.001)
+        print(f"{r['paths']:>6} {r['maps']:>5} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {ratio:>10.1f}")
+    print()
+    for r in results:
+        print(f"{r['paths']:>6} paths, one collection by phase (s): {json.dumps(r['phases_s'])}")
     return 0
 
 

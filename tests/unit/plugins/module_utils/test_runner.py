@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -20,6 +21,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import (
     Secret,
     format_cmd,
     format_seconds,
+    process_tree,
     secrets_in,
 )
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import (
@@ -28,7 +30,7 @@ from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake
     Step,
 )
 
-BINS = {"timeout": "/usr/bin/timeout", "iscsiadm": "/usr/sbin/iscsiadm", "multipathd": "/usr/sbin/multipathd"}
+BINS = {"iscsiadm": "/usr/sbin/iscsiadm", "multipathd": "/usr/sbin/multipathd"}
 
 
 class FakeModule:
@@ -49,12 +51,13 @@ class FakeModule:
         return self.answers.pop(0)
 
 
-def test_every_call_is_wrapped_in_timeout_with_c_locale_and_no_expansion() -> None:
+def test_every_call_has_a_deadline_watch_c_locale_and_no_expansion() -> None:
     module = FakeModule([(0, "tcp: [1] 10.0.0.1:3260,1 iqn.2003-01.org.example:t1 (non-flash)\n", "")])
     result = Runner(module, default_timeout=30).run(["iscsiadm", "-m", "session"])
 
     argv, kwargs = module.calls[0]
-    assert argv == ["/usr/bin/timeout", "--kill-after=5", "30", "/usr/sbin/iscsiadm", "-m", "session"]
+    assert argv == ["/usr/sbin/iscsiadm", "-m", "session"]
+    assert kwargs["before_communicate_callback"].__self__.seconds == 30
     assert kwargs["check_rc"] is False
     assert kwargs["environ_update"] == {"LANG": "C", "LC_ALL": "C", "LC_MESSAGES": "C", "LC_CTYPE": "C"}
     assert kwargs["expand_user_and_vars"] is False
@@ -67,7 +70,8 @@ def test_every_call_is_wrapped_in_timeout_with_c_locale_and_no_expansion() -> No
 def test_per_call_timeout_and_kill_after() -> None:
     module = FakeModule()
     Runner(module, kill_after=2).run(["iscsiadm", "-m", "node"], timeout=0.5)
-    assert module.calls[0][0][:3] == ["/usr/bin/timeout", "--kill-after=2", "0.5"]
+    watch = module.calls[0][1]["before_communicate_callback"].__self__
+    assert (watch.seconds, watch.kill_after, watch.fired) == (0.5, 2, None)
 
 
 def test_binaries_are_resolved_once_and_required() -> None:
@@ -76,7 +80,6 @@ def test_binaries_are_resolved_once_and_required() -> None:
     for _call in range(3):
         runner.run(["iscsiadm", "-m", "session"])
     assert module.bin_lookups.count(("iscsiadm", True)) == 1
-    assert module.bin_lookups.count(("timeout", True)) == 1
 
 
 def test_has_tool_does_not_require() -> None:
@@ -90,8 +93,8 @@ def test_has_tool_does_not_require() -> None:
 def test_absolute_tool_path_is_not_looked_up() -> None:
     module = FakeModule()
     Runner(module).run(["/opt/bin/tool", "x"])
-    assert module.calls[0][0][3:] == ["/opt/bin/tool", "x"]
-    assert ("/opt/bin/tool", True) not in module.bin_lookups
+    assert module.calls[0][0] == ["/opt/bin/tool", "x"]
+    assert module.bin_lookups == []
 
 
 def test_accepted_return_codes_are_explicit() -> None:
@@ -266,6 +269,51 @@ def test_real_sleep_is_killed_at_the_deadline(real_module: Any) -> None:
     elapsed = time.monotonic() - start
     assert info.value.rc == 124
     assert 0.9 <= elapsed < 10
+
+
+def test_real_grandchild_holding_the_pipes_is_killed_too(real_module: Any) -> None:
+    """sh forks sleep (not the last command), and sleep keeps stdout open: the whole tree must go."""
+    runner = Runner(real_module, kill_after=1)
+    start = time.monotonic()
+    with pytest.raises(ToolTimeout) as info:
+        runner.run(["sh", "-c", "sleep 30; echo never"], timeout=1)
+    assert info.value.rc == 124
+    assert time.monotonic() - start < 10
+
+
+def test_real_command_ignoring_term_gets_kill(real_module: Any) -> None:
+    runner = Runner(real_module, kill_after=0.5)
+    start = time.monotonic()
+    with pytest.raises(ToolTimeout) as info:
+        runner.run(["sh", "-c", 'trap "" TERM; sleep 30; echo never'], timeout=0.5)
+    assert info.value.rc == 137
+    assert 0.9 <= time.monotonic() - start < 10
+
+
+def test_real_fast_command_is_not_signalled_later(real_module: Any) -> None:
+    runner = Runner(real_module)
+    assert runner.run(["sh", "-c", "echo ok"], timeout=0.2).stdout == "ok\n"
+    time.sleep(0.4)  # the timers were cancelled: nothing fires at a reused pid
+    assert runner.run(["true"], timeout=5).rc == 0
+
+
+def _fake_proc(root: Path, table: Dict[int, Tuple[str, int]]) -> str:
+    for pid, (comm, ppid) in table.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1\n", encoding="ascii")
+    (root / "self").mkdir()
+    return str(root)
+
+
+def test_process_tree_is_deepest_first_and_reads_odd_names(tmp_path: Path) -> None:
+    proc = _fake_proc(
+        tmp_path,
+        {10: ("sh", 1), 11: ("a ) (b", 10), 12: ("sleep", 11), 13: ("other", 1), 14: ("cat", 10)},
+    )
+    tree = process_tree(10, proc_root=proc)
+    assert sorted(tree) == [10, 11, 12, 14] and tree[-1] == 10
+    assert tree.index(12) < tree.index(11)
+    assert process_tree(99, proc_root=proc) == [99]
 
 
 def test_real_command_gets_c_locale_stdin_and_no_expansion(real_module: Any) -> None:
