@@ -25,6 +25,7 @@ Users: plugins/modules/multipath_flush.py.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import time
@@ -645,6 +646,30 @@ def _multipathd_lists(runner: CommandRunner, path: PathIdentity) -> Optional[boo
     )
 
 
+def _offline_blocked(settings: Settings, path: PathIdentity, outcome: Outcome) -> None:
+    """Set a blocked path offline before its delete, where the kernel lets us.
+
+    Linux 6.1 (the lab) answers EINVAL: from sysfs it only changes the state of a running or offline device.
+    Its removal of a blocked device then goes straight to the "del" state and fails the queued I/O at once, so
+    the delete that follows does not wait for the session; the step records that the kernel refused.
+    """
+    state_file = os.path.join(
+        os.path.dirname(scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)), "state"
+    )
+    step: Dict[str, Any] = {"action": OFFLINE_PATH, "device": path.device, "hctl": str(path.hctl)}
+    try:
+        _write(state_file, "offline")
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise FlushFailed(
+                f"could not set {path.device} ({path.hctl}) offline: {exc.strerror}", path=path.to_dict()
+            ) from None
+        step["result"] = "refused by the kernel (EINVAL: only running or offline devices change state from sysfs)"
+    else:
+        step["result"] = "offline"
+    outcome.add(step)
+
+
 def _remove_path(runner: CommandRunner, settings: Settings, path: PathIdentity, outcome: Outcome) -> None:
     device = _live_path(settings, path)
     if device is not None:
@@ -655,11 +680,7 @@ def _remove_path(runner: CommandRunner, settings: Settings, path: PathIdentity, 
                     "it (the delete could hang until the session recovers); retry later or use force",
                     path=path.to_dict(),
                 )
-            state_file = os.path.join(
-                os.path.dirname(scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)), "state"
-            )
-            _write(state_file, "offline")
-            outcome.add({"action": OFFLINE_PATH, "device": path.device, "hctl": str(path.hctl)})
+            _offline_blocked(settings, path, outcome)
         delete_file = scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)
         try:
             _write(delete_file, "1")

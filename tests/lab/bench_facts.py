@@ -5,8 +5,11 @@ multipath_faulty_facts versus a bare `multipathd show paths raw format` and `mul
 
     python3 tests/lab/lab.py --name NAME up --luns 4
     python3 tests/lab/bench_facts.py --name NAME [--luns 4 64] [--repeat 5]
+    python3 tests/lab/bench_facts.py --name NAME --source scsi_debug --luns 256     (512 paths)
     python3 tests/lab/lab.py --name NAME down
 
+With --source scsi_debug the paths come from two scsi_debug hosts presenting the same LUNs (same WWIDs, so
+multipathd pairs them): 512 paths without 256 iSCSI LUNs behind them, removed again afterwards.
 For each LUN count the array is reset (`array reset --luns N`), both portals are logged in with
 node.session.scan=manual and every LUN is scanned on both sessions (2 x N paths, N maps); the script waits
 until multipathd reports every path ready and udev has settled. Then, inside the guest, each of these is
@@ -85,16 +88,26 @@ class GuestRunner(PolicyRunner):
                             ok_rcs=ok_rcs, timeout=deadline, sensitive_output=sensitive_output)
 
 
-for portal in PORTALS:
-    run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "-o", "new"])
-    run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "-o", "update", "-n", "node.session.scan", "-v", "manual"])
-    login = run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "--login"])
-    if login.returncode not in (0, 15):
-        sys.exit("login failed: " + login.stderr)
-for host in os.listdir("/sys/class/iscsi_host"):
-    for lun in range(luns):
-        with open("/sys/class/scsi_host/%s/scan" % host, "w") as handle:
-            handle.write("0 0 %d" % lun)
+source = sys.argv[4]
+if source == "scsi_debug":
+    # two scsi_debug hosts with the same LUNs: vpd_use_hostno=0 gives a LUN the same WWID on both hosts,
+    # so multipathd pairs them into one map, as two iSCSI sessions would (no iSCSI session behind them)
+    load = run(["modprobe", "scsi_debug", "add_host=2", "num_tgts=1", "max_luns=%d" % luns, "dev_size_mb=1",
+                "vpd_use_hostno=0", "delay=0"])
+    if load.returncode != 0:
+        sys.exit("modprobe scsi_debug failed: " + load.stderr)
+else:
+    for portal in PORTALS:
+        run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "-o", "new"])
+        run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "-o", "update", "-n", "node.session.scan", "-v",
+             "manual"])
+        login = run(["iscsiadm", "-m", "node", "-T", IQN, "-p", portal, "--login"])
+        if login.returncode not in (0, 15):
+            sys.exit("login failed: " + login.stderr)
+    for host in os.listdir("/sys/class/iscsi_host"):
+        for lun in range(luns):
+            with open("/sys/class/scsi_host/%s/scan" % host, "w") as handle:
+                handle.write("0 0 %d" % lun)
 
 deadline = time.monotonic() + 1800
 ready = 0
@@ -179,14 +192,27 @@ def install(lab: lab_harness.Lab) -> None:
     lab.ssh(["python3", "-c", INSTALL, GUEST_ROOT], stdin=json.dumps(files), timeout=120)
 
 
-def measure(lab: lab_harness.Lab, *, luns: int, repeat: int) -> dict:
-    reset = lab.array(["reset", "--luns", str(luns)], timeout=1800)
+SCSI_DEBUG_CLEANUP = r"""
+for m in $(multipathd show maps raw format '%n' 2>/dev/null); do multipath -f "$m" >/dev/null 2>&1; done
+multipath -F >/dev/null 2>&1
+udevadm settle --timeout=600
+modprobe -r scsi_debug
+"""
+
+
+def measure(lab: lab_harness.Lab, *, luns: int, repeat: int, source: str) -> dict:
+    reset = lab.array(["reset", "--luns", str(luns if source == "iscsi" else 4)], timeout=1800)
     if reset.get("leftover_devices"):
         raise SystemExit(f"reset left devices behind: {reset['leftover_devices']}")
-    proc = lab.ssh(["python3", "-c", GUEST, GUEST_ROOT, str(luns), str(repeat)], timeout=3600, check=False)
+    try:
+        proc = lab.ssh(["python3", "-c", GUEST, GUEST_ROOT, str(luns), str(repeat), source], timeout=3600, check=False)
+    finally:
+        if source == "scsi_debug":
+            lab.ssh(["bash", "-c", SCSI_DEBUG_CLEANUP], timeout=1800, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"guest benchmark failed: {proc.stderr[-2000:]}")
     result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["source"] = source
     return result
 
 
@@ -195,13 +221,19 @@ def main() -> int:
     parser.add_argument("--name", default="default", help="lab name (as given to lab.py --name)")
     parser.add_argument("--luns", type=int, nargs="+", default=[4, 64], help="LUN counts (2 paths each)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each method")
+    parser.add_argument(
+        "--source",
+        choices=("iscsi", "scsi_debug"),
+        default="iscsi",
+        help="paths from the lab array over two iSCSI sessions, or from two scsi_debug hosts (cheaper at 512 paths)",
+    )
     args = parser.parse_args()
     lab = lab_harness.Lab(args.name)
     install(lab)
     results = []
     try:
         for luns in args.luns:
-            result = measure(lab, luns=luns, repeat=args.repeat)
+            result = measure(lab, luns=luns, repeat=args.repeat, source=args.source)
             print(json.dumps(result), flush=True)
             results.append(result)
     finally:

@@ -7,6 +7,7 @@ that removes what the real one would."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -27,6 +28,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     plan_flush,
     read_wwids,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, parse_dmsetup_info
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner, StepLike
@@ -442,3 +444,41 @@ def test_a_map_left_with_an_error_table_is_observed_without_failing(tmp_path: Pa
     observation = look(root, ScriptedRunner(script))
     assert observation.found and observation.paths == ()
     assert observation.open_count == 1 and not observation.queue_if_no_path and observation.active_paths == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "result"),
+    [
+        (None, "offline"),
+        (errno.EINVAL, "refused by the kernel (EINVAL: only running or offline devices change state from sysfs)"),
+    ],
+)
+def test_offline_of_a_blocked_path_tolerates_the_kernel_refusing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Any, result: str
+) -> None:
+    """Linux 6.1 (the lab) answers EINVAL to "offline" on a blocked device; the delete must still follow."""
+    written: List[str] = []
+
+    def write(path: str, value: str) -> None:
+        written.append(f"{os.path.basename(path)}={value}")
+        if error is not None:
+            raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(_flush, "_write", write)
+    outcome = _flush.Outcome(clock=lambda: 0.0, start=0.0)
+    path = _flush.PathIdentity(hctl=Hctl(3, 0, 0, 1), device="sdb", wwid=WWID, state="blocked")
+    _flush._offline_blocked(settings(tmp_path, force=True), path, outcome)
+    assert written == ["state=offline"]
+    assert outcome.done == [{"action": "offline_path", "device": "sdb", "hctl": "3:0:0:1", "result": result, "at": 0.0}]
+
+
+def test_offline_of_a_blocked_path_fails_cleanly_on_other_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def write(path: str, value: str) -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_flush, "_write", write)
+    path = _flush.PathIdentity(hctl=Hctl(3, 0, 0, 1), device="sdb", wwid=WWID, state="blocked")
+    with pytest.raises(FlushFailed, match=r"could not set sdb \(3:0:0:1\) offline: Permission denied"):
+        _flush._offline_blocked(settings(tmp_path, force=True), path, _flush.Outcome(clock=lambda: 0.0, start=0.0))

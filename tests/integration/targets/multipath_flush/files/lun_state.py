@@ -38,6 +38,8 @@ for dm_dir in sorted(glob.glob("/sys/block/dm-*")):
 for lun in sys.argv[1:]:
     entry = {"paths": [], "hctls": [], "wwids": [], "states": [], "maps": []}
     for device in sorted(glob.glob(f"/sys/class/scsi_device/*:*:*:{lun}/device")):
+        if "/session" not in os.path.realpath(device):
+            continue  # not behind an iSCSI session (the guest's CD-ROM is 1:0:0:0)
         for block in sorted(glob.glob(device + "/block/*")):
             name = os.path.basename(block)
             entry["paths"].append(name)
