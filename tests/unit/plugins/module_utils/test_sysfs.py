@@ -11,6 +11,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ansible_collections.lunsafe.san.plugins.module_utils import _sysfs
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl, linux_lun
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     Portal,
@@ -561,3 +562,28 @@ def test_write_paths_follow_the_root(tmp_path: Path) -> None:
     assert os.path.isfile(scsi_device_delete_path(hctl=hctl, sysfs_root=str(root)))
     assert os.path.isfile(scsi_device_rescan_path(hctl=hctl, sysfs_root=str(root)))
     assert scsi_host_scan_path(host=7) == "/sys/class/scsi_host/host7/scan"
+
+
+def test_link_resolution_matches_realpath_for_every_device(tmp_path: Path) -> None:
+    """_resolve() replaces os.path.realpath on sysfs links: it must land on the very same directories."""
+    root = build_sysfs(
+        Path(os.path.realpath(tmp_path)),
+        sessions=[
+            {"sid": 1, "host": 2, "targetname": IQN, "address": "192.0.2.10"},
+            {"sid": 2, "host": 3, "targetname": IQN, "address": "192.0.2.11"},
+        ],
+        devices=[
+            {"hctl": "2:0:0:1", "sid": 1, "name": "sdb", "partitions": ["sdb1"]},
+            {"hctl": "3:0:0:1", "sid": 2, "name": "sdc"},
+            {"hctl": "3:0:0:300", "sid": 2, "name": "sdd"},
+        ],
+    )
+    class_dir = os.path.join(str(root), "class", "scsi_device")
+    entries = sorted(os.listdir(class_dir))
+    assert len(entries) == 3
+    for entry in entries:
+        link = os.path.join(class_dir, entry)
+        assert _sysfs._resolve(os.path.join(_sysfs._resolve(link), "device")) == os.path.realpath(
+            os.path.join(link, "device")
+        )
+    assert _sysfs._resolve(str(root)) == os.path.normpath(str(root))  # not a link: itself
