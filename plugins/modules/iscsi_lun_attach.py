@@ -27,7 +27,7 @@ author: lunsafe.san developers (@lunsafe)
 requirements:
   - iscsiadm (open-iscsi) with C(node.session.scan) support (2.0.874 or later)
   - multipath and multipathd (multipath-tools) when O(multipath=true)
-  - coreutils C(timeout)
+  - C(/proc) mounted (each command's deadline is enforced by signalling it and its children, found there)
 extends_documentation_fragment:
   - lunsafe.san._attributes
   - lunsafe.san._attributes.LOCK

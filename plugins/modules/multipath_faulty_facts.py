@@ -36,7 +36,7 @@ description:
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - Linux with sysfs mounted on C(/sys).
-  - C(timeout) from coreutils (every command runs under it).
+  - C(/proc) mounted (each command's deadline is enforced by signalling it and its children, found there).
   - Optional, used when present - C(multipathd) (multipath-tools 0.6.0 or later for C(raw format)), C(dmsetup)
     (lvm2 / device-mapper), C(multipath).
 extends_documentation_fragment:

@@ -33,7 +33,7 @@ requirements:
   - Linux with sysfs on C(/sys) and root privileges.
   - C(dmsetup) (device-mapper), C(multipath) (multipath-tools); C(multipathd) when the daemon runs
     (without it, queueing is disabled with C(dmsetup) and the multipathd steps are skipped).
-  - C(timeout) (coreutils) bounds every command.
+  - C(/proc) mounted (each command's deadline is enforced by signalling it and its children, found there).
 extends_documentation_fragment:
   - lunsafe.san._attributes
   - lunsafe.san._attributes.LOCK

@@ -102,7 +102,7 @@ def commands_run(source: str) -> Set[str]:
 def provided_commands(bindep: str) -> Set[str]:
     commands: Set[str] = set()
     for line in bindep.splitlines():
-        _, _, comment = line.partition("# provides:")
+        comment = line.partition("# provides:")[2]
         if comment and not line.lstrip().startswith("#"):
             commands.update(comment.split())
     return commands
