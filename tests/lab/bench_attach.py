@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -100,15 +101,34 @@ def ours(lab: lab_module.Lab, root: Path, lun: int) -> dict:
     return {"wall": wall, "timings": result["timings"], "devices": len(result["devices"])}
 
 
-def measure(lab: lab_module.Lab, root: Path, luns: int, rescan_max: int) -> dict:
+def measure(lab: lab_module.Lab, root: Path, luns: int, rescan_max: int, repeat: int) -> dict:
     t0 = time.monotonic()
     lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
     provision = time.monotonic() - t0
     lab.ssh(["sh", "-c", GUEST_LOGIN])
-    bare = guest_python(lab, GUEST_MEASURE, "bare", str(luns - 1))
-    before = count_sd(lab)
-    mine = ours(lab, root, luns - 2 if luns > 2 else 0)
-    mine["unrequested"] = count_sd(lab) - before - mine["devices"]
+    # `repeat` samples of each, on distinct LUNs from the top: bare on luns-1, luns-3, ...; ours on luns-2, ...
+    samples = max(1, min(repeat, luns // 2))
+    bares, mines = [], []
+    for i in range(samples):
+        bares.append(guest_python(lab, GUEST_MEASURE, "bare", str(luns - 1 - 2 * i)))
+        before = count_sd(lab)
+        sample = ours(lab, root, luns - 2 - 2 * i)
+        sample["unrequested"] = count_sd(lab) - before - sample["devices"]
+        mines.append(sample)
+    bare = dict(bares[0], seconds=statistics.median(b["seconds"] for b in bares), samples=len(bares))
+    bare["new_devices"] = max(b["new_devices"] for b in bares)
+    mine = {
+        "wall": statistics.median(m["wall"] for m in mines),
+        "timings": {
+            key: statistics.median(m["timings"][key] for m in mines)
+            for key in mines[0]["timings"]
+            if all(isinstance(m["timings"].get(key), (int, float)) for m in mines)
+        },
+        "devices": max(m["devices"] for m in mines),
+        "unrequested": max(m["unrequested"] for m in mines),
+        "samples": len(mines),
+        "totals": [m["timings"].get("total") for m in mines],
+    }
     # a whole-session rescan attaches every mapped LUN: at 64 LUNs under TCG it takes minutes and can leave
     # the guest unresponsive, so it is only measured up to --rescan-max
     rescan = guest_python(lab, GUEST_MEASURE, "rescan", str(1)) if luns <= rescan_max else None
@@ -131,6 +151,7 @@ def main() -> int:
     parser.add_argument("--name", default="bench")
     parser.add_argument("--reuse", action="store_true", help="use a running lab of that name")
     parser.add_argument("--rescan-max", type=int, default=4, help="measure the session rescan up to this LUN count")
+    parser.add_argument("--repeat", type=int, default=3, help="attaches (and bare scans) per LUN count; medians shown")
     args = parser.parse_args()
     lab = lab_module.Lab(args.name)
     booted = False
@@ -141,7 +162,7 @@ def main() -> int:
     try:
         with lab_module.collections_root() as root:
             for n in args.luns:
-                row = measure(lab, root, n, args.rescan_max)
+                row = measure(lab, root, n, args.rescan_max, args.repeat)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
@@ -162,7 +183,9 @@ def main() -> int:
         )
     if len(rows) > 1:
         first, last = rows[0]["ours"]["timings"]["total"], rows[-1]["ours"]["timings"]["total"]
-        print(f"\nours t({rows[-1]['luns']})/t({rows[0]['luns']}) = {last / first:.2f} (module total)")
+        print(f"\nours t({rows[-1]['luns']})/t({rows[0]['luns']}) = {last / first:.2f} (module total, medians)")
+        first, last = rows[0]["ours"]["timings"]["scan"], rows[-1]["ours"]["timings"]["scan"]
+        print(f"ours t({rows[-1]['luns']})/t({rows[0]['luns']}) = {last / first:.2f} (scan phase, medians)")
         for r in rows:
             ratio = r["ours"]["timings"]["scan"] / r["bare"]["seconds"]
             print(f"ours scan phase / bare scan at {r['luns']} LUNs = {ratio:.2f}")
