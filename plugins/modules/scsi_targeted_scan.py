@@ -113,7 +113,8 @@ options:
     type: float
     default: 30
 notes:
-  - Without pyudev the waits poll sysfs with a deadline (RV(wait_method) says so); no C(udevadm settle).
+  - The waits poll sysfs with a deadline (RV(wait_method) says so; udev event waits through pyudev are not
+    implemented yet, installed or not); no C(udevadm settle).
   - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written.
 seealso:
   - module: lunsafe.san.iscsi_lun_attach
