@@ -51,7 +51,40 @@ options:
     default: /run/lock/lunsafe-san.lock
   lock_timeout:
     description:
-      - Seconds to wait for the host lock before failing with the holder's PID and name.
+      - Seconds to wait for the host lock (and for another run's O(lock_lease)) before failing with the
+        holder's PID and name, or the lease's id.
     type: int
     default: 300
+  lock_lease:
+    description:
+      - Keep the host lock leased to a procedure across several tasks, so that no other run of this
+        collection's modules on the host (attach, scan, flush) starts in between, for example from a
+        host-side detach until the array has unmapped the LUN.
+      - The lease is a small file beside O(lock_file) (C(<lock_file>.lease)) written and read under the lock.
+        Runs with another lease id, or none, wait for it like for the lock itself (O(lock_timeout)).
+      - Only this collection honours leases; OpenStack os-brick and C(flock) see the plain lock, which is
+        free between tasks.
+      - Check mode never writes or waits on a lease.
+    type: dict
+    suboptions:
+      id:
+        description:
+          - The lease's name; every task of one procedure passes the same id. Printable text, at most 200
+            characters.
+        type: str
+        required: true
+      state:
+        description:
+          - V(held) writes or renews the lease for O(lock_lease.ttl) seconds when this run's work succeeded
+            (a failed run leaves no new lease).
+          - V(released) removes the lease when this run ends, whatever the outcome.
+        type: str
+        choices: [held, released]
+        default: held
+      ttl:
+        description:
+          - Seconds the lease lives after the run that wrote it; it never outlives a reboot. It bounds how long
+            a play that died mid-procedure can block the host.
+        type: int
+        default: 900
 """

@@ -36,24 +36,50 @@ Caveats, documented for users of the lock_file option:
 Acquisition is polled (non-blocking attempts) until a monotonic deadline; on
 timeout LockTimeout names the file and, from /proc/locks, the holder's pid and
 command name (never its arguments, which may hold secrets).
+
+Leases: holding the lock across several tasks
+---------------------------------------------
+A lock held by a process ends with the process, i.e. with each module run.  A
+detach procedure needs exclusion across several tasks: from the host-side delete,
+through the array-side unmap (tasks the user supplies), to the check that nothing
+came back.  A *lease* extends the lock over that window: a small JSON file beside
+the lock file (``<lock_file>.lease``) naming a lease id and an expiry.  It is only
+read, written and removed while the lock is held, so it is as consistent as the
+lock itself.  A HostLock given no lease id, or another id, treats a live lease as
+the lock being busy (waits, then times out naming the lease); a HostLock given the
+same id passes.  With ``lease_state="held"`` the lease is written (or renewed for
+``lease_ttl`` seconds) when the work under the lock ends without an exception;
+with ``"released"`` it is removed when the work ends, whatever the outcome (the
+caller said the window is over).  Expiry is measured on CLOCK_BOOTTIME and the
+lease records the kernel boot id, so a lease never outlives a reboot or its TTL,
+even if the play that took it died.  Only this collection honours leases:
+os-brick and flock(1) see the plain lock, which is free between tasks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import json
 import os
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LockTimeout
 
 __all__ = [
     "DEFAULT_LOCK_FILE",
+    "LEASE_STATES",
+    "LOCK_ARGUMENT_SPEC",
     "LOCK_MODES",
     "HostLock",
+    "active_lease",
     "describe_holders",
+    "lease_path",
+    "lock_from_params",
     "parse_proc_locks",
+    "render_lease",
 ]
 
 DEFAULT_LOCK_FILE = "/run/lock/lunsafe-san.lock"
@@ -61,6 +87,84 @@ LOCK_MODES = ("both", "posix", "flock")
 _FILE_MODE = 0o644
 _DIR_MODE = 0o755
 _BUSY_ERRNOS = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+LEASE_STATES = ("held", "released")
+_LEASE_ID_MAX = 200
+
+# The lock options every lock-taking module of the collection accepts (documented in
+# the lunsafe.san._attributes.LOCK doc fragment).
+LOCK_ARGUMENT_SPEC: Dict[str, Any] = {
+    "lock_file": {"type": "path", "default": DEFAULT_LOCK_FILE},
+    "lock_timeout": {"type": "int", "default": 300},
+    "lock_lease": {
+        "type": "dict",
+        "options": {
+            "id": {"type": "str", "required": True},
+            "state": {"type": "str", "default": "held", "choices": list(LEASE_STATES)},
+            "ttl": {"type": "int", "default": 900},
+        },
+    },
+}
+
+
+def lease_path(lock_file: str) -> str:
+    """Where the lease of ``lock_file`` lives."""
+    return lock_file + ".lease"
+
+
+def _boottime() -> float:
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
+
+
+def read_boot_id(*, proc_root: str = "/proc") -> str:
+    """The kernel's boot id ('' if unreadable): a lease from another boot is void."""
+    try:
+        with open(os.path.join(proc_root, "sys/kernel/random/boot_id"), encoding="ascii") as handle:
+            return handle.read().strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def render_lease(*, lease_id: str, ttl: float, now: float, boot_id: str, pid: int) -> str:
+    """The lease file's text."""
+    return json.dumps(
+        {"id": lease_id, "expires": round(now + ttl, 3), "ttl": ttl, "boot_id": boot_id, "pid": pid},
+        sort_keys=True,
+    )
+
+
+def active_lease(text: str, *, now: float, boot_id: str) -> Optional[Dict[str, Any]]:
+    """The lease in ``text`` if it is still live: same boot, not expired; None otherwise.
+
+    An unreadable lease (not JSON, wrong types) counts as absent: it cannot be
+    honoured, and the lock itself still serializes every step.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        return None
+    expires = data.get("expires")
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+        return None
+    if boot_id and data.get("boot_id") != boot_id:
+        return None
+    if expires <= now:
+        return None
+    return {"id": data["id"], "expires": float(expires), "remaining": round(float(expires) - now, 1)}
+
+
+def validate_lease_id(lease_id: str) -> str:
+    """A lease id is printable text without line breaks, at most 200 characters."""
+    if not lease_id or not lease_id.strip():
+        raise InputError("lock_lease.id must not be empty", option="lock_lease.id", value=lease_id)
+    if len(lease_id) > _LEASE_ID_MAX or not lease_id.isprintable():
+        raise InputError(
+            f"lock_lease.id must be printable text of at most {_LEASE_ID_MAX} characters, got {lease_id!r}",
+            option="lock_lease.id",
+            value=lease_id,
+        )
+    return lease_id
 
 
 def parse_proc_locks(text: str, *, major: int, minor: int, inode: int) -> List[dict]:
@@ -137,6 +241,11 @@ class HostLock:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         proc_root: str = "/proc",
+        lease_id: Optional[str] = None,
+        lease_state: str = "held",
+        lease_ttl: float = 900.0,
+        honour_leases: bool = True,
+        lease_clock: Callable[[], float] = _boottime,
     ) -> None:
         if not isinstance(path, str) or not os.path.isabs(path):
             raise InputError(f"lock_file must be an absolute path, got {path!r}", option="lock_file", value=path)
@@ -148,7 +257,26 @@ class HostLock:
             raise InputError(f"lock timeout cannot be negative, got {timeout!r}", option="lock_timeout", value=timeout)
         if poll_interval <= 0:
             raise InputError("lock poll interval must be positive", option="poll_interval", value=poll_interval)
+        if lease_id is not None:
+            validate_lease_id(lease_id)
+            if lease_state not in LEASE_STATES:
+                raise InputError(
+                    f"lock_lease.state must be one of {', '.join(LEASE_STATES)}, got {lease_state!r}",
+                    option="lock_lease.state",
+                    value=lease_state,
+                )
+            if lease_ttl <= 0:
+                raise InputError(
+                    f"lock_lease.ttl must be positive, got {lease_ttl!r}", option="lock_lease.ttl", value=lease_ttl
+                )
         self.path = path
+        self.lease_file = lease_path(path)
+        self.lease_id = lease_id
+        self.lease_state = lease_state
+        self.lease_ttl = lease_ttl
+        self.honour_leases = honour_leases
+        self._lease_clock = lease_clock
+        self.lease_outcome: Optional[str] = None
         self.timeout = timeout
         self.mode = mode
         self.poll_interval = poll_interval
@@ -210,10 +338,19 @@ class HostLock:
         start = self._clock()
         deadline = start + self.timeout
         try:
-            while not self._try(fd):
+            while True:
+                lease = None
+                if self._try(fd):
+                    lease = self._foreign_lease()
+                    if lease is None:
+                        break
+                    self._unlock(fd)
                 now = self._clock()
                 if now >= deadline:
-                    holder = describe_holders(self.path, proc_root=self._proc_root)
+                    if lease is not None:
+                        holder = f"lease {lease['id']!r} for {lease['remaining']:g}s more"
+                    else:
+                        holder = describe_holders(self.path, proc_root=self._proc_root)
                     raise LockTimeout(
                         f"could not take the host lock {self.path} within {self.timeout:g}s"
                         + (f"; held by {holder}" if holder else ""),
@@ -229,21 +366,106 @@ class HostLock:
         self._fd = fd
         return self
 
+    def _unlock(self, fd: int) -> None:
+        if self.mode in ("both", "flock"):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        if self.mode in ("both", "posix"):
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+
+    def _read_lease(self) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self.lease_file, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return None
+        return active_lease(text, now=self._lease_clock(), boot_id=read_boot_id(proc_root=self._proc_root))
+
+    def _foreign_lease(self) -> Optional[Dict[str, Any]]:
+        """A live lease under another id (the lock is busy for us), else None."""
+        if not self.honour_leases:
+            return None
+        lease = self._read_lease()
+        if lease is None or lease["id"] == self.lease_id:
+            return None
+        return lease
+
+    def end_lease(self, *, succeeded: bool) -> Optional[str]:
+        """Write, renew or remove our lease; call with the lock held, before release().
+
+        Returns what was done: "held" (written or renewed), "released" (removed),
+        None (nothing to do).  A held lease is only written after work that succeeded.
+        """
+        if self._fd is None or self.lease_id is None:
+            return None
+        if self.lease_state == "released":
+            lease = self._read_lease()
+            if lease is not None and lease["id"] != self.lease_id:
+                return None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lease_file)
+            self.lease_outcome = "released"
+            return self.lease_outcome
+        if not succeeded:
+            return None
+        text = render_lease(
+            lease_id=self.lease_id,
+            ttl=self.lease_ttl,
+            now=self._lease_clock(),
+            boot_id=read_boot_id(proc_root=self._proc_root),
+            pid=os.getpid(),
+        )
+        tmp = f"{self.lease_file}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), _FILE_MODE)
+        try:
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.lease_file)
+        self.lease_outcome = "held"
+        return self.lease_outcome
+
     def release(self) -> None:
         """Drop the lock (both kinds) and close the file; a no-op if not held."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
         try:
-            if self.mode in ("both", "flock"):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            if self.mode in ("both", "posix"):
-                fcntl.lockf(fd, fcntl.LOCK_UN)
+            self._unlock(fd)
         finally:
             os.close(fd)
 
     def __enter__(self) -> HostLock:
         return self.acquire()
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.release()
+    def finish(self, *, succeeded: bool) -> None:
+        """End the lease as the outcome says (see end_lease), then release the lock."""
+        try:
+            self.end_lease(succeeded=succeeded)
+        finally:
+            self.release()
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        self.finish(succeeded=exc_type is None)
+
+
+def lock_from_params(params: Dict[str, Any], *, check_mode: bool) -> Optional[HostLock]:
+    """The host lock a module run takes, from the LOCK_ARGUMENT_SPEC options.
+
+    In check mode: None when the lock file does not exist (check mode creates no
+    file); otherwise the plain lock, ignoring and never writing leases (check mode
+    only reads, and must not wait on a detach window it cannot disturb).
+    """
+    path = params["lock_file"]
+    lease = params.get("lock_lease") or {}
+    if check_mode:
+        if not isinstance(path, str) or not os.path.exists(path):
+            return None
+        return HostLock(path, timeout=params["lock_timeout"], honour_leases=False)
+    return HostLock(
+        path,
+        timeout=params["lock_timeout"],
+        lease_id=lease.get("id"),
+        lease_state=lease.get("state") or "held",
+        lease_ttl=float(lease.get("ttl") or 900),
+    )

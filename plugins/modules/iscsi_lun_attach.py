@@ -143,6 +143,15 @@ options:
     description: With O(state=absent), delete the node records of the sessions that were logged out.
     type: bool
     default: true
+  logout:
+    description:
+      - With O(state=absent), log out of each requested portal whose session carries no other LUN (and,
+        with O(remove_node=true), delete its node record).
+      - V(false) keeps the sessions. The C(lunsafe.san.lun_detach) role uses this: the paths are removed
+        first, the array unmaps the LUN, and only after the role checked that nothing came back does a
+        second call log out.
+    type: bool
+    default: true
   force:
     description:
       - With O(state=absent), remove the LUN's map and paths even when they are mounted, held or open.
@@ -179,6 +188,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lease:
+  description:
+    - What happened to O(lock_lease) at the end of the run; V(null) when no lease was given or in check mode.
+    - V(held) (written or renewed), V(released) (removed).
+  returned: always
+  type: str
+  sample: held
 sessions:
   description: The iSCSI sessions to the target through the requested portals after the run.
   returned: always
@@ -301,7 +317,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as m
 from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import DaemonUnavailable, LunsafeError, ToolError
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     DEFAULT_SYSFS_ROOT,
@@ -341,8 +357,8 @@ def argument_spec() -> Dict[str, Any]:
         login_timeout=dict(type="int", default=30),
         remove_node=dict(type="bool", default=True),
         force=dict(type="bool", default=False),
-        lock_file=dict(type="path", default="/run/lock/lunsafe-san.lock"),
-        lock_timeout=dict(type="int", default=300),
+        logout=dict(type="bool", default=True),
+        **LOCK_ARGUMENT_SPEC,
     )
 
 
@@ -393,6 +409,7 @@ class Attach:
             "scanned": [],
             "multipath_actions": [],
             "removed": {"map": None, "paths": []},
+            "lock_lease": None,
         }
 
     def _chap(
@@ -709,7 +726,11 @@ class Attach:
                 f"the LUN still has paths after removal: {', '.join(str(d.hctl) for d in left)}",
                 hctl=[str(d.hctl) for d in left],
             )
-        self._logout_unused(after, removing=set(names))
+        if p["logout"]:
+            self._logout_unused(after, removing=set(names))
+        else:
+            self.result["logged_out"] = []
+            self.result["nodes_removed"] = []
         self.mark("logout")
         final = read_snapshot(sysfs_root=SYSFS_ROOT)
         self.result["sessions"] = [attach.session_facts(s) for s in self.sessions(final)]
@@ -818,24 +839,28 @@ class Attach:
 
 
 def execute(run: Attach) -> None:
-    """Present or absent under the host lock (check mode only reads: no lock file is created)."""
+    """Present or absent under the host lock (check mode only reads: it takes no lock, writes no lease)."""
     params = run.module.params
-    if params["state"] == "absent":
-        if run.check:
-            run.absent()
-            return
-        with HostLock(params["lock_file"], timeout=params["lock_timeout"]):
-            run.absent()
-        return
+    work = run.absent if params["state"] == "absent" else run.present
     if run.check:
-        run.present()
+        work()
         return
-    with HostLock(params["lock_file"], timeout=params["lock_timeout"]):
-        try:
-            run.present()
-        except (LunsafeError, OSError):
+    lock = lock_from_params(params, check_mode=False)
+    if lock is None:  # only in check mode, handled above
+        work()
+        return
+    lock.acquire()
+    succeeded = False
+    try:
+        work()
+        succeeded = True
+    except (LunsafeError, OSError):
+        if params["state"] == "present":
             run.result["rolled_back"] = run.rollback()
-            raise
+        raise
+    finally:
+        lock.finish(succeeded=succeeded)
+        run.result["lock_lease"] = lock.lease_outcome
 
 
 def make_runner(module: AnsibleModule) -> Runner:

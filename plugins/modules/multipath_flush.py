@@ -134,6 +134,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lease:
+  description:
+    - What happened to O(lock_lease) at the end of the run; V(null) when no lease was given or in check mode.
+    - V(held) (written or renewed), V(released) (removed).
+  returned: always
+  type: str
+  sample: held
 found:
   description: Whether O(map) named an existing multipath map when the module started.
   returned: always
@@ -232,9 +239,8 @@ elapsed_seconds:
   sample: 1.42
 """
 
-import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -250,7 +256,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     plan_flush,
     refusal,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner, Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT
 
@@ -267,22 +273,13 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "retry_interval": {"type": "float", "default": 2},
     "command_timeout": {"type": "float", "default": 30},
     "path_timeout": {"type": "float", "default": 30},
-    "lock_file": {"type": "path", "default": "/run/lock/lunsafe-san.lock"},
-    "lock_timeout": {"type": "int", "default": 300},
+    **LOCK_ARGUMENT_SPEC,
 }
 
 
 def make_runner(module: AnsibleModule) -> CommandRunner:
     """The command runner (unit tests replace this with a scripted fake)."""
     return Runner(module, default_timeout=module.params["command_timeout"])
-
-
-def _lock(module: AnsibleModule) -> Optional[HostLock]:
-    """The host lock, or None in check mode when its file does not exist (check mode creates no file)."""
-    path = module.params["lock_file"]
-    if module.check_mode and not os.path.exists(path):
-        return None
-    return HostLock(path, timeout=module.params["lock_timeout"])
 
 
 def _validate(params: Dict[str, Any]) -> None:
@@ -324,10 +321,11 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         force=params["force"],
     )
     ref = params["map"].strip()
-    lock = _lock(module)
+    lock = lock_from_params(params, check_mode=module.check_mode)
     start = time.monotonic()
     if lock is not None:
         lock.acquire()
+    succeeded = False
     try:
         before = observe(ref=ref, runner=runner, sysfs_root=SYSFS_ROOT, mountinfo_path=MOUNTINFO, wwids_file=WWIDS_FILE)
         plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
@@ -373,9 +371,10 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
             last_resort = outcome.last_resort
             deferred = outcome.deferred
             changed = before.found or bool(paths_removed) or (before.wwid_listed and not after.wwid_listed)
+        succeeded = True
     finally:
         if lock is not None:
-            lock.release()
+            lock.finish(succeeded=succeeded)
     result: Dict[str, Any] = {
         "changed": changed,
         "found": before.found,
@@ -390,6 +389,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         "last_resort": last_resort,
         "deferred_removal": deferred,
         "elapsed_seconds": round(time.monotonic() - start, 3),
+        "lock_lease": lock.lease_outcome if lock is not None else None,
     }
     if module._diff:
         result["diff"] = {"before": _describe(before), "after": _describe(after) if after is not None else {}}

@@ -160,6 +160,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_lease:
+  description:
+    - What happened to O(lock_lease) at the end of the run; V(null) when no lease was given or in check mode.
+    - V(held) (written or renewed), V(released) (removed).
+  returned: always
+  type: str
+  sample: held
 devices:
   description:
     - The SCSI devices at the addressed LUNs after the run, one per path, sorted by H:C:T:L.
@@ -256,13 +263,12 @@ wait_method:
   sample: sysfs-poll
 """
 
-import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     ACTION_SCAN,
     ACTION_SKIP,
@@ -294,17 +300,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "refresh": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 30},
-    "lock_file": {"type": "path", "default": "/run/lock/lunsafe-san.lock"},
-    "lock_timeout": {"type": "int", "default": 300},
+    **LOCK_ARGUMENT_SPEC,
 }
-
-
-def _lock(module: AnsibleModule) -> Optional[HostLock]:
-    """The host lock, or None in check mode when its file does not exist (check mode creates no file)."""
-    path = module.params["lock_file"]
-    if module.check_mode and not os.path.exists(path):
-        return None
-    return HostLock(path, timeout=module.params["lock_timeout"])
 
 
 def run(module: AnsibleModule) -> Dict[str, Any]:
@@ -323,9 +320,10 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         allow_wildcard=params["allow_wildcard"],
         refresh=params["refresh"],
     )
-    lock = _lock(module)
+    lock = lock_from_params(params, check_mode=module.check_mode)
     if lock is not None:
         lock.acquire()
+    succeeded = False
     try:
         before = read_snapshot(sysfs_root=SYSFS_ROOT)
         plan = plan_scan(request=request, snapshot=before)
@@ -350,9 +348,10 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
             else:
                 after, waited = read_snapshot(sysfs_root=SYSFS_ROOT), 0.0
             summary = summarize(plan=plan, before=before, after=after)
+        succeeded = True
     finally:
         if lock is not None:
-            lock.release()
+            lock.finish(succeeded=succeeded)
     for hctl in summary["unrequested"]:
         module.warn(
             f"device {hctl} appeared during this run but was not asked for: something else scanned this host "
@@ -366,6 +365,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         "pending": summary["pending"],
         "waited_seconds": round(waited, 3),
         "wait_method": WAIT_METHOD,
+        "lock_lease": lock.lease_outcome if lock is not None else None,
     }
     if module._diff:
         result["diff"] = summary["diff"]

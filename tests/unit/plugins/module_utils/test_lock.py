@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -16,7 +17,14 @@ from typing import Iterator, List
 import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LockTimeout
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import HostLock, describe_holders, parse_proc_locks
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import (
+    HostLock,
+    active_lease,
+    describe_holders,
+    lock_from_params,
+    parse_proc_locks,
+    render_lease,
+)
 
 # A second, independent process.  "posix" holds the lock the way fasteners /
 # oslo.concurrency / os-brick do (fcntl.lockf), "flock" the way flock(1) does,
@@ -259,3 +267,142 @@ def test_describe_holders_with_a_fake_proc(tmp_path: Path) -> None:
     )
     assert describe_holders(str(lock_file), proc_root=str(proc)) == "pid 4242 (nova-compute) POSIX, pid 77 FLOCK"
     assert describe_holders(str(tmp_path / "missing"), proc_root=str(proc)) is None
+
+
+# ----- leases: the lock held across several tasks ---------------------------------------------------
+
+
+class FakeBootClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_proc(tmp_path: Path, boot_id: str = "boot-1") -> str:
+    root = tmp_path / "proc"
+    (root / "sys" / "kernel" / "random").mkdir(parents=True, exist_ok=True)
+    (root / "sys" / "kernel" / "random" / "boot_id").write_text(boot_id + "\n")
+    (root / "locks").write_text("")
+    return str(root)
+
+
+def leased(path: Path, proc: str, clock: FakeBootClock, lease_id: str, **kwargs: object) -> HostLock:
+    return HostLock(str(path), proc_root=proc, lease_clock=clock, lease_id=lease_id, **kwargs)  # type: ignore[arg-type]
+
+
+def test_active_lease_rules() -> None:
+    text = render_lease(lease_id="detach-7", ttl=60, now=100.0, boot_id="b1", pid=42)
+    assert active_lease(text, now=100.0, boot_id="b1") == {"id": "detach-7", "expires": 160.0, "remaining": 60.0}
+    assert active_lease(text, now=160.0, boot_id="b1") is None  # expired
+    assert active_lease(text, now=100.0, boot_id="b2") is None  # another boot
+    assert active_lease("not json", now=0.0, boot_id="b1") is None
+    assert active_lease('{"id": 3, "expires": 500}', now=0.0, boot_id="") is None
+    assert active_lease('{"id": "x", "expires": true}', now=0.0, boot_id="") is None
+    assert active_lease('["id"]', now=0.0, boot_id="") is None
+
+
+def test_held_lease_excludes_other_runs_until_released(tmp_path: Path) -> None:
+    path = tmp_path / "lunsafe-san.lock"
+    proc = fake_proc(tmp_path)
+    clock = FakeBootClock()
+    with leased(path, proc, clock, "detach-lun-3", lease_ttl=600) as lock:
+        pass
+    assert lock.lease_outcome == "held"
+    data = json.loads((tmp_path / "lunsafe-san.lock.lease").read_text())
+    assert data["id"] == "detach-lun-3" and data["expires"] == 1600.0 and data["boot_id"] == "boot-1"
+
+    # the plain lock is free between tasks, but another run of ours waits for the lease and names it
+    with pytest.raises(LockTimeout) as info:
+        HostLock(str(path), timeout=0.2, poll_interval=0.05, proc_root=proc, lease_clock=clock).acquire()
+    assert info.value.holder == "lease 'detach-lun-3' for 600s more"
+    assert "lease 'detach-lun-3'" in info.value.msg
+    with pytest.raises(LockTimeout):
+        leased(path, proc, clock, "attach-lun-4", timeout=0.1, poll_interval=0.05).acquire()
+    assert probe(path, "flock") == "free"  # os-brick and flock(1) do not know leases
+
+    # the same id passes, renews, and finally releases
+    clock.now += 100
+    with leased(path, proc, clock, "detach-lun-3", lease_ttl=600):
+        pass
+    assert json.loads((tmp_path / "lunsafe-san.lock.lease").read_text())["expires"] == 1700.0
+    with leased(path, proc, clock, "detach-lun-3", lease_state="released") as lock:
+        pass
+    assert lock.lease_outcome == "released"
+    assert not (tmp_path / "lunsafe-san.lock.lease").exists()
+    with HostLock(str(path), timeout=0, proc_root=proc, lease_clock=clock) as plain:
+        assert plain.held
+
+
+def test_a_failed_run_writes_no_lease_but_released_always_removes(tmp_path: Path) -> None:
+    path = tmp_path / "lunsafe-san.lock"
+    proc = fake_proc(tmp_path)
+    clock = FakeBootClock()
+    with pytest.raises(RuntimeError), leased(path, proc, clock, "detach-1"):
+        raise RuntimeError("flush refused")
+    assert not (tmp_path / "lunsafe-san.lock.lease").exists()
+    with leased(path, proc, clock, "detach-1"):
+        pass
+    with pytest.raises(RuntimeError), leased(path, proc, clock, "detach-1", lease_state="released"):
+        raise RuntimeError("logout failed")
+    assert not (tmp_path / "lunsafe-san.lock.lease").exists()
+
+
+def test_expired_or_other_boot_lease_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "lunsafe-san.lock"
+    proc = fake_proc(tmp_path)
+    clock = FakeBootClock()
+    with leased(path, proc, clock, "detach-1", lease_ttl=10):
+        pass
+    clock.now += 10
+    with HostLock(str(path), timeout=0, proc_root=proc, lease_clock=clock):
+        pass
+    clock.now = 1000.0
+    fake_proc(tmp_path, boot_id="boot-2")  # rebooted (a lease on a persistent lock path survived)
+    with HostLock(str(path), timeout=0, proc_root=proc, lease_clock=clock):
+        pass
+
+
+def test_releasing_never_removes_another_procedures_lease(tmp_path: Path) -> None:
+    path = tmp_path / "lunsafe-san.lock"
+    proc = fake_proc(tmp_path)
+    clock = FakeBootClock()
+    with leased(path, proc, clock, "detach-A"):
+        pass
+    lock = leased(path, proc, clock, "detach-B", lease_state="released", timeout=0)
+    with pytest.raises(LockTimeout):
+        lock.acquire()
+    assert json.loads((tmp_path / "lunsafe-san.lock.lease").read_text())["id"] == "detach-A"
+
+
+def test_check_mode_lock_ignores_leases_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "lunsafe-san.lock"
+    params = {"lock_file": str(path), "lock_timeout": 0, "lock_lease": {"id": "detach-1", "state": "held", "ttl": 60}}
+    assert lock_from_params(params, check_mode=True) is None
+    assert not path.exists()
+    proc = fake_proc(tmp_path)
+    clock = FakeBootClock()
+    with leased(path, proc, clock, "detach-other"):
+        pass
+    lock = lock_from_params(params, check_mode=True)
+    assert lock is not None and lock.lease_id is None and not lock.honour_leases
+    lock = lock_from_params(params, check_mode=False)
+    assert lock is not None and (lock.lease_id, lock.lease_state, lock.lease_ttl) == ("detach-1", "held", 60.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"lease_id": ""}, "lock_lease.id"),
+        ({"lease_id": "a\nb"}, "lock_lease.id"),
+        ({"lease_id": "x" * 201}, "lock_lease.id"),
+        ({"lease_id": "ok", "lease_state": "kept"}, "lock_lease.state"),
+        ({"lease_id": "ok", "lease_ttl": 0}, "lock_lease.ttl"),
+    ],
+)
+def test_bad_lease_input_is_refused(tmp_path: Path, kwargs: dict, option: str) -> None:
+    with pytest.raises(InputError) as info:
+        HostLock(str(tmp_path / "lock"), **kwargs)
+    assert info.value.details["option"] == option
+    assert not (tmp_path / "lock").exists()
