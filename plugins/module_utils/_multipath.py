@@ -520,6 +520,10 @@ class MapRecord:
 
 def _split_records(text: str, count: int, what: str) -> List[List[str]]:
     rows: List[List[str]] = []
+    if text.strip() == "ok":
+        # multipath-tools 0.9.4 answers a raw-format "show paths" / "show maps" with no row at all by
+        # "ok" (seen in the lab with multipathd running and no path yet): an empty table
+        return rows
     for line in text.splitlines():
         if not line.strip():
             continue

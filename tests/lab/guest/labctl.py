@@ -141,12 +141,14 @@ def cmd_map(args):
 def cmd_unmap(args):
     _rts, _fabric, _tpg, acl = _objects()
     state = load_state()
+    was_mapped = False
     for mapped in acl.mapped_luns:
         if mapped.mapped_lun == args.lun:
             mapped.delete()
+            was_mapped = True
     state["luns"][str(args.lun)]["mapped"] = False
     save_state(state)
-    return {"unmapped": args.lun}
+    return {"unmapped": args.lun, "was_mapped": was_mapped}
 
 
 def cmd_reuse(args):
@@ -274,6 +276,15 @@ def cmd_reset(args):
         steps.append(run(["umount", "-l", mount], timeout=20))
     steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
     run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
+    # holders the tests stack on maps (dmsetup create lunsafe-...), and a lease a failed test left on the lock
+    holders = run(["dmsetup", "ls"], timeout=20)
+    for line in holders["stdout"].splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith("lunsafe-"):
+            steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
+    for lease in glob.glob("/run/lock/*.lease"):
+        os.unlink(lease)
+        steps.append({"removed": lease})
     # maps first (never queue: a dead queueing map must not hang the reset), then paths, then sessions
     maps = run(["dmsetup", "ls", "--target", "multipath"], timeout=20)
     for line in maps["stdout"].splitlines():

@@ -246,3 +246,12 @@ def test_parse_ll_skips_log_lines_and_garbage() -> None:
         ("reload & switchpg", "mpathe", "3600a0b80", "dm-7", "DGC,VRAID")
     ]
     assert mp.parse_ll("") == []
+
+
+def test_an_empty_table_answered_with_ok_has_no_rows() -> None:
+    """multipath-tools 0.9.4 with multipathd running and no path at all prints "ok" for raw-format tables."""
+    assert mp.classify_reply(0, "ok\n") == mp.REPLY_OK
+    assert mp.parse_paths("ok\n") == []
+    assert mp.parse_maps("ok") == []
+    with pytest.raises(ParseError):
+        mp.parse_paths("ok ok\n")
