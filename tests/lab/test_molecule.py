@@ -1,0 +1,54 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs every Molecule scenario of the collection (extensions/molecule/<scenario>) against the lab VM.
+
+The scenarios' create step reuses the lab this run booted ($LUNSAFE_LAB_NAME) and their destroy step
+leaves it running; each scenario's prepare resets the array and the initiator. Molecule runs with
+this checkout as lunsafe.san on ANSIBLE_COLLECTIONS_PATH (prerun is off: nothing is installed into
+~/.ansible)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SCENARIOS = REPO / "extensions" / "molecule"
+
+
+def _scenarios() -> list[str]:
+    if not SCENARIOS.is_dir():
+        return []
+    return sorted(p.parent.name for p in SCENARIOS.glob("*/molecule.yml"))
+
+
+@pytest.mark.parametrize("scenario", _scenarios())
+def test_molecule_scenario(scenario: str, lab, collections_root: Path) -> None:
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}",
+        LUNSAFE_LAB_NAME=lab.name,
+        ANSIBLE_COLLECTIONS_PATH=str(collections_root),
+        NO_COLOR="1",
+        ANSIBLE_NOCOLOR="1",
+    )
+    env.pop("ANSIBLE_INVENTORY", None)
+    result = subprocess.run(
+        [str(bindir / "molecule"), "test", "--scenario-name", scenario],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    print(output[-30000:])
+    assert result.returncode == 0, f"molecule scenario {scenario} failed:\n{output[-8000:]}"
+    for step in ("check", "converge", "idempotence", "verify"):
+        assert f"{scenario} > {step}: Executed: Successful" in output, f"step {step} did not run:\n{output[-4000:]}"
