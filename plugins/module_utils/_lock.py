@@ -347,6 +347,7 @@ class HostLock:
                     self._unlock(fd)
                 now = self._clock()
                 if now >= deadline:
+                    holder: Optional[str]
                     if lease is not None:
                         holder = f"lease {lease['id']!r} for {lease['remaining']:g}s more"
                     else:

@@ -147,7 +147,7 @@ options:
     description:
       - With O(state=absent), log out of each requested portal whose session carries no other LUN (and,
         with O(remove_node=true), delete its node record).
-      - V(false) keeps the sessions. The C(lunsafe.san.lun_detach) role uses this: the paths are removed
+      - V(false) keeps the sessions. The C(lunsafe.san.lun_detach) role uses this; the paths are removed
         first, the array unmaps the LUN, and only after the role checked that nothing came back does a
         second call log out.
     type: bool

@@ -269,14 +269,9 @@ def _iscsi_block_devices():
     return devices
 
 
-def cmd_reset(args):
-    """Bring the initiator back to a clean state and rebuild the array: between test targets."""
+def _remove_test_leftovers():
+    """Holders the tests stack on maps (dmsetup create lunsafe-...), and a lease a failed test left on the lock."""
     steps = []
-    for mount in _lab_mounts():
-        steps.append(run(["umount", "-l", mount], timeout=20))
-    steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
-    run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
-    # holders the tests stack on maps (dmsetup create lunsafe-...), and a lease a failed test left on the lock
     holders = run(["dmsetup", "ls"], timeout=20)
     for line in holders["stdout"].splitlines():
         name = line.split()[0] if line.split() else ""
@@ -285,6 +280,17 @@ def cmd_reset(args):
     for lease in glob.glob("/run/lock/*.lease"):
         os.unlink(lease)
         steps.append({"removed": lease})
+    return steps
+
+
+def cmd_reset(args):
+    """Bring the initiator back to a clean state and rebuild the array: between test targets."""
+    steps = []
+    for mount in _lab_mounts():
+        steps.append(run(["umount", "-l", mount], timeout=20))
+    steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
+    run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
+    steps.extend(_remove_test_leftovers())
     # maps first (never queue: a dead queueing map must not hang the reset), then paths, then sessions
     maps = run(["dmsetup", "ls", "--target", "multipath"], timeout=20)
     for line in maps["stdout"].splitlines():
