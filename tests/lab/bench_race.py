@@ -326,6 +326,13 @@ def run_procedure(
         "unrequested_devices": len(devices["devices"]),
         "leftover_devices": devices["devices"],
         "leftover_maps": devices["maps"],
+        "failure_samples": sorted(
+            {
+                f"{t['task']}: {(t.get('msg') or '').splitlines()[0][:160] if t.get('msg') else t['status']}"
+                for c in cycles
+                for t in c["failed_tasks"]
+            }
+        )[:6],
         "cycle_s_median": _median(durations),
         "cycle_s_p90": _p90(durations),
         "attach_s_median": _median(attach),
@@ -429,6 +436,20 @@ def verdict(race: dict) -> list[str]:
     return out
 
 
+def _leftover_lines(race: dict) -> list[str]:
+    lines: list[str] = []
+    for r in race["procedures"]:
+        if r["leftover_devices"] or r["faulty_map_details"]:
+            devs = ", ".join(f"{d['hctl']} ({d['block']}, {d['state']})" for d in r["leftover_devices"][:12])
+            maps = "; ".join(f"{m['name']}: {', '.join(m['reasons'] or [])}" for m in r["faulty_map_details"][:6])
+            lines.append(f"- {r['procedure']} left: devices {devs or 'none'}; faulty maps {maps or 'none'}")
+        for sample in r.get("failure_samples") or []:
+            lines.append(f"- {r['procedure']} failed task: `{sample}`")
+        if any(rc not in (0, "0") for rc in r["worker_rc"]):
+            lines.append(f"- {r['procedure']}: worker exit codes {r['worker_rc']}")
+    return lines
+
+
 def write_markdown(path: Path, results: dict) -> None:
     race = results.get("race") or {}
     lat = results.get("latency") or {}
@@ -497,13 +518,7 @@ def write_markdown(path: Path, results: dict) -> None:
             "runs): the rest of the task time is Ansible's transport and module start-up in the emulated guest.",
             "",
         ]
-        for r in race["procedures"]:
-            if r["leftover_devices"] or r["faulty_map_details"]:
-                devs = ", ".join(f"{d['hctl']} ({d['block']}, {d['state']})" for d in r["leftover_devices"][:12])
-                maps = "; ".join(f"{m['name']}: {', '.join(m['reasons'] or [])}" for m in r["faulty_map_details"][:6])
-                lines.append(f"- {r['procedure']} left: devices {devs or 'none'}; faulty maps {maps or 'none'}")
-            if any(rc not in (0, "0") for rc in r["worker_rc"]):
-                lines.append(f"- {r['procedure']}: worker exit codes {r['worker_rc']}")
+        lines += _leftover_lines(race)
         lines.append("")
     if lat:
         lines += [

@@ -53,8 +53,11 @@ class CallbackModule(CallbackBase):
         if name == "bench record" and status == "ok":
             record["record"] = data.get("msg")
         elif status == "failed":
-            record["msg"] = str(data.get("msg", ""))[:500]
-            record["stderr"] = str(data.get("stderr", ""))[-500:]
+            # a loop's own msg only says an item failed: keep the first failed item's
+            items = [i for i in data.get("results") or [] if isinstance(i, dict) and i.get("failed")]
+            source = items[0] if items else data
+            record["msg"] = str(source.get("msg", ""))[:500]
+            record["stderr"] = str(source.get("stderr", ""))[-500:]
         self._write(record)
 
     def v2_runner_on_ok(self, result) -> None:
