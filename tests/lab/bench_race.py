@@ -83,6 +83,22 @@ names = [line.split()[0] for line in maps.splitlines() if line.split() and line.
 print(json.dumps({"devices": devices, "maps": names}))
 """
 
+# runs in the guest: the array unmaps every LUN from this host (LIO configfs, as labctl.py unmap does)
+GUEST_UNMAP_ALL = r"""
+import glob, json, os
+with open("/etc/iscsi/initiatorname.iscsi") as handle:
+    initiator = [l.split("=", 1)[1].strip() for l in handle if l.startswith("InitiatorName=")][0]
+acl = "/sys/kernel/config/target/iscsi/iqn.2003-01.org.lunsafe.lab:array/tpgt_1/acls/" + initiator
+unmapped = []
+for folder in glob.glob(acl + "/lun_*"):
+    for entry in os.listdir(folder):
+        if os.path.islink(os.path.join(folder, entry)):
+            os.unlink(os.path.join(folder, entry))
+    os.rmdir(folder)
+    unmapped.append(int(folder.rsplit("_", 1)[1]))
+print(json.dumps({"unmapped": sorted(unmapped)}))
+"""
+
 GUEST_CLEAR_DEVICES = r"""
 import glob, subprocess
 subprocess.run(["multipath", "-F"], capture_output=True, timeout=600)
@@ -245,12 +261,12 @@ def _p90(values: list[float]) -> float | None:
 def run_procedure(
     lab: lab_module.Lab, ours_root: Path, cg_root: Path, procedure: str, *, args: argparse.Namespace, logs: Path
 ) -> dict:
-    log(f"{procedure}: resetting the lab ({args.workers} LUNs)")
-    lab.array(["reset", "--luns", str(args.workers), "--size-mb", "1"], timeout=1800)
-    # every LUN starts unmapped: each worker's first cycle maps its LUN, as initialize_connection does
-    for lun in range(args.workers):
-        lab.array(["unmap", str(lun)])
     per_worker = split_cycles(args.cycles, args.workers)
+    luns = args.workers * max(per_worker)  # one LUN per cycle: worker w, cycle k uses LUN w + k * workers
+    log(f"{procedure}: resetting the lab ({luns} LUNs)")
+    lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
+    # every LUN starts unmapped: each cycle maps its LUN first, as initialize_connection does
+    guest_json(lab, GUEST_UNMAP_ALL)
     procs = []
     start = time.monotonic()
     for worker, cycles in enumerate(per_worker):
@@ -259,7 +275,7 @@ def run_procedure(
         extra = {
             "bench_procedure": procedure,
             "bench_worker": worker,
-            "bench_lun": worker,
+            "bench_workers": args.workers,
             "bench_cycles": cycles,
             "bench_unmap_delay": args.unmap_delay,
             "bench_gap": args.gap,
@@ -476,10 +492,10 @@ def write_markdown(path: Path, results: dict) -> None:
             f"- run: `{race['command']}` on {race['date']}",
             f"- lab: kernel {race['kernel']}, accel {race['accel']} (qemu VM, 2 vCPUs), one LIO target on portals "
             f"{' and '.join(PORTALS)}",
-            f"- {race['workers']} workers, one LUN each, {race['cycles']} cycles in total per procedure "
-            f"({race['per_worker']} per worker); the array unmaps each LUN {race['unmap_delay']} s after its "
-            "host-side detach returns (plus one Ansible task start) and maps it again before the worker's next "
-            "attach",
+            f"- {race['workers']} workers, {race['cycles']} cycles in total per procedure ({race['per_worker']} "
+            "per worker), each cycle with a LUN of its own (worker w, cycle k: LUN w + k x workers), as Cinder "
+            "attaches a new volume each time: the array maps it right before the attach and unmaps it for good "
+            f"{race['unmap_delay']} s after the host-side detach returns (plus one Ansible task start)",
             "",
             "| procedure | cycles done | faulty paths left | dead maps left | faulty maps left "
             "| unrequested devices left | paths brought back during the run (cycles) | failed attaches "
@@ -506,9 +522,11 @@ def write_markdown(path: Path, results: dict) -> None:
             "- *paths brought back during the run*: SCSI devices of a worker's LUN still present "
             f"{race.get('gap', 2.0)} s after the array unmapped it, although the worker's own detach had deleted "
             "them: another worker's scan brought them back inside the window between host-side delete and unmap "
-            "(the race). Each one is a path to an unmapped LUN (faulty) until the LUN is mapped again; the "
-            "next cycle's attach revives it and its detach removes it, so only the last cycles' ones stay "
-            "until the end.",
+            "(the race). The LUN is never mapped again, so each one stays as a faulty path (and its map dead) "
+            "until the end: they are what the *left* columns count.",
+            "- `open_iscsi` logs in to every portal SendTargets discovery returns (the module's single-target "
+            "login passes no portal to iscsiadm), here also `[::1]`: its LUNs have 3 paths; `ours` and "
+            "`session_rescan` log in to the two portals asked for.",
             "- the array's map/unmap write LIO's configfs directly (the same kernel steps as "
             "`labctl.py map/unmap`, without rtslib's seconds of start-up per call in the emulated guest).",
             "- timings are Ansible task wall times seen by the controller (SSH, module start-up included) under "
@@ -624,7 +642,7 @@ def main() -> int:
         "--rescan-budget", type=float, default=300, help="seconds of session rescans per LUN count (min 1 sample)"
     )
     parser.add_argument("--unmap-delay", type=float, default=2.0, help="seconds from host-side detach to unmap")
-    parser.add_argument("--gap", type=float, default=2.0, help="seconds a LUN stays unmapped between cycles")
+    parser.add_argument("--gap", type=float, default=2.0, help="seconds from unmap to counting the LUN's devices")
     parser.add_argument("--stagger", type=float, default=1.5, help="seconds between worker starts")
     parser.add_argument("--settle", type=float, default=8.0, help="seconds to wait before counting faults")
     parser.add_argument("--procedure-timeout", type=float, default=4 * 3600)
