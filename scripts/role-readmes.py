@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 # Copyright: lunsafe.san contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write (or check) each role's README.md from its meta/argument_specs.yml.
 
-    .venv/bin/python scripts/role-readmes            # rewrite roles/*/README.md
-    .venv/bin/python scripts/role-readmes --check    # exit 1 and name the stale READMEs (static checks)
+    .venv/bin/python scripts/role-readmes.py            # rewrite roles/*/README.md
+    .venv/bin/python scripts/role-readmes.py --check    # exit 1 and name the stale READMEs (static checks)
 
 The part between the GENERATED markers is the argument spec rendered as Markdown (description, then a
 variable table with type, default, required and description); the text around the markers is kept, so
@@ -21,7 +20,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-BEGIN = "<!-- BEGIN GENERATED from meta/argument_specs.yml by scripts/role-readmes: do not edit -->"
+BEGIN = "<!-- BEGIN GENERATED from meta/argument_specs.yml by scripts/role-readmes.py: do not edit -->"
 END = "<!-- END GENERATED -->"
 _MARKUP = re.compile(r"\b([MOVCRIPLEU]|RV)\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
 
@@ -147,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem)
     if args.check and stale:
-        print("stale role READMEs (run .venv/bin/python scripts/role-readmes): " + ", ".join(stale))
+        print("stale role READMEs (run .venv/bin/python scripts/role-readmes.py): " + ", ".join(stale))
         return 1
     print(
         ("checked" if args.check else "wrote")
