@@ -230,7 +230,7 @@ def collect(
     ll_fallback: bool = True,
 ) -> Observation:
     """Observe the host, read-only.  Never raises for a missing or silent tool: see ``sources``."""
-    snapshot = read_snapshot(sysfs_root=sysfs_root)
+    snapshot = read_snapshot(sysfs_root=sysfs_root, device_detail=False)
     names = [d.name for d in snapshot.devices if d.name is not None]
     obs = Observation(snapshot=snapshot, devts=read_devts(sysfs_root=sysfs_root, names=names))
     obs.sources["sysfs"] = SOURCE_OK

@@ -587,3 +587,17 @@ def test_link_resolution_matches_realpath_for_every_device(tmp_path: Path) -> No
             os.path.join(link, "device")
         )
     assert _sysfs._resolve(str(root)) == os.path.normpath(str(root))  # not a link: itself
+
+
+def test_snapshot_without_device_detail_keeps_what_fault_facts_need(tmp_path: Path) -> None:
+    root = two_path_host(tmp_path)
+    full = read_snapshot(sysfs_root=str(root))
+    lite = read_snapshot(sysfs_root=str(root), device_detail=False)
+    assert [(d.hctl, d.name, d.state, d.wwid, d.sid) for d in lite.devices] == [
+        (d.hctl, d.name, d.state, d.wwid, d.sid) for d in full.devices
+    ]
+    sdb = lite.device(name="sdb")
+    assert sdb is not None
+    assert (sdb.size_bytes, sdb.read_only, sdb.vendor, sdb.holders, sdb.partitions) == (None, None, None, (), ())
+    assert lite.sessions == full.sessions and lite.maps == full.maps
+    assert [d.name for d in lite.paths_of(dm="mpatha")] == ["sdb", "sdc"]
