@@ -647,6 +647,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=8.0, help="seconds to wait before counting faults")
     parser.add_argument("--procedure-timeout", type=float, default=4 * 3600)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
+    parser.add_argument("--note", action="append", default=[], help="a line to add under the results (repeatable)")
     args = parser.parse_args()
     procedures = [p for p in args.procedures.split(",") if p]
     unknown = set(procedures) - set(PROCEDURES)
@@ -666,6 +667,8 @@ def main() -> int:
     except (FileNotFoundError, ValueError):
         previous = {}
     results: dict = {"command": command, "notes": []}
+    notes_given = args.note or previous.get("notes_given") or []  # kept until a run gives others
+    results["notes"] += notes_given
     ensure_matplotlib()
     cg_root = community_general() if set(procedures) - {"ours"} else cache_dir()
     lab = lab_module.Lab(args.name)
@@ -732,7 +735,9 @@ def main() -> int:
     finally:
         if booted:
             lab.down(purge=True)
-    saved.write_text(json.dumps({k: results.get(k) for k in ("race", "latency")}, indent=1))
+    saved.write_text(
+        json.dumps({**{k: results.get(k) for k in ("race", "latency")}, "notes_given": notes_given}, indent=1)
+    )
     (logs / "results.json").write_text(json.dumps(results, indent=1))
     write_markdown(out / "race.md", results)
     write_plot(out / "race.png", results)
