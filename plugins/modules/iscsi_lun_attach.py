@@ -270,8 +270,9 @@ multipath_actions:
 timings:
   description:
     - Seconds spent in each phase, measured inside the module on the managed node (Ansible's own
-      connection and start-up time are not included). C(scan) runs from the scan-file writes until every
-      path's block device exists.
+      connection and start-up time are not included). C(lock) is the wait for the host lock (or for another
+      procedure's O(lock_lease)); C(scan) runs from the scan-file writes until every path's block device
+      exists.
     - On failure, C(failed) is the time from the last completed phase to the error (rollback included)
       and C(total) the time to the error.
   returned: always (also on failure, once the options were accepted)
@@ -782,7 +783,8 @@ class Attach:
                 d
                 for s in sessions
                 for d in snapshot.devices_of_session(sid=s.sid)
-                if d.name is not None and d.name not in removing and (self.check or d.hctl.lun != self.lun)
+                # a device without a block device yet (a LUN still being probed) is another LUN's too
+                if (d.name is None or d.name not in removing) and (self.check or d.hctl.lun != self.lun)
             ]
             if others:
                 continue
@@ -850,6 +852,7 @@ def execute(run: Attach) -> None:
         work()
         return
     lock.acquire()
+    run.mark("lock")  # waiting for the host lock (or another procedure's lease), apart from the work
     succeeded = False
     try:
         work()
