@@ -580,30 +580,18 @@ def _resolve(path: str) -> str:
 
 
 def _read_device(hctl: Hctl, device_dir: str, *, detail: bool = True) -> ScsiDevice:
+    """One SCSI device; without ``detail`` only what fault classification needs (name, state, WWID,
+    session): about a third of the reads."""
     name = _disk_name(device_dir)
-    disk_dir = os.path.join(device_dir, "block", name) if name is not None else None
     sysfs_wwid = _read_str(os.path.join(device_dir, "wwid"))
     size = read_only = None
+    vendor = model = rev = None
     holders: Tuple[str, ...] = ()
     partitions: Tuple[str, ...] = ()
-    if not detail:
-        # what fault classification needs (name, state, WWID, session): about a third of the reads
-        return ScsiDevice(
-            hctl=hctl,
-            name=name,
-            state=_read_str(os.path.join(device_dir, "state")),
-            sysfs_wwid=sysfs_wwid,
-            wwid=None if sysfs_wwid is None else normalize_wwid(sysfs_wwid),
-            size_bytes=None,
-            read_only=None,
-            vendor=None,
-            model=None,
-            rev=None,
-            holders=(),
-            partitions=(),
-            sid=_owning_sid(device_dir),
-        )
-    if disk_dir is not None:
+    if detail:
+        vendor, model, rev = (_read_str(os.path.join(device_dir, attr)) for attr in ("vendor", "model", "rev"))
+    if detail and name is not None:
+        disk_dir = os.path.join(device_dir, "block", name)
         sectors = _read_int(os.path.join(disk_dir, "size"))
         size = None if sectors is None else sectors * _SECTOR_BYTES
         ro = _read_int(os.path.join(disk_dir, "ro"))
@@ -618,9 +606,9 @@ def _read_device(hctl: Hctl, device_dir: str, *, detail: bool = True) -> ScsiDev
         wwid=None if sysfs_wwid is None else normalize_wwid(sysfs_wwid),
         size_bytes=size,
         read_only=read_only,
-        vendor=_read_str(os.path.join(device_dir, "vendor")),
-        model=_read_str(os.path.join(device_dir, "model")),
-        rev=_read_str(os.path.join(device_dir, "rev")),
+        vendor=vendor,
+        model=model,
+        rev=rev,
         holders=holders,
         partitions=partitions,
         sid=_owning_sid(device_dir),
