@@ -64,6 +64,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     IscsiSession,
     ScsiDevice,
     Snapshot,
+    read_attribute,
     read_snapshot,
 )
 
@@ -83,6 +84,7 @@ __all__ = [
 
 FACTS_NAME = "lunsafe_multipath"
 SCHEMA_VERSION = 1
+_DEVT_RE = re.compile(r"[0-9]+:[0-9]+")
 
 # source states
 SOURCE_OK = "ok"
@@ -139,12 +141,8 @@ def read_devts(*, sysfs_root: str = DEFAULT_SYSFS_ROOT, names: Iterable[str]) ->
     """``{name: "major:minor"}`` from ``<root>/block/<name>/dev`` (names that vanished are left out)."""
     devts: Dict[str, str] = {}
     for name in names:
-        try:
-            with open(os.path.join(sysfs_root, "block", name, "dev"), encoding="ascii") as handle:
-                text = handle.read().strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if re.fullmatch(r"\d+:\d+", text):
+        text = read_attribute(os.path.join(sysfs_root, "block", name, "dev"))
+        if text is not None and _DEVT_RE.fullmatch(text):
             devts[name] = text
     return devts
 

@@ -586,6 +586,8 @@ def test_link_resolution_matches_realpath_for_every_device(tmp_path: Path) -> No
         assert _sysfs._resolve(os.path.join(_sysfs._resolve(link), "device")) == os.path.realpath(
             os.path.join(link, "device")
         )
+        # the snapshot's single readlink per device finds the same directory lexically
+        assert _sysfs._scsi_device_dir(link) == os.path.realpath(os.path.join(link, "device"))
     assert _sysfs._resolve(str(root)) == os.path.normpath(str(root))  # not a link: itself
 
 
@@ -601,3 +603,28 @@ def test_snapshot_without_device_detail_keeps_what_fault_facts_need(tmp_path: Pa
     assert (sdb.size_bytes, sdb.read_only, sdb.vendor, sdb.holders, sdb.partitions) == (None, None, None, (), ())
     assert lite.sessions == full.sessions and lite.maps == full.maps
     assert [d.name for d in lite.paths_of(dm="mpatha")] == ["sdb", "sdc"]
+
+
+def test_class_entry_that_is_a_directory_is_followed_through_its_device_link(tmp_path: Path) -> None:
+    """Without class links (a class entry that is a plain directory) the device is found via ``device``."""
+    root = two_path_host(tmp_path)
+    entry = root / "class" / "scsi_device" / "2:0:0:1"
+    device_dir = os.path.realpath(entry / "device")
+    entry.unlink()
+    entry.mkdir()
+    os.symlink(device_dir, entry / "device")
+    assert _sysfs._scsi_device_dir(str(entry)) == device_dir
+    sdb = read_snapshot(sysfs_root=str(root)).device(name="sdb")
+    assert sdb is not None and sdb.hctl == Hctl(2, 0, 0, 1) and sdb.sid == 1
+
+
+def test_attribute_longer_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    text = "x" * (3 * _sysfs._READ_CHUNK + 17)
+    (tmp_path / "attr").write_text(text + "\n")
+    assert _sysfs.read_attribute(str(tmp_path / "attr")) == text
+    (tmp_path / "exact").write_text("y" * _sysfs._READ_CHUNK)
+    assert _sysfs.read_attribute(str(tmp_path / "exact")) == "y" * _sysfs._READ_CHUNK
+    (tmp_path / "blank").write_text(" \n")
+    assert _sysfs.read_attribute(str(tmp_path / "blank")) is None
+    assert _sysfs.read_attribute(str(tmp_path / "missing")) is None
+    assert _sysfs.read_attribute(str(tmp_path)) is None  # a directory: EISDIR on read
