@@ -21,13 +21,22 @@ timed --repeat times with a monotonic clock (the median and the maximum are prin
   (about 1.5 s under TCG) is not included;
 * show_paths: `multipathd show paths raw format <PATH_FORMAT>` alone;
 * multipath_ll: `multipath -ll`.
+
+With --adhoc N, the same three are also timed end to end as a fleet user runs them, from the controller,
+N times each while the paths are still there: `ansible lab -m lunsafe.san.multipath_faulty_facts` against
+`ansible lab -m ansible.builtin.command -a "multipathd show paths raw format ..."` and `-a "multipath -ll"`
+(SSH with pipelining, module start-up in the guest included).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -200,12 +209,55 @@ modprobe -r scsi_debug
 """
 
 
-def measure(lab: lab_harness.Lab, *, luns: int, repeat: int, source: str) -> dict:
+def show_paths_argv() -> list[str]:
+    """The collection's own `multipathd show paths raw format ...` argv (module_utils imported from here)."""
+    with lab_harness.collections_root() as root:
+        sys.path.insert(0, str(root))
+        try:
+            from ansible_collections.lunsafe.san.plugins.module_utils import _multipath  # noqa: PLC0415
+
+            return list(_multipath.show_paths())
+        finally:
+            sys.path.remove(str(root))
+
+
+def adhoc_times(lab: lab_harness.Lab, *, repeat: int) -> dict:
+    """Median and max wall seconds of three ad-hoc `ansible` runs against the lab, as a fleet user runs them."""
+    calls = {
+        "facts": ["-m", "lunsafe.san.multipath_faulty_facts"],
+        "show_paths": ["-m", "ansible.builtin.command", "-a", shlex.join(show_paths_argv())],
+        "multipath_ll": ["-m", "ansible.builtin.command", "-a", "multipath -ll"],
+    }
+    ansible = REPO / ".venv" / "bin" / "ansible"
+    out = {}
+    with lab_harness.collections_root() as root:
+        env = lab_harness.playbook_env(lab, root)
+        for key, args in calls.items():
+            times = []
+            for _ in range(repeat):
+                start = time.monotonic()
+                proc = subprocess.run(
+                    [str(ansible), "lab", "-o", *args],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                    check=False,
+                )
+                times.append(time.monotonic() - start)
+                if proc.returncode != 0:
+                    raise SystemExit(f"ansible {' '.join(args)} failed: {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
+            out[key] = {"median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
+    return out
+
+
+def measure(lab: lab_harness.Lab, *, luns: int, repeat: int, source: str, adhoc: int = 0) -> dict:
     reset = lab.array(["reset", "--luns", str(luns if source == "iscsi" else 4)], timeout=1800)
     if reset.get("leftover_devices"):
         raise SystemExit(f"reset left devices behind: {reset['leftover_devices']}")
     try:
         proc = lab.ssh(["python3", "-c", GUEST, GUEST_ROOT, str(luns), str(repeat), source], timeout=3600, check=False)
+        adhoc_s = adhoc_times(lab, repeat=adhoc) if adhoc and proc.returncode == 0 else None
     finally:
         if source == "scsi_debug":
             lab.ssh(["bash", "-c", SCSI_DEBUG_CLEANUP], timeout=1800, check=False)
@@ -213,6 +265,7 @@ def measure(lab: lab_harness.Lab, *, luns: int, repeat: int, source: str) -> dic
         raise SystemExit(f"guest benchmark failed: {proc.stderr[-2000:]}")
     result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
     result["source"] = source
+    result["adhoc"] = adhoc_s
     return result
 
 
@@ -227,13 +280,14 @@ def main() -> int:
         default="iscsi",
         help="paths from the lab array over two iSCSI sessions, or from two scsi_debug hosts (cheaper at 512 paths)",
     )
+    parser.add_argument("--adhoc", type=int, default=0, help="also time N ad-hoc ansible runs of each, end to end")
     args = parser.parse_args()
     lab = lab_harness.Lab(args.name)
     install(lab)
     results = []
     try:
         for luns in args.luns:
-            result = measure(lab, luns=luns, repeat=args.repeat, source=args.source)
+            result = measure(lab, luns=luns, repeat=args.repeat, source=args.source, adhoc=args.adhoc)
             print(json.dumps(result), flush=True)
             results.append(result)
     finally:
@@ -251,6 +305,16 @@ def main() -> int:
     print()
     for r in results:
         print(f"{r['paths']:>6} paths, one collection by phase (s): {json.dumps(r['phases_s'])}")
+    if any(r["adhoc"] for r in results):
+        print()
+        print(header.replace("facts s", "module s") + "   (ad-hoc `ansible` wall time from the controller)")
+        for r in results:
+            if not r["adhoc"]:
+                continue
+            a = r["adhoc"]
+            cells = [f"{a[k]['median_s']:.3f} / {a[k]['max_s']:.3f}" for k in ("facts", "show_paths", "multipath_ll")]
+            ratio = a["facts"]["median_s"] / max(a["show_paths"]["median_s"], 0.001)
+            print(f"{r['paths']:>6} {r['maps']:>5} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {ratio:>10.1f}")
     return 0
 
 
