@@ -26,6 +26,9 @@ With --adhoc N, the same three are also timed end to end as a fleet user runs th
 N times each while the paths are still there: `ansible lab -m lunsafe.san.multipath_faulty_facts` against
 `ansible lab -m ansible.builtin.command -a "multipathd show paths raw format ..."` and `-a "multipath -ll"`
 (SSH with pipelining, module start-up in the guest included).
+
+With --out FILE.md the results are also kept in FILE.json (merged with the ones recorded there before, one
+row per source and LUN count, so that iSCSI and scsi_debug runs add up) and written as a table to FILE.md.
 """
 
 from __future__ import annotations
@@ -280,6 +283,7 @@ def main() -> int:
         default="iscsi",
         help="paths from the lab array over two iSCSI sessions, or from two scsi_debug hosts (cheaper at 512 paths)",
     )
+    parser.add_argument("--out", help="record the results in OUT's .json and write OUT as a markdown table")
     parser.add_argument("--adhoc", type=int, default=0, help="also time N ad-hoc ansible runs of each, end to end")
     args = parser.parse_args()
     lab = lab_harness.Lab(args.name)
@@ -315,7 +319,68 @@ def main() -> int:
             cells = [f"{a[k]['median_s']:.3f} / {a[k]['max_s']:.3f}" for k in ("facts", "show_paths", "multipath_ll")]
             ratio = a["facts"]["median_s"] / max(a["show_paths"]["median_s"], 0.001)
             print(f"{r['paths']:>6} {r['maps']:>5} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16} {ratio:>10.1f}")
+    if args.out:
+        info = lab.info()
+        command = "python3 tests/lab/bench_facts.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        stamp = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        stamp.update(kernel=info.get("kernel"), accel=info.get("accel"))
+        write_report(Path(args.out), [{**r, **stamp} for r in results])
     return 0
+
+
+def _cell(timing: dict | None) -> str:
+    return "n/a" if not timing else f"{timing['median_s']:.3f} / {timing['max_s']:.3f}"
+
+
+def write_report(out: Path, results: list[dict]) -> None:
+    """Merge ``results`` into OUT's .json (one row per source and LUN count) and write OUT as markdown."""
+    record = out.with_suffix(".json")
+    try:
+        rows = json.loads(record.read_text())
+    except (FileNotFoundError, ValueError):
+        rows = []
+    fresh = {(r["source"], r["luns"]) for r in results}
+    rows = sorted(
+        [r for r in rows if (r["source"], r["luns"]) not in fresh] + results, key=lambda r: (r["paths"], r["source"])
+    )
+    record.write_text(json.dumps(rows, indent=1) + "\n")
+    lines = [
+        "# Fault facts: collection time against the bare multipathd call and `multipath -ll`",
+        "",
+        "Written by `tests/lab/bench_facts.py --out` (commands below); seconds as median / max of the runs, in the "
+        "TCG-emulated lab VM (2 vCPUs). *In the guest*: this collection's module_utils run by a Python process "
+        "in the guest (sysfs snapshot, `multipathd show paths` and `show maps` in raw format, `dmsetup status` "
+        "and `table`, classification), against the bare `multipathd show paths raw format ...` and "
+        "`multipath -ll` run there. *Ad hoc*: `ansible lab -m lunsafe.san.multipath_faulty_facts` against "
+        "`ansible lab -m ansible.builtin.command` running each bare command, timed from the controller, as a "
+        "fleet user runs them (SSH with pipelining and module start-up included).",
+        "",
+        "| paths | maps | source | in the guest: facts s | bare show paths s | multipath -ll s | facts / bare "
+        "| ad hoc: module s | bare show paths s | multipath -ll s | module / bare |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a = r.get("adhoc") or {}
+        ratio = r["facts"]["median_s"] / max(r["show_paths"]["median_s"], 0.001)
+        adhoc_ratio = f"{a['facts']['median_s'] / max(a['show_paths']['median_s'], 0.001):.1f}" if a else "n/a"
+        lines.append(
+            f"| {r['paths']} | {r['maps']} | {r['source']} | {_cell(r['facts'])} | {_cell(r['show_paths'])} "
+            f"| {_cell(r['multipath_ll'])} | {ratio:.1f} | {_cell(a.get('facts'))} | {_cell(a.get('show_paths'))} "
+            f"| {_cell(a.get('multipath_ll'))} | {adhoc_ratio} |"
+        )
+    lines += ["", "Where the time of one collection in the guest goes (seconds, one run):", ""]
+    for r in rows:
+        lines.append(
+            f"- {r['paths']} paths ({r['source']}): " + ", ".join(f"{k} {v}" for k, v in r["phases_s"].items())
+        )
+    lines += ["", "Runs:", ""]
+    for cmd in dict.fromkeys(r.get("command") for r in rows):
+        mine = [r for r in rows if r.get("command") == cmd]
+        lines.append(
+            f"- `{cmd}` on {mine[0].get('date')} (kernel {mine[0].get('kernel')}, accel {mine[0].get('accel')}): "
+            + ", ".join(f"{r['paths']} paths" for r in mine)
+        )
+    out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
