@@ -237,7 +237,7 @@ def adhoc_times(lab: lab_harness.Lab, *, repeat: int) -> dict:
         env = lab_harness.playbook_env(lab, root)
         for key, args in calls.items():
             times = []
-            for _ in range(repeat):
+            for _run in range(repeat):
                 start = time.monotonic()
                 proc = subprocess.run(
                     [str(ansible), "lab", "-o", *args],
