@@ -460,8 +460,8 @@ def verdict(race: dict) -> list[str]:
     baselines = [r for r in race["procedures"] if r["procedure"] != "ours"]
     if baselines and any(r["cycles"] < (ours[0]["cycles"] if ours else 0) for r in baselines):
         out.append(
-            "- the baselines ran fewer cycles (`--baseline-cycles`) than ours: they only have to show that the "
-            "harness exercises the race, and each of their cycles costs as much lab time as one of ours."
+            "- the baselines ran fewer cycles than ours: they only have to show that the harness exercises the "
+            "race, and each of their cycles costs as much lab time as one of ours."
         )
     return out
 
