@@ -47,6 +47,10 @@ options:
       - The lock is taken both as a POSIX record lock and as a C(flock) lock, so it excludes other runs
         of this collection and OpenStack os-brick (oslo.concurrency) when pointed at its lock file,
         for example V(/var/lib/nova/tmp/os-brick-connect_volume).
+      - "The same rule in every module that takes it: outside check mode the lock is always taken (the
+        file is created if needed). In check mode it is taken only when O(lock_file) exists (check mode
+        creates no file), so the prediction is read while no other run of this collection changes the
+        host; leases are neither waited on nor written in check mode."
     type: path
     default: /run/lock/lunsafe-san.lock
   lock_timeout:

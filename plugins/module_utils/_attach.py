@@ -3,19 +3,56 @@
 #
 # This module_utils is PRIVATE to lunsafe.san. It may change without notice.
 
-"""Attaching one LUN: identity checks on its paths, the multipath map wait, and the result.
+"""Attaching and detaching iSCSI LUNs: the procedure behind iscsi_lun_attach.
 
-Pure functions over sysfs snapshots; the module glue (iscsi_lun_attach) does the writes through
-_login (node records, login) and _scan (the targeted scan).
+Both run over a :class:`_host.Host` (sysfs root, mount table, runner, sysfs writer, clock, resolver) and
+a validated :class:`Request`, as observe -> plan -> (unless check mode) apply -> observe again:
+
+* :func:`attach`: node records with manual scan, login on every path that has no session, one targeted
+  scan write per LUN and session, one wait for every block device, identity checks per LUN across all of
+  its paths (same WWID and size, distinct SCSI hosts, the expected WWID), one wait for every multipath map.
+  A LUN that fails is rolled back alone: the devices this run created for it are removed (through the one
+  device removal of ``_remove`` and, for a map multipathd built meanwhile, the flush of ``_flush``).
+  Sessions, node and discovery records this run created are removed only when no requested LUN is left
+  attached, since the LUNs that passed are in use by the caller's next task.
+* :func:`detach`: per LUN, its map flushed and its paths removed in that order, after every LUN was
+  checked (mounted, held, open or blocked refuses the whole call, nothing changed, unless ``force``);
+  then a logout of each path whose session carries no other LUN.
+
+A path is (portal, target): arrays that present one target name per controller port give a target per
+portal, and identity checks, the map wait and the rollback span all of a LUN's paths.
+
+Users: plugins/modules/iscsi_lun_attach.py.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+import dataclasses
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
+from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
+from ansible_collections.lunsafe.san.plugins.module_utils import _login as login
 from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as multipath
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError, WaitTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
+    DaemonUnavailable,
+    InputError,
+    LunsafeError,
+    ToolError,
+    WaitTimeout,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal, resolve_portals
+from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
+    Record,
+    RemoveFailed,
+    device_users,
+    path_identity,
+    remove_path,
+)
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     DmMap,
@@ -24,21 +61,28 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     Snapshot,
     SysfsError,
     normalize_wwid,
-    read_snapshot,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = [
     "IdentityError",
+    "LunRequest",
     "MapTimeout",
+    "Outcome",
+    "PathRequest",
+    "Request",
+    "attach",
+    "build_request",
     "check_identity",
+    "detach",
+    "expected",
     "lun_devices",
     "map_facts",
     "session_facts",
     "stale_devices",
-    "wait_for_map",
-    "wait_for_sessions",
 ]
+
+MAP_GRACE = 5.0  # seconds multipathd gets to build a map by itself before it is asked to
+LOGIN_RETRIES = 2  # node.session.initial_login_retry_max: an unreachable portal fails fast
 
 
 class IdentityError(LunsafeError):
@@ -49,14 +93,66 @@ class MapTimeout(LunsafeError):
     """No multipath map holding every path of the LUN appeared before the deadline."""
 
 
-def lun_devices(*, snapshot: Snapshot, sessions: Sequence[IscsiSession], lun: int) -> Tuple[ScsiDevice, ...]:
-    """The block devices of Linux LUN ``lun`` on these sessions (one per path), freshly resolved."""
-    found: List[ScsiDevice] = []
-    for session in sessions:
-        for device in snapshot.devices_for(sid=session.sid, lun=lun):
-            if device.name is not None and device.hctl.host == session.host:
-                found.append(device)
-    return tuple(sorted(found, key=lambda device: device.hctl))
+class SessionTimeout(LunsafeError):
+    """A requested path has no logged-in session before the deadline."""
+
+
+class DetachRefused(LunsafeError):
+    """A LUN to detach is mounted, held, open or has blocked paths, and ``force`` is not set: nothing done."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the request
+
+
+@dataclasses.dataclass(frozen=True)
+class PathRequest:
+    """One path to the LUNs: a portal (an address) and the target name presented there."""
+
+    portal: Portal
+    target: str
+    spelled: str  # the portal as the user wrote it
+
+
+@dataclasses.dataclass(frozen=True)
+class LunRequest:
+    given: str  # as the user wrote it
+    array_lun: int
+    linux_lun: int
+    expected_wwid: Optional[str]  # multipath spelling
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    paths: Tuple[PathRequest, ...]
+    luns: Tuple[LunRequest, ...]
+    iface: Optional[str] = None
+    chap: Optional[login.Chap] = None
+    discovery_chap: Optional[login.Chap] = None
+    discover: bool = False
+    node_startup: str = "manual"
+    multipath: bool = True
+    stale_device: str = "fail"
+    timeout: float = 60.0
+    login_timeout: float = 30.0
+    force: bool = False
+    logout: bool = True
+    remove_node: bool = True
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def targets(self) -> Tuple[str, ...]:
+        return tuple(dict.fromkeys(path.target for path in self.paths))
+
+    def secrets(self) -> List[str]:
+        return [s for chap in (self.chap, self.discovery_chap) if chap is not None for s in chap.secrets()]
+
+
+_WWID_FORMS = (
+    re.compile(r"^3(?:[0-9a-f]{16}|[0-9a-f]{32})$"),  # NAA
+    re.compile(r"^2(?:[0-9a-f]{16}|[0-9a-f]{24}|[0-9a-f]{32})$"),  # EUI-64
+    re.compile(r"^[18]\S{8,}$"),  # T10 vendor id, SCSI name string
+)
 
 
 def expected(wwid: Optional[str]) -> Optional[str]:
@@ -71,7 +167,168 @@ def expected(wwid: Optional[str]) -> Optional[str]:
     return text.lower() if text[:1] in "1238" and all(c in "0123456789abcdefABCDEF" for c in text[1:]) else text
 
 
-SCSI_ID_CANDIDATES = ("/usr/lib/udev/scsi_id", "/lib/udev/scsi_id", "/sbin/scsi_id")
+def validate_wwid(text: Any, *, option: str) -> str:
+    """An expected WWID in the multipath spelling; :class:`InputError` for anything that is not a WWID."""
+    normalized = expected(text) if isinstance(text, str) else None
+    if normalized is None or not any(form.match(normalized) for form in _WWID_FORMS):
+        raise InputError(
+            f"{option} {text!r} is not a WWID: give it as multipath shows it (3600140…, 2…, 1…, 8…) or as the "
+            "kernel does (naa.…, eui.…, t10.…)",
+            option=option,
+            value=text,
+        )
+    return normalized
+
+
+def _lun(token: Any, *, addressing: str, wwid: Any, option: str) -> LunRequest:
+    try:
+        array_lun = parse_lun_token(token)
+        kernel_lun = linux_lun(lun=array_lun, addressing=addressing)
+    except HctlError as exc:
+        raise InputError(f"invalid {option}: {exc}", option=option, value=token) from None
+    return LunRequest(
+        given=str(token),
+        array_lun=array_lun,
+        linux_lun=kernel_lun,
+        expected_wwid=None if wwid is None else validate_wwid(wwid, option="expected_wwid"),
+    )
+
+
+def _luns(params: Mapping[str, Any]) -> Tuple[LunRequest, ...]:
+    addressing = params.get("lun_addressing") or "peripheral"
+    if params.get("lun") is not None:
+        return (_lun(params["lun"], addressing=addressing, wwid=params.get("expected_wwid"), option="lun"),)
+    entries = params.get("luns") or []
+    if not entries:
+        raise InputError("luns must name at least one LUN", option="luns", value=entries)
+    if params.get("expected_wwid") is not None:
+        raise InputError(
+            "expected_wwid goes with lun; with luns give each LUN as {lun: N, expected_wwid: WWID}",
+            option="expected_wwid",
+            value=params.get("expected_wwid"),
+        )
+    found: List[LunRequest] = []
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            unknown = sorted(set(entry) - {"lun", "expected_wwid"})
+            if unknown or entry.get("lun") is None:
+                raise InputError(
+                    "each entry of luns is a LUN or a dict with 'lun' and optionally 'expected_wwid', "
+                    f"got {dict(entry)!r}",
+                    option="luns",
+                    value=dict(entry),
+                )
+            request = _lun(entry["lun"], addressing=addressing, wwid=entry.get("expected_wwid"), option="luns")
+        else:
+            request = _lun(entry, addressing=addressing, wwid=None, option="luns")
+        twin = next((other for other in found if other.linux_lun == request.linux_lun), None)
+        if twin is not None:
+            raise InputError(
+                f"luns names LUN {request.array_lun} twice ({twin.given!r} and {request.given!r})",
+                option="luns",
+                value=entries,
+            )
+        found.append(request)
+    return tuple(found)
+
+
+def _paths(
+    params: Mapping[str, Any], resolver: Callable[[str], List[str]]
+) -> Tuple[Tuple[PathRequest, ...], List[str]]:
+    default_target = params.get("target")
+    entries: List[Tuple[str, Optional[str]]] = []
+    for entry in params.get("portals") or []:
+        if isinstance(entry, Mapping):
+            unknown = sorted(set(entry) - {"portal", "target"})
+            if unknown or not entry.get("portal"):
+                raise InputError(
+                    f"each entry of portals is a portal or a dict with 'portal' and 'target', got {dict(entry)!r}",
+                    option="portals",
+                    value=dict(entry),
+                )
+            target = entry.get("target") or default_target
+            if entry.get("target") and default_target and entry["target"] != default_target:
+                raise InputError(
+                    f"portal {entry['portal']!r} names target {entry['target']!r} but target is {default_target!r}: "
+                    "give target once for all portals, or a target per portal",
+                    option="portals",
+                    value=dict(entry),
+                )
+            entries.append((str(entry["portal"]), target))
+        else:
+            entries.append((str(entry) if entry is not None else "", default_target))
+    if not entries:
+        raise InputError("portals must name at least one portal", option="portals", value=params.get("portals"))
+    missing = [text for text, target in entries if not target]
+    if missing:
+        raise InputError(
+            f"no target name for portal(s) {', '.join(missing)}: give target, or {{portal: ..., target: ...}}",
+            option="target",
+            value=None,
+        )
+    resolved, warnings = resolve_portals(entries, resolver=resolver, option="portals")
+    paths = tuple(
+        PathRequest(
+            portal=entry.portal,
+            target=iscsiadm.validate_target_name(entry.target or "", option="target"),
+            spelled=entry.spelled,
+        )
+        for entry in resolved
+    )
+    return paths, warnings
+
+
+def _chap(params: Mapping[str, Any], prefix: str, mutual: bool) -> Optional[login.Chap]:
+    user, password = params.get(f"{prefix}_username"), params.get(f"{prefix}_password")
+    if user is None and password is None:
+        return None
+    if not user or not password:
+        raise InputError(f"{prefix}_username and {prefix}_password go together", option=f"{prefix}_username")
+    user_in = params.get(f"{prefix}_username_in") if mutual else None
+    password_in = params.get(f"{prefix}_password_in") if mutual else None
+    if (user_in is None) != (password_in is None):
+        raise InputError(f"{prefix}_username_in and {prefix}_password_in go together", option=f"{prefix}_username_in")
+    return login.Chap(username=user, password=password, username_in=user_in, password_in=password_in)
+
+
+def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[str]]) -> Request:
+    """Validate the module's parameters; :class:`InputError` names the option and the value it refused."""
+    for option in ("timeout", "login_timeout"):
+        if params.get(option) is not None and params[option] <= 0:
+            raise InputError(f"{option} must be positive, got {params[option]!r}", option=option, value=params[option])
+    paths, warnings = _paths(params, resolver)
+    iface = params.get("iface")
+    return Request(
+        paths=paths,
+        luns=_luns(params),
+        iface=None if iface is None else iscsiadm.validate_iface(iface),
+        chap=_chap(params, "chap", mutual=True),
+        discovery_chap=_chap(params, "discovery_chap", mutual=False),
+        discover=bool(params.get("discover")),
+        node_startup=params.get("node_startup") or "manual",
+        multipath=params.get("multipath", True) is not False,
+        stale_device=params.get("stale_device") or "fail",
+        timeout=float(params.get("timeout") or 60),
+        login_timeout=float(params.get("login_timeout") or 30),
+        force=bool(params.get("force")),
+        logout=params.get("logout", True) is not False,
+        remove_node=params.get("remove_node", True) is not False,
+        warnings=tuple(warnings),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pure helpers over snapshots
+
+
+def lun_devices(*, snapshot: Snapshot, sessions: Sequence[IscsiSession], lun: int) -> Tuple[ScsiDevice, ...]:
+    """The block devices of Linux LUN ``lun`` on these sessions (one per path), freshly resolved."""
+    found: List[ScsiDevice] = []
+    for session in sessions:
+        for device in snapshot.devices_for(sid=session.sid, lun=lun):
+            if device.name is not None and device.hctl.host == session.host:
+                found.append(device)
+    return tuple(sorted(found, key=lambda device: device.hctl))
 
 
 def fresh_wwid(runner: CommandRunner, *, name: str, scsi_id: str) -> Optional[str]:
@@ -89,28 +346,21 @@ def fresh_wwid(runner: CommandRunner, *, name: str, scsi_id: str) -> Optional[st
 
 
 def stale_devices(
-    *,
-    devices: Sequence[ScsiDevice],
-    snapshot: Snapshot,
-    expected_wwid: Optional[str],
-    fresh: Optional[Dict[str, Optional[str]]] = None,
+    *, devices: Sequence[ScsiDevice], snapshot: Snapshot, fresh: Optional[Dict[str, Optional[str]]] = None
 ) -> List[Dict[str, Any]]:
     """Devices at the LUN's address that carry another LU's identity (the array reused the LUN number).
 
     A device is stale when the LU now answers with another WWID than the one the kernel recorded
-    (``fresh``, from :func:`fresh_wwid`), when it is not the expected WWID, or when the multipath map
-    holding it has another WWID.
+    (``fresh``, from :func:`fresh_wwid`), or when the multipath map holding it has another WWID. A device
+    whose WWID is merely not the expected one is not stale: the identity check reports that.
     """
     stale = []
-    want = expected(expected_wwid)
     for device in devices:
         reasons = []
         now = (fresh or {}).get(device.name or "")
         if now is not None and device.wwid is not None and now != device.wwid:
             reasons.append(f"the LU now answers with WWID {now}, the kernel recorded {device.wwid}")
         current = now or device.wwid
-        if want is not None and current is not None and current != want:
-            reasons.append(f"WWID {current} is not the expected {want}")
         for dm_map in snapshot.maps_holding(names=[device.name or ""]):
             if dm_map.is_multipath and dm_map.wwid is not None and current not in (None, dm_map.wwid):
                 reasons.append(f"held by map {dm_map.name} ({dm_map.dm}) of WWID {dm_map.wwid}")
@@ -154,12 +404,16 @@ def check_identity(
     want = expected(expected_wwid)
     if want is not None and wwids[0] != want:
         raise IdentityError(
-            f"the LUN's WWID is {wwids[0]}, not the expected {want}: refusing to use it", paths=seen, wwid=wwids[0]
+            f"the LUN carries WWID {wwids[0]}, not the expected {want}: refusing to use it (check the LUN number, "
+            "the target and expected_wwid)",
+            paths=seen,
+            wwid=wwids[0],
         )
     return {"wwid": wwids[0], "size_bytes": sizes[0]}
 
 
-def _complete_map(snapshot: Snapshot, names: Sequence[str], wwid: str) -> Optional[DmMap]:
+def complete_map(snapshot: Snapshot, names: Sequence[str], wwid: str) -> Optional[DmMap]:
+    """The multipath map of ``wwid`` if it holds every path in ``names``."""
     try:
         dm_map = snapshot.multipath_map_for(names=names)
     except SysfsError:
@@ -167,116 +421,6 @@ def _complete_map(snapshot: Snapshot, names: Sequence[str], wwid: str) -> Option
     if dm_map is None or dm_map.wwid != wwid or not set(names).issubset(dm_map.slaves):
         return None
     return dm_map
-
-
-def wait_for_map(
-    *,
-    runner: CommandRunner,
-    sysfs_root: str,
-    names: Sequence[str],
-    wwid: str,
-    timeout: float,
-    grace: float = 5.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Tuple[DmMap, List[str]]:
-    """Wait for the multipath map of ``wwid`` holding every path in ``names``.
-
-    When multipathd has not built it within ``grace`` seconds (find_multipaths keeps a first single path
-    out of multipath), the WWID is added to the wwids file and each path is handed to multipathd, once;
-    then the wait goes on until ``timeout``. Returns the map and the commands that were needed.
-    """
-    actions: List[str] = []
-    start = clock()
-
-    def poll() -> Optional[DmMap]:
-        return _complete_map(read_snapshot(sysfs_root=sysfs_root), names, wwid)
-
-    try:
-        found = wait_until(
-            poll,
-            timeout=min(grace, timeout),
-            interval=0.1,
-            backoff=1.5,
-            max_interval=0.5,
-            describe="multipath map",
-            clock=clock,
-            sleep=sleep,
-        )
-    except WaitTimeout:
-        found = None
-    if found is not None:
-        return found, actions
-    for argv in [multipath.add_wwid(wwid=wwid)] + [multipath.add_path(device=name) for name in names]:
-        try:
-            runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
-        except ToolError as exc:
-            actions.append(f"{' '.join(argv)}: {exc.msg}")
-        else:
-            actions.append(" ".join(argv))
-    remaining = max(0.0, timeout - (clock() - start))
-    try:
-        found = wait_until(
-            poll,
-            timeout=remaining,
-            interval=0.2,
-            backoff=1.5,
-            max_interval=1.0,
-            describe="multipath map",
-            clock=clock,
-            sleep=sleep,
-        )
-    except WaitTimeout:
-        found = None
-    if found is None:
-        snapshot = read_snapshot(sysfs_root=sysfs_root)
-        holders = {name: _holders_of(snapshot, name) for name in names}
-        raise MapTimeout(
-            f"no multipath map for WWID {wwid} holding {', '.join(names)} after {timeout:g}s "
-            "(is multipathd running, and is the device blacklisted?)",
-            wwid=wwid,
-            holders=holders,
-            actions=actions,
-        )
-    return found, actions
-
-
-def _holders_of(snapshot: Snapshot, name: str) -> Optional[List[str]]:
-    device = snapshot.device(name=name)
-    return None if device is None else list(device.holders)
-
-
-def wait_for_sessions(
-    *,
-    sysfs_root: str,
-    target: str,
-    portals: Sequence[Any],
-    timeout: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Snapshot:
-    """Wait until every portal has a LOGGED_IN session to ``target`` in sysfs (iscsiadm returns first)."""
-
-    def poll() -> Optional[Snapshot]:
-        snapshot = read_snapshot(sysfs_root=sysfs_root)
-        for portal in portals:
-            if not any(s.logged_in for s in snapshot.sessions_for(targetname=target, portal=portal)):
-                return None
-        return snapshot
-
-    found = wait_until(
-        poll,
-        timeout=timeout,
-        interval=0.1,
-        backoff=1.5,
-        max_interval=0.5,
-        describe="logged-in sessions",
-        clock=clock,
-        sleep=sleep,
-    )
-    if found is None:  # wait_until returns only truthy values; this narrows the type
-        raise WaitTimeout("no logged-in sessions", waited_for="logged-in sessions", timeout=timeout, last_observed=None)
-    return found
 
 
 def session_facts(session: IscsiSession) -> Dict[str, Any]:
@@ -302,3 +446,792 @@ def map_facts(dm_map: Optional[DmMap]) -> Optional[Dict[str, Any]]:
         "path": f"/dev/mapper/{dm_map.name}" if dm_map.name else f"/dev/{dm_map.dm}",
         "slaves": list(dm_map.slaves),
     }
+
+
+def _diff_lines(devices: Sequence[ScsiDevice]) -> str:
+    return "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclasses.dataclass
+class LunRun:
+    """One requested LUN during a run."""
+
+    req: LunRequest
+    state: str = "absent"  # attached, detached, absent, failed
+    devices: Tuple[ScsiDevice, ...] = ()
+    before: Tuple[str, ...] = ()  # H:C:T:L of its devices before the run
+    new: List[str] = dataclasses.field(default_factory=list)  # kernel names this run created
+    wwid: Optional[str] = None
+    size_bytes: Optional[int] = None
+    dm_map: Optional[DmMap] = None
+    error: Optional[LunsafeError] = None
+    plan: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    removed: Dict[str, Any] = dataclasses.field(default_factory=lambda: {"map": None, "paths": []})
+    stale_replaced: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def fail(self, error: LunsafeError) -> None:
+        if self.error is None:
+            self.error = error
+        self.state = "failed"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def facts(self, snapshot: Snapshot) -> Dict[str, Any]:
+        dm = map_facts(self.dm_map)
+        by_id = None
+        if self.wwid is not None and self.state == "attached":
+            by_id = f"/dev/disk/by-id/dm-uuid-mpath-{self.wwid}" if dm else f"/dev/disk/by-id/scsi-{self.wwid}"
+        entry: Dict[str, Any] = {
+            "lun": self.req.given,
+            "linux_lun": self.req.linux_lun,
+            "state": self.state,
+            "hctl": [str(d.hctl) for d in self.devices],
+            "devices": [
+                scan.device_facts(device=d, snapshot=snapshot, new=str(d.hctl) not in self.before) for d in self.devices
+            ],
+            "wwid": self.wwid,
+            "size_bytes": self.size_bytes,
+            "dm": dm,
+            "by_id": by_id,
+            "removed": self.removed,
+            "plan": self.plan,
+        }
+        if self.stale_replaced:
+            entry["stale_replaced"] = self.stale_replaced
+        if self.error is not None:
+            entry["msg"] = self.error.msg
+        return entry
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a procedure returns: the result (documented keys, also on failure) and the error, if any."""
+
+    result: Dict[str, Any]
+    error: Optional[LunsafeError] = None
+
+
+class _Run:
+    """State shared by attach and detach: the host, the request, timings and the result."""
+
+    def __init__(self, host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> None:
+        self.host = host
+        self.request = request
+        self.check = check
+        self.timings = timings
+        self._last_mark = host.clock()
+        self._started = self._last_mark
+        self.luns = [LunRun(req=lun) for lun in request.luns]
+        self.warnings: List[str] = list(request.warnings)
+        self.result: Dict[str, Any] = {
+            "changed": False,
+            "timings": timings,
+            "sessions": [],
+            "nodes": [],
+            "logged_in": [],
+            "logged_out": [],
+            "nodes_removed": [],
+            "scanned": [],
+            "multipath_actions": [],
+            "discovered": [],
+            "rolled_back": [],
+            "luns": [],
+        }
+
+    def mark(self, phase: str) -> None:
+        """Seconds spent in each phase, measured inside the module (no Ansible transport)."""
+        now = self.host.clock()
+        self.timings[phase] = round(now - self._last_mark, 3)
+        self.timings["total"] = round(now - self._started, 3)
+        self._last_mark = now
+
+    def path_sessions(self, snapshot: Snapshot, path: PathRequest) -> Tuple[IscsiSession, ...]:
+        return snapshot.sessions_for(targetname=path.target, portal=path.portal)
+
+    def sessions(self, snapshot: Snapshot) -> List[IscsiSession]:
+        found: Dict[int, IscsiSession] = {}
+        for path in self.request.paths:
+            for session in self.path_sessions(snapshot, path):
+                found.setdefault(session.sid, session)
+        return [found[sid] for sid in sorted(found)]
+
+    def finish(self, snapshot: Snapshot, error: Optional[LunsafeError]) -> Outcome:
+        self.result["sessions"] = [session_facts(s) for s in self.sessions(snapshot)]
+        self.result["luns"] = [lun.facts(snapshot) for lun in self.luns]
+        self.result["warnings"] = self.warnings
+        failed = [lun for lun in self.luns if lun.error is not None]
+        if error is None and failed:
+            if len(failed) == 1 and len(self.luns) == 1:
+                error = failed[0].error
+            else:
+                error = LunsafeError(
+                    "; ".join(f"LUN {lun.req.given}: {lun.error.msg}" for lun in failed if lun.error is not None),
+                    failed_luns=[lun.req.given for lun in failed],
+                )
+        if error is not None:
+            self.mark("failed")
+        else:
+            self.mark("done")
+        return Outcome(result=self.result, error=error)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attach
+
+
+def preflight_multipathd(runner: CommandRunner) -> None:
+    """Fail before any change when multipathd does not answer (``multipath: true`` cannot work then).
+
+    ``multipathd show status`` starts a stopped daemon through multipathd.socket when that unit is
+    listening, so only a daemon that is really unavailable fails here.
+    """
+    try:
+        reply = runner.run(multipath.show_status(), ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
+        multipath.check_reply(reply.rc, reply.stdout, reply.stderr, cmd=reply.cmd)
+    except DaemonUnavailable as exc:
+        raise LunsafeError(
+            f"{exc.msg}: multipath=true needs it, nothing was changed; start it "
+            "(systemctl start multipathd.socket multipathd) or set multipath=false",
+            cmd=exc.details.get("cmd"),
+            rc=exc.details.get("rc"),
+            stderr=exc.details.get("stderr"),
+            rc_name="multipathd_unavailable",
+        ) from None
+    except ToolError as exc:
+        raise LunsafeError(
+            f"multipathd did not answer `show status` ({exc.msg}): multipath=true needs it, nothing was changed; "
+            "check `systemctl status multipathd`",
+            cmd=exc.details.get("cmd"),
+            rc=exc.details.get("rc"),
+            stderr=exc.details.get("stderr"),
+            rc_name="multipathd_unavailable",
+        ) from None
+
+
+class _Attach(_Run):
+    def __init__(self, host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> None:
+        super().__init__(host, request, check=check, timings=timings)
+        self.wanted = login.wanted_node_settings(
+            chap=request.chap,
+            startup=request.node_startup,
+            login_retries=LOGIN_RETRIES,
+            login_timeout=int(request.login_timeout),
+        )
+        # what this run created, to undo when no LUN is left attached
+        self.created_nodes: List[Tuple[str, Portal]] = []
+        self.created_discovery: List[Portal] = []
+        self.logged_in: List[PathRequest] = []
+
+    # -- observe and plan ------------------------------------------------------------------------------
+
+    def node_changes(self) -> List[login.NodeChange]:
+        changes = []
+        for path in self.request.paths:
+            current = login.read_node(
+                self.host.runner, target=path.target, portal=path.portal, iface=self.request.iface
+            )
+            changes.append(
+                login.plan_node(
+                    target=path.target,
+                    portal=path.portal,
+                    iface=self.request.iface,
+                    current=current,
+                    wanted=self.wanted,
+                )
+            )
+        return changes
+
+    def paths_without_session(self, snapshot: Snapshot) -> List[PathRequest]:
+        """Paths with no session at all (a session in recovery is waited for, not logged in again)."""
+        return [path for path in self.request.paths if not self.path_sessions(snapshot, path)]
+
+    def scan_items(self, snapshot: Snapshot, lun: LunRun) -> List[scan.ScanItem]:
+        return [
+            scan.session_item(snapshot=snapshot, session=session, lun=lun.req.linux_lun, array_lun=lun.req.array_lun)
+            for session in self.sessions(snapshot)
+        ]
+
+    def plan_only(self, before: Snapshot, changes: List[login.NodeChange], missing: List[PathRequest]) -> None:
+        """Check mode: report the scans that would be written on the sessions that exist now."""
+        items: List[scan.ScanItem] = []
+        for lun in self.luns:
+            lun.devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
+            lun.before = tuple(str(d.hctl) for d in lun.devices)
+            lun.state = "attached" if lun.devices else "absent"
+            try:
+                items.extend(self.scan_items(before, lun))
+            except scan.ResolveError as exc:
+                self.warnings.append(f"check mode: LUN {lun.req.given}: {exc.msg}")
+        plan = scan.ScanPlan(items=tuple(i for i in items if i.action == scan.ACTION_SCAN), sessions=())
+        self.result["scanned"] = [w.to_dict() for w in scan.planned_writes(plan=plan, sysfs_root=self.host.sysfs_root)]
+        self.result["changed"] = bool(any(c.changed for c in changes) or missing or self.result["scanned"])
+
+    # -- apply -----------------------------------------------------------------------------------------
+
+    def discover(self) -> None:
+        """SendTargets discovery on each portal; every record it adds gets manual scan and is undone on failure.
+
+        Discovery adds a record for every target and portal the array reports, not only the requested
+        ones: a record left with iscsid.conf's ``node.session.scan = auto`` would scan every LUN on a later
+        login, so each added record gets manual scan, and each is reported in ``discovered``.
+        """
+        runner = self.host.runner
+        known = login.list_nodes(runner)
+        had_discovery = login.discovery_records(runner)
+        for portal in dict.fromkeys(path.portal for path in self.request.paths):
+            create = not any(portal.same_as(other) for other in had_discovery)
+            if create:
+                self.created_discovery.append(portal)
+            login.discover(
+                runner,
+                portal=portal,
+                iface=self.request.iface,
+                chap=self.request.discovery_chap,
+                timeout=self.request.login_timeout,
+                create=create,
+            )
+        added = [
+            node
+            for node in login.list_nodes(runner)
+            if not any(old.target == node.target and old.portal.same_as(node.portal) for old in known)
+        ]
+        requested = {(path.target, path.portal.key()) for path in self.request.paths}
+        for node in added:
+            self.created_nodes.append((node.target, node.portal))
+            if (node.target, node.portal.key()) not in requested:
+                login.apply_node(
+                    runner,
+                    login.NodeChange(
+                        target=node.target,
+                        portal=node.portal,
+                        iface=self.request.iface,
+                        create=False,
+                        updates=((login.SCAN_KEY, "manual"),),
+                    ),
+                )
+        self.result["discovered"] = [{"target": node.target, "portal": node.portal.for_iscsiadm()} for node in added]
+
+    def wait_for_sessions(self) -> Snapshot:
+        """Every path has a LOGGED_IN session in sysfs (iscsiadm returns first); the error names each path
+        that has none and the state of the session it has (a session in recovery is FAILED)."""
+        last: List[Snapshot] = []
+
+        def poll() -> Optional[Snapshot]:
+            snapshot = self.host.snapshot(device_detail=False)
+            last[:] = [snapshot]
+            ready = all(any(s.logged_in for s in self.path_sessions(snapshot, p)) for p in self.request.paths)
+            return snapshot if ready else None
+
+        try:
+            self.host.wait(poll, timeout=self.request.timeout, describe="logged-in sessions", max_interval=0.5)
+        except WaitTimeout:
+            snapshot = last[0] if last else self.host.snapshot()
+            waiting = []
+            for path in self.request.paths:
+                sessions = self.path_sessions(snapshot, path)
+                if any(s.logged_in for s in sessions):
+                    continue
+                states = ", ".join(f"session {s.sid} is {s.state or 'in an unknown state'}" for s in sessions)
+                waiting.append(
+                    f"{path.portal} ({path.target}): "
+                    + (states + " (in recovery: the portal does not answer)" if states else "no session")
+                )
+            raise SessionTimeout(
+                f"timed out after {self.request.timeout:g}s waiting for a logged-in session on: " + "; ".join(waiting),
+                paths=waiting,
+                timeout=self.request.timeout,
+            ) from None
+        return self.host.snapshot()
+
+    def replace_stale(self, snapshot: Snapshot, lun: LunRun, sessions: Sequence[IscsiSession]) -> bool:
+        """Detect devices at the LUN's address that carry another LU; replace them if allowed. True if changed."""
+        devices = lun_devices(snapshot=snapshot, sessions=sessions, lun=lun.req.linux_lun)
+        fresh: Dict[str, Optional[str]] = {}
+        if self.host.scsi_id is not None:
+            for device in devices:
+                if device.name and device.state == "running":
+                    fresh[device.name] = fresh_wwid(self.host.runner, name=device.name, scsi_id=self.host.scsi_id)
+        stale = stale_devices(devices=devices, snapshot=snapshot, fresh=fresh)
+        if not stale:
+            return False
+        if self.request.stale_device != "replace":
+            raise LunsafeError(
+                "a device at this LUN's address carries another LU's identity (the array reused the LUN number): "
+                "refusing to use it; detach the old LUN (its map and paths) first, or set stale_device=replace",
+                stale=stale,
+            )
+        names = {entry["name"] for entry in stale}
+        targets = [d for d in devices if d.name in names]
+        users = device_users(host=self.host, devices=targets)
+        if users:
+            raise LunsafeError(
+                "stale devices at this LUN's address are in use: "
+                + "; ".join(u.describe() for u in users)
+                + ": flush the old map first (lunsafe.san.multipath_flush)",
+                stale=stale,
+            )
+        record = Record(clock=self.host.clock, start=self.host.clock())
+        for device in targets:
+            remove_path(
+                host=self.host, path=path_identity(device), force=False, timeout=self.request.timeout, record=record
+            )
+        lun.stale_replaced = stale
+        return True
+
+    def scan_and_wait(self, snapshot: Snapshot) -> Snapshot:
+        """One scan write per LUN and session, then one wait for every block device."""
+        items: List[scan.ScanItem] = []
+        owner: Dict[Tuple[int, int], LunRun] = {}
+        for lun in self.luns:
+            if not lun.ok:
+                continue
+            try:
+                lun_items = self.scan_items(snapshot, lun)
+                scan.make_plan(items=lun_items, sessions=())
+            except scan.ResolveError as exc:
+                lun.fail(exc)
+                continue
+            for item in lun_items:
+                owner[(item.host, item.lun)] = lun
+            items.extend(lun_items)
+        if not items:
+            return snapshot
+        plan = scan.ScanPlan(items=tuple(items), sessions=tuple(self.sessions(snapshot)))
+        writes = scan.apply_plan(plan=plan, host=self.host)
+        self.result["scanned"] = [w.to_dict() for w in writes]
+        try:
+            after, _waited = scan.wait_for_devices(
+                plan=plan, host=self.host, timeout=self.request.timeout, scanned=writes
+            )
+        except scan.ScanTimeout as exc:
+            after = exc.snapshot
+            for item in scan.missing_items(plan=plan, snapshot=after):
+                lun = owner[(item.host, item.lun)]
+                lun.fail(
+                    scan.ScanTimeout(
+                        f"timed out after {self.request.timeout:g}s waiting for its block device at {item.address} "
+                        "(the array may not present this LUN to this initiator: check its LUN masking, the LUN "
+                        "number and lun_addressing)",
+                        snapshot=after,
+                        missing=[item.address],
+                    )
+                )
+        return after
+
+    def wait_for_maps(self, names_of: Dict[int, List[str]]) -> None:
+        """One wait for the maps of every LUN that passed its identity check.
+
+        After :data:`MAP_GRACE` seconds without a map (find_multipaths keeps a first single path out of
+        multipath), its WWID is added to the wwids file and its paths handed to multipathd, once.
+        """
+        waiting = {id(lun): lun for lun in self.luns if lun.ok and lun.wwid is not None}
+        if not waiting:
+            return
+        start = self.host.clock()
+
+        def poll() -> bool:
+            snapshot = self.host.snapshot(device_detail=False)
+            for key, lun in list(waiting.items()):
+                dm_map = complete_map(snapshot, names_of[key], lun.wwid or "")
+                if dm_map is not None:
+                    lun.dm_map = dm_map
+                    del waiting[key]
+            return not waiting
+
+        try:
+            self.host.wait(
+                poll, timeout=min(MAP_GRACE, self.request.timeout), describe="multipath maps", max_interval=0.5
+            )
+            return
+        except WaitTimeout:
+            pass
+        actions: List[str] = self.result["multipath_actions"]
+        for key, lun in waiting.items():
+            for argv in [multipath.add_wwid(wwid=lun.wwid or "")] + [
+                multipath.add_path(device=n) for n in names_of[key]
+            ]:
+                try:
+                    self.host.runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
+                except ToolError as exc:
+                    actions.append(f"{' '.join(argv)}: {exc.msg}")
+                else:
+                    actions.append(" ".join(argv))
+        remaining = max(0.0, self.request.timeout - (self.host.clock() - start))
+        try:
+            self.host.wait(poll, timeout=remaining, describe="multipath maps", interval=0.2)
+        except WaitTimeout:
+            for key, lun in waiting.items():
+                lun.fail(
+                    MapTimeout(
+                        f"no multipath map for WWID {lun.wwid} holding {', '.join(names_of[key])} after "
+                        f"{self.request.timeout:g}s (is multipathd running, and is the device blacklisted?)",
+                        wwid=lun.wwid,
+                    )
+                )
+
+    def roll_back_lun(self, lun: LunRun, before_maps: Set[str]) -> None:
+        """Remove what this run created for one failed LUN: a map multipathd built for it, then its devices."""
+        undone: List[str] = self.result["rolled_back"]
+        if not lun.new:
+            return
+        snapshot = self.host.snapshot()
+        record = Record(clock=self.host.clock, start=self.host.clock())
+        for dm_map in snapshot.maps_holding(names=lun.new):
+            if not dm_map.is_multipath or dm_map.uuid is None or dm_map.uuid in before_maps:
+                continue
+            observation = flush.observe(ref=dm_map.uuid, host=self.host, snapshot=snapshot)
+            fplan = flush.plan_flush(observation=observation, force=False, remove_wwid_file=False)
+            if fplan.refusals:
+                undone.append(f"left map {dm_map.name}: " + "; ".join(fplan.refusals))
+                continue
+            try:
+                outcome = flush.apply_plan(plan=fplan, observation=observation, settings=self._flush_settings(False))
+            except LunsafeError as exc:
+                undone.append(f"could not flush map {dm_map.name}: {exc.msg}")
+                continue
+            undone.append(f"flushed map {dm_map.name}")
+            undone.extend(f"deleted {entry['device']}" for entry in outcome.paths_removed)
+        snapshot = self.host.snapshot()
+        for name in lun.new:
+            device = snapshot.device(name=name)
+            if device is None:
+                continue
+            users = device_users(host=self.host, devices=[device])
+            if users:
+                undone.append(f"left {name}: " + "; ".join(u.describe() for u in users))
+                continue
+            try:
+                remove_path(
+                    host=self.host, path=path_identity(device), force=False, timeout=self.request.timeout, record=record
+                )
+                undone.append(f"deleted {name}")
+            except LunsafeError as exc:
+                undone.append(f"could not delete {name}: {exc.msg}")
+
+    def roll_back_sessions(self) -> None:
+        """No LUN is left attached: log out of what this run logged in to, drop the records it created."""
+        undone: List[str] = self.result["rolled_back"]
+        runner, iface = self.host.runner, self.request.iface
+        for path in self.logged_in:
+            try:
+                login.logout(runner, target=path.target, portal=path.portal, iface=iface, timeout=60)
+                undone.append(f"logged out of {path.portal} ({path.target})")
+            except LunsafeError as exc:
+                undone.append(f"could not log out of {path.portal}: {exc.msg}")
+        for target, portal in self.created_nodes:
+            try:
+                login.remove_node(runner, target=target, portal=portal, iface=iface)
+                undone.append(f"removed node record {portal} ({target})")
+            except LunsafeError as exc:
+                undone.append(f"could not remove node record {portal}: {exc.msg}")
+        for portal in self.created_discovery:
+            try:
+                login.remove_discovery(runner, portal=portal, iface=iface)
+                undone.append(f"removed discovery record {portal}")
+            except LunsafeError as exc:
+                undone.append(f"could not remove discovery record {portal}: {exc.msg}")
+
+    def _flush_settings(self, force: bool) -> flush.Settings:
+        return flush.Settings(
+            host=self.host,
+            retries=3,
+            retry_interval=2.0,
+            command_timeout=60.0,
+            path_timeout=self.request.timeout,
+            force=force,
+        )
+
+    def run(self) -> Outcome:
+        if self.request.multipath:
+            preflight_multipathd(self.host.runner)
+        before = self.host.snapshot()
+        before_maps = {m.uuid for m in before.maps if m.uuid}
+        for lun in self.luns:  # what exists before the run is never rolled back
+            devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
+            lun.before = tuple(str(d.hctl) for d in devices)
+        if self.request.discover and not self.check:
+            self.discover()
+        changes = self.node_changes()
+        self.result["nodes"] = [c.to_dict() for c in changes if c.changed]
+        missing = self.paths_without_session(before)
+        self.mark("observe")
+        if self.check:
+            self.result["logged_in"] = [str(p.portal) for p in missing]
+            self.plan_only(before, changes, missing)
+            return self.finish(before, None)
+        try:
+            snapshot = self.log_in(changes, missing)
+            self.mark("login")
+            snapshot = self.stale_check(snapshot)
+            self.mark("stale_check")
+            after = self.scan_and_wait(snapshot)
+            self.mark("scan")
+            names_of = self.check_identities(after)
+            if self.request.multipath:
+                self.wait_for_maps(names_of)
+            self.mark("map")
+        except LunsafeError as exc:
+            self.roll_back(before_maps, everything=True)
+            self.mark("rollback")
+            return self.finish(self.host.snapshot(), exc)
+        for lun in self.luns:
+            if lun.ok:
+                lun.state = "attached"
+        if any(not lun.ok for lun in self.luns):
+            self.roll_back(before_maps, everything=not any(lun.ok for lun in self.luns))
+            self.mark("rollback")
+        final = self.host.snapshot()
+        for lun in self.luns:
+            lun.devices = lun_devices(snapshot=final, sessions=self.sessions(final), lun=lun.req.linux_lun)
+        self.result["changed"] = bool(
+            self.result["nodes"]
+            or self.logged_in
+            or self.result["discovered"]
+            or any(lun.new or lun.stale_replaced for lun in self.luns)
+            or self.result["multipath_actions"]
+        )
+        self.result["diff"] = {
+            "before": "".join(f"{hctl}\n" for lun in self.luns for hctl in lun.before),
+            "after": "".join(_diff_lines(lun.devices) for lun in self.luns),
+        }
+        return self.finish(final, None)
+
+    def log_in(self, changes: List[login.NodeChange], missing: List[PathRequest]) -> Snapshot:
+        """Node records (manual scan first), a login on each path without a session, then every path logged in."""
+        request = self.request
+        for change in changes:
+            if change.changed:
+                login.apply_node(self.host.runner, change)
+                if change.create:
+                    self.created_nodes.append((change.target, change.portal))
+        mutual = request.chap is not None and request.chap.username_in is not None
+        for path in missing:
+            if login.login(
+                self.host.runner,
+                target=path.target,
+                portal=path.portal,
+                iface=request.iface,
+                timeout=request.login_timeout + 10,
+                mutual=mutual,
+            ):
+                self.logged_in.append(path)
+        self.result["logged_in"] = [str(p.portal) for p in self.logged_in]
+        return self.wait_for_sessions()
+
+    def stale_check(self, snapshot: Snapshot) -> Snapshot:
+        sessions = self.sessions(snapshot)
+        replaced = False
+        for lun in self.luns:
+            try:
+                replaced = self.replace_stale(snapshot, lun, sessions) or replaced
+            except LunsafeError as exc:
+                lun.fail(exc)
+        return self.host.snapshot() if replaced else snapshot
+
+    def check_identities(self, after: Snapshot) -> Dict[int, List[str]]:
+        """Each LUN's paths are one LU (across every path and target name); the map wait's names per LUN."""
+        names_of: Dict[int, List[str]] = {}
+        sessions = self.sessions(after)
+        paths_expected = len([s for s in sessions if s.logged_in])
+        for lun in self.luns:
+            lun.devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
+            lun.new = [d.name for d in lun.devices if d.name and str(d.hctl) not in lun.before]
+            if not lun.ok:
+                continue
+            try:
+                identity = check_identity(
+                    devices=lun.devices, expected_wwid=lun.req.expected_wwid, paths_expected=paths_expected
+                )
+            except IdentityError as exc:
+                lun.fail(exc)
+                continue
+            lun.wwid, lun.size_bytes = identity["wwid"], identity["size_bytes"]
+            names_of[id(lun)] = [d.name for d in lun.devices if d.name]
+        return names_of
+
+    def roll_back(self, before_maps: Set[str], *, everything: bool) -> None:
+        snapshot = self.host.snapshot()
+        for lun in self.luns:
+            if lun.ok and not everything:
+                continue
+            devices = lun_devices(snapshot=snapshot, sessions=self.sessions(snapshot), lun=lun.req.linux_lun)
+            lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
+            self.roll_back_lun(lun, before_maps)
+            if lun.ok:
+                lun.state = "absent" if not lun.before else lun.state
+        if everything:
+            self.roll_back_sessions()
+
+
+def attach(host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> Outcome:
+    """Attach every requested LUN on every path; see the module documentation for the result."""
+    return _Attach(host, request, check=check, timings=timings).run()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# detach
+
+
+class _Detach(_Run):
+    def plan(self, snapshot: Snapshot) -> Tuple[List[Tuple[LunRun, Any]], List[str]]:
+        """Per LUN: (lun, flush observation and plan, or None for paths without a map) and the refusals."""
+        sessions = self.sessions(snapshot)
+        planned: List[Tuple[LunRun, Any]] = []
+        refusals: List[str] = []
+        for lun in self.luns:
+            lun.devices = lun_devices(snapshot=snapshot, sessions=sessions, lun=lun.req.linux_lun)
+            lun.before = tuple(str(d.hctl) for d in lun.devices)
+            names = [d.name for d in lun.devices if d.name]
+            lun.dm_map = snapshot.multipath_map_for(names=names) if names else None
+            lun.wwid = lun.dm_map.wwid if lun.dm_map is not None else (lun.devices[0].wwid if lun.devices else None)
+            if not lun.devices:
+                continue
+            if lun.dm_map is not None and lun.dm_map.uuid is not None:
+                observation = flush.observe(ref=lun.dm_map.uuid, host=self.host, snapshot=snapshot)
+                fplan = flush.plan_flush(observation=observation, force=self.request.force, remove_wwid_file=False)
+                lun.plan = [step.to_dict() for step in fplan.steps]
+                refusals.extend(f"LUN {lun.req.given}: {reason}" for reason in fplan.refusals)
+                planned.append((lun, (observation, fplan)))
+                continue
+            users = device_users(host=self.host, devices=lun.devices)
+            blocked = [d for d in lun.devices if d.state in ("blocked", "created-blocked")]
+            if users:
+                refusals.append(f"LUN {lun.req.given}: in use: " + "; ".join(u.describe() for u in users))
+            if blocked:
+                refusals.append(
+                    f"LUN {lun.req.given}: blocked paths (session in recovery, a delete could hang): "
+                    + ", ".join(f"{d.name} ({d.hctl})" for d in blocked)
+                )
+            lun.plan = [{"action": "delete_path", "target": d.name, "hctl": str(d.hctl)} for d in lun.devices]
+            planned.append((lun, None))
+        return planned, refusals
+
+    def remove(self, lun: LunRun, flushing: Any) -> None:
+        record = Record(clock=self.host.clock, start=self.host.clock())
+        if flushing is not None:
+            observation, fplan = flushing
+            settings = flush.Settings(
+                host=self.host,
+                retries=3,
+                retry_interval=2.0,
+                command_timeout=60.0,
+                path_timeout=self.request.timeout,
+                force=self.request.force,
+            )
+            outcome = flush.apply_plan(plan=fplan, observation=observation, settings=settings)
+            lun.removed = {
+                "map": lun.dm_map.name if lun.dm_map else None,
+                "paths": [entry["device"] for entry in outcome.paths_removed],
+            }
+            self.warnings.extend(outcome.warnings)
+            return
+        for device in lun.devices:
+            try:
+                remove_path(
+                    host=self.host,
+                    path=path_identity(device),
+                    force=self.request.force,
+                    timeout=self.request.timeout,
+                    record=record,
+                )
+            except RemoveFailed as exc:
+                exc.details.setdefault("paths_removed", [entry["device"] for entry in record.paths_removed])
+                raise
+        lun.removed = {"map": None, "paths": [entry["device"] for entry in record.paths_removed]}
+        self.warnings.extend(record.warnings)
+
+    def logout_unused(self, snapshot: Snapshot, removing: Set[str]) -> None:
+        """Log out of each path whose sessions carry no other LUN's device; then drop its node record."""
+        ours = {lun.req.linux_lun for lun in self.luns}
+        runner, iface = self.host.runner, self.request.iface
+        for path in self.request.paths:
+            sessions = self.path_sessions(snapshot, path)
+            others = [
+                d
+                for s in sessions
+                for d in snapshot.devices_of_session(sid=s.sid)
+                # a device without a block device yet (a LUN being probed) is another LUN's too
+                if d.name is None or (d.name not in removing and d.hctl.lun not in ours)
+            ]
+            if others:
+                continue
+            if sessions:
+                if not self.check:
+                    login.logout(
+                        runner,
+                        target=path.target,
+                        portal=path.portal,
+                        iface=iface,
+                        timeout=self.request.login_timeout + 30,
+                    )
+                self.result["logged_out"].append(str(path.portal))
+            if (
+                self.request.remove_node
+                and login.read_node(runner, target=path.target, portal=path.portal, iface=iface) is not None
+            ):
+                if not self.check:
+                    login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
+                self.result["nodes_removed"].append(str(path.portal))
+
+    def run(self) -> Outcome:
+        before = self.host.snapshot()
+        planned, refusals = self.plan(before)
+        self.mark("observe")
+        if refusals and not self.request.force:
+            for lun in self.luns:
+                lun.state = "attached" if lun.devices else "absent"
+            error = DetachRefused(
+                "refusing to detach, nothing was changed: " + "; ".join(refusals) + " (use force to override)",
+                refusals=refusals,
+            )
+            return self.finish(before, error)
+        removing = {d.name for lun in self.luns for d in lun.devices if d.name}
+        try:
+            if not self.check:
+                for lun, flushing in planned:
+                    self.remove(lun, flushing)
+            self.mark("remove")
+            after = before if self.check else self.host.snapshot()
+            left = [
+                d
+                for lun in self.luns
+                for d in lun_devices(snapshot=after, sessions=self.sessions(after), lun=lun.req.linux_lun)
+            ]
+            if left and not self.check:
+                raise LunsafeError(
+                    f"paths are left after removal: {', '.join(f'{d.hctl} {d.name}' for d in left)} (something "
+                    "scanned them back: another tool not taking the host lock?)",
+                    hctl=[str(d.hctl) for d in left],
+                )
+            if self.request.logout:
+                self.logout_unused(after, removing)
+            self.mark("logout")
+        except LunsafeError as exc:
+            return self.finish(self.host.snapshot(), exc)
+        for lun in self.luns:
+            lun.state = "detached" if lun.devices else "absent"
+        final = before if self.check else self.host.snapshot()
+        self.result["changed"] = bool(
+            any(lun.devices for lun in self.luns) or self.result["logged_out"] or self.result["nodes_removed"]
+        )
+        self.result["diff"] = {
+            "before": "".join(_diff_lines(lun.devices) for lun in self.luns),
+            "after": "".join(_diff_lines(lun.devices) for lun in self.luns) if self.check else "",
+        }
+        outcome = self.finish(final, None)
+        if not self.check:  # the devices are gone; the entries say what was there
+            for entry, lun in zip(outcome.result["luns"], self.luns):
+                entry["hctl"] = [str(d.hctl) for d in lun.devices]
+                entry["devices"] = [scan.device_facts(device=d, snapshot=before, new=False) for d in lun.devices]
+        return outcome
+
+
+def detach(host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> Outcome:
+    """Detach every requested LUN (maps flushed, paths removed), then log out of paths carrying no other LUN."""
+    return _Detach(host, request, check=check, timings=timings).run()

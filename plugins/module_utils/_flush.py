@@ -25,11 +25,7 @@ Users: plugins/modules/multipath_flush.py.
 from __future__ import annotations
 
 import dataclasses
-import errno
-import os
-import re
-import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     InputError,
@@ -38,14 +34,12 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     ToolError,
     WaitTimeout,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     MULTIPATHD_OK_RCS,
-    REPLY_DATA,
     REPLY_OK,
     classify_reply,
     del_map,
-    del_path,
     disable_queueing,
     dmsetup_fail_if_no_path_by_uuid,
     dmsetup_info,
@@ -57,24 +51,32 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     parse_dmsetup_info,
     parse_dmsetup_status,
     parse_dmsetup_table,
-    parse_paths,
     remove_wwid,
-    show_paths,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
+    BLOCKED_STATES,
+    DELETE_PATH,
+    FORGET_PATH,
+    OFFLINE_PATH,
+    Holder,
+    PathIdentity,
+    Record,
+    RemoveFailed,
+    find_holders,
+    find_mounts,
+    find_openers,
+    related_devices,
+    remove_path,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     DmMap,
-    ScsiDevice,
     Snapshot,
-    read_snapshot,
-    scsi_device_delete_path,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = [
     "BLOCKED_STATES",
-    "DEFAULT_MOUNTINFO",
-    "DEFAULT_WWIDS_FILE",
     "FlushFailed",
     "FlushRefused",
     "Holder",
@@ -91,25 +93,17 @@ __all__ = [
     "find_mounts",
     "observe",
     "parse_dmsetup_info",
-    "parse_mountinfo",
     "plan_flush",
     "read_wwids",
 ]
 
-DEFAULT_MOUNTINFO = "/proc/self/mountinfo"
-DEFAULT_WWIDS_FILE = "/etc/multipath/wwids"
 DMSETUP = "dmsetup"
 # A device in one of these states waits for its session to recover (up to replacement_timeout): a delete would
 # send SYNCHRONIZE CACHE and can block until then (prior-art pitfall 13).
-BLOCKED_STATES = frozenset(("blocked", "created-blocked"))
-_OCTAL_ESCAPE_RE = re.compile(r"\\([0-7]{3})")
 
 # step actions, in the order they run
 DISABLE_QUEUEING = "disable_queueing"
 FLUSH_MAP = "flush_map"
-OFFLINE_PATH = "offline_path"
-DELETE_PATH = "delete_path"
-FORGET_PATH = "forget_path"
 REMOVE_WWID = "remove_wwid"
 DEL_MAP = "del_map"
 REMOVE_MAP = "dmsetup_remove"
@@ -141,40 +135,6 @@ class MapIdentity:
 
 
 @dataclasses.dataclass(frozen=True)
-class PathIdentity:
-    """A path of the map: re-checked by H:C:T:L, kernel name and WWID before it is deleted."""
-
-    hctl: Hctl
-    device: str
-    wwid: Optional[str]
-    state: Optional[str]
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"hctl": str(self.hctl), "device": self.device, "wwid": self.wwid, "state": self.state}
-
-
-@dataclasses.dataclass(frozen=True)
-class Holder:
-    """Something that uses the map or one of its paths."""
-
-    kind: str  # mount, lvm, dm-crypt, partition, dm, open
-    device: str  # the kernel name held or holding (dm-3, sdb1, dm-2)
-    name: Optional[str] = None  # dm name of a holder, mount point of a mount
-    detail: Optional[str] = None
-
-    def describe(self) -> str:
-        if self.kind == "mount":
-            return f"{self.device} mounted on {self.name}" + (f" ({self.detail})" if self.detail else "")
-        if self.kind == "open":
-            return f"{self.device} {self.detail}"
-        label = f"{self.kind} {self.device}" + (f" ({self.name})" if self.name else "")
-        return label + (f" {self.detail}" if self.detail else "")
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"kind": self.kind, "device": self.device, "name": self.name, "detail": self.detail}
-
-
-@dataclasses.dataclass(frozen=True)
 class Observation:
     """What the host looks like for one map reference."""
 
@@ -186,6 +146,7 @@ class Observation:
     queue_if_no_path: bool
     active_paths: Optional[int]
     wwid_listed: bool  # the WWID is in the wwids file
+    openers: Tuple[Holder, ...] = ()  # processes holding the map open (when its open count is not 0)
 
     @property
     def found(self) -> bool:
@@ -223,25 +184,6 @@ class Plan:
 # parsers and argv builders (pure)
 
 
-def _unescape(text: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as ``\\ooo``."""
-    return _OCTAL_ESCAPE_RE.sub(lambda match: chr(int(match.group(1), 8)), text)
-
-
-def parse_mountinfo(text: str) -> List[Tuple[str, str, str, str]]:
-    """``(major:minor, mount point, fstype, source)`` of every line of ``/proc/<pid>/mountinfo``."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        if len(fields) < 10 or "-" not in fields[6:]:
-            continue
-        separator = fields.index("-", 6)
-        if len(fields) < separator + 3:
-            continue
-        mounts.append((fields[2], _unescape(fields[4]), fields[separator + 1], _unescape(fields[separator + 2])))
-    return mounts
-
-
 def read_wwids(path: str) -> Tuple[str, ...]:
     """WWIDs listed in multipath's wwids file (``/3600140...../`` lines); empty if it does not exist."""
     try:
@@ -256,95 +198,6 @@ def read_wwids(path: str) -> Tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------------------
 # observing
-
-
-def _read(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
-
-
-def _block_dir(sysfs_root: str, name: str) -> str:
-    return os.path.join(sysfs_root, "class", "block", name)
-
-
-def _devt(sysfs_root: str, name: str) -> Optional[str]:
-    return _read(os.path.join(_block_dir(sysfs_root, name), "dev"))
-
-
-def _listdir(path: str) -> List[str]:
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []
-
-
-def _holder_kind(uuid: Optional[str]) -> str:
-    if uuid is None:
-        return "dm"
-    if uuid.startswith("LVM-"):
-        return "lvm"
-    if uuid.startswith("CRYPT-"):
-        return "dm-crypt"
-    if re.match(r"part[0-9]+-", uuid):
-        return "partition"
-    return "dm"
-
-
-def _stacked(sysfs_root: str, name: str, own: str, seen: Optional[set] = None) -> List[Tuple[str, str]]:
-    """(holder, held) pairs of every device stacked on ``name`` and its partitions, recursively; ``own`` (the
-    map itself, which holds its paths) is left out."""
-    seen = set() if seen is None else seen
-    pairs: List[Tuple[str, str]] = []
-    block = _block_dir(sysfs_root, name)
-    candidates = [name] + [
-        entry for entry in _listdir(block) if os.path.isfile(os.path.join(block, entry, "partition"))
-    ]
-    for held in candidates:
-        for holder in _listdir(os.path.join(_block_dir(sysfs_root, held), "holders")):
-            if holder == own or holder in seen:
-                continue
-            seen.add(holder)
-            pairs.append((holder, held))
-            pairs.extend(_stacked(sysfs_root, holder, own, seen))
-    return pairs
-
-
-def find_holders(*, sysfs_root: str, dm: str, paths: Sequence[str]) -> Tuple[Holder, ...]:
-    """Devices stacked on the map (or, directly, on one of its paths): LVM, dm-crypt, kpartx partitions, any dm,
-    and partitions of the map or paths that are block devices of their own."""
-    holders: List[Holder] = []
-    for name in (dm, *paths):
-        for holder, held in _stacked(sysfs_root, name, own=dm):
-            dm_dir = os.path.join(_block_dir(sysfs_root, holder), "dm")
-            holder_name = _read(os.path.join(dm_dir, "name"))
-            kind = _holder_kind(_read(os.path.join(dm_dir, "uuid"))) if os.path.isdir(dm_dir) else "block"
-            holders.append(Holder(kind=kind, device=holder, name=holder_name, detail=f"on {held}"))
-    return tuple(holders)
-
-
-def _related_devices(sysfs_root: str, dm: str, paths: Sequence[str], holders: Sequence[Holder]) -> List[str]:
-    names = [dm, *paths, *(holder.device for holder in holders)]
-    for name in (dm, *paths):
-        block = _block_dir(sysfs_root, name)
-        names.extend(entry for entry in _listdir(block) if os.path.isfile(os.path.join(block, entry, "partition")))
-    return list(dict.fromkeys(names))
-
-
-def find_mounts(*, sysfs_root: str, names: Sequence[str], mountinfo: str) -> Tuple[Holder, ...]:
-    """Mounts (from the text of a mountinfo file) of any of the block devices ``names``, matched by major:minor."""
-    devts = {}
-    for name in names:
-        devt = _devt(sysfs_root, name)
-        if devt is not None:
-            devts[devt] = name
-    found = []
-    for devt, mount_point, fstype, source in parse_mountinfo(mountinfo):
-        if devt in devts:
-            found.append(Holder(kind="mount", device=devts[devt], name=mount_point, detail=f"{fstype} from {source}"))
-    return tuple(found)
 
 
 def _identity(dm_map: DmMap) -> Optional[MapIdentity]:
@@ -383,14 +236,6 @@ def _paths(snapshot: Snapshot, identity: MapIdentity) -> Tuple[PathIdentity, ...
     )
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
-
-
 def _kernel_state(runner: CommandRunner, uuid: str) -> Tuple[Optional[int], bool, Optional[int]]:
     """(open count, queue_if_no_path, active paths) from dmsetup, by uuid (no I/O on the map).
 
@@ -414,27 +259,25 @@ def _kernel_state(runner: CommandRunner, uuid: str) -> Tuple[Optional[int], bool
 def observe(
     *,
     ref: str,
-    runner: CommandRunner,
-    sysfs_root: str,
-    mountinfo_path: str = DEFAULT_MOUNTINFO,
-    wwids_file: str = DEFAULT_WWIDS_FILE,
+    host: Host,
     snapshot: Optional[Snapshot] = None,
     wwid: Optional[str] = None,
 ) -> Observation:
     """Everything :func:`plan_flush` needs. ``wwid`` (from an earlier observation) is used to tell whether a map
     that is gone is still listed in the wwids file."""
-    snapshot = read_snapshot(sysfs_root=sysfs_root) if snapshot is None else snapshot
+    snapshot = host.snapshot() if snapshot is None else snapshot
     identity = resolve(snapshot=snapshot, ref=ref)
-    wwids = read_wwids(wwids_file)
+    wwids = read_wwids(host.wwids_file)
     if identity is None:
         listed = (wwid or ref.strip()) in wwids
         return Observation(ref, None, (), (), None, False, None, listed)
     paths = _paths(snapshot, identity)
     path_names = [path.device for path in paths]
-    holders = find_holders(sysfs_root=sysfs_root, dm=identity.dm, paths=path_names)
-    related = _related_devices(sysfs_root, identity.dm, path_names, holders)
-    mounts = find_mounts(sysfs_root=sysfs_root, names=related, mountinfo=_read_text(mountinfo_path))
-    open_count, queueing, active = _kernel_state(runner, identity.uuid)
+    holders = find_holders(sysfs_root=host.sysfs_root, dm=identity.dm, paths=path_names)
+    related = related_devices(host.sysfs_root, identity.dm, path_names, holders)
+    mounts = find_mounts(sysfs_root=host.sysfs_root, names=related, mountinfo=host.mountinfo())
+    open_count, queueing, active = _kernel_state(host.runner, identity.uuid)
+    openers = find_openers(host=host, names=[identity.dm]) if open_count else ()
     return Observation(
         ref=ref,
         identity=identity,
@@ -444,6 +287,7 @@ def observe(
         queue_if_no_path=queueing,
         active_paths=active,
         wwid_listed=identity.wwid in wwids,
+        openers=openers,
     )
 
 
@@ -471,7 +315,14 @@ def plan_flush(*, observation: Observation, force: bool, remove_wwid_file: bool)
     if stacked:
         refusals.append("held by " + "; ".join(holder.describe() for holder in stacked))
     if observation.open_count:
-        refusals.append(f"open: {identity.dm} has open count {observation.open_count}")
+        refusals.append(
+            f"open: {identity.dm} has open count {observation.open_count}"
+            + (
+                " (" + "; ".join(opener.detail or "" for opener in observation.openers) + ")"
+                if observation.openers
+                else ""
+            )
+        )
     blocked = [path for path in observation.paths if path.state in BLOCKED_STATES]
     if blocked:
         refusals.append(
@@ -498,39 +349,27 @@ def plan_flush(*, observation: Observation, force: bool, remove_wwid_file: bool)
 
 
 @dataclasses.dataclass
-class Outcome:
+class Outcome(Record):
     """What :func:`apply_plan` did."""
 
-    done: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     queueing_disabled: bool = False
     last_resort: Optional[str] = None
     deferred: bool = False  # the map is still open: error table, removed at its last close
-    paths_removed: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
-    warnings: List[str] = dataclasses.field(default_factory=list)
-    clock: Callable[[], float] = time.monotonic
-    start: float = dataclasses.field(default_factory=time.monotonic)
-
-    def add(self, entry: Dict[str, Any]) -> None:
-        """Record a completed step, with ``at``: seconds since the first step started."""
-        entry["at"] = round(self.clock() - self.start, 3)
-        self.done.append(entry)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    sysfs_root: str
+    host: Host
     retries: int
     retry_interval: float
     command_timeout: float
     path_timeout: float
     force: bool
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
 
 
 def _same_map(settings: Settings, identity: MapIdentity) -> Optional[DmMap]:
     """The map with the recorded uuid, from a fresh snapshot (None once it is gone)."""
-    snapshot = read_snapshot(sysfs_root=settings.sysfs_root)
+    snapshot = settings.host.snapshot()
     return next((dm_map for dm_map in snapshot.maps if dm_map.uuid == identity.uuid), None)
 
 
@@ -580,14 +419,14 @@ def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, out
                 timeout=min(2.0, settings.path_timeout),
                 interval=0.2,
                 describe=f"map {identity.uuid} to disappear",
-                clock=settings.clock,
-                sleep=settings.sleep,
+                clock=settings.host.clock,
+                sleep=settings.host.sleep,
             )
             return None
         except WaitTimeout:
             pass
         if attempt <= settings.retries:
-            settings.sleep(settings.retry_interval)
+            settings.host.sleep(settings.retry_interval)
     return last_error
 
 
@@ -620,124 +459,14 @@ def _last_resort(runner: CommandRunner, settings: Settings, identity: MapIdentit
     return False
 
 
-def _live_path(settings: Settings, path: PathIdentity) -> Optional[ScsiDevice]:
-    """The device at the path's H:C:T:L if it is still the same one (same name and WWID), else None."""
-    device = read_snapshot(sysfs_root=settings.sysfs_root).device_at(hctl=path.hctl)
-    if device is None or device.name != path.device or (path.wwid is not None and device.wwid != path.wwid):
-        return None
-    return device
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w", encoding="ascii") as handle:
-        handle.write(value)
-
-
-def _multipathd_lists(runner: CommandRunner, path: PathIdentity) -> Optional[bool]:
-    """Whether multipathd still lists the path (same name and H:C:T:L); None if multipathd does not answer."""
-    reply = runner.run(show_paths(), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
-    kind = classify_reply(reply.rc, reply.stdout, reply.stderr)
-    if kind == REPLY_OK:  # multipathd answers "ok" when it has no path at all
-        return False
-    if kind != REPLY_DATA:  # not running, busy (timeout) or "fail": unknown
-        return None
-    return any(
-        record.dev == path.device and record.hctl in (None, str(path.hctl)) for record in parse_paths(reply.stdout)
-    )
-
-
-def _offline_blocked(settings: Settings, path: PathIdentity, outcome: Outcome) -> None:
-    """Set a blocked path offline before its delete, where the kernel lets us.
-
-    Linux 6.1 (the lab) answers EINVAL: from sysfs it only changes the state of a running or offline device.
-    Its removal of a blocked device then goes straight to the "del" state and fails the queued I/O at once, so
-    the delete that follows does not wait for the session; the step records that the kernel refused.
-    """
-    state_file = os.path.join(
-        os.path.dirname(scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)), "state"
-    )
-    step: Dict[str, Any] = {"action": OFFLINE_PATH, "device": path.device, "hctl": str(path.hctl)}
-    try:
-        _write(state_file, "offline")
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise FlushFailed(
-                f"could not set {path.device} ({path.hctl}) offline: {exc.strerror}", path=path.to_dict()
-            ) from None
-        step["result"] = "refused by the kernel (EINVAL: only running or offline devices change state from sysfs)"
-    else:
-        step["result"] = "offline"
-    outcome.add(step)
-
-
-def _remove_path(runner: CommandRunner, settings: Settings, path: PathIdentity, outcome: Outcome) -> None:
-    device = _live_path(settings, path)
-    if device is not None:
-        if device.state in BLOCKED_STATES:
-            if not settings.force:
-                raise FlushFailed(
-                    f"path {path.device} ({path.hctl}) became {device.state} after the map was flushed: not deleting "
-                    "it (the delete could hang until the session recovers); retry later or use force",
-                    path=path.to_dict(),
-                )
-            _offline_blocked(settings, path, outcome)
-        delete_file = scsi_device_delete_path(hctl=path.hctl, sysfs_root=settings.sysfs_root)
-        try:
-            _write(delete_file, "1")
-        except OSError as exc:
-            if _live_path(settings, path) is not None:  # ENOENT when it vanished on its own is fine
-                raise FlushFailed(
-                    f"could not delete {path.device} ({path.hctl}): {exc.strerror}",
-                    path=path.to_dict(),
-                ) from None
-        outcome.add({"action": DELETE_PATH, "device": path.device, "hctl": str(path.hctl), "write": delete_file})
-        wait_until(
-            lambda: _live_path(settings, path) is None,
-            timeout=settings.path_timeout,
-            interval=0.1,
-            backoff=1.5,
-            max_interval=1.0,
-            describe=f"{path.device} ({path.hctl}) to leave sysfs",
-            clock=settings.clock,
-            sleep=settings.sleep,
-        )
-        outcome.paths_removed.append({"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid})
-    if not runner.has_tool("multipathd"):
-        return
-    try:
-        wait_until(
-            lambda: _multipathd_lists(runner, path) is not True,
-            timeout=min(10.0, settings.path_timeout),
-            interval=0.2,
-            backoff=1.5,
-            max_interval=1.0,
-            describe=f"multipathd to drop {path.device}",
-            clock=settings.clock,
-            sleep=settings.sleep,
-        )
-    except WaitTimeout:
-        reply = runner.run(del_path(device=path.device), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
-        outcome.add({"action": FORGET_PATH, "device": path.device, "cmd": reply.cmd, "reply": reply.stdout.strip()})
-        if _multipathd_lists(runner, path):
-            outcome.warnings.append(f"multipathd still lists {path.device} after 'del path'")
-    else:
-        outcome.add({"action": FORGET_PATH, "device": path.device, "how": "multipathd dropped it by itself"})
-
-
-def apply_plan(
-    *,
-    plan: Plan,
-    observation: Observation,
-    runner: CommandRunner,
-    settings: Settings,
-) -> Outcome:
+def apply_plan(*, plan: Plan, observation: Observation, settings: Settings) -> Outcome:
     """Run the plan's steps in order. Raises :class:`FlushRefused` if the plan has refusals and ``force`` is not
     set (nothing done); any other error carries ``done`` (what ran) and ``paths_removed`` so far."""
     if plan.refusals and not settings.force:
         raise _refusal(observation, plan)
-    outcome = Outcome(clock=settings.clock, start=settings.clock())
+    outcome = Outcome(clock=settings.host.clock, start=settings.host.clock())
     try:
-        _apply(plan, observation, runner, settings, outcome)
+        _apply(plan, observation, settings.host.runner, settings, outcome)
     except LunsafeError as exc:
         exc.details.setdefault("done", outcome.done)
         exc.details.setdefault("paths_removed", outcome.paths_removed)
@@ -760,9 +489,11 @@ def _apply(plan: Plan, observation: Observation, runner: CommandRunner, settings
             )
         for path in observation.paths:
             try:
-                _remove_path(runner, settings, path, outcome)
-            except WaitTimeout as exc:
-                raise FlushFailed(exc.msg, path=path.to_dict(), last_observed=exc.last_observed) from None
+                remove_path(
+                    host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=outcome
+                )
+            except RemoveFailed as exc:
+                raise FlushFailed(exc.msg, **exc.details) from None
     for step in plan.with_action(REMOVE_WWID):
         result = runner.run(remove_wwid(wwid=step.target), timeout=settings.command_timeout)
         outcome.add({"action": REMOVE_WWID, "cmd": result.cmd, "stdout": result.stdout.strip()})

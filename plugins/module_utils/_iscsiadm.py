@@ -19,12 +19,12 @@ Users: iscsi_lun_attach (node records, CHAP, login/logout), scsi_targeted_scan
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, NamedTuple, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import DEFAULT_PORT, Portal, parse_portal
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Secret
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "parse_portal",
     "parse_session_list",
     "rc_name",
+    "sendtargets_probe",
     "session_list",
     "validate_iface",
     "validate_setting_key",
@@ -73,7 +74,6 @@ __all__ = [
 ]
 
 TOOL = "iscsiadm"
-DEFAULT_PORT = 3260
 MASKED = "********"
 EMPTY = "<empty>"
 
@@ -239,107 +239,6 @@ def is_masked(value: Optional[str]) -> bool:
 # ---------------------------------------------------------------------------
 # Portals
 
-_HOSTNAME_LABEL_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_ZONE_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class Portal(NamedTuple):
-    """An iSCSI portal: an IPv4/IPv6 address or a host name, and a TCP port."""
-
-    address: str
-    port: int = DEFAULT_PORT
-
-    @property
-    def is_ipv6(self) -> bool:
-        return ":" in self.address
-
-    def for_iscsiadm(self) -> str:
-        """``10.0.0.1:3260`` or ``[fd00::1]:3260`` (iscsiadm needs the brackets)."""
-        if self.is_ipv6:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
-
-    def unbracketed(self) -> str:
-        """``fd00::1:3260``: the form udev uses in /dev/disk/by-path names."""
-        return f"{self.address}:{self.port}"
-
-    def key(self) -> Tuple[str, int]:
-        """A comparison key: IP addresses in canonical form, host names lower-cased."""
-        address, _separator, zone = self.address.partition("%")
-        try:
-            canonical = str(ipaddress.ip_address(address))
-        except ValueError:
-            return (self.address.lower().rstrip("."), self.port)
-        return (canonical + ("%" + zone if zone else ""), self.port)
-
-    def same_as(self, other: Portal) -> bool:
-        return self.key() == other.key()
-
-    def __str__(self) -> str:
-        return self.for_iscsiadm()
-
-
-def _validate_address(address: str, *, text: str, option: str) -> str:
-    if not address:
-        raise InputError(f"{option} has no address: {text!r}", option=option, value=text)
-    if ":" in address:
-        base, sep, zone = address.partition("%")
-        try:
-            ipaddress.IPv6Address(base)
-        except ValueError:
-            raise InputError(f"{option} has an invalid IPv6 address: {text!r}", option=option, value=text) from None
-        if sep and not _ZONE_RE.match(zone):
-            raise InputError(f"{option} has an invalid IPv6 zone: {text!r}", option=option, value=text)
-        return address
-    if re.match(r"^[0-9.]+$", address):
-        try:
-            ipaddress.IPv4Address(address)
-        except ValueError:
-            raise InputError(f"{option} has an invalid IPv4 address: {text!r}", option=option, value=text) from None
-        return address
-    name = address[:-1] if address.endswith(".") else address
-    if len(name) > 253 or not all(_HOSTNAME_LABEL_RE.match(label) for label in name.split(".")):
-        raise InputError(f"{option} has an invalid host name: {text!r}", option=option, value=text)
-    return address
-
-
-def _validate_port(port_text: str, *, text: str, option: str) -> int:
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise InputError(f"{option} has an invalid TCP port (1-65535): {text!r}", option=option, value=text)
-    return int(port_text)
-
-
-def parse_portal(text: str, *, default_port: int = DEFAULT_PORT, option: str = "portal") -> Portal:
-    """Parse a user-given portal.
-
-    Accepted: ``10.0.0.1``, ``10.0.0.1:3260``, ``[fd00::1]``, ``[fd00::1]:3260``,
-    a bare IPv6 address ``fd00::1`` (no port possible then), ``host.example.com``
-    and ``host.example.com:3260``.  A trailing ``,tpgt`` is refused here: it belongs
-    to iscsiadm output, not to user input.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise InputError(f"{option} must be a non-empty string", option=option, value=text)
-    raw = text.strip()
-    if any(c.isspace() for c in raw) or "," in raw or "/" in raw:
-        raise InputError(f"{option} must be ADDRESS[:PORT], got {text!r}", option=option, value=text)
-    if raw.startswith("["):
-        close = raw.find("]")
-        if close < 0:
-            raise InputError(f"{option} has an unclosed '[': {text!r}", option=option, value=text)
-        address = raw[1:close]
-        rest = raw[close + 1 :]
-        if rest and not rest.startswith(":"):
-            raise InputError(f"{option} must be [IPV6]:PORT, got {text!r}", option=option, value=text)
-        port = _validate_port(rest[1:], text=text, option=option) if rest else default_port
-        if ":" not in address:
-            raise InputError(f"{option} uses brackets around a non-IPv6 address: {text!r}", option=option, value=text)
-        return Portal(_validate_address(address, text=text, option=option), port)
-    if raw.count(":") > 1:  # a bare IPv6 address; a port would need brackets
-        return Portal(_validate_address(raw, text=text, option=option), default_port)
-    address, sep, port_text = raw.partition(":")
-    port = _validate_port(port_text, text=text, option=option) if sep else default_port
-    return Portal(_validate_address(address, text=text, option=option), port)
-
 
 def _split_output_portal(text: str) -> Optional[Tuple[Portal, int]]:
     """``10.0.0.1:3260,1`` / ``[fd00::1]:3260,1`` from iscsiadm output; None if not one."""
@@ -474,6 +373,16 @@ def discoverydb_update(
     is_secret = is_secret_key(key) if secret is None else secret
     shown_value = Secret(value) if is_secret else value
     return [*_discovery_argv(portal, iface), "-o", "update", "-n", key, "-v", shown_value]
+
+
+def sendtargets_probe(*, portal: Portal, iface: Optional[str] = None) -> List[str]:
+    """``iscsiadm -m discovery -t sendtargets -p PORTAL [-I IFACE] -o nonpersistent``: the targets a portal
+    offers, printed and not stored (no discovery or node record is written). Used to tell an unknown target
+    name from an unreachable portal after a failed login."""
+    argv = [TOOL, "-m", "discovery", "-t", "sendtargets", "-p", portal.for_iscsiadm()]
+    if iface is not None:
+        argv += ["-I", validate_iface(iface)]
+    return [*argv, "-o", "nonpersistent"]
 
 
 _DISCOVER_OPS = ("new", "update", "delete", "nonpersistent")

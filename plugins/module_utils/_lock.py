@@ -285,6 +285,8 @@ class HostLock:
         self._proc_root = proc_root
         self._fd: Optional[int] = None
         self.waited: float = 0.0
+        # set by the caller when the work under the lock failed without raising: no lease is written then
+        self.work_failed = False
 
     @property
     def held(self) -> bool:
@@ -447,7 +449,7 @@ class HostLock:
             self.release()
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
-        self.finish(succeeded=exc_type is None)
+        self.finish(succeeded=exc_type is None and not self.work_failed)
 
 
 def lock_from_params(params: Dict[str, Any], *, check_mode: bool) -> Optional[HostLock]:

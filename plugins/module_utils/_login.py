@@ -32,6 +32,7 @@ __all__ = [
     "list_nodes",
     "login",
     "logout",
+    "offered_targets",
     "plan_node",
     "read_node",
     "remove_discovery",
@@ -234,6 +235,19 @@ def login(
         ) from None
     except ToolError as exc:
         rc = exc.details.get("rc")
+        offered = offered_targets(runner, portal=portal, iface=iface, timeout=min(timeout, 15.0))
+        if offered is not None and not any(name.lower() == target.lower() for name in offered):
+            raise LoginError(
+                f"login to {target} at {portal.for_iscsiadm()} failed: the portal answers but does not offer "
+                f"this target (it offers: {', '.join(offered) or 'none'}); check the target name",
+                cmd=exc.details.get("cmd"),
+                rc=rc,
+                rc_name="target_not_found",
+                stderr=exc.details.get("stderr"),
+                target=target,
+                portal=portal.for_iscsiadm(),
+                offered=offered,
+            ) from None
         if isinstance(rc, int) and rc in iscsiadm.EXIT_CODES:
             advice = hint(rc, mutual=mutual)
             raise LoginError(
@@ -248,6 +262,22 @@ def login(
             ) from None
         raise
     return not iscsiadm.is_already(result.rc)
+
+
+def offered_targets(
+    runner: CommandRunner, *, portal: Portal, iface: Optional[str], timeout: float
+) -> Optional[List[str]]:
+    """The target names a portal offers through SendTargets (nothing stored), or None when it does not answer
+    (unreachable, discovery CHAP required, iscsiadm failed)."""
+    try:
+        result = runner.run(iscsiadm.sendtargets_probe(portal=portal, iface=iface), timeout=timeout)
+    except ToolError:
+        return None
+    names: List[str] = []
+    for node in iscsiadm.parse_node_list(_discovered_lines(result.stdout)):
+        if node.target not in names:
+            names.append(node.target)
+    return names
 
 
 def logout(runner: CommandRunner, *, target: str, portal: Portal, iface: Optional[str], timeout: float) -> bool:

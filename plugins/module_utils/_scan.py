@@ -27,8 +27,6 @@ that needs its ``rescan`` file.
 from __future__ import annotations
 
 import dataclasses
-import os
-import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError, WaitTimeout
@@ -41,14 +39,12 @@ from ansible_collections.lunsafe.san.plugins.module_utils._hctl import (
     parse_lun_token,
     wildcard_scan_line,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal, getaddrinfo_addresses, resolve_portals
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     IscsiSession,
-    Portal,
-    PortalError,
     ScsiDevice,
     Snapshot,
-    parse_portal,
-    read_snapshot,
     scsi_device_rescan_path,
     scsi_host_scan_path,
 )
@@ -77,7 +73,6 @@ __all__ = [
     "planned_writes",
     "summarize",
     "wait_for_devices",
-    "write_attribute",
 ]
 
 #: How waits are done without pyudev: a deadline poll of sysfs.
@@ -132,6 +127,7 @@ class ScanRequest:
     addressing: str = "peripheral"
     allow_wildcard: bool = False
     refresh: bool = False
+    warnings: Tuple[str, ...] = ()
 
 
 def _dedupe(values: Iterable[Any]) -> Tuple[Any, ...]:
@@ -185,6 +181,7 @@ def build_request(
     lun_addressing: str = "peripheral",
     allow_wildcard: bool = False,
     refresh: bool = False,
+    resolver: Callable[[str], List[str]] = getaddrinfo_addresses,
 ) -> ScanRequest:
     """Validate the user's input; :class:`InputError` names the option and the value it refused.
 
@@ -203,15 +200,11 @@ def build_request(
     if not luns:
         raise InputError("luns must name at least one LUN of the target", option="luns", value=luns)
     array_luns, kernel_luns = _parse_luns(luns, lun_addressing)
-    parsed_portals = []
-    for portal in portals or ():
-        try:
-            parsed_portals.append(parse_portal(portal))
-        except PortalError as exc:
-            raise InputError(f"invalid portal: {exc}", option="portal", value=portal) from None
+    resolved, warnings = resolve_portals([(text, None) for text in portals or ()], resolver=resolver, option="portals")
     return ScanRequest(
         target=name,
-        portals=_dedupe(parsed_portals),
+        portals=tuple(entry.portal for entry in resolved),
+        warnings=tuple(warnings),
         luns=kernel_luns,
         array_luns=array_luns,
         addressing=lun_addressing,
@@ -316,12 +309,19 @@ def _existing_action(device: Optional[ScsiDevice], refresh: bool) -> Optional[st
     return ACTION_REFRESH if refresh else ACTION_PRESENT
 
 
-def _session_item(
-    *, request: ScanRequest, snapshot: Snapshot, session: IscsiSession, lun: int, array_lun: int
+def session_item(
+    *,
+    snapshot: Snapshot,
+    session: IscsiSession,
+    lun: int,
+    array_lun: int,
+    allow_wildcard: bool = False,
+    refresh: bool = False,
 ) -> ScanItem:
+    """The scan item of Linux LUN ``lun`` on one session: scan it, or why not (present, pending, skip)."""
     address = snapshot.scan_address(sid=session.sid)
     if address is None:
-        if not request.allow_wildcard:
+        if not allow_wildcard:
             raise ResolveError(
                 f"{_session_label(session)} has no target directory yet and the kernel shows no target_id for it: "
                 f"only a wildcard scan '- - {lun}' of host{session.host} could reach it; set allow_wildcard=true "
@@ -351,7 +351,7 @@ def _session_item(
         array_lun=array_lun,
         action=ACTION_SCAN,
     )
-    existing = _existing_action(find_device(item=item, snapshot=snapshot), request.refresh)
+    existing = _existing_action(find_device(item=item, snapshot=snapshot), refresh)
     if existing is not None:
         return dataclasses.replace(item, action=existing)
     if not session.logged_in:
@@ -437,13 +437,25 @@ def plan_scan(*, request: ScanRequest, snapshot: Snapshot) -> ScanPlan:
         for lun, array_lun in zip(request.luns, request.array_luns):
             for session in sessions:
                 items.append(
-                    _session_item(request=request, snapshot=snapshot, session=session, lun=lun, array_lun=array_lun)
+                    session_item(
+                        snapshot=snapshot,
+                        session=session,
+                        lun=lun,
+                        array_lun=array_lun,
+                        allow_wildcard=request.allow_wildcard,
+                        refresh=request.refresh,
+                    )
                 )
+    return make_plan(items=items, sessions=sessions)
+
+
+def make_plan(*, items: Sequence[ScanItem], sessions: Sequence[IscsiSession]) -> ScanPlan:
+    """The plan of these items (each once); :class:`ResolveError` when none of them can be scanned."""
     unique = _dedupe(items)
     if all(item.action == ACTION_SKIP for item in unique):
         reasons = "; ".join(_dedupe(item.reason for item in unique))
         raise ResolveError(f"nothing can be scanned: {reasons}", skipped=[item.address for item in unique])
-    return ScanPlan(items=unique, sessions=sessions)
+    return ScanPlan(items=unique, sessions=tuple(sessions))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -491,24 +503,12 @@ def planned_writes(*, plan: ScanPlan, sysfs_root: str) -> Tuple[SysfsWrite, ...]
     return tuple(writes)
 
 
-def write_attribute(path: str, text: str) -> None:
-    """Write ``text`` to an existing sysfs attribute; never creates a file."""
-    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        os.write(fd, text.encode("ascii"))
-    finally:
-        os.close(fd)
-
-
-def apply_plan(
-    *, plan: ScanPlan, sysfs_root: str, write: Optional[Callable[[str, str], None]] = None
-) -> Tuple[SysfsWrite, ...]:
+def apply_plan(*, plan: ScanPlan, host: Host) -> Tuple[SysfsWrite, ...]:
     """Do the plan's writes; returns them. :class:`ScanWriteError` names the failed write and the ones done."""
-    writer = write if write is not None else write_attribute
     done: List[SysfsWrite] = []
-    for item in planned_writes(plan=plan, sysfs_root=sysfs_root):
+    for item in planned_writes(plan=plan, sysfs_root=host.sysfs_root):
         try:
-            writer(item.path, item.text)
+            host.write(item.path, item.text)
         except OSError as exc:
             raise ScanWriteError(
                 f"writing '{item.text}' to {item.path} failed: {exc.strerror or exc}",
@@ -555,22 +555,21 @@ def _seen(item: ScanItem, snapshot: Snapshot) -> str:
 def wait_for_devices(
     *,
     plan: ScanPlan,
-    sysfs_root: str,
+    host: Host,
     timeout: float,
     scanned: Sequence[SysfsWrite] = (),
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Tuple[Snapshot, float]:
     """Poll sysfs until every scanned item has a block device; returns the last snapshot and seconds waited.
 
     :class:`ScanTimeout` after ``timeout`` seconds names the LUNs still missing, what sysfs showed for
     them, and the exact lines that were written.
     """
+    clock = host.clock
     start = clock()
     last: List[Snapshot] = []
 
     def poll() -> Optional[Snapshot]:
-        snapshot = read_snapshot(sysfs_root=sysfs_root)
+        snapshot = host.snapshot()
         last[:] = [snapshot]
         return None if missing_items(plan=plan, snapshot=snapshot) else snapshot
 
@@ -586,11 +585,11 @@ def wait_for_devices(
                 max_interval=_POLL_MAX_INTERVAL,
                 describe="block devices",
                 clock=clock,
-                sleep=sleep,
+                sleep=host.sleep,
             ),
         )
     except WaitTimeout:
-        final = last[0] if last else read_snapshot(sysfs_root=sysfs_root)
+        final = last[0] if last else host.snapshot()
         missing = missing_items(plan=plan, snapshot=final)
         lines = ", ".join(f"host{w.host} '{w.text}'" for w in scanned) or "nothing"
         seen = "; ".join(_seen(item, final) for item in missing)

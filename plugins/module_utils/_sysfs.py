@@ -28,27 +28,23 @@ read a new one.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl, HctlError, parse_hctl
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal, parse_portal
 
 __all__ = [
     "DEFAULT_SYSFS_ROOT",
     "DeviceSplit",
     "DmMap",
     "IscsiSession",
-    "Portal",
-    "PortalError",
     "ScsiDevice",
     "ScsiHost",
     "Snapshot",
     "SysfsError",
-    "normalize_address",
     "normalize_wwid",
-    "parse_portal",
     "read_attribute",
     "read_snapshot",
     "scsi_device_delete_path",
@@ -75,10 +71,6 @@ _MPATH_UUID_PREFIX = "mpath-"
 
 class SysfsError(Exception):
     """The sysfs state is inconsistent with what the caller asked (e.g. paths held by different maps)."""
-
-
-class PortalError(ValueError):
-    """A portal string that cannot be parsed."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,67 +101,6 @@ def wwid_from_dm_uuid(uuid: Optional[str]) -> Optional[str]:
     if uuid is None or not uuid.startswith(_MPATH_UUID_PREFIX):
         return None
     return uuid[len(_MPATH_UUID_PREFIX) :] or None
-
-
-def normalize_address(address: str) -> str:
-    """An address as compared here: without IPv6 brackets, canonical for IP literals, lower case otherwise."""
-    text = address.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return ipaddress.ip_address(text).compressed
-    except ValueError:
-        return text.lower()
-
-
-@dataclasses.dataclass(frozen=True)
-class Portal:
-    """An iSCSI portal. ``address`` is unbracketed; ``port`` None means "any port" when matching."""
-
-    address: str
-    port: Optional[int] = None
-
-    def __str__(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return host if self.port is None else f"{host}:{self.port}"
-
-    def matches(self, *, address: Optional[str], port: Optional[int]) -> bool:
-        """True if a session side (address, port) is this portal: same address, and same port if one is set."""
-        if address is None or normalize_address(address) != normalize_address(self.address):
-            return False
-        return self.port is None or self.port == port
-
-
-def _parse_port(text: str, portal: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise PortalError(f"portal '{portal}' has an invalid port '{text}'")
-    return int(text)
-
-
-def parse_portal(text: Union[str, Portal]) -> Portal:
-    """Parse ``10.0.0.1``, ``10.0.0.1:3260``, ``[fd00::1]:3260``, ``fd00::1``, ``host:3260`` (a ``,tpgt`` suffix
-    as printed by iscsiadm is ignored)."""
-    if isinstance(text, Portal):
-        return text
-    raw = text.strip()
-    body = raw
-    if "," in body:
-        body, _sep, tpgt = body.rpartition(",")
-        if not tpgt.isdigit():
-            raise PortalError(f"portal '{raw}' has an invalid ',tpgt' suffix")
-    if not body:
-        raise PortalError("portal must not be empty")
-    if body.startswith("["):
-        address, bracket, rest = body[1:].partition("]")
-        if not bracket or not address or (rest and not rest.startswith(":")):
-            raise PortalError(f"portal '{raw}' is not '[address]:port'")
-        return Portal(address=address, port=_parse_port(rest[1:], raw) if rest else None)
-    if body.count(":") > 1:  # a bare IPv6 address: no port can be told apart
-        return Portal(address=body)
-    address, colon, port = body.partition(":")
-    if not address:
-        raise PortalError(f"portal '{raw}' has no address")
-    return Portal(address=address, port=_parse_port(port, raw) if colon else None)
 
 
 def scsi_host_scan_path(*, host: int, sysfs_root: str = DEFAULT_SYSFS_ROOT) -> str:
@@ -225,7 +156,7 @@ class IscsiSession:
             return False
         if portal is None:
             return True
-        wanted = parse_portal(portal)
+        wanted = portal if isinstance(portal, Portal) else parse_portal(portal)
         return any(
             side is not None and wanted.matches(address=side.address, port=side.port)
             for side in (self.portal, self.persistent_portal)
@@ -492,7 +423,7 @@ def _session_targets(session_dir: str, host: int) -> Tuple[Tuple[int, int], ...]
 
 
 def _portal(address: Optional[str], port: Optional[int]) -> Optional[Portal]:
-    if address is None:
+    if address is None or port is None:
         return None
     return Portal(address=address, port=port)
 

@@ -6,23 +6,33 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: iscsi_lun_attach
-short_description: Attach or detach one iSCSI LUN by scanning exactly that LUN
+short_description: Attach or detach iSCSI LUNs by scanning exactly those LUNs
 version_added: 0.1.0
 description:
-  - Attaches one LUN of an iSCSI target on every requested portal without ever scanning the whole
-    session, so a LUN that another run is detaching at the same time cannot come back.
+  - Attaches one or several LUNs of an iSCSI target on every requested portal without ever scanning the
+    whole session, so a LUN that another run is detaching at the same time cannot come back.
+  - All LUNs of one call are handled under one host lock, with one read of the host, one targeted scan
+    write per LUN and session, and one wait for every block device and multipath map.
   - With O(state=present) it ensures a node record per portal with C(node.session.scan=manual) written
     before any login (and re-applied after discovery), sets CHAP, logs in where no session exists, writes
-    C(C T L) for this LUN to each session's SCSI host scan file, waits for the block devices and, with
-    O(multipath=true), for the multipath map holding all of them, and checks the LUN's identity (same WWID
-    and size on every path, paths on distinct SCSI hosts, O(expected_wwid)).
+    C(C T L) for each LUN to each session's SCSI host scan file, waits for the block devices and, with
+    O(multipath=true), for the multipath map holding all of them, and checks each LUN's identity across
+    all of its paths (same WWID and size on every path, paths on distinct SCSI hosts, O(expected_wwid)).
+  - A path is (portal, target, LUN). Arrays that present one target name per controller port are attached
+    with a target per portal (see O(portals)); identity checks, the map wait and the rollback span every
+    path of the LUN whatever target name it goes through.
   - A device already present at the LUN's address that carries another LU's identity (the array reused
     the LUN number) is never used; the module fails naming it, unless O(stale_device=replace) and the
     device is neither held nor open.
-  - With O(state=absent) it flushes the LUN's multipath map, deletes its paths in that order, and logs a
-    session out only when no other LUN of that session remains.
-  - If a step of an attach fails, what this run created (devices, sessions, node records) is removed
-    again, so the host is left as it was.
+  - With O(state=absent) it checks every requested LUN first (mounted, held, open or blocked paths refuse
+    the whole call, nothing changed, unless O(force)), then flushes each LUN's multipath map and deletes its
+    paths in that order, and logs a session out only when no other LUN of that session remains.
+  - "Rollback: a LUN that fails (wrong identity, no block device or map before O(timeout)) is rolled back
+    alone: the devices (and a map multipathd built for them) that this run created for it are removed, and
+    the module fails naming it. LUNs that passed stay attached and are reported, because they are complete
+    and verified and a re-run converges; sessions, node records and discovery records this run created are
+    removed only when no requested LUN is left attached. An error before the LUNs are scanned (login,
+    sessions) rolls back everything this run created."
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - iscsiadm (open-iscsi) with C(node.session.scan) support (2.0.874 or later)
@@ -44,22 +54,39 @@ attributes:
     support: full
 options:
   target:
-    description: iSCSI name of the target (IQN, EUI or NAA form).
+    description:
+      - iSCSI name of the target (IQN, EUI or NAA form, RFC 3720) for every portal of O(portals).
+      - Leave it out when each entry of O(portals) names its own target.
     type: str
-    required: true
   portals:
     description:
-      - Portals to log in through, one session each; V(address), V(address:port), V([ipv6]:port) or a host name.
-      - The default port is 3260.
+      - Portals to log in through, one session each. An entry is V(address), V(address:port),
+        V([ipv6]:port) or a host name, or a dict C({portal: ADDRESS[:PORT], target: IQN}) for arrays that
+        present one target name per controller port (like os-brick's C(target_portals)/C(target_iqns)).
+      - "Port policy (every module of this collection): a portal without a port is port 3260.
+        V(192.0.2.10) never matches a session on V(192.0.2.10:3261)."
+      - A host name stands for every address it resolves to on the managed host (C(getaddrinfo), TCP): each
+        address is a portal of its own (V(localhost) is usually V(127.0.0.1:3260) and V([::1]:3260)). A name
+        that does not resolve fails before anything is changed.
+      - The same portal given twice (V(192.0.2.10) and V(192.0.2.10:3260), or a name and one of its
+        addresses) is used once, with a warning; with two different targets it is refused.
     type: list
-    elements: str
+    elements: raw
     required: true
   lun:
     description:
       - The LUN number as the array presents it. See O(lun_addressing) for LUNs above 255.
       - A decimal or C(0x) hexadecimal number; never a wildcard.
+      - Exactly one of O(lun) and O(luns) is required. With O(lun) the result keeps the single-LUN shape
+        (RV(hctl), RV(devices), RV(wwid), RV(dm), ... at the top level).
     type: str
-    required: true
+  luns:
+    description:
+      - Several LUNs of the target, attached or detached in one call under one lock. Each entry is a LUN
+        number (as for O(lun)) or a dict C({lun: N, expected_wwid: WWID}).
+      - The result has one entry per LUN in RV(luns).
+    type: list
+    elements: raw
   lun_addressing:
     description:
       - How the array encodes LUN numbers, which decides the Linux LUN the kernel uses.
@@ -120,7 +147,9 @@ options:
   expected_wwid:
     description:
       - The WWID the LUN must carry, in multipath form (V(36001405...)) or as the kernel shows it (V(naa.6001405...)).
-      - The attach fails, and removes what it created, when the LUN carries another WWID.
+      - The attach fails, and removes what it created, when the LUN carries another WWID. A LUN that was
+        attached before the run is left as it was.
+      - Refused at once when it is not a WWID. Goes with O(lun); with O(luns) give it per entry.
     type: str
   stale_device:
     description:
@@ -130,14 +159,20 @@ options:
     choices: [fail, replace]
     default: fail
   timeout:
-    description: Seconds to wait for sessions, block devices and the multipath map.
-    type: int
+    description:
+      - Seconds to wait for logged-in sessions, for the block devices and for the multipath maps (each
+        wait has this deadline), and for a path to leave sysfs on detach.
+      - A requested portal whose session stays in recovery fails the attach after this time, naming the
+        portal and the session.
+    type: float
     default: 60
   login_timeout:
     description:
       - Seconds one login may take. iscsid is also told to retry an initial login only twice, so an
         unreachable portal fails fast instead of after two minutes.
-    type: int
+      - A failed login asks the portal which targets it offers (SendTargets, nothing stored), so an unknown
+        target name is told apart from an unreachable portal.
+    type: float
     default: 30
   remove_node:
     description: With O(state=absent), delete the node records of the sessions that were logged out.
@@ -179,6 +214,24 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ lun3.dm.path }} ({{ lun3.by_id }})"
 
+- name: Attach four LUNs of a hypervisor's guests in one call (one lock, one scan per LUN and session)
+  lunsafe.san.iscsi_lun_attach:
+    target: iqn.2003-01.org.example:array
+    portals: [192.0.2.10, 192.0.2.11]
+    luns: [10, 11, 12, {lun: 13, expected_wwid: 36001405feedfacefeedfacefeedface0}]
+  register: guests
+
+- name: Show each LUN's multipath device
+  ansible.builtin.debug:
+    msg: "{{ guests.luns | map(attribute='dm') | map(attribute='path') | list }}"
+
+- name: An array that presents one target name per controller port
+  lunsafe.san.iscsi_lun_attach:
+    portals:
+      - {portal: 192.0.2.10, target: "iqn.2003-01.org.example:array.ctl-a"}
+      - {portal: 192.0.2.11, target: "iqn.2003-01.org.example:array.ctl-b"}
+    lun: 5
+
 - name: Detach LUN 3 (refuses while it is mounted or held)
   lunsafe.san.iscsi_lun_attach:
     target: iqn.2003-01.org.example:array
@@ -202,8 +255,28 @@ sessions:
   elements: dict
   sample: [{"sid": 1, "host": 2, "target": "iqn.2003-01.org.example:array", "portal": "192.0.2.10:3260",
             "state": "LOGGED_IN", "iface": "default"}]
+luns:
+  description:
+    - One entry per requested LUN, in the order given (also with O(lun), and also on failure).
+    - C(state) is V(attached), V(absent) (nothing there; also the check-mode prediction for a LUN not yet
+      attached), V(detached) (removed by this run) or V(failed); C(msg) says why a LUN failed.
+    - The other keys are those of the single-LUN result (RV(hctl), RV(devices), RV(wwid), RV(size_bytes),
+      RV(dm), RV(by_id), RV(removed), RV(plan)) for this LUN, and C(linux_lun), the LUN number the kernel uses.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"lun": "3", "linux_lun": 3, "state": "attached", "hctl": ["2:0:0:3", "3:0:0:3"], "devices": [],
+            "wwid": "36001405a1b2c3d4e5f60718293a4b5c6", "size_bytes": 67108864, "dm": null,
+            "by_id": "/dev/disk/by-id/dm-uuid-mpath-36001405a1b2c3d4e5f60718293a4b5c6",
+            "removed": {"map": null, "paths": []}, "plan": []}]
+rolled_back:
+  description: What a failed attach undid (devices deleted, maps flushed, sessions logged out, records removed).
+  returned: always
+  type: list
+  elements: str
+  sample: ["deleted sdc", "deleted sdd"]
 hctl:
-  description: The SCSI addresses of the LUN's paths.
+  description: The SCSI addresses of the LUN's paths (with O(lun); see RV(luns) otherwise).
   returned: always
   type: list
   elements: str
@@ -216,13 +289,13 @@ devices:
   sample: [{"hctl": "2:0:0:3", "name": "sdc", "path": "/dev/sdc", "wwid": "36001405a1b2c3d4e5f60718293a4b5c6",
             "state": "running", "size_bytes": 67108864, "new": true}]
 wwid:
-  description: The LUN's WWID in multipath form.
-  returned: when the LUN is attached
+  description: The LUN's WWID in multipath form (with O(lun)).
+  returned: always (null when the LUN is not attached)
   type: str
   sample: 36001405a1b2c3d4e5f60718293a4b5c6
 size_bytes:
-  description: The LUN's size.
-  returned: when the LUN is attached
+  description: The LUN's size (with O(lun)).
+  returned: always (null when the LUN is not attached)
   type: int
   sample: 67108864
 dm:
@@ -232,8 +305,8 @@ dm:
   sample: {"dm": "dm-0", "name": "mpatha", "uuid": "mpath-36001405a1b2c3d4e5f60718293a4b5c6",
            "path": "/dev/mapper/mpatha", "slaves": ["sdc", "sdd"]}
 by_id:
-  description: The stable /dev/disk/by-id path of the LUN (the map's when multipath is used).
-  returned: when the LUN is attached
+  description: The stable /dev/disk/by-id path of the LUN (the map's when multipath is used; with O(lun)).
+  returned: always (null when the LUN is not attached)
   type: str
   sample: /dev/disk/by-id/dm-uuid-mpath-36001405a1b2c3d4e5f60718293a4b5c6
 nodes:
@@ -279,621 +352,154 @@ timings:
   type: dict
   sample: {"observe": 0.08, "login": 0.61, "stale_check": 0.0, "scan": 0.21, "map": 0.35, "total": 1.25}
 discovered:
-  description: With O(discover=true), the portals of the target whose node records discovery added in this run.
-  returned: when O(discover=true) and not in check mode
+  description:
+    - With O(discover=true), the node records (target and portal) discovery added in this run, of every
+      target the portals reported; each got C(node.session.scan=manual). Adding any makes the run changed.
+  returned: always (empty without O(discover=true) and in check mode)
   type: list
-  elements: str
-  sample: ["192.0.2.10:3260", "[fd00::10]:3260"]
+  elements: dict
+  sample: [{"target": "iqn.2003-01.org.example:array", "portal": "[fd00::10]:3260"}]
 plan:
-  description: With O(state=absent), the ordered removal steps (in check mode, the steps that would run).
-  returned: when O(state=absent) and the LUN has paths
+  description: With O(state=absent), the ordered removal steps (in check mode, the steps that would run; with O(lun)).
+  returned: always (empty when nothing is to be removed)
   type: list
   elements: dict
   sample: [{"action": "flush_map", "target": "mpatha"}, {"action": "delete_path", "target": "sdc", "hctl": "2:0:0:3"}]
 nodes_removed:
   description: With O(state=absent) and O(remove_node=true), the portals whose node records were deleted.
-  returned: when O(state=absent)
+  returned: always
   type: list
   elements: str
   sample: ["192.0.2.10:3260"]
 removed:
-  description: With O(state=absent), the map and paths removed.
+  description: With O(state=absent), the map and paths removed (with O(lun)).
   returned: always
   type: dict
   sample: {"map": "mpatha", "paths": ["sdc", "sdd"]}
 """
 
-import os
-import time
-import traceback
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
-from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
-from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
-from ansible_collections.lunsafe.san.plugins.module_utils import _login as login_utils
-from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as multipath
-from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import DaemonUnavailable, LunsafeError, ToolError
-from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
+from ansible_collections.lunsafe.san.plugins.module_utils import _attach as procedure
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
-from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
-    DEFAULT_SYSFS_ROOT,
-    Snapshot,
-    parse_portal,
-    read_snapshot,
-    scsi_device_delete_path,
+
+ARGUMENT_SPEC: Dict[str, Any] = dict(
+    target=dict(type="str"),
+    portals=dict(type="list", elements="raw", required=True),
+    lun=dict(type="str"),
+    luns=dict(type="list", elements="raw"),
+    lun_addressing=dict(type="str", default="peripheral", choices=["peripheral", "transparent", "sam2", "sam3_flat"]),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    iface=dict(type="str"),
+    discover=dict(type="bool", default=False),
+    chap_username=dict(type="str"),
+    chap_password=dict(type="str", no_log=True),
+    chap_username_in=dict(type="str"),
+    chap_password_in=dict(type="str", no_log=True),
+    discovery_chap_username=dict(type="str"),
+    discovery_chap_password=dict(type="str", no_log=True),
+    node_startup=dict(type="str", default="manual", choices=["manual", "automatic"]),
+    multipath=dict(type="bool", default=True),
+    expected_wwid=dict(type="str"),
+    stale_device=dict(type="str", default="fail", choices=["fail", "replace"]),
+    timeout=dict(type="float", default=60),
+    login_timeout=dict(type="float", default=30),
+    remove_node=dict(type="bool", default=True),
+    force=dict(type="bool", default=False),
+    logout=dict(type="bool", default=True),
+    **LOCK_ARGUMENT_SPEC,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
-SYSFS_ROOT = DEFAULT_SYSFS_ROOT
-MOUNTINFO = "/proc/self/mountinfo"
+# the single-LUN result shape (with O(lun)): these keys of the LUN's entry stand at the top level too
+SINGLE_LUN_KEYS = ("hctl", "devices", "wwid", "size_bytes", "dm", "by_id", "removed", "plan")
 
 
-def argument_spec() -> Dict[str, Any]:
-    return dict(
-        target=dict(type="str", required=True),
-        portals=dict(type="list", elements="str", required=True),
-        lun=dict(type="str", required=True),
-        lun_addressing=dict(
-            type="str", default="peripheral", choices=["peripheral", "transparent", "sam2", "sam3_flat"]
-        ),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        iface=dict(type="str"),
-        discover=dict(type="bool", default=False),
-        chap_username=dict(type="str"),
-        chap_password=dict(type="str", no_log=True),
-        chap_username_in=dict(type="str"),
-        chap_password_in=dict(type="str", no_log=True),
-        discovery_chap_username=dict(type="str"),
-        discovery_chap_password=dict(type="str", no_log=True),
-        node_startup=dict(type="str", default="manual", choices=["manual", "automatic"]),
-        multipath=dict(type="bool", default=True),
-        expected_wwid=dict(type="str"),
-        stale_device=dict(type="str", default="fail", choices=["fail", "replace"]),
-        timeout=dict(type="int", default=60),
-        login_timeout=dict(type="int", default=30),
-        remove_node=dict(type="bool", default=True),
-        force=dict(type="bool", default=False),
-        logout=dict(type="bool", default=True),
-        **LOCK_ARGUMENT_SPEC,
+def result_keys(result: Dict[str, Any], *, single: bool) -> Dict[str, Any]:
+    """The documented result: with O(lun), the LUN's own keys at the top level as well."""
+    out = dict(result)
+    if single:
+        entry = (result.get("luns") or [{}])[0]
+        for key in SINGLE_LUN_KEYS:
+            out[key] = entry.get(key, [] if key in ("hctl", "devices", "plan") else None)
+        if out["removed"] is None:
+            out["removed"] = {"map": None, "paths": []}
+    return out
+
+
+def main(make_host: Callable[[Runner], Host] = system_host) -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("lun", "luns"), ("expected_wwid", "luns")],
+        required_one_of=[("lun", "luns")],
+        required_together=[
+            ("chap_username", "chap_password"),
+            ("chap_username_in", "chap_password_in"),
+            ("discovery_chap_username", "discovery_chap_password"),
+        ],
+        required_by={"chap_username_in": "chap_username"},
+        supports_check_mode=True,
     )
-
-
-class Attach:
-    """One run of the module: observe, plan, apply (unless check mode), observe again."""
-
-    def __init__(self, module: AnsibleModule, runner: Runner) -> None:
-        p = module.params
-        self.module = module
-        self.runner = runner
-        self.check = module.check_mode
-        self.target = iscsiadm.validate_target_name(p["target"])
-        self.portals = [iscsiadm.parse_portal(text, option="portals") for text in p["portals"]]
-        if not self.portals:
-            raise LunsafeError("portals must name at least one portal", option="portals")
-        self.sysfs_portals = [parse_portal(portal.for_iscsiadm()) for portal in self.portals]
-        try:
-            self.array_lun = parse_lun_token(p["lun"])
-            self.lun = linux_lun(lun=self.array_lun, addressing=p["lun_addressing"])
-        except HctlError as exc:
-            raise LunsafeError(f"invalid lun: {exc}", option="lun", value=p["lun"]) from None
-        self.iface = p["iface"]
-        self.chap = self._chap("chap_username", "chap_password", "chap_username_in", "chap_password_in")
-        self.discovery_chap = self._chap("discovery_chap_username", "discovery_chap_password", None, None)
-        for chap in (self.chap, self.discovery_chap):
-            if chap is not None:
-                runner.add_redaction(*chap.secrets())
-        self.wanted = login_utils.wanted_node_settings(
-            chap=self.chap, startup=p["node_startup"], login_retries=2, login_timeout=p["login_timeout"]
-        )
-        # what this run created, to undo on failure
-        self.created_nodes: List[iscsiadm.Portal] = []
-        self.created_discovery: List[iscsiadm.Portal] = []
-        self.logged_in: List[iscsiadm.Portal] = []
-        self.new_devices: List[str] = []
-        self.timings: Dict[str, float] = {}
-        self._started = self._last_mark = time.monotonic()
-        self.result: Dict[str, Any] = {
-            "changed": False,
-            "timings": self.timings,
-            "sessions": [],
-            "hctl": [],
-            "devices": [],
-            "dm": None,
-            "nodes": [],
-            "logged_in": [],
-            "logged_out": [],
-            "scanned": [],
-            "multipath_actions": [],
-            "removed": {"map": None, "paths": []},
-            "lock_lease": None,
-        }
-
-    def _chap(
-        self, user: str, password: str, user_in: Optional[str], password_in: Optional[str]
-    ) -> Optional[login_utils.Chap]:
-        p = self.module.params
-        if p[user] is None and p[password] is None:
-            return None
-        if not p[user] or not p[password]:
-            raise LunsafeError(f"{user} and {password} go together", option=user)
-        mutual_user = p[user_in] if user_in else None
-        mutual_password = p[password_in] if password_in else None
-        if (mutual_user is None) != (mutual_password is None):
-            raise LunsafeError(f"{user_in} and {password_in} go together", option=user_in)
-        return login_utils.Chap(
-            username=p[user], password=p[password], username_in=mutual_user, password_in=mutual_password
-        )
-
-    # -- observe -----------------------------------------------------------------------------------------
-
-    def sessions(self, snapshot: Snapshot) -> List[Any]:
-        found: List[Any] = []
-        for portal in self.sysfs_portals:
-            for session in snapshot.sessions_for(targetname=self.target, portal=portal):
-                if session not in found:
-                    found.append(session)
-        return sorted(found, key=lambda s: s.sid)
-
-    def portals_without_session(self, snapshot: Snapshot) -> List[iscsiadm.Portal]:
-        return [
-            portal
-            for portal, sysfs_portal in zip(self.portals, self.sysfs_portals)
-            if not any(s.logged_in for s in snapshot.sessions_for(targetname=self.target, portal=sysfs_portal))
-        ]
-
-    # -- present -----------------------------------------------------------------------------------------
-
-    def mark(self, phase: str) -> None:
-        """Seconds spent in each phase, measured inside the module (no Ansible transport)."""
-        now = time.monotonic()
-        self.timings[phase] = round(now - self._last_mark, 3)
-        self.timings["total"] = round(now - self._started, 3)
-        self._last_mark = now
-
-    def present(self) -> None:
-        p = self.module.params
-        if p["multipath"]:
-            self.preflight_multipathd()
-        before = read_snapshot(sysfs_root=SYSFS_ROOT)
-        if p["discover"] and not self.check:
-            self._discover()
-        changes = []
-        for portal in self.portals:
-            current = login_utils.read_node(self.runner, target=self.target, portal=portal, iface=self.iface)
-            changes.append(
-                login_utils.plan_node(
-                    target=self.target, portal=portal, iface=self.iface, current=current, wanted=self.wanted
-                )
-            )
-        self.result["nodes"] = [c.to_dict() for c in changes if c.changed]
-        self.mark("observe")
-        missing = self.portals_without_session(before)
-        self.result["logged_in"] = [portal.for_iscsiadm() for portal in missing]
-        if self.check:
-            self.result["changed"] = bool(self.result["nodes"] or missing)
-            self._plan_only(before, missing)
-            return
-        for change in changes:
-            if change.changed:
-                login_utils.apply_node(self.runner, change)
-                if change.create and not any(change.portal.same_as(c) for c in self.created_nodes):
-                    self.created_nodes.append(change.portal)
-        for portal in missing:
-            if login_utils.login(
-                self.runner,
-                target=self.target,
-                portal=portal,
-                iface=self.iface,
-                timeout=p["login_timeout"] + 10,
-                mutual=self.chap is not None and self.chap.username_in is not None,
-            ):
-                self.logged_in.append(portal)
-        snapshot = attach.wait_for_sessions(
-            sysfs_root=SYSFS_ROOT, target=self.target, portals=self.sysfs_portals, timeout=p["timeout"]
-        )
-        self.mark("login")
-        sessions = self.sessions(snapshot)
-        snapshot = self._handle_stale(snapshot, sessions)
-        self.mark("stale_check")
-        request = scan.ScanRequest(
-            target=self.target,
-            portals=tuple(self.sysfs_portals),
-            luns=(self.lun,),
-            array_luns=(self.array_lun,),
-            addressing=p["lun_addressing"],
-        )
-        plan = scan.plan_scan(request=request, snapshot=snapshot)
-        writes = scan.apply_plan(plan=plan, sysfs_root=SYSFS_ROOT)
-        self.result["scanned"] = [w.to_dict() for w in writes]
-        after, _waited = scan.wait_for_devices(plan=plan, sysfs_root=SYSFS_ROOT, timeout=p["timeout"], scanned=writes)
-        self.mark("scan")
-        summary = scan.summarize(plan=plan, before=snapshot, after=after)
-        self.new_devices = [d["name"] for d in summary["devices"] if d["new"]]
-        devices = attach.lun_devices(snapshot=after, sessions=self.sessions(after), lun=self.lun)
-        identity = attach.check_identity(
-            devices=devices, expected_wwid=p["expected_wwid"], paths_expected=len(self.sessions(after))
-        )
-        dm_map = None
-        if p["multipath"]:
-            dm_map, actions = attach.wait_for_map(
-                runner=self.runner,
-                sysfs_root=SYSFS_ROOT,
-                names=[d.name for d in devices if d.name],
-                wwid=identity["wwid"],
-                timeout=p["timeout"],
-            )
-            self.result["multipath_actions"] = actions
-        self.mark("map")
-        final = read_snapshot(sysfs_root=SYSFS_ROOT)
-        self._report(before=before, after=final, identity=identity, dm_map=dm_map)
-        self.result["changed"] = bool(
-            self.result["nodes"] or self.logged_in or self.new_devices or self.result["multipath_actions"]
-        )
-
-    def preflight_multipathd(self) -> None:
-        """Fail before any change when multipathd does not answer (multipath=true cannot work then).
-
-        ``multipathd show status`` starts a stopped daemon through multipathd.socket when that unit
-        is listening, so only a daemon that is really unavailable fails here.
-        """
-        argv = multipath.show_status()
-        try:
-            reply = self.runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
-            multipath.check_reply(reply.rc, reply.stdout, reply.stderr, cmd=reply.cmd)
-        except DaemonUnavailable as exc:
-            raise LunsafeError(
-                f"{exc.msg}: multipath=true needs it, nothing was changed; start it "
-                "(systemctl start multipathd.socket multipathd) or set multipath=false",
-                cmd=exc.details.get("cmd"),
-                rc=exc.details.get("rc"),
-                stderr=exc.details.get("stderr"),
-                rc_name="multipathd_unavailable",
-            ) from None
-        except ToolError as exc:
-            raise LunsafeError(
-                f"multipathd did not answer `show status` ({exc.msg}): multipath=true needs it, nothing was changed; "
-                "check `systemctl status multipathd`",
-                cmd=exc.details.get("cmd"),
-                rc=exc.details.get("rc"),
-                stderr=exc.details.get("stderr"),
-                rc_name="multipathd_unavailable",
-            ) from None
-
-    def _discover(self) -> None:
-        """SendTargets discovery on each portal; records it creates get manual scan and are undone on failure.
-
-        Discovery creates a record for every portal the target reports, not only the requested ones: a
-        record left with iscsid.conf's ``node.session.scan = auto`` would scan every LUN on a later login.
-        """
-        p = self.module.params
-        known = login_utils.list_nodes(self.runner)
-        had_discovery = login_utils.discovery_records(self.runner)
-        for portal in self.portals:
-            create = not any(portal.same_as(other) for other in had_discovery)
-            if create:
-                self.created_discovery.append(portal)
-            login_utils.discover(
-                self.runner,
-                portal=portal,
-                iface=self.iface,
-                chap=self.discovery_chap,
-                timeout=p["login_timeout"],
-                create=create,
-            )
-        new = [
-            node
-            for node in login_utils.list_nodes(self.runner)
-            if node.target == self.target
-            and not any(old.target == node.target and old.portal.same_as(node.portal) for old in known)
-        ]
-        for node in new:
-            self.created_nodes.append(node.portal)
-            if not any(node.portal.same_as(portal) for portal in self.portals):
-                login_utils.apply_node(
-                    self.runner,
-                    login_utils.NodeChange(
-                        target=self.target,
-                        portal=node.portal,
-                        iface=self.iface,
-                        create=False,
-                        updates=((login_utils.SCAN_KEY, "manual"),),
-                    ),
-                )
-        self.result["discovered"] = [node.portal.for_iscsiadm() for node in new]
-
-    def _handle_stale(self, snapshot: Snapshot, sessions: List[Any]) -> Snapshot:
-        devices = attach.lun_devices(snapshot=snapshot, sessions=sessions, lun=self.lun)
-        fresh: Dict[str, Optional[str]] = {}
-        scsi_id = next((path for path in attach.SCSI_ID_CANDIDATES if os.access(path, os.X_OK)), None)
-        for device in devices:
-            if scsi_id is not None and device.name and device.state == "running":
-                fresh[device.name] = attach.fresh_wwid(self.runner, name=device.name, scsi_id=scsi_id)
-        stale = attach.stale_devices(
-            devices=devices, snapshot=snapshot, expected_wwid=self.module.params["expected_wwid"], fresh=fresh
-        )
-        if not stale:
-            return snapshot
-        if self.module.params["stale_device"] != "replace":
-            raise LunsafeError(
-                "a device at this LUN's address carries another LU's identity (the array reused the LUN number?): "
-                "refusing to use it; detach the old LUN (its map and paths) first, or set stale_device=replace",
-                stale=stale,
-            )
-        for entry in stale:
-            found = snapshot.device(name=entry["name"])
-            if found is None:
-                continue
-            device = found
-            if device.holders or device.partitions:
-                raise LunsafeError(
-                    f"stale device {device.name} at {device.hctl} is held by "
-                    f"{', '.join(device.holders + device.partitions)}: "
-                    "flush its old map first (lunsafe.san.multipath_flush)",
-                    stale=stale,
-                )
-            scan.write_attribute(scsi_device_delete_path(hctl=device.hctl, sysfs_root=SYSFS_ROOT), "1")
-        self.result["stale_replaced"] = stale
-        return read_snapshot(sysfs_root=SYSFS_ROOT)
-
-    def _plan_only(self, before: Snapshot, missing: List[iscsiadm.Portal]) -> None:
-        """Check mode: report the scans that would be written on the sessions that exist now."""
-        sessions = [s for s in self.sessions(before) if s.logged_in]
-        if sessions:
-            request = scan.ScanRequest(
-                target=self.target,
-                luns=(self.lun,),
-                array_luns=(self.array_lun,),
-                portals=tuple(p for p, ip in zip(self.sysfs_portals, self.portals) if ip not in missing),
-            )
-            try:
-                plan = scan.plan_scan(request=request, snapshot=before)
-            except scan.ResolveError as exc:
-                self.result["warnings_check_mode"] = [exc.msg]
-            else:
-                self.result["scanned"] = [w.to_dict() for w in scan.planned_writes(plan=plan, sysfs_root=SYSFS_ROOT)]
-                self.result["changed"] = self.result["changed"] or bool(self.result["scanned"])
-        if missing:
-            self.result["changed"] = True
-        devices = attach.lun_devices(snapshot=before, sessions=sessions, lun=self.lun)
-        self.result["devices"] = [scan.device_facts(device=d, snapshot=before, new=False) for d in devices]
-        self.result["hctl"] = [str(d.hctl) for d in devices]
-        self.result["sessions"] = [attach.session_facts(s) for s in self.sessions(before)]
-
-    def _report(self, *, before: Snapshot, after: Snapshot, identity: Dict[str, Any], dm_map: Any) -> None:
-        sessions = self.sessions(after)
-        devices = attach.lun_devices(snapshot=after, sessions=sessions, lun=self.lun)
-        old = {str(d.hctl) for d in attach.lun_devices(snapshot=before, sessions=self.sessions(before), lun=self.lun)}
-        self.result.update(
-            sessions=[attach.session_facts(s) for s in sessions],
-            hctl=[str(d.hctl) for d in devices],
-            devices=[scan.device_facts(device=d, snapshot=after, new=str(d.hctl) not in old) for d in devices],
-            wwid=identity["wwid"],
-            size_bytes=identity["size_bytes"],
-            dm=attach.map_facts(dm_map),
-            by_id=f"/dev/disk/by-id/dm-uuid-mpath-{identity['wwid']}"
-            if dm_map
-            else f"/dev/disk/by-id/scsi-{identity['wwid']}",
-            logged_in=[p.for_iscsiadm() for p in self.logged_in],
-        )
-        self.result["diff"] = {
-            "before": "".join(f"{h}\n" for h in sorted(old)),
-            "after": "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices),
-        }
-
-    # -- absent ------------------------------------------------------------------------------------------
-
-    def absent(self) -> None:
-        """Flush the LUN's map, delete its paths, then log out of sessions that carry no other LUN."""
-        p = self.module.params
-        before = read_snapshot(sysfs_root=SYSFS_ROOT)
-        sessions = self.sessions(before)
-        devices = attach.lun_devices(snapshot=before, sessions=sessions, lun=self.lun)
-        names = [d.name for d in devices if d.name]
-        self.result["devices"] = [scan.device_facts(device=d, snapshot=before, new=False) for d in devices]
-        self.result["hctl"] = [str(d.hctl) for d in devices]
-        dm_map = before.multipath_map_for(names=names) if names else None
-        self.result["dm"] = attach.map_facts(dm_map)
-        settings = flush.Settings(
-            sysfs_root=SYSFS_ROOT,
-            retries=3,
-            retry_interval=2.0,
-            command_timeout=60.0,
-            path_timeout=float(p["timeout"]),
-            force=p["force"],
-        )
-        if dm_map is not None:
-            observation = flush.observe(
-                ref=dm_map.uuid or dm_map.dm, runner=self.runner, sysfs_root=SYSFS_ROOT, snapshot=before
-            )
-            fplan = flush.plan_flush(observation=observation, force=p["force"], remove_wwid_file=False)
-            if fplan.refusals and not p["force"]:
-                raise flush.refusal(observation=observation, plan=fplan)
-            self.result["plan"] = [step.to_dict() for step in fplan.steps]
-            if not self.check:
-                outcome = flush.apply_plan(plan=fplan, observation=observation, runner=self.runner, settings=settings)
-                self.result["removed"] = {"map": dm_map.name, "paths": [x["device"] for x in outcome.paths_removed]}
-        elif devices:
-            self._delete_unmapped(devices, settings)
-        self.mark("remove")
-        after = before if self.check else read_snapshot(sysfs_root=SYSFS_ROOT)
-        left = attach.lun_devices(snapshot=after, sessions=self.sessions(after), lun=self.lun)
-        if left and not self.check:
-            raise LunsafeError(
-                f"the LUN still has paths after removal: {', '.join(str(d.hctl) for d in left)}",
-                hctl=[str(d.hctl) for d in left],
-            )
-        if p["logout"]:
-            self._logout_unused(after, removing=set(names))
+    params = module.params
+    runner = Runner(module, default_timeout=60)
+    host = make_host(runner)
+    single = params["lun"] is not None
+    timings: Dict[str, float] = {}
+    try:
+        request = procedure.build_request(params, resolver=host.resolver)
+    except LunsafeError as exc:
+        module.fail_json(**exc.to_fail_kwargs(), **result_keys(_empty_result(timings), single=single))
+        return
+    runner.add_redaction(*request.secrets())
+    work = procedure.detach if params["state"] == "absent" else procedure.attach
+    lock = lock_from_params(params, check_mode=module.check_mode)
+    try:
+        if lock is None:  # check mode without a lock file: nothing to wait for
+            outcome = work(host, request, check=module.check_mode, timings=timings)
         else:
-            self.result["logged_out"] = []
-            self.result["nodes_removed"] = []
-        self.mark("logout")
-        final = read_snapshot(sysfs_root=SYSFS_ROOT)
-        self.result["sessions"] = [attach.session_facts(s) for s in self.sessions(final)]
-        self.result["changed"] = bool(devices or self.result["logged_out"] or self.result.get("nodes_removed"))
-        self.result["diff"] = {
-            "before": "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices),
-            "after": "" if not self.check else "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices),
-        }
-
-    def _delete_unmapped(self, devices: Sequence[Any], settings: Any) -> None:
-        """Paths without a multipath map: refuse when mounted, held or partitioned (unless force), then delete."""
-        names = [d.name for d in devices if d.name]
-        with open(MOUNTINFO, encoding="utf-8") as handle:
-            mountinfo = handle.read()
-        parts = [part for d in devices for part in d.partitions]
-        users = [
-            h.describe() for h in flush.find_mounts(sysfs_root=SYSFS_ROOT, names=names + parts, mountinfo=mountinfo)
-        ]
-        users += [f"{d.name} held by {', '.join(d.holders)}" for d in devices if d.holders]
-        users += [f"{d.name} has partitions {', '.join(d.partitions)}" for d in devices if d.partitions]
-        if users and not self.module.params["force"]:
-            raise LunsafeError(
-                "refusing to delete the LUN's paths, nothing was changed: " + "; ".join(users) + " (use force)",
-                users=users,
-            )
-        self.result["plan"] = [{"action": "delete_path", "target": d.name, "hctl": str(d.hctl)} for d in devices]
-        if self.check:
-            return
-        for device in devices:
-            scan.write_attribute(scsi_device_delete_path(hctl=device.hctl, sysfs_root=SYSFS_ROOT), "1")
-        wait_until(
-            lambda: not any(read_snapshot(sysfs_root=SYSFS_ROOT).device(name=n) for n in names),
-            timeout=settings.path_timeout,
-            interval=0.1,
-            backoff=1.5,
-            max_interval=1.0,
-            describe="the LUN's paths to leave sysfs",
-        )
-        self.result["removed"] = {"map": None, "paths": names}
-
-    def _logout_unused(self, snapshot: Snapshot, *, removing: Any) -> None:
-        """Log out of each requested portal whose sessions carry no other LUN's device; then drop node records."""
-        p = self.module.params
-        logged_out: List[str] = []
-        nodes_removed: List[str] = []
-        for portal, sysfs_portal in zip(self.portals, self.sysfs_portals):
-            sessions = snapshot.sessions_for(targetname=self.target, portal=sysfs_portal)
-            others = [
-                d
-                for s in sessions
-                for d in snapshot.devices_of_session(sid=s.sid)
-                # a device without a block device yet (a LUN still being probed) is another LUN's too
-                if (d.name is None or d.name not in removing) and (self.check or d.hctl.lun != self.lun)
-            ]
-            if others:
-                continue
-            if sessions:
-                if not self.check:
-                    login_utils.logout(
-                        self.runner,
-                        target=self.target,
-                        portal=portal,
-                        iface=self.iface,
-                        timeout=p["login_timeout"] + 30,
-                    )
-                logged_out.append(portal.for_iscsiadm())
-            if p["remove_node"]:
-                exists = login_utils.read_node(self.runner, target=self.target, portal=portal, iface=self.iface)
-                if exists is not None:
-                    if not self.check:
-                        login_utils.remove_node(self.runner, target=self.target, portal=portal, iface=self.iface)
-                    nodes_removed.append(portal.for_iscsiadm())
-        self.result["logged_out"] = logged_out
-        self.result["nodes_removed"] = nodes_removed
-
-    def rollback(self) -> List[str]:
-        """Undo what this run created, newest first; never touches what existed before."""
-        undone: List[str] = []
-        snapshot = read_snapshot(sysfs_root=SYSFS_ROOT)
-        for name in self.new_devices:
-            device = snapshot.device(name=name)
-            if device is not None and not device.holders:
-                try:
-                    scan.write_attribute(scsi_device_delete_path(hctl=device.hctl, sysfs_root=SYSFS_ROOT), "1")
-                    undone.append(f"deleted {name}")
-                except OSError as exc:
-                    undone.append(f"could not delete {name}: {exc}")
-        for portal in self.logged_in:
-            try:
-                login_utils.logout(self.runner, target=self.target, portal=portal, iface=self.iface, timeout=60)
-                undone.append(f"logged out of {portal.for_iscsiadm()}")
-            except LunsafeError as exc:
-                undone.append(f"could not log out of {portal.for_iscsiadm()}: {exc.msg}")
-        for portal in self.created_nodes:
-            try:
-                login_utils.remove_node(self.runner, target=self.target, portal=portal, iface=self.iface)
-                undone.append(f"removed node record {portal.for_iscsiadm()}")
-            except LunsafeError as exc:
-                undone.append(f"could not remove node record {portal.for_iscsiadm()}: {exc.msg}")
-        for portal in self.created_discovery:
-            try:
-                login_utils.remove_discovery(self.runner, portal=portal, iface=self.iface)
-                undone.append(f"removed discovery record {portal.for_iscsiadm()}")
-            except LunsafeError as exc:
-                undone.append(f"could not remove discovery record {portal.for_iscsiadm()}: {exc.msg}")
-        return undone
-
-
-def execute(run: Attach) -> None:
-    """Present or absent under the host lock (check mode only reads: it takes no lock, writes no lease)."""
-    params = run.module.params
-    work = run.absent if params["state"] == "absent" else run.present
-    if run.check:
-        work()
-        return
-    lock = lock_from_params(params, check_mode=False)
-    if lock is None:  # only in check mode, handled above
-        work()
-        return
-    lock.acquire()
-    run.mark("lock")  # waiting for the host lock (or another procedure's lease), apart from the work
-    succeeded = False
-    try:
-        work()
-        succeeded = True
-    except (LunsafeError, OSError):
-        if params["state"] == "present":
-            run.result["rolled_back"] = run.rollback()
-        raise
-    finally:
-        lock.finish(succeeded=succeeded)
-        run.result["lock_lease"] = lock.lease_outcome
-
-
-def make_runner(module: AnsibleModule) -> Runner:
-    """The command runner (a seam: unit tests give a scripted one)."""
-    return Runner(module, default_timeout=60)
-
-
-def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    runner = make_runner(module)
-    try:
-        run = Attach(module, runner)
-    except LunsafeError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
-        return
-    try:
-        execute(run)
-    except LunsafeError as exc:
-        rolled_back = run.result.get("rolled_back", [])
-        run.mark("failed")
+            with lock:
+                timings["lock"] = round(lock.waited, 3)
+                outcome = work(host, request, check=module.check_mode, timings=timings)
+                lock.work_failed = outcome.error is not None
+    except LunsafeError as exc:  # the lock, or a failure no LUN could own
         module.fail_json(
-            **exc.to_fail_kwargs(), rolled_back=rolled_back, nodes=run.result["nodes"], timings=run.timings
+            **exc.to_fail_kwargs(redact=request.secrets()), **result_keys(_empty_result(timings), single=single)
         )
-    except OSError as exc:
-        module.fail_json(
-            msg=f"sysfs access failed: {exc}",
-            rolled_back=run.result.get("rolled_back", []),
-            exception=traceback.format_exc(),
-        )
-    module.exit_json(**run.result)
+        return
+    result = result_keys(outcome.result, single=single)
+    result["lock_lease"] = None if lock is None else lock.lease_outcome
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    if outcome.error is not None:
+        failure = outcome.error.to_fail_kwargs(redact=request.secrets())
+        failure.update(result)
+        failure["msg"] = outcome.error.msg
+        module.fail_json(**failure)
+    module.exit_json(**result)
+
+
+def _empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
+    return {
+        "changed": False,
+        "timings": timings,
+        "sessions": [],
+        "nodes": [],
+        "logged_in": [],
+        "logged_out": [],
+        "nodes_removed": [],
+        "scanned": [],
+        "multipath_actions": [],
+        "discovered": [],
+        "rolled_back": [],
+        "luns": [],
+        "lock_lease": None,
+    }
 
 
 if __name__ == "__main__":

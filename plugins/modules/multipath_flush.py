@@ -239,15 +239,12 @@ elapsed_seconds:
   sample: 1.42
 """
 
-import time
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
-    DEFAULT_MOUNTINFO,
-    DEFAULT_WWIDS_FILE,
     FlushFailed,
     Observation,
     Settings,
@@ -256,14 +253,9 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     plan_flush,
     refusal,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
-from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner, Runner
-from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT
-
-# Internal, not options: unit tests point these at files built in tmp_path.
-SYSFS_ROOT = DEFAULT_SYSFS_ROOT
-MOUNTINFO = DEFAULT_MOUNTINFO
-WWIDS_FILE = DEFAULT_WWIDS_FILE
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "map": {"type": "str", "required": True},
@@ -275,11 +267,6 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "path_timeout": {"type": "float", "default": 30},
     **LOCK_ARGUMENT_SPEC,
 }
-
-
-def make_runner(module: AnsibleModule) -> CommandRunner:
-    """The command runner (unit tests replace this with a scripted fake)."""
-    return Runner(module, default_timeout=module.params["command_timeout"])
 
 
 def _validate(params: Dict[str, Any]) -> None:
@@ -307,13 +294,21 @@ def _describe(observation: Observation) -> Dict[str, Any]:
     }
 
 
-def run(module: AnsibleModule) -> Dict[str, Any]:
-    """args -> observe -> plan -> (unless check mode) apply -> observe -> result."""
+def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
+    """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
     params = module.params
     _validate(params)
-    runner = make_runner(module)
+    lock = lock_from_params(params, check_mode=module.check_mode)
+    if lock is None:  # check mode without a lock file: nothing to wait for
+        return _work(module, host, None)
+    with lock:
+        return _work(module, host, lock)
+
+
+def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
+    params = module.params
     settings = Settings(
-        sysfs_root=SYSFS_ROOT,
+        host=host,
         retries=params["retries"],
         retry_interval=params["retry_interval"],
         command_timeout=params["command_timeout"],
@@ -321,60 +316,46 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         force=params["force"],
     )
     ref = params["map"].strip()
-    lock = lock_from_params(params, check_mode=module.check_mode)
-    start = time.monotonic()
-    if lock is not None:
-        lock.acquire()
-    succeeded = False
-    try:
-        before = observe(ref=ref, runner=runner, sysfs_root=SYSFS_ROOT, mountinfo_path=MOUNTINFO, wwids_file=WWIDS_FILE)
-        plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
-        if plan.refusals and not params["force"]:
-            raise refusal(observation=before, plan=plan)
-        if module.check_mode:
-            after = None
-            steps = []
-            paths_removed = [
-                {"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid} for path in before.paths
-            ]
-            queueing_disabled = False
-            last_resort = None
-            deferred = False
-            changed = bool(plan.steps)
-        else:
-            try:
-                outcome = apply_plan(plan=plan, observation=before, runner=runner, settings=settings)
-            except LunsafeError as exc:
-                exc.details["changed"] = bool(exc.details.get("done"))
-                exc.details["plan"] = [step.to_dict() for step in plan.steps]
-                raise
-            wwid = before.identity.wwid if before.identity is not None else None
-            after = observe(
-                ref=before.identity.uuid if before.identity is not None else ref,
-                runner=runner,
-                sysfs_root=SYSFS_ROOT,
-                mountinfo_path=MOUNTINFO,
-                wwids_file=WWIDS_FILE,
-                wwid=wwid,
+    start = host.clock()
+    before = observe(ref=ref, host=host)
+    plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
+    if plan.refusals and not params["force"]:
+        raise refusal(observation=before, plan=plan)
+    if module.check_mode:
+        after = None
+        steps = []
+        paths_removed = [{"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid} for path in before.paths]
+        queueing_disabled = False
+        last_resort = None
+        deferred = False
+        changed = bool(plan.steps)
+    else:
+        try:
+            outcome = apply_plan(plan=plan, observation=before, settings=settings)
+        except LunsafeError as exc:
+            exc.details["changed"] = bool(exc.details.get("done"))
+            exc.details["plan"] = [step.to_dict() for step in plan.steps]
+            raise
+        wwid = before.identity.wwid if before.identity is not None else None
+        after = observe(
+            ref=before.identity.uuid if before.identity is not None else ref,
+            host=host,
+            wwid=wwid,
+        )
+        if after.found and not outcome.deferred:
+            raise FlushFailed(
+                f"map {before.identity.uuid if before.identity else ref} is still present after the flush",
+                changed=True,
+                done=outcome.done,
             )
-            if after.found and not outcome.deferred:
-                raise FlushFailed(
-                    f"map {before.identity.uuid if before.identity else ref} is still present after the flush",
-                    changed=True,
-                    done=outcome.done,
-                )
-            steps = outcome.done
-            for warning in outcome.warnings:
-                module.warn(warning)
-            paths_removed = outcome.paths_removed
-            queueing_disabled = outcome.queueing_disabled
-            last_resort = outcome.last_resort
-            deferred = outcome.deferred
-            changed = before.found or bool(paths_removed) or (before.wwid_listed and not after.wwid_listed)
-        succeeded = True
-    finally:
-        if lock is not None:
-            lock.finish(succeeded=succeeded)
+        steps = outcome.done
+        for warning in outcome.warnings:
+            module.warn(warning)
+        paths_removed = outcome.paths_removed
+        queueing_disabled = outcome.queueing_disabled
+        last_resort = outcome.last_resort
+        deferred = outcome.deferred
+        changed = before.found or bool(paths_removed) or (before.wwid_listed and not after.wwid_listed)
     result: Dict[str, Any] = {
         "changed": changed,
         "found": before.found,
@@ -388,7 +369,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
         "forced": plan.forced or last_resort is not None,
         "last_resort": last_resort,
         "deferred_removal": deferred,
-        "elapsed_seconds": round(time.monotonic() - start, 3),
+        "elapsed_seconds": round(host.clock() - start, 3),
         "lock_lease": lock.lease_outcome if lock is not None else None,
     }
     if module._diff:
@@ -396,10 +377,10 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        result = run(module)
+        result = run(module, make_host(Runner(module, default_timeout=module.params["command_timeout"])))
     except LunsafeError as exc:
         module.fail_json(**exc.to_fail_kwargs())
     module.exit_json(**result)

@@ -56,17 +56,23 @@ options:
   target:
     description:
       - iSCSI target name (IQN or EUI) whose sessions lead to the LUNs in O(luns). Every session to it is
-        scanned, or only those through O(portal).
+        scanned, or only those through O(portals).
       - The sessions must already exist (log in with node setting C(node.session.scan=manual) first, so that
         the login itself attaches nothing).
     type: str
-  portal:
+  portals:
     description:
       - Restrict the scan to the sessions logged in through these portals (C(address) or C(address:port);
-        IPv6 as C([address]:port)). Matched against the session's current and persistent address.
+        IPv6 as C([address]:port); or a host name). Matched against the session's current and persistent
+        address and port.
+      - The port policy is the same in every module of this collection: a portal without a port is port
+        3260, so V(192.0.2.10) does not match a session on V(192.0.2.10:3261).
+      - A host name stands for every address it resolves to on the managed host (each must have a session);
+        the same portal given twice (two spellings) is used once, with a warning.
       - Each portal must have a session to O(target).
     type: list
     elements: str
+    aliases: [portal]
   luns:
     description:
       - LUN numbers of O(target), as the array numbers them, in decimal or C(0x) hexadecimal.
@@ -142,7 +148,7 @@ EXAMPLES = r"""
 - name: Scan LUN 300 of an array using SAM-2 flat space addressing, through one portal only
   lunsafe.san.scsi_targeted_scan:
     target: iqn.2003-01.org.example:array
-    portal: ["192.0.2.10:3260"]
+    portals: ["192.0.2.10:3260"]
     luns: [300]
     lun_addressing: sam2
     timeout: 60
@@ -263,12 +269,14 @@ wait_method:
   sample: sysfs-poll
 """
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     ACTION_SCAN,
     ACTION_SKIP,
@@ -281,15 +289,11 @@ from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     summarize,
     wait_for_devices,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, read_snapshot
-
-# Internal, not an option: the sysfs root. Unit tests point it at a fake tree built in tmp_path.
-SYSFS_ROOT = DEFAULT_SYSFS_ROOT
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "hctl": {"type": "list", "elements": "str"},
     "target": {"type": "str"},
-    "portal": {"type": "list", "elements": "str"},
+    "portals": {"type": "list", "elements": "str", "aliases": ["portal"]},
     "luns": {"type": "list", "elements": "raw"},
     "lun_addressing": {
         "type": "str",
@@ -304,8 +308,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
 }
 
 
-def run(module: AnsibleModule) -> Dict[str, Any]:
-    """args -> observe -> plan -> (unless check mode) apply -> observe -> result."""
+def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
+    """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
     params = module.params
     if params["timeout"] < 0:
         raise InputError(
@@ -314,44 +318,45 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
     request = build_request(
         hctl=params["hctl"],
         target=params["target"],
-        portals=params["portal"],
+        portals=params["portals"],
         luns=params["luns"],
         lun_addressing=params["lun_addressing"],
         allow_wildcard=params["allow_wildcard"],
         refresh=params["refresh"],
+        resolver=host.resolver,
     )
+    for warning in request.warnings:
+        module.warn(warning)
     lock = lock_from_params(params, check_mode=module.check_mode)
-    if lock is not None:
-        lock.acquire()
-    succeeded = False
-    try:
-        before = read_snapshot(sysfs_root=SYSFS_ROOT)
-        plan = plan_scan(request=request, snapshot=before)
-        skipped = [{"hctl": item.address, "reason": item.reason} for item in plan.with_action(ACTION_SKIP)]
-        if module.check_mode:
-            writes = planned_writes(plan=plan, sysfs_root=SYSFS_ROOT)
-            summary = summarize(plan=plan, before=before, after=before)
-            summary["changed"] = bool(plan.with_action(ACTION_SCAN))
-            waited = 0.0
+    if lock is None:  # check mode without a lock file: nothing to wait for
+        return _work(module, host, request, None)
+    with lock:
+        return _work(module, host, request, lock)
+
+
+def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLock]) -> Dict[str, Any]:
+    params = module.params
+    before = host.snapshot()
+    plan = plan_scan(request=request, snapshot=before)
+    skipped = [{"hctl": item.address, "reason": item.reason} for item in plan.with_action(ACTION_SKIP)]
+    if module.check_mode:
+        writes = planned_writes(plan=plan, sysfs_root=host.sysfs_root)
+        summary = summarize(plan=plan, before=before, after=before)
+        summary["changed"] = bool(plan.with_action(ACTION_SCAN))
+        waited = 0.0
+    else:
+        writes = apply_plan(plan=plan, host=host)
+        if params["wait"]:
+            try:
+                after, waited = wait_for_devices(plan=plan, host=host, timeout=params["timeout"], scanned=writes)
+            except ScanTimeout as exc:
+                # the writes were done: say what they changed and which devices exist, then fail
+                failed = summarize(plan=plan, before=before, after=exc.snapshot)
+                exc.details.update(changed=failed["changed"], devices=failed["devices"])
+                raise
         else:
-            writes = apply_plan(plan=plan, sysfs_root=SYSFS_ROOT)
-            if params["wait"]:
-                try:
-                    after, waited = wait_for_devices(
-                        plan=plan, sysfs_root=SYSFS_ROOT, timeout=params["timeout"], scanned=writes
-                    )
-                except ScanTimeout as exc:
-                    # the writes were done: say what they changed and which devices exist, then fail
-                    failed = summarize(plan=plan, before=before, after=exc.snapshot)
-                    exc.details.update(changed=failed["changed"], devices=failed["devices"])
-                    raise
-            else:
-                after, waited = read_snapshot(sysfs_root=SYSFS_ROOT), 0.0
-            summary = summarize(plan=plan, before=before, after=after)
-        succeeded = True
-    finally:
-        if lock is not None:
-            lock.finish(succeeded=succeeded)
+            after, waited = host.snapshot(), 0.0
+        summary = summarize(plan=plan, before=before, after=after)
     for hctl in summary["unrequested"]:
         module.warn(
             f"device {hctl} appeared during this run but was not asked for: something else scanned this host "
@@ -372,17 +377,17 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[("hctl", "target")],
         required_one_of=[("hctl", "target")],
         required_together=[("target", "luns")],
-        required_by={"portal": "target"},
+        required_by={"portals": "target"},
         supports_check_mode=True,
     )
     try:
-        result = run(module)
+        result = run(module, make_host(Runner(module, default_timeout=60)))
     except LunsafeError as exc:
         module.fail_json(**exc.to_fail_kwargs())
     module.exit_json(**result)

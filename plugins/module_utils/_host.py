@@ -1,0 +1,103 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE to lunsafe.san. It may change without notice.
+
+"""The host context every procedure runs over: where sysfs and /proc are, how commands run, how sysfs is
+written, how time passes and how names resolve.
+
+Modules build the real one with :func:`system_host`; unit tests build one over a fake sysfs tree in
+``tmp_path``, a scripted runner and a fake clock. Nothing in module_utils reads a module global for these.
+
+The one sysfs writer (:meth:`Host.write`) opens an existing attribute for writing and never creates a
+file; the one mountinfo reader is :meth:`Host.mountinfo`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any, Callable, List, Optional, TypeVar, Union
+
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
+from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
+
+__all__ = ["Host", "system_host", "write_attribute"]
+
+T = TypeVar("T")
+
+DEFAULT_MOUNTINFO = "/proc/self/mountinfo"
+DEFAULT_WWIDS_FILE = "/etc/multipath/wwids"
+DEFAULT_PROC_ROOT = "/proc"
+SCSI_ID_CANDIDATES = ("/usr/lib/udev/scsi_id", "/lib/udev/scsi_id", "/sbin/scsi_id")
+
+
+def write_attribute(path: str, text: str) -> None:
+    """Write ``text`` to an existing sysfs attribute in one write(2); never creates a file (no O_CREAT)."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.write(fd, text.encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """One managed host as the procedures see it."""
+
+    runner: CommandRunner
+    sysfs_root: str = DEFAULT_SYSFS_ROOT
+    proc_root: str = DEFAULT_PROC_ROOT
+    mountinfo_path: str = DEFAULT_MOUNTINFO
+    wwids_file: str = DEFAULT_WWIDS_FILE
+    writer: Callable[[str, str], None] = write_attribute
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    resolver: Callable[[str], List[str]] = getaddrinfo_addresses
+    scsi_id: Optional[str] = None  # udev's scsi_id, to read a LU's identity from the LU itself
+
+    def snapshot(self, *, device_detail: bool = True) -> Snapshot:
+        return read_snapshot(sysfs_root=self.sysfs_root, device_detail=device_detail)
+
+    def write(self, path: str, text: str) -> None:
+        """The one sysfs writer (scan, delete, rescan, state)."""
+        self.writer(path, text)
+
+    def mountinfo(self) -> str:
+        """The text of the mount table; empty when it cannot be read (then nothing is reported mounted)."""
+        try:
+            with open(self.mountinfo_path, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return ""
+
+    def wait(
+        self,
+        predicate: Callable[[], T],
+        *,
+        timeout: float,
+        describe: Union[str, Callable[[Any], str]],
+        interval: float = 0.1,
+        backoff: float = 1.5,
+        max_interval: float = 1.0,
+    ) -> T:
+        """:func:`_wait.wait_until` on this host's clock."""
+        return wait_until(
+            predicate,
+            timeout=timeout,
+            interval=interval,
+            backoff=backoff,
+            max_interval=max_interval,
+            describe=describe,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+
+
+def system_host(runner: CommandRunner) -> Host:
+    """The real host: /sys, /proc, the running clock, udev's scsi_id where it is installed."""
+    scsi_id = next((path for path in SCSI_ID_CANDIDATES if os.access(path, os.X_OK)), None)
+    return Host(runner=runner, scsi_id=scsi_id)
