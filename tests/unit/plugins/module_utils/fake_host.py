@@ -90,6 +90,8 @@ class FakeHost:
         build_sysfs(self.tmp_path, sessions=self.sessions, devices=self.devices, maps=self.maps)
         devts = {d["name"]: f"8:{16 * i}" for i, d in enumerate(self.devices)}
         for device in self.devices:
+            if device["name"] is None:  # a LUN being probed: no block device yet
+                continue
             dev_file = self.root / "class" / "block" / device["name"] / "dev"
             dev_file.write_text(devts[device["name"]] + "\n", encoding="utf-8")
         for dm_map in self.maps:
@@ -166,7 +168,12 @@ class FakeHost:
                 dm_map["slaves"] = slaves
                 return
         self.maps.append(
-            {"dm": f"dm-{self._next_dm}", "name": f"mpath{chr(ord('a') + self._next_dm)}", "uuid": f"mpath-{wwid}", "slaves": slaves}
+            {
+                "dm": f"dm-{self._next_dm}",
+                "name": f"mpath{chr(ord('a') + self._next_dm)}",
+                "uuid": f"mpath-{wwid}",
+                "slaves": slaves,
+            }
         )
         self._next_dm += 1
 
@@ -201,7 +208,7 @@ class FakeHost:
 
     # -- iscsiadm, multipathd, dmsetup -----------------------------------------------------------------
 
-    def answer(self, command: Sequence[str]) -> Tuple[int, str, str]:
+    def answer(self, command: Sequence[str]) -> Tuple[int, str, str]:  # noqa: PLR0911 (a dispatcher)
         argv = list(command)
         tool = argv[0]
         if tool == SCSI_ID:  # a fresh INQUIRY: what the array presents at the device's LUN now
@@ -249,7 +256,7 @@ class FakeHost:
             return 0, "0 2097152 multipath 0 1 alua 1 1 service-time 0 2 2 8:16 1 1 8:32 1 1\n", ""
         return 0, "0 2097152 multipath 2 0 0 0 1 1 A 0 2 2 8:16 A 0 0 1 8:32 A 0 0 1\n", ""
 
-    def _iscsiadm(self, argv: List[str]) -> Tuple[int, str, str]:
+    def _iscsiadm(self, argv: List[str]) -> Tuple[int, str, str]:  # noqa: PLR0911, PLR0912 (a dispatcher)
         def opt(flag: str) -> Optional[str]:
             return argv[argv.index(flag) + 1] if flag in argv else None
 
@@ -269,7 +276,11 @@ class FakeHost:
             if opt("-o") == "delete":
                 self.discovery.remove(portal or "")
             if len(argv) == 3:
-                return (0, "".join(f"{p} via sendtargets\n" for p in self.discovery), "") if self.discovery else (21, "", "")
+                return (
+                    (0, "".join(f"{p} via sendtargets\n" for p in self.discovery), "")
+                    if self.discovery
+                    else (21, "", "")
+                )
             return 0, "", ""
         if mode == "node" and target is None:
             if not self.nodes:

@@ -367,7 +367,9 @@ def test_bad_input_is_refused_before_anything_runs(params: Dict[str, Any], messa
 
 def test_same_portal_with_two_targets_is_refused() -> None:
     with pytest.raises(InputError) as raised:
-        request(target=None, portals=[{"portal": "127.0.0.1", "target": IQN}, {"portal": "127.0.0.1:3260", "target": IQN_B}])
+        request(
+            target=None, portals=[{"portal": "127.0.0.1", "target": IQN}, {"portal": "127.0.0.1:3260", "target": IQN_B}]
+        )
     assert "given twice with different targets" in raised.value.msg
 
 
