@@ -60,14 +60,14 @@ options:
     type: str
   portals:
     description:
-      - Portals to log in through, one session each. An entry is V(address), V(address:port),
+      - "Portals to log in through, one session each. An entry is V(address), V(address:port),
         V([ipv6]:port) or a host name, or a dict C({portal: ADDRESS[:PORT], target: IQN}) for arrays that
-        present one target name per controller port (like os-brick's C(target_portals)/C(target_iqns)).
+        present one target name per controller port (like os-brick's C(target_portals)/C(target_iqns))."
       - "Port policy (every module of this collection): a portal without a port is port 3260.
         V(192.0.2.10) never matches a session on V(192.0.2.10:3261)."
-      - A host name stands for every address it resolves to on the managed host (C(getaddrinfo), TCP): each
+      - "A host name stands for every address it resolves to on the managed host (C(getaddrinfo), TCP): each
         address is a portal of its own (V(localhost) is usually V(127.0.0.1:3260) and V([::1]:3260)). A name
-        that does not resolve fails before anything is changed.
+        that does not resolve fails before anything is changed."
       - The same portal given twice (V(192.0.2.10) and V(192.0.2.10:3260), or a name and one of its
         addresses) is used once, with a warning; with two different targets it is refused.
     type: list
@@ -82,8 +82,8 @@ options:
     type: str
   luns:
     description:
-      - Several LUNs of the target, attached or detached in one call under one lock. Each entry is a LUN
-        number (as for O(lun)) or a dict C({lun: N, expected_wwid: WWID}).
+      - "Several LUNs of the target, attached or detached in one call under one lock. Each entry is a LUN
+        number (as for O(lun)) or a dict C({lun: N, expected_wwid: WWID})."
       - The result has one entry per LUN in RV(luns).
     type: list
     elements: raw
