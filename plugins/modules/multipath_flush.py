@@ -294,6 +294,26 @@ def _describe(observation: Observation) -> Dict[str, Any]:
     }
 
 
+# every key RETURN documents as always, for a run that failed before it could fill them (the error's own
+# details, such as the plan, the steps done and the holders of a refused map, take precedence)
+FAILED_RESULT: Dict[str, Any] = {
+    "changed": False,
+    "lock_lease": None,
+    "found": False,
+    "map": {},
+    "paths_removed": [],
+    "plan": [],
+    "steps": [],
+    "holders": [],
+    "open_count": None,
+    "queueing_disabled": False,
+    "forced": False,
+    "last_resort": None,
+    "deferred_removal": False,
+    "elapsed_seconds": 0.0,
+}
+
+
 def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
     params = module.params
@@ -334,6 +354,7 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
             outcome = apply_plan(plan=plan, observation=before, settings=settings)
         except LunsafeError as exc:
             exc.details["changed"] = bool(exc.details.get("done"))
+            exc.details["steps"] = exc.details.get("done") or []
             exc.details["plan"] = [step.to_dict() for step in plan.steps]
             raise
         wwid = before.identity.wwid if before.identity is not None else None
@@ -382,7 +403,7 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     try:
         result = run(module, make_host(Runner(module, default_timeout=module.params["command_timeout"])))
     except LunsafeError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
+        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})
     module.exit_json(**result)
 
 

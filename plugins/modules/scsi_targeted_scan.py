@@ -308,6 +308,18 @@ ARGUMENT_SPEC: Dict[str, Any] = {
 }
 
 
+# every key RETURN documents as always, for a run that failed before it could fill them
+FAILED_RESULT: Dict[str, Any] = {
+    "changed": False,
+    "lock_lease": None,
+    "scanned": [],
+    "skipped": [],
+    "pending": [],
+    "waited_seconds": 0.0,
+    "wait_method": WAIT_METHOD,
+}
+
+
 def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
     params = module.params
@@ -389,7 +401,7 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     try:
         result = run(module, make_host(Runner(module, default_timeout=60)))
     except LunsafeError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
+        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})
     module.exit_json(**result)
 
 

@@ -71,6 +71,7 @@ class FakeHost:
     resolve: Dict[str, List[str]] = dataclasses.field(default_factory=lambda: {"localhost": ["127.0.0.1", "::1"]})
 
     def __post_init__(self) -> None:
+        self.tmp_path.mkdir(parents=True, exist_ok=True)
         self.runner = _Runner(self)
         self._next_sid = 1
         self._next_host = 2
