@@ -57,7 +57,7 @@ options:
     description:
       - Seconds to wait for the host lock (and for another run's O(lock_lease)) before failing with the
         holder's PID and name, or the lease's id.
-    type: int
+    type: float
     default: 300
   lock_lease:
     description:

@@ -94,7 +94,7 @@ _LEASE_ID_MAX = 200
 # the lunsafe.san._attributes.LOCK doc fragment).
 LOCK_ARGUMENT_SPEC: Dict[str, Any] = {
     "lock_file": {"type": "path", "default": DEFAULT_LOCK_FILE},
-    "lock_timeout": {"type": "int", "default": 300},
+    "lock_timeout": {"type": "float", "default": 300},
     "lock_lease": {
         "type": "dict",
         "options": {
