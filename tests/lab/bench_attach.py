@@ -746,7 +746,7 @@ def code_version(ref: Optional[str]) -> str:
         return proc.stdout.strip()
 
     if ref is not None:
-        return f"{ref} ({git('rev-parse', '--short', ref)})"
+        return git("rev-parse", "--short", ref)
     dirty = git("status", "--porcelain", "--", "plugins")
     return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes under plugins/" if dirty else "")
 
@@ -802,6 +802,14 @@ def main() -> int:
         lab.up(luns=4, accel=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"), boot_timeout=300, watch_pid=os.getpid())
         booted = True
     info = lab.info()
+    if args.ref is not None:  # one commit for the whole run, even if the branch moves meanwhile
+        args.ref = subprocess.run(
+            ["git", "-C", str(lab_module.REPO), "rev-parse", "--verify", args.ref + "^{commit}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    code = code_version(args.ref)
     raw_dir = lab_module.REPO / ".lab" / "bench-attach"
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw_log = raw_dir / time.strftime("raw-%Y%m%dT%H%M%SZ.jsonl", time.gmtime())
@@ -831,7 +839,7 @@ def main() -> int:
         stamp = {
             "command": command,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "code": code_version(args.ref),
+            "code": code,
             "kernel": info.get("kernel"),
             "accel": info.get("accel"),
             "vcpus": 2,
