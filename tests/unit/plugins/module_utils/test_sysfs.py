@@ -13,14 +13,11 @@ import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _sysfs
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl, linux_lun
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
-    Portal,
-    PortalError,
     Snapshot,
     SysfsError,
-    normalize_address,
     normalize_wwid,
-    parse_portal,
     read_snapshot,
     scsi_device_delete_path,
     scsi_device_rescan_path,
@@ -377,39 +374,17 @@ def test_redirected_session_matches_current_and_persistent_portal(tmp_path: Path
     assert snap.sessions[0].persistent_portal == Portal(address="192.0.2.10", port=3260)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("192.0.2.1", Portal(address="192.0.2.1")),
-        ("192.0.2.1:3260", Portal(address="192.0.2.1", port=3260)),
-        ("192.0.2.1:3260,1", Portal(address="192.0.2.1", port=3260)),
-        ("[fd00::1]:3260", Portal(address="fd00::1", port=3260)),
-        ("[fd00::1]", Portal(address="fd00::1")),
-        ("fd00::1", Portal(address="fd00::1")),
-        ("array.example.com:860", Portal(address="array.example.com", port=860)),
-    ],
-)
-def test_parse_portal(text: str, expected: Portal) -> None:
-    assert parse_portal(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", ":3260", "192.0.2.1:0", "192.0.2.1:99999", "192.0.2.1:x", "[fd00::1", "[]:3260"])
-def test_parse_portal_rejects(text: str) -> None:
-    with pytest.raises(PortalError):
-        parse_portal(text)
-
-
-def test_portal_string_form() -> None:
-    assert str(Portal(address="fd00::1", port=3260)) == "[fd00::1]:3260"
-    assert str(Portal(address="192.0.2.1", port=3260)) == "192.0.2.1:3260"
-    assert str(Portal(address="192.0.2.1")) == "192.0.2.1"
-
-
-def test_normalize_address() -> None:
-    assert normalize_address("[FD00:0:0::1]") == "fd00::1"
-    assert normalize_address(" 192.0.2.1 ") == "192.0.2.1"
-    assert normalize_address("Array.Example.COM") == "array.example.com"
-    assert normalize_address("FE80::1%eth0") == "fe80::1%eth0"
+def test_a_session_side_without_port_is_no_portal(tmp_path: Path) -> None:
+    """Port policy: a side whose port the kernel does not show matches no portal (never "any port")."""
+    root = build_sysfs(
+        tmp_path,
+        sessions=[{"sid": 1, "host": 2, "targetname": IQN, "address": "192.0.2.30", "persistent_address": "192.0.2.10",
+                   "omit": ["port"]}],
+    )  # fmt: skip
+    session = snapshot(root).sessions[0]
+    assert (session.portal, session.persistent_portal) == (None, Portal("192.0.2.10", 3260))
+    assert session.matches(targetname=IQN, portal="192.0.2.10")
+    assert not session.matches(targetname=IQN, portal="192.0.2.30")
 
 
 # --- missing attributes and races ------------------------------------------------------------------------
