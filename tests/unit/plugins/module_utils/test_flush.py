@@ -7,7 +7,6 @@ that removes what the real one would."""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any, Dict, List, Sequence
 
 import pytest
 
-from ansible_collections.lunsafe.san.plugins.module_utils import _flush
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
 from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     FlushFailed,
@@ -24,12 +22,11 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     Settings,
     apply_plan,
     observe,
-    parse_mountinfo,
     plan_flush,
     read_wwids,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl
-from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, parse_dmsetup_info
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, parse_dmsetup_info, show_paths
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner, StepLike
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import (
@@ -90,26 +87,18 @@ def look(
     mount_file.write_text(mountinfo)
     wwids_file = root.parent / "wwids"
     wwids_file.write_text(wwids)
-    return observe(
-        ref=ref, runner=runner, sysfs_root=str(root), mountinfo_path=str(mount_file), wwids_file=str(wwids_file)
+    host = Host(
+        runner=runner,
+        sysfs_root=str(root),
+        proc_root=str(root.parent / "proc"),
+        mountinfo_path=str(mount_file),
+        wwids_file=str(wwids_file),
     )
+    return observe(ref=ref, host=host)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # parsers
-
-
-def test_parse_mountinfo_matches_devt_and_unescapes_mount_points() -> None:
-    text = (
-        "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
-        "40 22 254:3 / /mnt/my\\040data rw shared:20 - xfs /dev/mapper/vg-lv rw,attr2\n"
-        "41 22 0:5 / /dev rw shared:2 master:3 - devtmpfs udev rw\n"
-    )
-    assert parse_mountinfo(text) == [
-        ("254:0", "/", "ext4", "/dev/vda"),
-        ("254:3", "/mnt/my data", "xfs", "/dev/mapper/vg-lv"),
-        ("0:5", "/dev", "devtmpfs", "udev"),
-    ]
 
 
 def test_parse_dmsetup_info_reads_the_open_count_of_that_uuid_only() -> None:
@@ -271,32 +260,31 @@ class Clock:
         self.now += seconds
 
 
-def settings(root: Path, *, force: bool = False, retries: int = 2) -> Settings:
+def settings(root: Path, kernel: Kernel, *, force: bool = False, retries: int = 2) -> Settings:
+    """The fake kernel runs the commands and takes the sysfs writes; time passes only by sleeping."""
     clock = Clock()
-    return Settings(
+    host = Host(
+        runner=kernel,
         sysfs_root=str(root),
-        retries=retries,
-        retry_interval=1,
-        command_timeout=30,
-        path_timeout=5,
-        force=force,
-        sleep=clock.sleep,
+        proc_root=str(root.parent / "proc"),
+        writer=kernel.write,
         clock=clock,
+        sleep=clock.sleep,
     )
+    return Settings(host=host, retries=retries, retry_interval=1, command_timeout=30, path_timeout=5, force=force)
 
 
-NO_PATHS: StepLike = (["multipathd", "show", "paths", "raw", "format", _flush.show_paths()[-1]], 0, "ok\n", "")
+NO_PATHS: StepLike = (["multipathd", "show", "paths", "raw", "format", show_paths()[-1]], 0, "ok\n", "")
 
 
 def test_apply_flushes_by_name_then_deletes_each_path_and_checks_multipathd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state()))
     kernel = Kernel(root, [(["multipath", "-f", "mpatha"], 0, "", ""), NO_PATHS, NO_PATHS])
-    monkeypatch.setattr(_flush, "_write", kernel.write)
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
-    outcome = apply_plan(plan=plan, observation=observation, runner=kernel, settings=settings(root))
+    outcome = apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     assert kernel.writes == [
         "/class/scsi_device/2:0:0:1/device/delete=1",
         "/class/scsi_device/3:0:0:1/device/delete=1",
@@ -314,26 +302,25 @@ def test_apply_refuses_before_any_command_when_refusals_and_no_force(tmp_path: P
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
     kernel = Kernel(root, [])
     with pytest.raises(FlushRefused, match="open count 1") as caught:
-        apply_plan(plan=plan, observation=observation, runner=kernel, settings=settings(root))
+        apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     assert kernel.calls == []
     assert caught.value.to_fail_kwargs()["map"]["uuid"] == UUID
 
 
-def test_failed_flush_without_force_leaves_the_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_flush_without_force_leaves_the_paths(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state()))
     in_use = (["multipath", "-f", "mpatha"], 1, "", "mpatha: map in use\n")
     kernel = Kernel(root, [in_use, in_use, in_use], flush_works=False)
-    monkeypatch.setattr(_flush, "_write", kernel.write)
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
     with pytest.raises(FlushFailed, match="after 3 attempts: mpatha: map in use") as caught:
-        apply_plan(plan=plan, observation=observation, runner=kernel, settings=settings(root))
+        apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     assert kernel.writes == []
     assert [entry["attempt"] for entry in caught.value.details["done"]] == [1, 2, 3]
 
 
 def test_dead_queueing_map_gets_queueing_disabled_through_multipathd_then_dmsetup(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state(table=TABLE_QUEUE, status=STATUS_DEAD)))
@@ -348,9 +335,8 @@ def test_dead_queueing_map_gets_queueing_disabled_through_multipathd_then_dmsetu
             NO_PATHS,
         ],
     )
-    monkeypatch.setattr(_flush, "_write", kernel.write)
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
-    outcome = apply_plan(plan=plan, observation=observation, runner=kernel, settings=settings(root))
+    outcome = apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     assert outcome.queueing_disabled
     assert kernel.remaining == []
 
@@ -362,26 +348,25 @@ def test_renamed_map_stops_before_the_flush(tmp_path: Path) -> None:
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
     kernel = Kernel(root, [])
     with pytest.raises(FlushFailed, match="renamed from mpatha to other"):
-        apply_plan(plan=plan, observation=observation, runner=kernel, settings=settings(root))
+        apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     assert kernel.calls == []
 
 
-def test_reused_dm_name_with_another_uuid_is_never_flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reused_dm_name_with_another_uuid_is_never_flushed(tmp_path: Path) -> None:
     """Between observing and acting the map vanished and dm-0 / mpatha now belong to another LUN."""
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state()))
     (root / "block" / "dm-0" / "dm" / "uuid").write_text("mpath-3600140500000000000000000000000ff\n")
     kernel = Kernel(root, [NO_PATHS, NO_PATHS])
-    monkeypatch.setattr(_flush, "_write", kernel.write)
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
-    apply_plan(plan=plan, observation=observation, runner=kernel, settings=settings(root))
+    apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     # the recorded uuid is gone: nothing is flushed under that name, only multipathd is asked about the paths
     assert [argv[:2] for argv in kernel.argvs] == [["multipathd", "show"], ["multipathd", "show"]]
     # its former paths are still at the same H:C:T:L with the same WWID, so they are deleted
     assert len(kernel.writes) == 2
 
 
-def test_forced_last_resort_wipes_the_table_of_an_open_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forced_last_resort_wipes_the_table_of_an_open_map(tmp_path: Path) -> None:
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state(open_count=1)))
     in_use = (["multipath", "-f", "mpatha"], 1, "", "mpatha: map in use\n")
@@ -407,32 +392,30 @@ def test_forced_last_resort_wipes_the_table_of_an_open_map(tmp_path: Path, monke
         ],
         flush_works=False,
     )
-    monkeypatch.setattr(_flush, "_write", kernel.write)
     plan = plan_flush(observation=observation, force=True, remove_wwid_file=False)
-    outcome = apply_plan(
-        plan=plan, observation=observation, runner=kernel, settings=settings(root, force=True, retries=1)
-    )
+    outcome = apply_plan(plan=plan, observation=observation, settings=settings(root, kernel, force=True, retries=1))
     assert outcome.deferred and outcome.last_resort == "dmsetup_remove"
     assert len(kernel.writes) == 2
     assert kernel.remaining == []
 
 
 def test_path_that_does_not_leave_sysfs_fails_with_the_deadline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state()))
     kernel = Kernel(root, [(["multipath", "-f", "mpatha"], 0, "", "")])
     writes: List[str] = []
-    monkeypatch.setattr(_flush, "_write", lambda path, value: writes.append(path))  # the kernel ignores the delete
     clock = iter(float(tick) for tick in range(1000))
-    slow = Settings(
-        sysfs_root=str(root), retries=0, retry_interval=1, command_timeout=30, path_timeout=5, force=False,
+    host = Host(
+        runner=kernel, sysfs_root=str(root), proc_root=str(tmp_path / "proc"),
+        writer=lambda path, value: writes.append(path),  # the kernel ignores the delete
         sleep=lambda _s: None, clock=lambda: next(clock),
     )  # fmt: skip
+    slow = Settings(host=host, retries=0, retry_interval=1, command_timeout=30, path_timeout=5, force=False)
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
     with pytest.raises(FlushFailed, match=r"sdb \(2:0:0:1\) to leave sysfs") as caught:
-        apply_plan(plan=plan, observation=observation, runner=kernel, settings=slow)
+        apply_plan(plan=plan, observation=observation, settings=slow)
     assert caught.value.details["done"][-1]["action"] == "delete_path"
     assert len(writes) == 1
 
@@ -444,41 +427,3 @@ def test_a_map_left_with_an_error_table_is_observed_without_failing(tmp_path: Pa
     observation = look(root, ScriptedRunner(script))
     assert observation.found and observation.paths == ()
     assert observation.open_count == 1 and not observation.queue_if_no_path and observation.active_paths == 0
-
-
-@pytest.mark.parametrize(
-    ("error", "result"),
-    [
-        (None, "offline"),
-        (errno.EINVAL, "refused by the kernel (EINVAL: only running or offline devices change state from sysfs)"),
-    ],
-)
-def test_offline_of_a_blocked_path_tolerates_the_kernel_refusing_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Any, result: str
-) -> None:
-    """Linux 6.1 (the lab) answers EINVAL to "offline" on a blocked device; the delete must still follow."""
-    written: List[str] = []
-
-    def write(path: str, value: str) -> None:
-        written.append(f"{os.path.basename(path)}={value}")
-        if error is not None:
-            raise OSError(error, os.strerror(error))
-
-    monkeypatch.setattr(_flush, "_write", write)
-    outcome = _flush.Outcome(clock=lambda: 0.0, start=0.0)
-    path = _flush.PathIdentity(hctl=Hctl(3, 0, 0, 1), device="sdb", wwid=WWID, state="blocked")
-    _flush._offline_blocked(settings(tmp_path, force=True), path, outcome)
-    assert written == ["state=offline"]
-    assert outcome.done == [{"action": "offline_path", "device": "sdb", "hctl": "3:0:0:1", "result": result, "at": 0.0}]
-
-
-def test_offline_of_a_blocked_path_fails_cleanly_on_other_errors(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def write(path: str, value: str) -> None:
-        raise OSError(errno.EACCES, "Permission denied")
-
-    monkeypatch.setattr(_flush, "_write", write)
-    path = _flush.PathIdentity(hctl=Hctl(3, 0, 0, 1), device="sdb", wwid=WWID, state="blocked")
-    with pytest.raises(FlushFailed, match=r"could not set sdb \(3:0:0:1\) offline: Permission denied"):
-        _flush._offline_blocked(settings(tmp_path, force=True), path, _flush.Outcome(clock=lambda: 0.0, start=0.0))
