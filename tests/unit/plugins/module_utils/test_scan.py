@@ -14,6 +14,8 @@ import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal
 from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     ACTION_PENDING,
     ACTION_PRESENT,
@@ -30,9 +32,9 @@ from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     planned_writes,
     summarize,
     wait_for_devices,
-    write_attribute,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import Portal, read_snapshot
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import read_snapshot
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
 
 IQN = "iqn.2003-01.org.lunsafe.test:array"
@@ -56,6 +58,11 @@ def _lines(plan: ScanPlan, root: Path) -> List[Tuple[str, str]]:
 
 def _plan(root: Path, **request: Any) -> ScanPlan:
     return plan_scan(request=build_request(**request), snapshot=read_snapshot(sysfs_root=str(root)))
+
+
+def _host(root: Path, **overrides: Any) -> Host:
+    """A host over the fake tree; nothing in _scan runs a command, so the runner has no script."""
+    return Host(runner=ScriptedRunner(), sysfs_root=str(root), **overrides)
 
 
 class Kernel:
@@ -91,6 +98,39 @@ def test_request_by_hctl_and_portals() -> None:
     assert request.portals == (Portal(address="192.0.2.10", port=3260), Portal(address="fd00::1", port=3260))
 
 
+def test_request_resolves_host_names_to_every_address_and_merges_spellings() -> None:
+    names = {"array.example.com": ["192.0.2.10", "fd00::1"]}
+    request = build_request(
+        target=IQN,
+        luns=[0],
+        portals=["array.example.com", "192.0.2.10:3260", "192.0.2.11"],
+        resolver=names.__getitem__,
+    )
+    assert request.portals == (Portal("192.0.2.10", 3260), Portal("fd00::1", 3260), Portal("192.0.2.11", 3260))
+    assert request.warnings == (
+        "portals: '192.0.2.10:3260' and 'array.example.com' are the same portal 192.0.2.10:3260; using it once",
+    )
+
+
+def test_request_with_an_unresolvable_name_names_the_option() -> None:
+    def resolver(name: str) -> List[str]:
+        raise OSError(-2, "Name or service not known")
+
+    with pytest.raises(InputError, match=r"host name 'array\.invalid' does not resolve") as info:
+        build_request(target=IQN, luns=[0], portals=["array.invalid"], resolver=resolver)
+    assert info.value.option == "portals"
+
+
+def test_portal_without_port_means_3260_and_never_any_port(tmp_path: Path) -> None:
+    sessions = [{"sid": 1, "host": 2, "targetname": IQN, "address": "192.0.2.10", "port": 3261}]
+    root = build_sysfs(tmp_path, sessions=sessions)
+    with pytest.raises(ResolveError, match=re.escape("through portal 192.0.2.10:3260: log in first")):
+        _plan(root, target=IQN, luns=[1], portals=["192.0.2.10"])
+    assert _lines(_plan(root, target=IQN, luns=[1], portals=["192.0.2.10:3261"]), root) == [
+        ("/class/scsi_host/host2/scan", "0 0 1")
+    ]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "option", "message"),
     [
@@ -106,7 +146,7 @@ def test_request_by_hctl_and_portals() -> None:
         ({"target": IQN, "luns": [16384], "lun_addressing": "sam3_flat"}, "luns", "out of range"),
         ({"target": IQN, "luns": []}, "luns", "at least one LUN"),
         ({"target": "iqn.x y", "luns": [1]}, "target", "iSCSI name"),
-        ({"target": IQN, "luns": [1], "portals": ["10.0.0.1:99999"]}, "portal", "invalid port"),
+        ({"target": IQN, "luns": [1], "portals": ["10.0.0.1:99999"]}, "portals", "invalid TCP port"),
         ({"hctl": ["2:0:0"]}, "hctl", "is not an H:C:T:L"),
         ({"hctl": ["2:0:0:-1"]}, "hctl", "is not an H:C:T:L"),
         ({"hctl": ["2:0:0:12345678901234567"]}, "hctl", "16-character"),
@@ -154,7 +194,7 @@ def test_plan_fails_without_session_for_target_or_portal(tmp_path: Path) -> None
     root = build_sysfs(tmp_path, sessions=TWO_PATHS)
     with pytest.raises(ResolveError, match=re.escape(f"no iSCSI session to target {OTHER_IQN}: log in first")):
         _plan(root, target=OTHER_IQN, luns=[1])
-    with pytest.raises(ResolveError, match=re.escape("through portal 192.0.2.99: log in first")) as info:
+    with pytest.raises(ResolveError, match=re.escape("through portal 192.0.2.99:3260: log in first")) as info:
         _plan(root, target=IQN, luns=[1], portals=["192.0.2.10", "192.0.2.99"])
     assert "sid 1 (host2, 192.0.2.10:3260, LOGGED_IN)" in info.value.msg
 
@@ -245,17 +285,11 @@ def test_plan_by_hctl_checks_host_and_session(tmp_path: Path) -> None:
 def test_apply_writes_exact_lines_to_scan_files(tmp_path: Path) -> None:
     root = build_sysfs(tmp_path, sessions=TWO_PATHS)
     plan = _plan(root, target=IQN, luns=[1])
-    done = apply_plan(plan=plan, sysfs_root=str(root))
+    done = apply_plan(plan=plan, host=_host(root))
     assert [(write.host, write.text) for write in done] == [(2, "0 0 1"), (3, "0 0 1")]
     for host in (2, 3):
         assert (root / "class" / "scsi_host" / f"host{host}" / "scan").read_text() == "0 0 1"
     assert [write.to_dict()["line"] for write in done] == ["0 0 1", "0 0 1"]
-
-
-def test_write_attribute_never_creates_a_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        write_attribute(str(tmp_path / "scan"), "0 0 1")
-    assert not (tmp_path / "scan").exists()
 
 
 def test_apply_reports_failed_write_and_writes_done(tmp_path: Path) -> None:
@@ -269,7 +303,7 @@ def test_apply_reports_failed_write_and_writes_done(tmp_path: Path) -> None:
         seen.append(path)
 
     with pytest.raises(ScanWriteError, match=r"writing '0 0 1' to .*host3/scan failed: Invalid argument") as info:
-        apply_plan(plan=plan, sysfs_root=str(root), write=write)
+        apply_plan(plan=plan, host=_host(root, writer=write))
     assert [entry["host"] for entry in info.value.details["scanned"]] == [2]
     assert len(seen) == 1
 
@@ -303,7 +337,7 @@ def test_wait_returns_once_every_block_device_exists(tmp_path: Path) -> None:
         shutil.rmtree(root)
         shutil.copytree(source, root, symlinks=True)
 
-    snapshot, waited = wait_for_devices(plan=plan, sysfs_root=str(root), timeout=10, clock=clock, sleep=sleep)
+    snapshot, waited = wait_for_devices(plan=plan, host=_host(root, clock=clock, sleep=sleep), timeout=10)
     assert [device.name for device in snapshot.devices] == ["sdb", "sdc"]
     assert len(clock.sleeps) == 2
     assert waited == pytest.approx(sum(clock.sleeps))
@@ -312,10 +346,10 @@ def test_wait_returns_once_every_block_device_exists(tmp_path: Path) -> None:
 def test_wait_times_out_naming_what_was_scanned_and_seen(tmp_path: Path) -> None:
     root = build_sysfs(tmp_path, sessions=TWO_PATHS, devices=[{"hctl": "3:0:0:3", "sid": 2, "name": None}])
     plan = _plan(root, target=IQN, luns=[3])
-    done = apply_plan(plan=plan, sysfs_root=str(root), write=lambda path, text: None)
+    done = apply_plan(plan=plan, host=_host(root, writer=lambda path, text: None))
     clock = FakeClock()
     with pytest.raises(ScanTimeout) as info:
-        wait_for_devices(plan=plan, sysfs_root=str(root), timeout=5, scanned=done, clock=clock, sleep=clock.sleep)
+        wait_for_devices(plan=plan, host=_host(root, clock=clock, sleep=clock.sleep), timeout=5, scanned=done)
     error = info.value
     assert error.msg.startswith("timed out after 5s waiting for the block device of 2:0:0:3, 3:0:0:3")
     assert "no device at 2:0:0:3; scsi_device 3:0:0:3 in state running without a block device" in error.msg
@@ -335,7 +369,7 @@ def test_summarize_flags_new_devices_and_unrequested_ones(tmp_path: Path) -> Non
     plan = plan_scan(request=build_request(target=IQN, luns=[1]), snapshot=before)
     extra = {"hctl": "2:0:0:2", "sid": 1, "name": "sdd", "wwid": "naa.6001405bbbbbbbbbbbbbbbbbbbbbbbb2"}
     kernel = Kernel(tmp_path, root, sessions=TWO_PATHS, devices=[*LUN1_BOTH, extra])
-    apply_plan(plan=plan, sysfs_root=str(root), write=kernel.write)
+    apply_plan(plan=plan, host=_host(root, writer=kernel.write))
     summary = summarize(plan=plan, before=before, after=read_snapshot(sysfs_root=str(root)))
     assert summary["changed"] is True
     assert summary["unrequested"] == ["2:0:0:2"]
@@ -380,7 +414,7 @@ def test_summarize_refresh_changed_only_if_identity_changed(tmp_path: Path) -> N
     plan = plan_scan(request=build_request(hctl=["2:0:0:1"], refresh=True), snapshot=before)
     grown = [{**LUN1_BOTH[0], "size": 4194304}, LUN1_BOTH[1]]
     kernel = Kernel(tmp_path, root, sessions=TWO_PATHS, devices=grown)
-    apply_plan(plan=plan, sysfs_root=str(root), write=kernel.write)
+    apply_plan(plan=plan, host=_host(root, writer=kernel.write))
     assert kernel.writes == [("/class/scsi_device/2:0:0:1/device/rescan", "1")]
     summary = summarize(plan=plan, before=before, after=read_snapshot(sysfs_root=str(root)))
     assert summary["changed"] is True

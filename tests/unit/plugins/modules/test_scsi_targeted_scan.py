@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.lunsafe.san.plugins.module_utils import _scan
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import scsi_targeted_scan
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
 
 IQN = "iqn.2003-01.org.lunsafe.test:array"
@@ -29,6 +31,14 @@ LUN1 = [
     {"hctl": "2:0:0:1", "sid": 1, "name": "sdb", "wwid": WWID_RAW},
     {"hctl": "3:0:0:1", "sid": 2, "name": "sdc", "wwid": WWID_RAW},
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is one module run, as on a host: warnings and deprecations that ansible-core keeps for the
+    run in module globals must not leak in from main() calls of earlier tests."""
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
 
 
 class Kernel:
@@ -46,19 +56,53 @@ class Kernel:
             shutil.copytree(self.after, self.root, symlinks=True)
 
 
+class Clock:
+    """Time passes only by sleeping: a wait ends at its deadline at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+NAMES: Dict[str, List[str]] = {"array.example.com": ["192.0.2.10", "192.0.2.11"]}
+
+
+def fake_host(root: Path, kernel: Kernel) -> Callable[[Any], Host]:
+    """The module's make_host: the fake tree, the kernel as sysfs writer, a fake clock and name resolver. The
+    scan runs no command: the scripted runner has no step, so any command would fail the test."""
+    clock = Clock()
+
+    def make_host(_runner: Any) -> Host:
+        return Host(
+            runner=ScriptedRunner(),
+            sysfs_root=str(root),
+            proc_root=str(root.parent / "proc"),
+            writer=kernel.write,
+            clock=clock,
+            sleep=clock.sleep,
+            resolver=NAMES.__getitem__,
+        )
+
+    return make_host
+
+
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, Any]:
+def host(tmp_path: Path) -> Dict[str, Any]:
     """Two sessions right after a manual-scan login; a kernel that attaches LUN 1 on both paths."""
     root = build_sysfs(tmp_path, sessions=SESSIONS)
     kernel = Kernel(root, build_sysfs(tmp_path, name="after", sessions=SESSIONS, devices=LUN1))
-    monkeypatch.setattr(scsi_targeted_scan, "SYSFS_ROOT", str(root))
-    monkeypatch.setattr(_scan, "write_attribute", kernel.write)
-    return {"root": root, "kernel": kernel, "lock": str(tmp_path / "lock" / "lunsafe.lock")}
+    lock = str(tmp_path / "lock" / "lunsafe.lock")
+    return {"root": root, "kernel": kernel, "lock": lock, "make_host": fake_host(root, kernel)}
 
 
-def run_module(args: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Dict[str, Any]:
+def run_module(args: Dict[str, Any], capsys: pytest.CaptureFixture[str], host: Dict[str, Any]) -> Dict[str, Any]:
     with patch_module_args(args), pytest.raises(SystemExit):
-        scsi_targeted_scan.main()
+        scsi_targeted_scan.main(make_host=host["make_host"])
     result: Dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
 
@@ -67,7 +111,7 @@ def test_check_mode_writes_nothing_and_predicts_change(
     host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = {"target": IQN, "luns": [1], "lock_file": host["lock"], "_ansible_check_mode": True}
-    result = run_module(args, capsys)
+    result = run_module(args, capsys, host)
     assert result["changed"] is True
     assert [(entry["path"], entry["line"]) for entry in result["scanned"]] == [
         (str(host["root"] / "class/scsi_host/host2/scan"), "0 0 1"),
@@ -82,7 +126,7 @@ def test_apply_scans_each_path_once_and_reports_devices(
     host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = {"target": IQN, "luns": ["1"], "lock_file": host["lock"], "_ansible_diff": True}
-    result = run_module(args, capsys)
+    result = run_module(args, capsys, host)
     assert result.get("failed") is None, result
     assert host["kernel"].writes == [("/class/scsi_host/host2/scan", "0 0 1"), ("/class/scsi_host/host3/scan", "0 0 1")]
     assert result["changed"] is True
@@ -98,11 +142,11 @@ def test_apply_scans_each_path_once_and_reports_devices(
 
 
 def test_second_run_writes_nothing(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys)
+    run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys, host)
     host["kernel"].writes.clear()
     for check_mode in (False, True):
         args = {"target": IQN, "luns": [1], "lock_file": host["lock"], "_ansible_check_mode": check_mode}
-        result = run_module(args, capsys)
+        result = run_module(args, capsys, host)
         assert result["changed"] is False
         assert result["scanned"] == []
         assert [d["new"] for d in result["devices"]] == [False, False]
@@ -113,7 +157,7 @@ def test_lun_not_presented_fails_after_deadline(
     tmp_path: Path, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     host["kernel"].after = None  # the array does not present LUN 3: nothing appears
-    result = run_module({"target": IQN, "luns": [3], "timeout": 0.3, "lock_file": host["lock"]}, capsys)
+    result = run_module({"target": IQN, "luns": [3], "timeout": 0.3, "lock_file": host["lock"]}, capsys, host)
     assert result["failed"] is True
     assert result["msg"].startswith("timed out after 0.3s waiting for the block device of 2:0:0:3, 3:0:0:3")
     assert "Scanned: host2 '0 0 3', host3 '0 0 3'" in result["msg"]
@@ -126,7 +170,7 @@ def test_lun_not_presented_fails_after_deadline(
 
 def test_wait_false_returns_pending(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     host["kernel"].after = None
-    result = run_module({"target": IQN, "luns": [9], "wait": False, "lock_file": host["lock"]}, capsys)
+    result = run_module({"target": IQN, "luns": [9], "wait": False, "lock_file": host["lock"]}, capsys, host)
     assert result["changed"] is False
     assert result["pending"] == ["2:0:0:9", "3:0:0:9"]
     assert result["waited_seconds"] == 0
@@ -137,7 +181,7 @@ def test_unrequested_devices_are_warned_about(
 ) -> None:
     extra = {"hctl": "2:0:0:2", "sid": 1, "name": "sdd", "wwid": "naa.6001405bbbbbbbbbbbbbbbbbbbbbbbb2"}
     host["kernel"].after = build_sysfs(tmp_path, name="noisy", sessions=SESSIONS, devices=[*LUN1, extra])
-    result = run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys)
+    result = run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys, host)
     assert [d["hctl"] for d in result["devices"]] == ["2:0:0:1", "3:0:0:1"]
     # warnings are plain strings before ansible-core 2.19 and event objects since: look at their text
     assert "device 2:0:0:2 appeared during this run but was not asked for" in json.dumps(result["warnings"])
@@ -157,23 +201,49 @@ def test_unrequested_devices_are_warned_about(
 def test_bad_input_fails_before_writing(
     args: Dict[str, Any], message: str, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_module({**args, "lock_file": host["lock"]}, capsys)
+    result = run_module({**args, "lock_file": host["lock"]}, capsys, host)
     assert result["failed"] is True
     assert message in result["msg"]
     assert "changed" not in result or result["changed"] is False
     assert host["kernel"].writes == []
 
 
-def test_hctl_refresh_writes_rescan_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_hctl_refresh_writes_rescan_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = build_sysfs(tmp_path, sessions=SESSIONS, devices=LUN1)
     kernel = Kernel(root, None)
-    monkeypatch.setattr(scsi_targeted_scan, "SYSFS_ROOT", str(root))
-    monkeypatch.setattr(_scan, "write_attribute", kernel.write)
     args = {"hctl": ["3:0:0:1"], "refresh": True, "lock_file": str(tmp_path / "lock")}
-    result = run_module(args, capsys)
+    result = run_module(args, capsys, {"make_host": fake_host(root, kernel)})
     assert kernel.writes == [("/class/scsi_device/3:0:0:1/device/rescan", "1")]
     assert result["changed"] is False
     assert result["scanned"][0]["kind"] == "rescan"
     assert [d["name"] for d in result["devices"]] == ["sdc"]
+
+
+@pytest.mark.parametrize("option", ["portals", "portal"])
+def test_portals_restrict_the_scan_and_names_resolve_to_every_address(
+    option: str, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = {"target": IQN, "luns": [1], option: ["192.0.2.11"], "lock_file": host["lock"]}
+    result = run_module(args, capsys, host)
+    assert host["kernel"].writes == [("/class/scsi_host/host3/scan", "0 0 1")]
+    assert [d["hctl"] for d in result["devices"]] == ["3:0:0:1"]
+
+
+def test_a_name_and_its_address_are_scanned_once_with_a_warning(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = {"target": IQN, "luns": [1], "portals": ["array.example.com", "192.0.2.10:3260"], "lock_file": host["lock"]}
+    result = run_module(args, capsys, host)
+    assert host["kernel"].writes == [("/class/scsi_host/host2/scan", "0 0 1"), ("/class/scsi_host/host3/scan", "0 0 1")]
+    assert "'192.0.2.10:3260' and 'array.example.com' are the same portal" in json.dumps(result["warnings"])
+
+
+def test_a_portal_without_port_is_3260_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sessions = [{**SESSIONS[0], "port": 3261}]
+    root = build_sysfs(tmp_path, sessions=sessions)
+    kernel = Kernel(root, None)
+    args = {"target": IQN, "luns": [1], "portals": ["192.0.2.10"], "lock_file": str(tmp_path / "lock")}
+    result = run_module(args, capsys, {"make_host": fake_host(root, kernel)})
+    assert result["failed"] is True
+    assert "through portal 192.0.2.10:3260: log in first" in result["msg"]
+    assert kernel.writes == []
