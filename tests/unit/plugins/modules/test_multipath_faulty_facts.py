@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as mp
@@ -22,6 +23,14 @@ from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.faults_host
 )
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
+
+
+@pytest.fixture(autouse=True)
+def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is one module run, as on a host: warnings and deprecations that ansible-core keeps for the
+    run in module globals must not leak in from main() calls of earlier tests."""
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
 
 
 def lab_script(state: str) -> List[Any]:
