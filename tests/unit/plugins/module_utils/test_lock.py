@@ -349,6 +349,26 @@ def test_a_failed_run_writes_no_lease_but_released_always_removes(tmp_path: Path
     assert not (tmp_path / "lunsafe-san.lock.lease").exists()
 
 
+def test_work_that_failed_without_raising_writes_no_lease(tmp_path: Path) -> None:
+    """A caller that reports a failure (fail_json after collecting errors) sets work_failed under the lock."""
+    path = tmp_path / "lunsafe-san.lock"
+    proc = fake_proc(tmp_path)
+    clock = FakeBootClock()
+    with leased(path, proc, clock, "attach-1") as lock:
+        assert lock.work_failed is False
+        lock.work_failed = True
+    assert lock.lease_outcome is None
+    assert not (tmp_path / "lunsafe-san.lock.lease").exists()
+    assert not lock.held
+    with leased(path, proc, clock, "attach-1") as lock:
+        pass
+    assert lock.lease_outcome == "held"
+    with leased(path, proc, clock, "attach-1", lease_state="released") as lock:
+        lock.work_failed = True  # a release is done whatever the outcome
+    assert lock.lease_outcome == "released"
+    assert not (tmp_path / "lunsafe-san.lock.lease").exists()
+
+
 def test_expired_or_other_boot_lease_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "lunsafe-san.lock"
     proc = fake_proc(tmp_path)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import List, Optional, Tuple
+
 import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _login as login_utils
@@ -13,6 +15,9 @@ from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 PORTAL = parse_portal("127.0.0.1")
 PORTAL6 = parse_portal("[::1]:3260")
+# after a failed login, login() asks the portal which targets it offers (SendTargets, nothing stored)
+PROBE = ["iscsiadm", "-m", "discovery", "-t", "sendtargets", "-p", "127.0.0.1:3260", "-o", "nonpersistent"]
+OFFERS_IQN = (PROBE, 0, f"127.0.0.1:3260,1 {IQN}\n", "")
 
 RECORD = """# BEGIN RECORD 2.1.8
 node.name = iqn.2003-01.org.lunsafe.lab:array
@@ -112,7 +117,7 @@ def test_login_created_and_already() -> None:
 
 
 def test_login_auth_failure_is_named() -> None:
-    runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target")])
+    runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target"), OFFERS_IQN])
     with pytest.raises(login_utils.LoginError) as info:
         login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
     kwargs = info.value.to_fail_kwargs()
@@ -156,7 +161,7 @@ def test_discover_adds_only_and_parses_portals() -> None:
 def test_wrong_mutual_secret_names_the_mutual_pair() -> None:
     """A wrong chap_password_in ends in rc 19 (seen in the lab), not 24: the hint must say so."""
     stderr = "iscsiadm: initiator reported error (19 - encountered non-retryable iSCSI login failure)"
-    runner = ScriptedRunner([(19, "", stderr), (19, "", stderr)])
+    runner = ScriptedRunner([(19, "", stderr), OFFERS_IQN, (19, "", stderr), OFFERS_IQN])
     with pytest.raises(login_utils.LoginError) as mutual:
         login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30, mutual=True)
     assert mutual.value.details["rc_name"] == "ISCSI_ERR_FATAL_LOGIN"
@@ -168,19 +173,61 @@ def test_wrong_mutual_secret_names_the_mutual_pair() -> None:
 
 
 def test_auth_failure_names_the_options_to_check() -> None:
-    runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target")])
+    runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target"), OFFERS_IQN])
     with pytest.raises(login_utils.LoginError) as info:
         login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
     assert "chap_username and chap_password" in info.value.msg
 
 
 def test_iscsid_that_cannot_start_is_actionable() -> None:
-    runner = ScriptedRunner([(20, "", "iscsiadm: can not connect to iSCSI daemon (111)!")])
+    down = (20, "", "iscsiadm: can not connect to iSCSI daemon (111)!")
+    runner = ScriptedRunner([down, (PROBE, *down)])  # the probe cannot tell: the login error stands
     with pytest.raises(login_utils.LoginError) as info:
         login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=30)
     assert info.value.details["rc"] == 20
     assert "iscsid is not running" in info.value.msg
     assert "systemctl start iscsid" in info.value.msg
+
+
+@pytest.mark.parametrize(
+    ("offered", "listed"),
+    [
+        ("127.0.0.1:3260,1 iqn.2003-01.org.lunsafe.lab:other\n[::1]:3260,1 iqn.2003-01.org.lunsafe.lab:other\n",
+         "iqn.2003-01.org.lunsafe.lab:other"),
+        ("iscsiadm: No portals found\n", "none"),
+    ],
+)  # fmt: skip
+def test_a_target_the_portal_does_not_offer_is_named(offered: str, listed: str) -> None:
+    runner = ScriptedRunner([(19, "", "iscsiadm: initiator reported error (19)"), (PROBE, 0, offered, "")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=60)
+    assert info.value.details["rc_name"] == "target_not_found"
+    assert f"the portal answers but does not offer this target (it offers: {listed}); check the target name" in (
+        info.value.msg
+    )
+    assert runner.calls[-1].timeout == 15  # the probe is short
+
+
+def test_the_offered_target_is_matched_case_insensitively() -> None:
+    runner = ScriptedRunner([(24, "", "auth"), (PROBE, 0, f"127.0.0.1:3260,1 {IQN.upper()}\n", "")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=5)
+    assert info.value.details["rc_name"] == "ISCSI_ERR_LOGIN_AUTH_FAILED"
+    assert runner.calls[-1].timeout == 5
+
+
+@pytest.mark.parametrize(
+    ("answer", "offered"),
+    [
+        ((0, f"127.0.0.1:3260,1 {IQN}\n127.0.0.1:3260,1 {IQN}\n[::1]:3260,1 iqn.x:y\n", ""), [IQN, "iqn.x:y"]),
+        ((24, "", "iscsiadm: discovery login to 127.0.0.1 rejected"), None),
+    ],
+)
+def test_offered_targets_lists_each_once_or_none_when_the_portal_does_not_answer(
+    answer: Tuple[int, str, str], offered: Optional[List[str]]
+) -> None:
+    runner = ScriptedRunner([([*PROBE[:7], "-I", "eth1", "-o", "nonpersistent"], *answer)])
+    assert login_utils.offered_targets(runner, portal=PORTAL, iface="eth1", timeout=15) == offered
 
 
 def test_hint_is_empty_for_codes_without_advice() -> None:
