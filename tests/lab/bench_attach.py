@@ -647,14 +647,16 @@ def merge(previous: dict, rows: List[dict], stamp: dict) -> dict:
     return {"rows": [by_count[k] for k in sorted(by_count)], "runs": [*runs, stamp]}
 
 
-def write_report(out: Path, rows: List[dict], stamp: dict, notes: List[str]) -> None:
+def write_report(out: Path, rows: List[dict], stamp: Optional[dict], notes: List[str]) -> None:
+    """Merge this run's rows into OUT's .json and write OUT; without a stamp, only re-render (notes updated)."""
     json_path = out.with_suffix(".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         previous = json.loads(json_path.read_text())
     except (FileNotFoundError, ValueError):
         previous = {}
-    recorded = merge(previous, rows, stamp)
+    recorded = merge(previous, rows, stamp) if stamp is not None else dict(previous, rows=previous.get("rows", []))
+    recorded.setdefault("runs", [])
     recorded["notes"] = notes or previous.get("notes", [])
     json_path.write_text(json.dumps(recorded, indent=1) + "\n")
     all_rows = recorded["rows"]
@@ -791,8 +793,16 @@ def main() -> int:
     parser.add_argument("--out", help="record the results in OUT's .json and write OUT as markdown")
     parser.add_argument("--note", action="append", default=[], help="a line for the notes under the results")
     parser.add_argument("--ref", help="measure the collection as committed at this git ref (default: the checkout)")
+    parser.add_argument(
+        "--render", action="store_true", help="no lab: rewrite --out from its recorded .json (with --note lines)"
+    )
     args = parser.parse_args()
     args.deadline = _deadline(args.deadline)
+    if args.render:
+        if not args.out:
+            parser.error("--render needs --out")
+        write_report(Path(args.out), [], None, args.note)
+        return 0
     command = "python3 tests/lab/bench_attach.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lab = lab_module.Lab(args.name)
     booted = False
