@@ -20,6 +20,7 @@ import os
 import time
 from typing import Any, Callable, List, Optional, TypeVar, Union
 
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
@@ -67,12 +68,17 @@ class Host:
         self.writer(path, text)
 
     def mountinfo(self) -> str:
-        """The text of the mount table; empty when it cannot be read (then nothing is reported mounted)."""
+        """The text of the mount table. A table that cannot be read fails: a removal must never assume that
+        nothing is mounted."""
         try:
             with open(self.mountinfo_path, encoding="utf-8", errors="replace") as handle:
                 return handle.read()
-        except OSError:
-            return ""
+        except OSError as exc:
+            raise LunsafeError(
+                f"cannot read the mount table {self.mountinfo_path} ({exc.strerror or exc}): refusing to decide "
+                "whether devices are mounted; is /proc mounted?",
+                path=self.mountinfo_path,
+            ) from None
 
     def wait(
         self,

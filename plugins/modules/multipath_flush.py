@@ -401,6 +401,7 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
 def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
+        _validate(module.params)  # before the runner takes command_timeout as its default deadline
         result = run(module, make_host(Runner(module, default_timeout=module.params["command_timeout"])))
     except LunsafeError as exc:
         module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})

@@ -12,7 +12,7 @@ from typing import List, Optional, Set
 import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _host
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import WaitTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, WaitTimeout
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host, write_attribute
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
@@ -59,11 +59,12 @@ def test_snapshot_reads_the_hosts_sysfs_root(tmp_path: Path) -> None:
     assert [device.name for device in host.snapshot(device_detail=False).devices] == ["sdb"]
 
 
-def test_mountinfo_is_the_text_or_empty_when_unreadable(tmp_path: Path) -> None:
+def test_mountinfo_is_the_text_and_an_unreadable_table_fails(tmp_path: Path) -> None:
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text("22 1 254:0 / / rw - ext4 /dev/vda rw\n")
     assert Host(runner=ScriptedRunner(), mountinfo_path=str(mountinfo)).mountinfo() == mountinfo.read_text()
-    assert Host(runner=ScriptedRunner(), mountinfo_path=str(tmp_path / "none")).mountinfo() == ""
+    with pytest.raises(LunsafeError, match="cannot read the mount table .*none"):
+        Host(runner=ScriptedRunner(), mountinfo_path=str(tmp_path / "none")).mountinfo()
 
 
 class Clock:

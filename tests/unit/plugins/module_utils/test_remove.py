@@ -13,6 +13,7 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Seq
 
 import pytest
 
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import Hctl
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, show_paths
@@ -243,11 +244,12 @@ def test_device_users_lists_stacked_devices_mounts_and_openers(tmp_path: Path) -
     ]
 
 
-def test_unused_device_has_no_users_even_without_a_mount_table(tmp_path: Path) -> None:
+def test_without_a_mount_table_nothing_is_declared_unused(tmp_path: Path) -> None:
+    """An unreadable mount table must not read as "nothing mounted": the removal's check fails instead."""
     root = make_root(tmp_path)
     the_host = host(root, ScriptedRunner(), Kernel(root).write, mountinfo_path=str(tmp_path / "missing"))
-    assert the_host.mountinfo() == ""
-    assert device_users(host=the_host, devices=read_snapshot(sysfs_root=str(root)).devices) == ()
+    with pytest.raises(LunsafeError, match="cannot read the mount table"):
+        device_users(host=the_host, devices=read_snapshot(sysfs_root=str(root)).devices)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -232,11 +232,6 @@ def test_invalid_input_fails_before_anything_runs(
     assert kernel.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins bug: main() builds the Runner from command_timeout before run() validates the options, "
-    "so the Runner's 'a command deadline must be positive' (option 'timeout') wins",
-)
 def test_a_zero_command_timeout_is_named_as_the_option(
     host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
