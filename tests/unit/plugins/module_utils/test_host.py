@@ -63,7 +63,7 @@ def test_mountinfo_is_the_text_and_an_unreadable_table_fails(tmp_path: Path) -> 
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text("22 1 254:0 / / rw - ext4 /dev/vda rw\n")
     assert Host(runner=ScriptedRunner(), mountinfo_path=str(mountinfo)).mountinfo() == mountinfo.read_text()
-    with pytest.raises(LunsafeError, match="cannot read the mount table .*none"):
+    with pytest.raises(LunsafeError, match=r"cannot read the mount table .*none"):
         Host(runner=ScriptedRunner(), mountinfo_path=str(tmp_path / "none")).mountinfo()
 
 
