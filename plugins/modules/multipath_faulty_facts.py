@@ -498,17 +498,20 @@ filters:
   sample: {wwids: [], maps: [], targets: []}
 """
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
-from ansible_collections.lunsafe.san.plugins.module_utils._faults import FACTS_NAME, classify, collect, make_filters
+from ansible_collections.lunsafe.san.plugins.module_utils._faults import (
+    FACTS_NAME,
+    SCHEMA_VERSION,
+    classify,
+    collect,
+    make_filters,
+)
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
-from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT
-
-# Internal, not an option: the sysfs root. Unit tests point it at a fake tree built in tmp_path.
-SYSFS_ROOT = DEFAULT_SYSFS_ROOT
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "wwids": {"type": "list", "elements": "str"},
@@ -519,22 +522,34 @@ ARGUMENT_SPEC: Dict[str, Any] = {
 }
 
 
-def make_runner(module: AnsibleModule, timeout: float) -> Runner:
-    """The command runner (unit tests replace this function with a scripted fake)."""
-    return Runner(module, default_timeout=timeout)
+# every key RETURN documents as always, for a run refused before it observed anything (bad input)
+FAILED_RESULT: Dict[str, Any] = {
+    "changed": False,
+    "ansible_facts": {},
+    "schema": SCHEMA_VERSION,
+    "summary": {},
+    "maps": [],
+    "paths": [],
+    "orphans": [],
+    "sources": {},
+    "filters": {},
+}
 
 
-def run(module: AnsibleModule) -> Dict[str, Any]:
-    """args -> observe -> classify -> result; nothing is ever applied."""
-    params = module.params
+def _validate(params: Dict[str, Any]) -> None:
     if params["timeout"] <= 0:
         raise InputError(
             f"timeout must be positive, got {params['timeout']:g}", option="timeout", value=params["timeout"]
         )
+
+
+def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
+    """args -> observe -> classify -> result; nothing is ever applied."""
+    params = module.params
     filters = make_filters(wwids=params["wwids"], maps=params["maps"], targets=params["targets"])
     observation = collect(
-        runner=make_runner(module, params["timeout"]),
-        sysfs_root=SYSFS_ROOT,
+        runner=host.runner,
+        sysfs_root=host.sysfs_root,
         timeout=params["timeout"],
         ll_fallback=params["multipath_ll_fallback"],
     )
@@ -547,12 +562,13 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
     return result
 
 
-def main() -> None:
+def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        result = run(module)
+        _validate(module.params)  # before the runner takes timeout as its default deadline
+        result = run(module, make_host(Runner(module, default_timeout=module.params["timeout"])))
     except LunsafeError as exc:
-        module.fail_json(**exc.to_fail_kwargs())
+        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})
     module.exit_json(**result)
 
 

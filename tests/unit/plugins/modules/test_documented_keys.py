@@ -21,6 +21,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import (
     iscsi_lun_attach,
+    multipath_faulty_facts,
     multipath_flush,
     scsi_targeted_scan,
 )
@@ -43,7 +44,8 @@ def attached(tmp_path: Path) -> FakeHost:
 
 
 def run_main(module: ModuleType, fake: FakeHost, capsys: pytest.CaptureFixture[str], **args: Any) -> Dict[str, Any]:
-    args.setdefault("lock_file", str(fake.tmp_path / "lock"))
+    if "lock_file" in module.ARGUMENT_SPEC:
+        args.setdefault("lock_file", str(fake.tmp_path / "lock"))
     with patch_module_args(args), pytest.raises(SystemExit):
         module.main(make_host=lambda runner: fake.host())
     result: Dict[str, Any] = json.loads(capsys.readouterr().out)
@@ -70,6 +72,11 @@ CASES = [
         multipath_flush,
         {"map": "mpatha"},
         {"map": "mpatha", "retries": -1},  # bad input
+    ),
+    (
+        multipath_faulty_facts,
+        {"timeout": 5},
+        {"timeout": 0},  # bad input
     ),
 ]
 

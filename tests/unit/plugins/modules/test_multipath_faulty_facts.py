@@ -15,6 +15,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as mp
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import multipath_faulty_facts
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.faults_host import (
     WWID,
@@ -50,10 +51,8 @@ def run_module(
     runner: ScriptedRunner,
     args: Dict[str, Any],
 ) -> Dict[str, Any]:
-    monkeypatch.setattr(multipath_faulty_facts, "SYSFS_ROOT", str(root))
-    monkeypatch.setattr(multipath_faulty_facts, "make_runner", lambda module, timeout: runner)
     with patch_module_args(args), pytest.raises(SystemExit):
-        multipath_faulty_facts.main()
+        multipath_faulty_facts.main(make_host=lambda _runner: Host(runner=runner, sysfs_root=str(root)))
     result: Dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
 
