@@ -56,7 +56,8 @@ import lab as lab_module
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 PORTALS = ["127.0.0.1", "127.0.0.2"]
 PARTS = ("per-call", "single-lun")
-ARMS = ("batch", "single")
+ARMS = ("batch", "single", "bare")
+TABLE_ARMS = ("batch", "single")
 
 GUEST_LOGIN = f"""
 set -e
@@ -155,6 +156,48 @@ if sys.argv[1:] != ["look"]:
     report.update(left_devices=len(devices()), left_maps=len(maps()), left_mpath_paths=len(mpath_sd_paths()))
 report.update(sessions=sessions(), seconds=round(time.monotonic() - start, 3))
 print(json.dumps(report))
+"""
+
+# runs in the guest: the floor of a K-LUN attach - the same scan writes as the module (one per LUN and
+# session), then multipathd alone (never helped) until every path has its block device and an mpath map
+GUEST_BARE_BATCH = r"""
+import glob, json, os, sys, time
+luns, timeout = [int(x) for x in sys.argv[1].split(",")], float(sys.argv[2])
+hosts = sorted({os.path.basename(os.path.dirname(os.path.realpath(s + "/device")))
+                for s in glob.glob("/sys/class/iscsi_session/session*")})
+def blocks(lun):
+    found = []
+    for host in hosts:
+        found += glob.glob("/sys/class/scsi_device/%s:*:*:%d/device/block/*" % (host[4:], lun))
+    return [os.path.basename(b) for b in found]
+def in_map(name):
+    for holder in glob.glob("/sys/block/%s/holders/dm-*" % name):
+        try:
+            with open(holder + "/dm/uuid") as handle:
+                if handle.read().startswith("mpath-"):
+                    return True
+        except OSError:
+            pass
+    return False
+start = time.monotonic()
+for lun in luns:
+    for host in hosts:
+        with open("/sys/class/scsi_host/%s/scan" % host, "w") as handle:
+            handle.write("0 0 %d" % lun)
+written = time.monotonic() - start
+waiting = set(luns)
+while waiting and time.monotonic() - start < timeout:
+    waiting = {lun for lun in waiting if len(blocks(lun)) < len(hosts)}
+    if waiting:
+        time.sleep(0.05)
+scan = time.monotonic() - start
+unmapped = set(luns) - waiting
+while unmapped and time.monotonic() - start < timeout:
+    unmapped = {lun for lun in unmapped if not all(in_map(b) for b in blocks(lun))}
+    if unmapped:
+        time.sleep(0.1)
+print(json.dumps({"seconds": round(time.monotonic() - start, 3), "written": round(written, 3),
+                  "scan": round(scan, 3), "paths_missing": sorted(waiting), "maps_missing": sorted(unmapped)}))
 """
 
 PLAYBOOK = """\
@@ -277,8 +320,40 @@ def _lun_outcomes(arm: str, calls: List[dict], luns: List[int]) -> Dict[str, dic
     return out
 
 
+def run_bare(lab: lab_module.Lab, *, luns: List[int], timeout: int) -> dict:
+    """The floor on LUNs `luns` (scan writes, multipathd alone), then a clean detach. Returns the sample."""
+    floor = guest_python(lab, GUEST_BARE_BATCH, ",".join(map(str, luns)), str(timeout), timeout=timeout + 300)
+    detach = guest_python(lab, GUEST_DETACH, "detach", timeout=1200)
+    wanted = set(luns)
+    present = detach["devices"]
+    incomplete = bool(floor["paths_missing"] or floor["maps_missing"])
+    return {
+        "arm": "bare",
+        "luns": luns,
+        "calls": 0,
+        "module_s": floor["seconds"],
+        "wall_s": None,
+        "phases_s": {"write": floor["written"], "scan": floor["scan"], "total": floor["seconds"]},
+        "devices": len(present),
+        "maps": len(detach["maps"]),
+        "unrequested": sum(1 for d in present if d["lun"] not in wanted),
+        "unrequested_hctl": [d["hctl"] for d in present if d["lun"] not in wanted],
+        "paths_missing": sum(max(0, len(PORTALS) - sum(1 for d in present if d["lun"] == lun)) for lun in luns),
+        "failed": sorted(str(n) for n in set(floor["paths_missing"]) | set(floor["maps_missing"])),
+        "errors": [f"incomplete after {timeout}s: {floor}"] if incomplete else [],
+        "call_failed": incomplete,
+        "multipath_actions": 0,
+        "detach_s": detach["seconds"],
+        "left_after_detach": detach.get("left_devices", 0) + detach.get("left_maps", 0),
+        "sessions": detach["sessions"],
+        "_raw": floor,
+    }
+
+
 def run_arm(lab: lab_module.Lab, root: Path, work: Path, *, arm: str, luns: List[int], timeout: int) -> dict:
     """One ansible-playbook run of one arm on LUNs `luns`, then a clean detach. Returns the sample."""
+    if arm == "bare":
+        return run_bare(lab, luns=luns, timeout=min(timeout, 600))
     playbook = work / f"attach-{arm}.yml"
     playbook.write_text(PLAYBOOK.format(attach=ATTACH_BATCH if arm == "batch" else ATTACH_SINGLE))
     out = work / f"result-{arm}-{len(luns)}.json"
@@ -344,7 +419,7 @@ def _median(values: List[float]) -> Optional[float]:
 def summarize(samples: List[dict], per_call: int) -> dict:
     ok = [s for s in samples if not s["call_failed"]] or samples
     module = _median([s["module_s"] for s in ok])
-    wall = _median([s["wall_s"] for s in ok])
+    wall = _median([s["wall_s"] for s in ok if s["wall_s"] is not None])
     return {
         "samples": len(samples),
         "failed_samples": sum(1 for s in samples if s["call_failed"]),
@@ -412,7 +487,7 @@ def measure_per_call(
                             handle.write(json.dumps({"mapped": mapped, "sample": s, **sample, "raw": raw}) + "\n")
                     log(
                         f"{mapped} mapped, {k} per call, {arm}, sample {s + 1}: module {sample['module_s']:.2f}s, "
-                        f"wall {sample['wall_s']:.2f}s, unrequested {sample['unrequested']}, "
+                        f"wall {_f(sample['wall_s'])}s, unrequested {sample['unrequested']}, "
                         f"missing paths {sample['paths_missing']}, failed {sample['failed'] or '-'} "
                         f"(detach {sample['detach_s']:.1f}s)"
                     )
@@ -529,7 +604,7 @@ def per_call_lines(rows: List[dict]) -> List[str]:
     for row in rows:
         for entry in (row.get("per_call") or {}).get("sizes", []):
             cells = [str(row["luns"]), str(entry["per_call"])]
-            for arm in ARMS:
+            for arm in TABLE_ARMS:
                 s = entry.get(arm)
                 if not s:
                     cells += ["not run"] + ["-"] * 4
@@ -546,9 +621,33 @@ def per_call_lines(rows: List[dict]) -> List[str]:
             b, single = entry.get("batch"), entry.get("single")
             ratio = single["wall_s"] / b["wall_s"] if b and single and b["wall_s"] else None
             cells.append(_f(ratio, 1))
-            cells.append("/".join(str(entry[arm]["samples"]) for arm in ARMS if entry.get(arm)))
+            cells.append("/".join(str(entry[arm]["samples"]) if entry.get(arm) else "0" for arm in TABLE_ARMS))
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def floor_lines(rows: List[dict]) -> List[str]:
+    """The bare floor of K LUNs against the module's one call on K LUNs."""
+    lines = [
+        "| LUNs mapped | LUNs | floor: scan writes s | floor: devices s | floor: devices + maps s | per LUN "
+        "| one call: module s | module / floor | unreq. | samples |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for entry in (row.get("per_call") or {}).get("sizes", []):
+            floor, batch = entry.get("bare"), entry.get("batch")
+            if not floor:
+                continue
+            phases = floor.get("phases_s") or {}
+            incomplete = f" ({floor['failed_samples']} incomplete)" if floor["failed_samples"] else ""
+            ratio = batch["module_s"] / floor["module_s"] if batch and floor["module_s"] else None
+            lines.append(
+                f"| {row['luns']} | {entry['per_call']} | {_f(phases.get('write'))} | {_f(phases.get('scan'))} "
+                f"| {_f(floor['module_s'])}{incomplete} | {_f(floor['module_per_lun_s'])} "
+                f"| {_f(batch['module_s']) if batch else '-'} | {_f(ratio, 1)} | {floor['unrequested']} "
+                f"| {floor['samples']} |"
+            )
+    return lines if len(lines) > 2 else []
 
 
 def goal_lines(rows: List[dict]) -> List[str]:
@@ -583,7 +682,7 @@ def goal_lines(rows: List[dict]) -> List[str]:
         e[arm]["unrequested"]
         for row in rows
         for e in (row.get("per_call") or {}).get("sizes", [])
-        for arm in ARMS
+        for arm in TABLE_ARMS
         if e.get(arm)
     ]
     if unrequested:
@@ -614,6 +713,9 @@ def print_report(rows: List[dict]) -> None:
         print("\nLUNs per call (medians; module = sum of timings.total over the calls; wall = Ansible task time)")
         print("\n".join(per_call_lines(rows)))
         print("\n".join(goal_lines(rows)))
+        if floor_lines(rows):
+            print("\nFloor: the same scan writes without the module, multipathd building the maps alone (medians)")
+            print("\n".join(floor_lines(rows)))
     single = [r for r in rows if "ours" in r]
     if single:
         print("\nOne LUN: iscsi_lun_attach vs a bare targeted scan vs a session rescan (medians)")
@@ -628,6 +730,17 @@ def print_report(rows: List[dict]) -> None:
             print(f"ours scan phase / bare scan at {r['luns']} LUNs = {ratio:.2f}")
 
 
+def _merge_per_call(old: dict, new: dict) -> dict:
+    """Arms measured in this run replace the recorded ones of the same size; the other arms are kept."""
+    sizes: Dict[int, dict] = {e["per_call"]: dict(e) for e in old.get("sizes", [])}
+    for entry in new.get("sizes", []):
+        merged = sizes.setdefault(entry["per_call"], {"per_call": entry["per_call"]})
+        for key, value in entry.items():
+            if value is not None and value != []:
+                merged[key] = value
+    return {"samples": max(old.get("samples", 0), new.get("samples", 0)), "sizes": [sizes[k] for k in sorted(sizes)]}
+
+
 def merge(previous: dict, rows: List[dict], stamp: dict) -> dict:
     """Rows of this run replace the recorded ones of the same LUN count mapped (per part); others are kept."""
     by_count: Dict[int, dict] = {r["luns"]: r for r in previous.get("rows", [])}
@@ -636,6 +749,8 @@ def merge(previous: dict, rows: List[dict], stamp: dict) -> dict:
         merged = dict(old)
         for key, value in row.items():
             merged[key] = value
+        if "per_call" in row and "per_call" in old:
+            merged["per_call"] = _merge_per_call(old["per_call"], row["per_call"])
         if "per_call" in row:
             merged["per_call_run"] = stamp
         if "ours" in row:
@@ -687,6 +802,18 @@ def write_report(out: Path, rows: List[dict], stamp: Optional[dict], notes: List
         *goal_lines(all_rows),
         "",
     ]
+    if floor_lines(all_rows):
+        text += [
+            "### The floor: the same scan writes without the module",
+            "",
+            "*Floor*: in the guest, the same scan-file writes the module makes (`0 0 L` to each session's host, per "
+            "LUN), then polling sysfs until every path has its block device (*devices*) and sits in an `mpath-` "
+            "map that multipathd built by itself (*devices + maps*); no lock, no checks, no help to multipathd. "
+            "What multipathd needs to build K maps bounds any K-LUN attach from below.",
+            "",
+            *floor_lines(all_rows),
+            "",
+        ]
     phase_lines = []
     for row in all_rows:
         for entry in (row.get("per_call") or {}).get("sizes", []):
@@ -777,7 +904,13 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="use a running lab of that name (left running)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
     parser.add_argument("--per-call", type=int, nargs="+", default=[1, 8, 32], help="LUNs per call (part 1)")
-    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="part 1: batch, single or both")
+    parser.add_argument(
+        "--arms",
+        nargs="+",
+        choices=ARMS,
+        default=list(ARMS),
+        help="part 1: batch (one call), single (a call per LUN), bare (the floor: scan writes, multipathd alone)",
+    )
     parser.add_argument("--samples", type=int, default=3, help="part 1: runs of each arm per size; medians shown")
     parser.add_argument(
         "--single-samples",
