@@ -23,6 +23,11 @@ import time
 
 TARGET_IQN = "iqn.2003-01.org.lunsafe.lab:array"
 PORTALS = ("127.0.0.1", "127.0.0.2", "::1")
+# A second target name exporting the same LUs (same backstores, same WWIDs) on its own portal, as
+# arrays do that present one target name per controller port. Only there after `target-b add`.
+TARGET_B_IQN = "iqn.2003-01.org.lunsafe.lab:array-b"
+TARGET_B_PORTALS = ("127.0.0.2:3260",)
+TARGETS = {"a": TARGET_IQN, "b": TARGET_B_IQN}
 STATE = "/var/lib/lunsafe-lab"
 STATE_FILE = os.path.join(STATE, "state.json")
 PRISTINE = "/usr/local/share/lunsafe-lab/pristine"
@@ -71,13 +76,44 @@ def save_state(state):
     os.replace(tmp, STATE_FILE)
 
 
-def _objects():
+def _objects(iqn=TARGET_IQN):
     rts = _rtslib()
     fabric = rts.FabricModule("iscsi")
-    target = rts.Target(fabric, TARGET_IQN, mode="lookup")
+    target = rts.Target(fabric, iqn, mode="lookup")
     tpg = rts.TPG(target, 1, mode="lookup")
     acl = rts.NodeACL(tpg, initiator_name(), mode="lookup")
     return rts, fabric, tpg, acl
+
+
+def _target_exists(iqn):
+    return os.path.isdir(os.path.join(CONFIGFS_ISCSI, iqn, "tpgt_1"))
+
+
+def _chosen_targets(which):
+    """IQNs a map/unmap/listen acts on: `a`, `b`, or `all` (every target that exists)."""
+    if which == "all":
+        return [iqn for iqn in TARGETS.values() if _target_exists(iqn)]
+    iqn = TARGETS[which]
+    if not _target_exists(iqn):
+        raise SystemExit(f"labctl: target {iqn} does not exist (target-b add creates the second one)")
+    return [iqn]
+
+
+def parse_portal(text):
+    """ADDR or ADDR:PORT or [V6]:PORT -> (address, port); the port defaults to 3260."""
+    text = text.strip()
+    if text.startswith("["):
+        address, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else "3260"
+    elif text.count(":") == 1:
+        address, port = text.split(":")
+    else:
+        address, port = text, "3260"
+    return address, int(port)
+
+
+def _add_portal(rts, tpg, address, port):
+    return rts.NetworkPortal(tpg, f"[{address}]" if ":" in address else address, port, mode="create")
 
 
 def _new_backstore(rts, state, lun, size_mb):
@@ -104,7 +140,9 @@ def cmd_setup(args):
     tpg.set_attribute("generate_node_acls", "0")
     tpg.set_attribute("demo_mode_write_protect", "0")
     for address in PORTALS:
-        rts.NetworkPortal(tpg, f"[{address}]" if ":" in address else address, 3260, mode="create")
+        _add_portal(rts, tpg, address, 3260)
+    for extra in args.listen or ():
+        _add_portal(rts, tpg, *parse_portal(extra))
     tpg.enable = True
     acl = rts.NodeACL(tpg, initiator_name(), mode="create")
     if args.chap_user:
@@ -125,36 +163,111 @@ def cmd_setup(args):
         rts.MappedLUN(acl, lun, tpg_lun)
         state["luns"][str(lun)] = {"backstore": name, "mapped": True, "wwn": so.wwn}
     save_state(state)
+    if args.target_b:
+        _create_target_b(rts, TARGET_B_PORTALS)
     return cmd_status(args)
 
 
+def _create_target_b(rts, portals):
+    """Target B: its own TPG and portals, the same backstores as target A's LUNs (same LU, same WWID),
+    this host's ACL with A's CHAP settings, and A's current mapping mirrored."""
+    _rts, fabric, tpg_a, acl_a = _objects(TARGET_IQN)
+    if _target_exists(TARGET_B_IQN):
+        raise SystemExit(f"labctl: {TARGET_B_IQN} exists already")
+    target = rts.Target(fabric, TARGET_B_IQN, mode="create")
+    tpg = rts.TPG(target, 1, mode="create")
+    for name in ("authentication", "generate_node_acls", "demo_mode_write_protect"):
+        tpg.set_attribute(name, tpg_a.get_attribute(name))
+    for portal in portals:
+        _add_portal(rts, tpg, *parse_portal(portal))
+    tpg.enable = True
+    acl = rts.NodeACL(tpg, initiator_name(), mode="create")
+    for name in ("chap_userid", "chap_password", "chap_mutual_userid", "chap_mutual_password"):
+        value = getattr(acl_a, name)
+        if value:
+            setattr(acl, name, value)
+    mapped_a = {m.mapped_lun for m in acl_a.mapped_luns}
+    for lun_a in sorted(tpg_a.luns, key=lambda x: x.lun):
+        tpg_lun = rts.LUN(tpg, lun=lun_a.lun, storage_object=lun_a.storage_object)
+        if lun_a.lun in mapped_a:
+            rts.MappedLUN(acl, lun_a.lun, tpg_lun)
+    return {"target": TARGET_B_IQN, "portals": list(portals), "mapped_luns": sorted(mapped_a)}
+
+
+def cmd_target_b(args):
+    """Add or remove the second target name (same LUs) on its own portal(s)."""
+    if args.action == "add":
+        return _create_target_b(_rtslib(), args.portal or TARGET_B_PORTALS)
+    rts = _rtslib()
+    existed = _target_exists(TARGET_B_IQN)
+    if existed:
+        rts.Target(rts.FabricModule("iscsi"), TARGET_B_IQN, mode="lookup").delete()
+    return {"target": TARGET_B_IQN, "removed": existed}
+
+
+def cmd_listen(args):
+    """Make a target's TPG listen on one more portal (e.g. 127.0.0.1:3261), or stop listening there."""
+    rts = _rtslib()
+    address, port = parse_portal(args.portal)
+    changed = []
+    for iqn in _chosen_targets(args.target):
+        _rts, _fabric, tpg, _acl = _objects(iqn)
+        found = [np for np in tpg.network_portals if (np.ip_address.strip("[]"), np.port) == (address, port)]
+        if args.action == "add" and not found:
+            _add_portal(rts, tpg, address, port)
+            changed.append(iqn)
+        elif args.action == "remove":
+            for np in found:
+                np.delete()
+                changed.append(iqn)
+    return {"portal": args.portal, "action": args.action, "changed": changed}
+
+
 def cmd_map(args):
-    rts, _fabric, tpg, acl = _objects()
     state = load_state()
-    tpg_lun = rts.LUN(tpg, lun=args.lun)
-    rts.MappedLUN(acl, args.lun, tpg_lun)
-    state["luns"][str(args.lun)]["mapped"] = True
+    targets = _chosen_targets(args.target)
+    for iqn in targets:
+        rts, _fabric, tpg, acl = _objects(iqn)
+        if not any(m.mapped_lun == args.lun for m in acl.mapped_luns):
+            tpg_lun = rts.LUN(tpg, lun=args.lun)
+            rts.MappedLUN(acl, args.lun, tpg_lun)
+        if iqn == TARGET_IQN:
+            state["luns"][str(args.lun)]["mapped"] = True
     save_state(state)
-    return {"mapped": args.lun}
+    return {"mapped": args.lun, "targets": targets}
 
 
 def cmd_unmap(args):
-    _rts, _fabric, _tpg, acl = _objects()
     state = load_state()
     was_mapped = False
-    for mapped in acl.mapped_luns:
-        if mapped.mapped_lun == args.lun:
-            mapped.delete()
-            was_mapped = True
-    state["luns"][str(args.lun)]["mapped"] = False
+    targets = _chosen_targets(args.target)
+    for iqn in targets:
+        _rts, _fabric, _tpg, acl = _objects(iqn)
+        for mapped in acl.mapped_luns:
+            if mapped.mapped_lun == args.lun:
+                mapped.delete()
+                was_mapped = True
+        if iqn == TARGET_IQN:
+            state["luns"][str(args.lun)]["mapped"] = False
     save_state(state)
-    return {"unmapped": args.lun, "was_mapped": was_mapped}
+    return {"unmapped": args.lun, "was_mapped": was_mapped, "targets": targets}
 
 
 def cmd_reuse(args):
-    """Give LUN number N to a new backstore (new WWID), as an array does when it reuses LUN ids."""
+    """Give LUN number N to a new backstore (new WWID), as an array does when it reuses LUN ids.
+    With --target b only target B's LUN N changes: the two target names then present different LUs
+    under one LUN number (a misconfigured array; the attach's identity check must see it)."""
+    if args.target == "b":
+        return _reuse_b_only(args)
     rts, _fabric, tpg, acl = _objects()
     state = load_state()
+    exporting_b = []  # target B exports the same LU: give it the new one too (mapped if it was)
+    if _target_exists(TARGET_B_IQN):
+        _rts, _fabric, tpg_b, acl_b = _objects(TARGET_B_IQN)
+        for lun_b in tpg_b.luns:
+            if lun_b.lun == args.lun:
+                exporting_b.append(any(m.mapped_lun == args.lun for m in acl_b.mapped_luns))
+                lun_b.delete()  # also deletes its mapped LUNs
     for mapped in acl.mapped_luns:
         if mapped.mapped_lun == args.lun:
             mapped.delete()
@@ -166,13 +279,40 @@ def cmd_reuse(args):
     tpg_lun = rts.LUN(tpg, lun=args.lun, storage_object=so)
     if args.map:
         rts.MappedLUN(acl, args.lun, tpg_lun)
+    if exporting_b:
+        tpg_lun_b = rts.LUN(tpg_b, lun=args.lun, storage_object=so)
+        if args.map and exporting_b[0]:
+            rts.MappedLUN(acl_b, args.lun, tpg_lun_b)
     state["luns"][str(args.lun)] = {"backstore": name, "mapped": bool(args.map), "wwn": so.wwn}
     save_state(state)
     return {"reused": args.lun, "wwn": so.wwn, "mapped": bool(args.map)}
 
 
+def _reuse_b_only(args):
+    rts, _fabric, tpg_b, acl_b = _objects(TARGET_B_IQN)
+    state = load_state()
+    was_mapped = any(m.mapped_lun == args.lun for m in acl_b.mapped_luns)
+    for lun_b in tpg_b.luns:
+        if lun_b.lun == args.lun:
+            old_so = lun_b.storage_object
+            lun_b.delete()
+            if not list(old_so.attached_luns) and old_so.name not in _backstores_of_a(state):
+                old_so.delete()
+    so, name = _new_backstore(rts, state, args.lun, state.get("size_mb", 64))
+    tpg_lun = rts.LUN(tpg_b, lun=args.lun, storage_object=so)
+    if args.map and was_mapped:
+        rts.MappedLUN(acl_b, args.lun, tpg_lun)
+    state.setdefault("luns_b", {})[str(args.lun)] = {"backstore": name, "wwn": so.wwn}
+    save_state(state)
+    return {"reused": args.lun, "target": TARGET_B_IQN, "wwn": so.wwn, "mapped": bool(args.map and was_mapped)}
+
+
+def _backstores_of_a(state):
+    return {entry["backstore"] for entry in state.get("luns", {}).values()}
+
+
 def cmd_portal(args):
-    """Take one portal down (drop its iSCSI packets both ways) or bring it back."""
+    """Take one portal down (drop its iSCSI packets both ways), or bring every portal back (`up`)."""
     family = "ip6" if ":" in args.address else "ip"
     if args.action == "down":
         run(["nft", "add", "table", "inet", "lunsafe"], timeout=10, check=True)
@@ -195,7 +335,7 @@ def cmd_portal(args):
                 args.address,
                 "tcp",
                 "dport",
-                "3260",
+                str(args.port),
                 "drop",
             ],
             timeout=10,
@@ -214,7 +354,7 @@ def cmd_portal(args):
                 args.address,
                 "tcp",
                 "sport",
-                "3260",
+                str(args.port),
                 "drop",
             ],
             timeout=10,
@@ -222,36 +362,51 @@ def cmd_portal(args):
         )
     else:
         run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
-    return {"portal": args.address, "action": args.action}
+    return {"portal": args.address, "port": args.port, "action": args.action}
 
 
-def _target_connections():
-    """TCP connections the target holds on its iSCSI port, by the portal address they reached."""
-    proc = run(["ss", "-Htn", "state", "established", "sport", "=", ":3260"], timeout=10)
+def _target_connections(ports=(3260,)):
+    """TCP connections the target holds on its iSCSI ports, by the portal address they reached."""
     connections = []
-    for line in proc["stdout"].splitlines():
-        fields = line.split()
-        if len(fields) >= 4:
-            local = fields[-2]
-            connections.append({"portal": local, "peer": fields[-1]})
+    for port in sorted(set(ports)):
+        proc = run(["ss", "-Htn", "state", "established", "sport", "=", f":{port}"], timeout=10)
+        for line in proc["stdout"].splitlines():
+            fields = line.split()
+            if len(fields) >= 4:
+                local = fields[-2]
+                connections.append({"portal": local, "peer": fields[-1]})
     return connections
 
 
+def _target_view(iqn):
+    base = os.path.join(CONFIGFS_ISCSI, iqn, "tpgt_1")
+    return {
+        "portals": sorted(_listdir(os.path.join(base, "np"))),
+        "tpg_luns": sorted(int(n[4:]) for n in _listdir(os.path.join(base, "lun")) if n.startswith("lun_")),
+        "mapped_luns": sorted(
+            int(n[4:]) for n in _listdir(os.path.join(base, "acls", initiator_name())) if n.startswith("lun_")
+        ),
+    }
+
+
 def cmd_status(_args):
+    """Target A's view at the top level (as always); `targets` holds every target name's view."""
     state = load_state()
-    base = os.path.join(CONFIGFS_ISCSI, TARGET_IQN, "tpgt_1")
-    tpg_luns = sorted(int(n[4:]) for n in _listdir(os.path.join(base, "lun")) if n.startswith("lun_"))
-    acl_dir = os.path.join(base, "acls", initiator_name())
-    mapped = sorted(int(n[4:]) for n in _listdir(acl_dir) if n.startswith("lun_"))
-    portals = sorted(_listdir(os.path.join(base, "np")))
+    targets = {iqn: _target_view(iqn) for iqn in TARGETS.values() if _target_exists(iqn)}
+    view = targets.get(TARGET_IQN) or _target_view(TARGET_IQN)
+    ports = {3260}
+    for each in targets.values():
+        ports.update(int(np.rsplit(":", 1)[1]) for np in each["portals"] if np.rsplit(":", 1)[-1].isdigit())
     return {
         "target": TARGET_IQN,
         "initiator": initiator_name(),
-        "portals": portals,
-        "tpg_luns": tpg_luns,
-        "mapped_luns": mapped,
-        "connections": _target_connections(),
+        "portals": view["portals"],
+        "tpg_luns": view["tpg_luns"],
+        "mapped_luns": view["mapped_luns"],
+        "targets": targets,
+        "connections": _target_connections(ports),
         "luns": state.get("luns", {}),
+        "luns_b": state.get("luns_b", {}),
     }
 
 
@@ -363,14 +518,27 @@ def main(argv=None):
         p.add_argument("--mutual-password")
         p.add_argument("--discovery-user")
         p.add_argument("--discovery-password")
+        p.add_argument("--target-b", action="store_true", help=f"also export every LUN as {TARGET_B_IQN}")
+        p.add_argument("--listen", action="append", metavar="ADDR:PORT", help="one more portal of target A")
     for name in ("map", "unmap"):
-        sub.add_parser(name).add_argument("lun", type=int)
+        p = sub.add_parser(name)
+        p.add_argument("lun", type=int)
+        p.add_argument("--target", choices=("a", "b", "all"), default="all", help="default: every target")
+    p = sub.add_parser("target-b")
+    p.add_argument("action", choices=("add", "remove"))
+    p.add_argument("--portal", action="append", metavar="ADDR:PORT", help="default: " + " ".join(TARGET_B_PORTALS))
+    p = sub.add_parser("listen")
+    p.add_argument("action", choices=("add", "remove"))
+    p.add_argument("portal", metavar="ADDR:PORT")
+    p.add_argument("--target", choices=("a", "b", "all"), default="a")
     p = sub.add_parser("reuse")
     p.add_argument("lun", type=int)
     p.add_argument("--no-map", dest="map", action="store_false")
+    p.add_argument("--target", choices=("all", "b"), default="all", help="b: only target B's LUN N")
     p = sub.add_parser("portal")
     p.add_argument("action", choices=("down", "up"))
     p.add_argument("address", choices=PORTALS)
+    p.add_argument("--port", type=int, default=3260)
     sub.add_parser("status")
     args = parser.parse_args(argv)
     handler = {
@@ -381,6 +549,8 @@ def main(argv=None):
         "reuse": cmd_reuse,
         "portal": cmd_portal,
         "status": cmd_status,
+        "target-b": cmd_target_b,
+        "listen": cmd_listen,
     }[args.command]
     json.dump(handler(args), sys.stdout)
     sys.stdout.write("\n")
