@@ -65,8 +65,8 @@ options:
       - Restrict the scan to the sessions logged in through these portals (C(address) or C(address:port);
         IPv6 as C([address]:port); or a host name). Matched against the session's current and persistent
         address and port.
-      - The port policy is the same in every module of this collection: a portal without a port is port
-        3260, so V(192.0.2.10) does not match a session on V(192.0.2.10:3261).
+      - "The port policy is the same in every module of this collection: a portal without a port is port
+        3260, so V(192.0.2.10) does not match a session on V(192.0.2.10:3261)."
       - A host name stands for every address it resolves to on the managed host (each must have a session);
         the same portal given twice (two spellings) is used once, with a warning.
       - Each portal must have a session to O(target).
