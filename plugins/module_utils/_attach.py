@@ -74,6 +74,7 @@ __all__ = [
     "build_request",
     "check_identity",
     "detach",
+    "empty_result",
     "expected",
     "lun_devices",
     "map_facts",
@@ -517,6 +518,24 @@ class Outcome:
     error: Optional[LunsafeError] = None
 
 
+def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
+    """The result's keys before anything is known (also what a run refused before it started returns)."""
+    return {
+        "changed": False,
+        "timings": timings,
+        "sessions": [],
+        "nodes": [],
+        "logged_in": [],
+        "logged_out": [],
+        "nodes_removed": [],
+        "scanned": [],
+        "multipath_actions": [],
+        "discovered": [],
+        "rolled_back": [],
+        "luns": [],
+    }
+
+
 class _Run:
     """State shared by attach and detach: the host, the request, timings and the result."""
 
@@ -529,20 +548,7 @@ class _Run:
         self._started = self._last_mark
         self.luns = [LunRun(req=lun) for lun in request.luns]
         self.warnings: List[str] = list(request.warnings)
-        self.result: Dict[str, Any] = {
-            "changed": False,
-            "timings": timings,
-            "sessions": [],
-            "nodes": [],
-            "logged_in": [],
-            "logged_out": [],
-            "nodes_removed": [],
-            "scanned": [],
-            "multipath_actions": [],
-            "discovered": [],
-            "rolled_back": [],
-            "luns": [],
-        }
+        self.result = empty_result(timings)
 
     def mark(self, phase: str) -> None:
         """Seconds spent in each phase, measured inside the module (no Ansible transport)."""

@@ -485,21 +485,7 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
 
 
 def _empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
-    return {
-        "changed": False,
-        "timings": timings,
-        "sessions": [],
-        "nodes": [],
-        "logged_in": [],
-        "logged_out": [],
-        "nodes_removed": [],
-        "scanned": [],
-        "multipath_actions": [],
-        "discovered": [],
-        "rolled_back": [],
-        "luns": [],
-        "lock_lease": None,
-    }
+    return {**procedure.empty_result(timings), "lock_lease": None}
 
 
 if __name__ == "__main__":
