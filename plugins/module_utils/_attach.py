@@ -131,7 +131,7 @@ class Request:
     chap: Optional[login.Chap] = None
     discovery_chap: Optional[login.Chap] = None
     discover: bool = False
-    node_startup: str = "manual"
+    node_startup: Optional[str] = None  # None: manual for records this run creates, existing ones keep theirs
     multipath: bool = True
     stale_device: str = "fail"
     timeout: float = 60.0
@@ -306,7 +306,7 @@ def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[s
         chap=_chap(params, "chap", mutual=True),
         discovery_chap=_chap(params, "discovery_chap", mutual=False),
         discover=bool(params.get("discover")),
-        node_startup=params.get("node_startup") or "manual",
+        node_startup=params.get("node_startup"),
         multipath=params.get("multipath", True) is not False,
         stale_device=params.get("stale_device") or "fail",
         timeout=float(params.get("timeout") or 60),
@@ -623,12 +623,20 @@ def preflight_multipathd(runner: CommandRunner) -> None:
 class _Attach(_Run):
     def __init__(self, host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> None:
         super().__init__(host, request, check=check, timings=timings)
-        self.wanted = login.wanted_node_settings(
+        # a record this run creates gets the collection's settings (manual startup unless asked, few login
+        # retries so an unreachable portal fails fast); a record that exists (os-brick's, an operator's) keeps
+        # its own: only manual scan (the safety rule), the CHAP given and an explicit node_startup are written
+        self.wanted_new = login.wanted_node_settings(
             chap=request.chap,
-            startup=request.node_startup,
+            startup=request.node_startup or "manual",
             login_retries=LOGIN_RETRIES,
             login_timeout=int(request.login_timeout),
         )
+        self.wanted_existing = {login.SCAN_KEY: "manual"}
+        if request.chap is not None:
+            self.wanted_existing.update(request.chap.settings(prefix="node.session.auth"))
+        if request.node_startup is not None:
+            self.wanted_existing["node.startup"] = request.node_startup
         # what this run created, to undo when no LUN is left attached
         self.created_nodes: List[Tuple[str, Portal]] = []
         self.created_discovery: List[Portal] = []
@@ -648,7 +656,7 @@ class _Attach(_Run):
                     portal=path.portal,
                     iface=self.request.iface,
                     current=current,
-                    wanted=self.wanted,
+                    wanted=self.wanted_new if current is None else self.wanted_existing,
                 )
             )
         return changes

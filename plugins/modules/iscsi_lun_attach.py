@@ -134,9 +134,14 @@ options:
     description:
       - C(node.startup) of the node records. With V(automatic) iscsid logs in at boot, but with manual scan
         it attaches no LUN then; run this module again after boot to scan the LUN.
+      - When omitted, a record this module creates gets V(manual), and a record that exists keeps its own
+        value.
+      - A record that exists (created by os-brick, an operator or another tool) keeps its settings. Only
+        C(node.session.scan=manual), the CHAP settings given and an explicit O(node_startup) are written
+        to it, and RV(nodes) lists each key written. Records this module creates also get few initial login
+        retries and a login timeout from O(login_timeout), so that an unreachable portal fails fast.
     type: str
     choices: [manual, automatic]
-    default: manual
   multipath:
     description:
       - Wait for (and if needed ask multipathd for) a multipath map holding every path.
@@ -403,7 +408,7 @@ ARGUMENT_SPEC: Dict[str, Any] = dict(
     chap_password_in=dict(type="str", no_log=True),
     discovery_chap_username=dict(type="str"),
     discovery_chap_password=dict(type="str", no_log=True),
-    node_startup=dict(type="str", default="manual", choices=["manual", "automatic"]),
+    node_startup=dict(type="str", choices=["manual", "automatic"]),
     multipath=dict(type="bool", default=True),
     expected_wwid=dict(type="str"),
     stale_device=dict(type="str", default="fail", choices=["fail", "replace"]),

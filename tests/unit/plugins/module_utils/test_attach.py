@@ -97,6 +97,23 @@ def test_fresh_host_several_luns_one_scan_write_per_lun_and_session(tmp_path: Pa
     assert not any(d["new"] for e in again.result["luns"] for d in e["devices"])
 
 
+def test_records_that_exist_keep_their_settings_but_get_manual_scan(tmp_path: Path) -> None:
+    """os-brick's record (automatic startup after its login, its own retries) is not rewritten (issue 12)."""
+    fake = world(tmp_path)
+    theirs = {"node.session.scan": "auto", "node.startup": "automatic", "node.session.initial_login_retry_max": "8"}
+    fake.nodes[(IQN, P1)] = dict(theirs)
+    outcome = run(fake, lun="1")
+    assert outcome.error is None
+    assert fake.nodes[(IQN, P1)] == {**theirs, "node.session.scan": "manual"}
+    assert fake.nodes[(IQN, P2)]["node.startup"] == "manual"  # created by this run
+    assert fake.nodes[(IQN, P2)]["node.session.initial_login_retry_max"] == "2"
+    changed = {n["portal"]: n["update_keys"] for n in outcome.result["nodes"]}
+    assert changed[P1] == ["node.session.scan"]
+    explicit = run(fake, lun="1", node_startup="manual")
+    assert fake.nodes[(IQN, P1)]["node.startup"] == "manual"
+    assert [n["update_keys"] for n in explicit.result["nodes"]] == [["node.startup"]]
+
+
 def test_check_mode_on_a_fresh_host_predicts_and_writes_nothing(tmp_path: Path) -> None:
     fake = world(tmp_path)
     outcome = run(fake, check=True, luns=[1, 2])
