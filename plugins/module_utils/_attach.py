@@ -82,7 +82,7 @@ __all__ = [
     "stale_devices",
 ]
 
-MAP_GRACE = 5.0  # seconds multipathd gets to build a map by itself before it is asked to
+MAP_GRACE = 5.0  # seconds without a new map before multipathd is asked to build the rest
 LOGIN_RETRIES = 2  # node.session.initial_login_retry_max: an unreachable portal fails fast
 
 
@@ -841,30 +841,54 @@ class _Attach(_Run):
     def wait_for_maps(self, names_of: Dict[int, List[str]]) -> None:
         """One wait for the maps of every LUN that passed its identity check.
 
-        After :data:`MAP_GRACE` seconds without a map (find_multipaths keeps a first single path out of
-        multipath), its WWID is added to the wwids file and its paths handed to multipathd, once.
+        multipathd builds the maps one after the other from the udev events of the new paths (seconds each
+        under load). Only when it stalls, :data:`MAP_GRACE` seconds without a new map of ours (find_multipaths
+        keeps a first single path out of multipath), are the waiting WWIDs added to the wwids file and their
+        paths handed to multipathd, once: asking earlier only queues more work behind the events it is
+        already working through. A LUN whose map is not there at the deadline fails.
         """
         waiting = {id(lun): lun for lun in self.luns if lun.ok and lun.wwid is not None}
         if not waiting:
             return
-        start = self.host.clock()
+        clock = self.host.clock
+        deadline = clock() + self.request.timeout
+        last_progress = clock()
+        handed_over = False
 
         def poll() -> bool:
+            nonlocal last_progress
             snapshot = self.host.snapshot(device_detail=False)
             for key, lun in list(waiting.items()):
                 dm_map = complete_map(snapshot, names_of[key], lun.wwid or "")
                 if dm_map is not None:
                     lun.dm_map = dm_map
                     del waiting[key]
+                    last_progress = clock()
             return not waiting
 
-        try:
-            self.host.wait(
-                poll, timeout=min(MAP_GRACE, self.request.timeout), describe="multipath maps", max_interval=0.5
+        while True:
+            until = deadline if handed_over else min(deadline, last_progress + MAP_GRACE)
+            try:
+                self.host.wait(poll, timeout=max(0.0, until - clock()), describe="multipath maps", max_interval=0.5)
+                return
+            except WaitTimeout:
+                pass
+            if clock() >= deadline:
+                break
+            if not handed_over and clock() >= last_progress + MAP_GRACE:
+                self.hand_over(waiting, names_of)
+                handed_over = True
+        for key, lun in waiting.items():
+            lun.fail(
+                MapTimeout(
+                    f"no multipath map for WWID {lun.wwid} holding {', '.join(names_of[key])} after "
+                    f"{self.request.timeout:g}s (is multipathd running, and is the device blacklisted?)",
+                    wwid=lun.wwid,
+                )
             )
-            return
-        except WaitTimeout:
-            pass
+
+    def hand_over(self, waiting: Dict[int, LunRun], names_of: Dict[int, List[str]]) -> None:
+        """Add the waiting WWIDs to the wwids file and hand their paths to multipathd (each command recorded)."""
         actions: List[str] = self.result["multipath_actions"]
         for key, lun in waiting.items():
             for argv in [multipath.add_wwid(wwid=lun.wwid or "")] + [
@@ -876,18 +900,6 @@ class _Attach(_Run):
                     actions.append(f"{' '.join(argv)}: {exc.msg}")
                 else:
                     actions.append(" ".join(argv))
-        remaining = max(0.0, self.request.timeout - (self.host.clock() - start))
-        try:
-            self.host.wait(poll, timeout=remaining, describe="multipath maps", interval=0.2)
-        except WaitTimeout:
-            for key, lun in waiting.items():
-                lun.fail(
-                    MapTimeout(
-                        f"no multipath map for WWID {lun.wwid} holding {', '.join(names_of[key])} after "
-                        f"{self.request.timeout:g}s (is multipathd running, and is the device blacklisted?)",
-                        wwid=lun.wwid,
-                    )
-                )
 
     def roll_back_lun(self, lun: LunRun, before_maps: Set[str]) -> None:
         """Remove what this run created for one failed LUN: a map multipathd built for it, then its devices."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP
@@ -39,12 +39,15 @@ def wwid_of(lun: int, *, generation: int = 0) -> str:
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
+        self.on_sleep: List[Callable[[], None]] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+        for hook in self.on_sleep:
+            hook()
 
 
 @dataclasses.dataclass
@@ -59,6 +62,7 @@ class FakeHost:
     auto_map: bool = True  # multipathd builds a map as soon as a WWID has a device
     multipathd: bool = True
     map_on_add: bool = True  # ... or when it is handed the path (multipathd add path)
+    map_every: Optional[float] = None  # ... or one map after the other, this many seconds apart
     nodes: Dict[Tuple[str, str], Dict[str, str]] = dataclasses.field(default_factory=dict)
     sessions: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     devices: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -77,6 +81,8 @@ class FakeHost:
         self._next_host = 2
         self._next_sd = 0
         self._next_dm = 0
+        self._scheduled: List[Tuple[float, str]] = []  # (when, WWID) of maps multipathd is working towards
+        self.clock.on_sleep.append(self._tick)
         self.rebuild()
 
     # -- the world as data -----------------------------------------------------------------------------
@@ -159,8 +165,19 @@ class FakeHost:
         self.devices.append(device)
         if self.auto_map:
             self._map_for(wwid)
+        elif self.map_every is not None and wwid not in [w for _when, w in self._scheduled]:
+            last = max([self.clock.now] + [when for when, _w in self._scheduled])
+            self._scheduled.append((last + self.map_every, wwid))
         self.rebuild()
         return device
+
+    def _tick(self) -> None:
+        due = [wwid for when, wwid in self._scheduled if when <= self.clock.now]
+        if due:
+            self._scheduled = [(when, wwid) for when, wwid in self._scheduled if wwid not in due]
+            for wwid in due:
+                self._map_for(wwid)
+            self.rebuild()
 
     def _map_for(self, wwid: str) -> None:
         slaves = [d["name"] for d in self.devices if d["wwid"] == "naa." + wwid[1:]]

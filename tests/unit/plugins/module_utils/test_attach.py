@@ -299,6 +299,34 @@ def test_map_wait_hands_the_paths_to_multipathd_after_the_grace(tmp_path: Path) 
     assert entry(outcome, "1")["dm"] is not None
 
 
+def test_maps_that_keep_coming_are_not_pushed(tmp_path: Path) -> None:
+    """multipathd builds one map every 3 s: 6 LUNs take 18 s, more than the grace, but it never stalls, so
+    nothing is handed over (asking would only queue more work behind its events)."""
+    fake = world(tmp_path, auto_map=False, map_every=3.0)
+    outcome = run(fake, luns=[0, 1, 2, 3, 4, 5], timeout=30)
+    assert outcome.error is None, outcome.error
+    assert outcome.result["multipath_actions"] == []
+    assert all(e["dm"] is not None for e in outcome.result["luns"])
+    assert outcome.result["timings"]["map"] >= 15
+
+
+def test_a_stalled_multipathd_gets_the_rest_handed_over(tmp_path: Path) -> None:
+    """multipathd builds nothing by itself (find_multipaths): after the grace the waiting LUNs are handed
+    over, once, and their maps come."""
+    fake = world(tmp_path, auto_map=False)
+    stalled = run(fake, luns=[1, 2], timeout=30)
+    assert stalled.error is None
+    assert stalled.result["multipath_actions"] == [
+        f"multipath -a {wwid_of(1)}",
+        "multipathd add path sda",
+        "multipathd add path sdb",
+        f"multipath -a {wwid_of(2)}",
+        "multipathd add path sdc",
+        "multipathd add path sdd",
+    ]
+    assert 5 <= stalled.result["timings"]["map"] < 7
+
+
 def test_a_map_that_never_comes_fails_the_lun_and_rolls_it_back(tmp_path: Path) -> None:
     fake = world(tmp_path, auto_map=False, map_on_add=False)
     outcome = run(fake, lun="1", timeout=8)
