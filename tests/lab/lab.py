@@ -7,7 +7,8 @@ multipathd and udev, reached over SSH like any fleet host.
     python3 tests/lab/lab.py up [--luns N]    boot it, wait for SSH, provision the array, write inventory
     python3 tests/lab/lab.py down             stop the VM by PID (idempotent)
     python3 tests/lab/lab.py ssh -- CMD...    run a command in the guest
-    python3 tests/lab/lab.py array ARGS...    act as the array (setup/reset/map/unmap/reuse/portal/status)
+    python3 tests/lab/lab.py array ARGS...    act as the array (labctl.py: setup, reset, map, unmap, reuse,
+                                              portal, listen, target-b, status)
 
 Standard library only: it runs before any venv exists. The image is cached under
 $LUNSAFE_LAB_CACHE (default ~/.cache/lunsafe-san/lab) in a folder named by the hash of the recipe;
@@ -632,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="print the running lab's JSON description")
     p = sub.add_parser("ssh", help="run a command in the guest")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
-    p = sub.add_parser("array", help="act as the array: setup|reset|map|unmap|reuse|portal|status ...")
+    p = sub.add_parser("array", help="act as the array: setup|reset|map|unmap|reuse|portal|listen|target-b|status ...")
     p.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     lab = Lab(args.name)

@@ -29,9 +29,14 @@ def unit_states(units):
     return dict(zip(units, proc.stdout.split()))
 
 
-def session_address(session):
-    found = glob.glob(session + "/device/connection*/iscsi_connection/connection*/persistent_address")
+def session_address(session, name="persistent_address"):
+    found = glob.glob(session + "/device/connection*/iscsi_connection/connection*/" + name)
     return read(found[0]) if found else None
+
+
+def session_port(session):
+    port = session_address(session, "persistent_port")
+    return int(port) if port and port.isdigit() else None
 
 
 sessions = [
@@ -40,6 +45,7 @@ sessions = [
         "state": read(s + "/state"),
         "target": read(s + "/targetname"),
         "address": session_address(s),
+        "port": session_port(s),
     }
     for s in sorted(glob.glob("/sys/class/iscsi_session/session*"))
 ]
