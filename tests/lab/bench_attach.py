@@ -248,6 +248,22 @@ def log(msg: str) -> None:
     print(f"[bench_attach {time.strftime('%H:%M:%S', time.gmtime())}] {msg}", file=sys.stderr, flush=True)
 
 
+def wait_for_stray_runs(lab: lab_module.Lab, timeout: float = 900) -> None:
+    """Module runs of an interrupted benchmark go on in the guest (killing ansible does not stop them): one that
+    times out later rolls back its LUN, and after an array reset that may be another run's device. Wait until
+    nothing holds the host lock file before measuring."""
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = lab.ssh(["sh", "-c", "fuser /run/lock/lunsafe-san.lock 2>/dev/null || true"], timeout=60)
+        holders = proc.stdout.split()
+        if not holders:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench_attach: processes {holders} in the guest still hold the host lock")
+        log(f"waiting for earlier module runs in the guest to end (pids {' '.join(holders)})")
+        time.sleep(15)
+
+
 def guest_python(lab: lab_module.Lab, code: str, *args: str, timeout: float = 3600) -> dict:
     proc = lab.ssh(["python3", "-c", code, *args], timeout=timeout)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -536,7 +552,12 @@ def measure_single_lun(lab: lab_module.Lab, root: Path, luns: int, rescan_max: i
     }
     # a whole-session rescan attaches every mapped LUN: at 64 LUNs under TCG it takes minutes and can leave
     # the guest unresponsive, so it is only measured up to --rescan-max
-    rescan = guest_python(lab, GUEST_MEASURE, "rescan", str(1)) if luns <= rescan_max else None
+    # from no device (the samples above attached up to every LUN at small counts): its new devices are then
+    # every mapped LUN on every session, the one wanted (LUN 1) included
+    rescan = None
+    if luns <= rescan_max:
+        guest_python(lab, GUEST_DETACH, "detach", timeout=1200)
+        rescan = guest_python(lab, GUEST_MEASURE, "rescan", str(1))
     return {"bare": bare, "ours": mine, "rescan": rescan}
 
 
@@ -693,7 +714,7 @@ def goal_lines(rows: List[dict]) -> List[str]:
 def single_lun_lines(rows: List[dict]) -> List[str]:
     lines = [
         "| LUNs mapped | bare scan s | ours: scan phase s | ours: module total s | ours: ansible wall s "
-        "| ours unrequested | rescan s | rescan new devices (wanted: 2) |",
+        "| ours unrequested | rescan s | rescan new devices (wanted: 2, mapped: 2 per LUN) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -953,6 +974,7 @@ def main() -> int:
             check=True,
         ).stdout.strip()
     code = code_version(args.ref)
+    wait_for_stray_runs(lab)
     raw_dir = lab_module.REPO / ".lab" / "bench-attach"
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw_log = raw_dir / time.strftime("raw-%Y%m%dT%H%M%SZ.jsonl", time.gmtime())
