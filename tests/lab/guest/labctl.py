@@ -103,7 +103,7 @@ def parse_portal(text):
     """ADDR or ADDR:PORT or [V6]:PORT -> (address, port); the port defaults to 3260."""
     text = text.strip()
     if text.startswith("["):
-        address, _, rest = text[1:].partition("]")
+        address, _bracket, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else "3260"
     elif text.count(":") == 1:
         address, port = text.split(":")
