@@ -466,6 +466,7 @@ class LunRun:
     devices: Tuple[ScsiDevice, ...] = ()
     before: Tuple[str, ...] = ()  # H:C:T:L of its devices before the run
     new: List[str] = dataclasses.field(default_factory=list)  # kernel names this run created
+    scanned: bool = False  # ``new`` was recorded right after this run's scan
     wwid: Optional[str] = None
     size_bytes: Optional[int] = None
     dm_map: Optional[DmMap] = None
@@ -836,7 +837,17 @@ class _Attach(_Run):
                         missing=[item.address],
                     )
                 )
+        self.record_new(after)
         return after
+
+    def record_new(self, after: Snapshot) -> None:
+        """What this run created, per LUN, right after its scan: the rollback removes these and nothing
+        that appears later (a device another run scanned once this run no longer held the lock)."""
+        sessions = self.sessions(after)
+        for lun in self.luns:
+            devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
+            lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
+            lun.scanned = True
 
     def wait_for_maps(self, names_of: Dict[int, List[str]]) -> None:
         """One wait for the maps of every LUN that passed its identity check.
@@ -941,10 +952,23 @@ class _Attach(_Run):
                 undone.append(f"could not delete {name}: {exc.msg}")
 
     def roll_back_sessions(self) -> None:
-        """No LUN is left attached: log out of what this run logged in to, drop the records it created."""
+        """No LUN is left attached: log out of what this run logged in to, drop the records it created.
+
+        A session that carries a device now (one the rollback had to leave, or another LUN's) is kept: a
+        logout would take that device away under its user.
+        """
         undone: List[str] = self.result["rolled_back"]
         runner, iface = self.host.runner, self.request.iface
+        snapshot = self.host.snapshot(device_detail=False)
         for path in self.logged_in:
+            carried = [
+                d.name or str(d.hctl)
+                for session in self.path_sessions(snapshot, path)
+                for d in snapshot.devices_of_session(sid=session.sid)
+            ]
+            if carried:
+                undone.append(f"kept the session to {path.portal} ({path.target}): it carries {', '.join(carried)}")
+                continue
             try:
                 login.logout(runner, target=path.target, portal=path.portal, iface=iface, timeout=60)
                 undone.append(f"logged out of {path.portal} ({path.target})")
@@ -1067,7 +1091,6 @@ class _Attach(_Run):
         paths_expected = len([s for s in sessions if s.logged_in])
         for lun in self.luns:
             lun.devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
-            lun.new = [d.name for d in lun.devices if d.name and str(d.hctl) not in lun.before]
             if not lun.ok:
                 continue
             try:
@@ -1086,8 +1109,9 @@ class _Attach(_Run):
         for lun in self.luns:
             if lun.ok and not everything:
                 continue
-            devices = lun_devices(snapshot=snapshot, sessions=self.sessions(snapshot), lun=lun.req.linux_lun)
-            lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
+            if not lun.scanned:  # the run stopped within the scan: what is new now is what it made
+                devices = lun_devices(snapshot=snapshot, sessions=self.sessions(snapshot), lun=lun.req.linux_lun)
+                lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
             self.roll_back_lun(lun, before_maps)
             if lun.ok:
                 lun.state = "absent" if not lun.before else lun.state

@@ -311,7 +311,9 @@ class FakeHost:
                 return self._login(target, portal)
             if "--logout" in argv:
                 before = len(self.sessions)
-                self.sessions = [s for s in self.sessions if not self._is(s, target, portal)]
+                gone = {s["sid"] for s in self.sessions if self._is(s, target, portal)}
+                self.sessions = [s for s in self.sessions if s["sid"] not in gone]
+                self.devices = [d for d in self.devices if d.get("sid") not in gone]  # the kernel removes them
                 self.rebuild()
                 return (0, "", "") if len(self.sessions) < before else (21, "", "")
             op = opt("-o")

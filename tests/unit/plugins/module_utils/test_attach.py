@@ -334,6 +334,30 @@ def test_a_map_that_never_comes_fails_the_lun_and_rolls_it_back(tmp_path: Path) 
     assert fake.devices == [] and fake.sessions == []
 
 
+def test_rollback_removes_only_what_this_run_scanned(tmp_path: Path) -> None:
+    """While the map wait runs, the device of LUN 1 on the first session is replaced by another (another run
+    deleted and scanned it once the lock was gone): the rollback deletes this run's other path, not that one."""
+    fake = world(tmp_path, auto_map=False, map_on_add=False)
+    replaced: List[str] = []
+
+    def another_run() -> None:
+        if replaced or fake.clock.now < 1003:
+            return
+        first = next(d for d in fake.devices if d["hctl"] == "2:0:0:1")
+        fake.devices.remove(first)
+        session = next(s for s in fake.sessions if s["host"] == 2)
+        replaced.append(fake.attach_device(session, 1)["name"])
+
+    fake.clock.on_sleep.append(another_run)
+    outcome = run(fake, lun="1", timeout=8)
+    assert outcome.error is not None and "no multipath map" in outcome.error.msg
+    assert replaced == ["sdc"]
+    assert [d["name"] for d in fake.devices] == ["sdc"]  # the other run's device stays
+    assert deletes(fake) == ["3:0:0:1"]  # sdb, this run's; sda was already gone
+    assert "kept the session to 127.0.0.1:3260 (" + IQN + "): it carries sdc" in outcome.result["rolled_back"]
+    assert [s["host"] for s in fake.sessions] == [2]  # the session without a device was logged out
+
+
 def test_multipathd_down_fails_before_anything_is_touched(tmp_path: Path) -> None:
     fake = world(tmp_path, multipathd=False)
     with pytest.raises(Exception) as raised:
