@@ -780,7 +780,7 @@ def merge(previous: dict, rows: List[dict], stamp: dict) -> dict:
     runs = [
         r for r in previous.get("runs", []) if r.get("command") != stamp["command"] or r.get("date") != stamp["date"]
     ]
-    return {"rows": [by_count[k] for k in sorted(by_count)], "runs": [*runs, stamp]}
+    return {**previous, "rows": [by_count[k] for k in sorted(by_count)], "runs": [*runs, stamp]}
 
 
 def write_report(out: Path, rows: List[dict], stamp: Optional[dict], notes: List[str]) -> None:
