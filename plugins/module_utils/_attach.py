@@ -84,6 +84,7 @@ __all__ = [
 
 MAP_GRACE = 5.0  # seconds without a new map before multipathd is asked to build the rest
 LOGIN_RETRIES = 2  # node.session.initial_login_retry_max: an unreachable portal fails fast
+ROLLBACK_SETTLE = 15.0  # seconds a rollback waits for udev workers and the like to close a new device
 
 
 class IdentityError(LunsafeError):
@@ -140,6 +141,7 @@ class Request:
     logout: bool = True
     remove_node: bool = True
     warnings: Tuple[str, ...] = ()
+    single: bool = False  # given as ``lun``: the result keeps the single-LUN shape, errors name no LUN
 
     @property
     def targets(self) -> Tuple[str, ...]:
@@ -315,6 +317,7 @@ def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[s
         logout=params.get("logout", True) is not False,
         remove_node=params.get("remove_node", True) is not False,
         warnings=tuple(warnings),
+        single=params.get("lun") is not None,
     )
 
 
@@ -574,7 +577,7 @@ class _Run:
         self.result["warnings"] = self.warnings
         failed = [lun for lun in self.luns if lun.error is not None]
         if error is None and failed:
-            if len(failed) == 1 and len(self.luns) == 1:
+            if len(failed) == 1 and self.request.single:
                 error = failed[0].error
             else:
                 error = LunsafeError(
@@ -913,19 +916,33 @@ class _Attach(_Run):
                     actions.append(" ".join(argv))
 
     def roll_back_lun(self, lun: LunRun, before_maps: Set[str]) -> None:
-        """Remove what this run created for one failed LUN: a map multipathd built for it, then its devices."""
+        """Remove what this run created for one failed LUN: a map multipathd built for it, then its devices.
+
+        Right after a scan, udev workers (and multipathd's map creation) hold the new devices open for a
+        moment: the rollback waits up to :data:`ROLLBACK_SETTLE` seconds for such users to go before it
+        leaves a device or map in place and says why.
+        """
         undone: List[str] = self.result["rolled_back"]
         if not lun.new:
             return
-        snapshot = self.host.snapshot()
+        settle = min(ROLLBACK_SETTLE, self.request.timeout)
         record = Record(clock=self.host.clock, start=self.host.clock())
-        for dm_map in snapshot.maps_holding(names=lun.new):
+        for dm_map in self.host.snapshot().maps_holding(names=lun.new):
             if not dm_map.is_multipath or dm_map.uuid is None or dm_map.uuid in before_maps:
                 continue
-            observation = flush.observe(ref=dm_map.uuid, host=self.host, snapshot=snapshot)
-            fplan = flush.plan_flush(observation=observation, force=False, remove_wwid_file=False)
-            if fplan.refusals:
-                undone.append(f"left map {dm_map.name}: " + "; ".join(fplan.refusals))
+            uuid = dm_map.uuid
+            last: List[Any] = []
+
+            def flushable(uuid: str = uuid, last: List[Any] = last) -> Any:
+                observation = flush.observe(ref=uuid, host=self.host)
+                fplan = flush.plan_flush(observation=observation, force=False, remove_wwid_file=False)
+                last[:] = [fplan]
+                return None if fplan.refusals else (observation, fplan)
+
+            try:
+                observation, fplan = self.host.wait(flushable, timeout=settle, describe=f"map {dm_map.name} unused")
+            except WaitTimeout:
+                undone.append(f"left map {dm_map.name}: " + "; ".join(last[0].refusals if last else ()))
                 continue
             try:
                 outcome = flush.apply_plan(plan=fplan, observation=observation, settings=self._flush_settings(False))
@@ -934,13 +951,19 @@ class _Attach(_Run):
                 continue
             undone.append(f"flushed map {dm_map.name}")
             undone.extend(f"deleted {entry['device']}" for entry in outcome.paths_removed)
-        snapshot = self.host.snapshot()
         for name in lun.new:
-            device = snapshot.device(name=name)
+            device = self.host.snapshot().device(name=name)
             if device is None:
                 continue
-            users = device_users(host=self.host, devices=[device])
-            if users:
+            users: List[Any] = []
+
+            def unused(device: ScsiDevice = device, users: List[Any] = users) -> bool:
+                users[:] = list(device_users(host=self.host, devices=[device]))
+                return not users
+
+            try:
+                self.host.wait(unused, timeout=settle, describe=f"{name} unused")
+            except WaitTimeout:
                 undone.append(f"left {name}: " + "; ".join(u.describe() for u in users))
                 continue
             try:
@@ -960,6 +983,7 @@ class _Attach(_Run):
         undone: List[str] = self.result["rolled_back"]
         runner, iface = self.host.runner, self.request.iface
         snapshot = self.host.snapshot(device_detail=False)
+        kept: Set[Tuple[str, Tuple[str, int]]] = set()
         for path in self.logged_in:
             carried = [
                 d.name or str(d.hctl)
@@ -968,6 +992,7 @@ class _Attach(_Run):
             ]
             if carried:
                 undone.append(f"kept the session to {path.portal} ({path.target}): it carries {', '.join(carried)}")
+                kept.add((path.target, path.portal.key()))
                 continue
             try:
                 login.logout(runner, target=path.target, portal=path.portal, iface=iface, timeout=60)
@@ -975,6 +1000,8 @@ class _Attach(_Run):
             except LunsafeError as exc:
                 undone.append(f"could not log out of {path.portal}: {exc.msg}")
         for target, portal in self.created_nodes:
+            if (target, portal.key()) in kept:  # the session stays, and so does its record
+                continue
             try:
                 login.remove_node(runner, target=target, portal=portal, iface=iface)
                 undone.append(f"removed node record {portal} ({target})")
@@ -998,24 +1025,27 @@ class _Attach(_Run):
         )
 
     def run(self) -> Outcome:
-        if self.request.multipath:
-            preflight_multipathd(self.host.runner)
+        try:
+            if self.request.multipath:
+                preflight_multipathd(self.host.runner)
+        except LunsafeError as exc:  # before anything was changed
+            return self.finish(self.host.snapshot(), exc)
         before = self.host.snapshot()
         before_maps = {m.uuid for m in before.maps if m.uuid}
         for lun in self.luns:  # what exists before the run is never rolled back
             devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
             lun.before = tuple(str(d.hctl) for d in devices)
-        if self.request.discover and not self.check:
-            self.discover()
-        changes = self.node_changes()
-        self.result["nodes"] = [c.to_dict() for c in changes if c.changed]
-        missing = self.paths_without_session(before)
-        self.mark("observe")
-        if self.check:
-            self.result["logged_in"] = [str(p.portal) for p in missing]
-            self.plan_only(before, changes, missing)
-            return self.finish(before, None)
         try:
+            if self.request.discover and not self.check:
+                self.discover()
+            changes = self.node_changes()
+            self.result["nodes"] = [c.to_dict() for c in changes if c.changed]
+            missing = self.paths_without_session(before)
+            self.mark("observe")
+            if self.check:
+                self.result["logged_in"] = [str(p.portal) for p in missing]
+                self.plan_only(before, changes, missing)
+                return self.finish(before, None)
             snapshot = self.log_in(changes, missing)
             self.mark("login")
             snapshot = self.stale_check(snapshot)
@@ -1027,8 +1057,10 @@ class _Attach(_Run):
                 self.wait_for_maps(names_of)
             self.mark("map")
         except LunsafeError as exc:
-            self.roll_back(before_maps, everything=True)
-            self.mark("rollback")
+            self.mark("error")  # the time of the step that failed, apart from the rollback
+            if not self.check:
+                self.roll_back(before_maps, everything=True)
+                self.mark("rollback")
             return self.finish(self.host.snapshot(), exc)
         for lun in self.luns:
             if lun.ok:
@@ -1062,6 +1094,11 @@ class _Attach(_Run):
                     self.created_nodes.append((change.target, change.portal))
         mutual = request.chap is not None and request.chap.username_in is not None
         for path in missing:
+            portal = path.portal
+
+            def reachable(portal: Portal = portal) -> bool:
+                return self.host.connect(portal.address, portal.port, 3.0)
+
             if login.login(
                 self.host.runner,
                 target=path.target,
@@ -1069,6 +1106,7 @@ class _Attach(_Run):
                 iface=request.iface,
                 timeout=request.login_timeout + 10,
                 mutual=mutual,
+                reachable=reachable,
             ):
                 self.logged_in.append(path)
         self.result["logged_in"] = [str(p.portal) for p in self.logged_in]
@@ -1231,7 +1269,10 @@ class _Detach(_Run):
 
     def run(self) -> Outcome:
         before = self.host.snapshot()
-        planned, refusals = self.plan(before)
+        try:
+            planned, refusals = self.plan(before)
+        except LunsafeError as exc:  # nothing was changed
+            return self.finish(before, exc)
         self.mark("observe")
         if refusals and not self.request.force:
             for lun in self.luns:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import time
 from typing import Any, Callable, List, Optional, TypeVar, Union
 
@@ -26,7 +27,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import Command
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
-__all__ = ["Host", "system_host", "write_attribute"]
+__all__ = ["Host", "system_host", "tcp_reachable", "write_attribute"]
 
 T = TypeVar("T")
 
@@ -34,6 +35,15 @@ DEFAULT_MOUNTINFO = "/proc/self/mountinfo"
 DEFAULT_WWIDS_FILE = "/etc/multipath/wwids"
 DEFAULT_PROC_ROOT = "/proc"
 SCSI_ID_CANDIDATES = ("/usr/lib/udev/scsi_id", "/lib/udev/scsi_id", "/sbin/scsi_id")
+
+
+def tcp_reachable(address: str, port: int, timeout: float) -> bool:
+    """Whether a TCP connection to (address, port) opens within ``timeout`` seconds (closed at once)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def write_attribute(path: str, text: str) -> None:
@@ -58,6 +68,7 @@ class Host:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     resolver: Callable[[str], List[str]] = getaddrinfo_addresses
+    connect: Callable[[str, int, float], bool] = tcp_reachable  # does a portal answer TCP at all
     scsi_id: Optional[str] = None  # udev's scsi_id, to read a LU's identity from the LU itself
 
     def snapshot(self, *, device_detail: bool = True) -> Snapshot:

@@ -13,7 +13,7 @@ and is written before any login, so a login never scans the target's LUNs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError, ToolTimeout
@@ -215,10 +215,13 @@ def login(
     iface: Optional[str],
     timeout: float,
     mutual: bool = False,
+    reachable: Optional[Callable[[], bool]] = None,
 ) -> bool:
     """Log in; True when a session was created, False when it existed (rc 15).
 
-    ``mutual`` (mutual CHAP is configured) only sharpens the hint of a failed login.
+    ``mutual`` (mutual CHAP is configured) only sharpens the hint of a failed login. After a failed login
+    a portal that ``reachable`` says answers TCP is asked which targets it offers (SendTargets, nothing
+    stored), so that an unknown target name is told apart from an unreachable portal.
     """
     argv = iscsiadm.login(target=target, portal=portal, iface=iface)
     try:
@@ -235,7 +238,10 @@ def login(
         ) from None
     except ToolError as exc:
         rc = exc.details.get("rc")
-        offered = offered_targets(runner, portal=portal, iface=iface, timeout=min(timeout, 15.0))
+        # a portal that answers TCP but refused the login may not know the target: ask it what it offers (a
+        # portal that does not answer TCP is not asked: the probe would only wait for it a second time)
+        answers = reachable() if reachable is not None else True
+        offered = offered_targets(runner, portal=portal, iface=iface, timeout=min(timeout, 15.0)) if answers else None
         if offered is not None and not any(name.lower() == target.lower() for name in offered):
             raise LoginError(
                 f"login to {target} at {portal.for_iscsiadm()} failed: the portal answers but does not offer "

@@ -127,7 +127,12 @@ class FakeHost:
             sleep=self.clock.sleep,
             resolver=self._resolve,
             scsi_id=SCSI_ID,
+            connect=self._connect,
         )
+
+    def _connect(self, address: str, port: int, _timeout: float) -> bool:
+        portal = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return portal in self.portals and portal not in self.down
 
     def _resolve(self, name: str) -> List[str]:
         if name not in self.resolve:

@@ -192,6 +192,42 @@ def test_per_portal_targets_one_lun_two_target_names_one_map(tmp_path: Path) -> 
     assert gone.result["logged_out"] == [P1, P2]
 
 
+def test_a_single_entry_of_luns_is_named_in_the_error(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    outcome = run(fake, luns=[{"lun": 2, "expected_wwid": wwid_of(5)}])
+    assert outcome.error is not None and outcome.error.msg.startswith("LUN 2: the LUN carries WWID")
+
+
+def test_a_failed_attach_after_discovery_removes_the_discovery_record_it_created(tmp_path: Path) -> None:
+    fake = world(tmp_path, down=[P1])
+    outcome = run(fake, lun="1", discover=True, portals=["127.0.0.1"])
+    assert outcome.error is not None
+    assert fake.discovery == [] and "removed discovery record 127.0.0.1:3260" in outcome.result["rolled_back"]
+    assert [e["lun"] for e in outcome.result["luns"]] == ["1"]
+
+
+def test_a_udev_worker_holding_a_new_device_is_waited_for(tmp_path: Path) -> None:
+    """udev opens a new device for a moment: the rollback waits for it instead of leaving the device."""
+    fake = world(tmp_path, auto_map=False, map_on_add=False)
+    proc = tmp_path / "proc" / "2900"
+    (proc / "fd").mkdir(parents=True)
+    (proc / "comm").write_text("(udev-worker)\n")
+    opened: List[int] = []
+
+    def udev() -> None:
+        if fake.devices and not opened:  # opens the first device after the scan, closes it 3 s later
+            (proc / "fd" / "3").symlink_to("/dev/" + fake.devices[0]["name"])
+            opened.append(int(fake.clock.now))
+        elif opened and fake.clock.now > opened[0] + 3 and (proc / "fd" / "3").is_symlink():
+            (proc / "fd" / "3").unlink()
+
+    fake.clock.on_sleep.append(udev)
+    outcome = run(fake, lun="1", timeout=8)
+    assert outcome.error is not None and "no multipath map" in outcome.error.msg
+    assert fake.devices == [] and fake.sessions == []
+    assert sorted(x for x in outcome.result["rolled_back"] if x.startswith("deleted")) == ["deleted sda", "deleted sdb"]
+
+
 def test_per_portal_targets_with_different_lus_fail_the_identity_check(tmp_path: Path) -> None:
     luns = {IQN: {4: wwid_of(4)}, IQN_B: {4: wwid_of(4, generation=1)}}
     fake = world(tmp_path, luns=luns, portals={P1: [IQN], P2: [IQN_B]}, auto_map=False)
@@ -228,6 +264,8 @@ def test_an_unreachable_portal_says_so(tmp_path: Path) -> None:
     assert "login to " + IQN + " at 127.0.0.2:3260 failed" in outcome.error.msg
     assert "did not answer in time" in outcome.error.msg
     assert fake.sessions == []  # the session on P1 this run made is logged out again
+    assert not any(call[:3] == ["iscsiadm", "-m", "discovery"] for call in fake.calls)  # no TCP: no probe
+    assert "error" in outcome.result["timings"] and "rollback" in outcome.result["timings"]
 
 
 def test_discover_on_an_attached_lun_reports_what_it_added(tmp_path: Path) -> None:
@@ -360,10 +398,10 @@ def test_rollback_removes_only_what_this_run_scanned(tmp_path: Path) -> None:
 
 def test_multipathd_down_fails_before_anything_is_touched(tmp_path: Path) -> None:
     fake = world(tmp_path, multipathd=False)
-    with pytest.raises(Exception) as raised:
-        run(fake, lun="1")
-    assert "multipath=false" in str(raised.value)
+    down = run(fake, lun="1")
+    assert down.error is not None and "multipath=false" in down.error.msg
     assert fake.calls == [["multipathd", "show", "status"]]
+    assert "total" in down.result["timings"] and [e["state"] for e in down.result["luns"]] == ["absent"]
     without = run(fake, lun="1", multipath=False)
     assert without.error is None and entry(without, "1")["dm"] is None
     assert entry(without, "1")["by_id"] == f"/dev/disk/by-id/scsi-{wwid_of(1)}"

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import List, Optional, Set
@@ -13,7 +14,7 @@ import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _host
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, WaitTimeout
-from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host, write_attribute
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host, tcp_reachable, write_attribute
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
@@ -126,3 +127,12 @@ def test_system_host_is_the_real_host(
         time.sleep,
         getaddrinfo_addresses,
     )
+
+
+def test_tcp_reachable_tells_a_listening_port_from_a_closed_one() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert tcp_reachable("127.0.0.1", port, 2.0) is True
+    assert tcp_reachable("127.0.0.1", port, 2.0) is False  # closed now: refused at once
