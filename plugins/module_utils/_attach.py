@@ -28,6 +28,7 @@ Users: plugins/modules/iscsi_lun_attach.py.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -930,15 +931,8 @@ class _Attach(_Run):
         for dm_map in self.host.snapshot().maps_holding(names=lun.new):
             if not dm_map.is_multipath or dm_map.uuid is None or dm_map.uuid in before_maps:
                 continue
-            uuid = dm_map.uuid
             last: List[Any] = []
-
-            def flushable(uuid: str = uuid, last: List[Any] = last) -> Any:
-                observation = flush.observe(ref=uuid, host=self.host)
-                fplan = flush.plan_flush(observation=observation, force=False, remove_wwid_file=False)
-                last[:] = [fplan]
-                return None if fplan.refusals else (observation, fplan)
-
+            flushable = functools.partial(self._flushable, dm_map.uuid, last)
             try:
                 observation, fplan = self.host.wait(flushable, timeout=settle, describe=f"map {dm_map.name} unused")
             except WaitTimeout:
@@ -956,13 +950,10 @@ class _Attach(_Run):
             if device is None:
                 continue
             users: List[Any] = []
-
-            def unused(device: ScsiDevice = device, users: List[Any] = users) -> bool:
-                users[:] = list(device_users(host=self.host, devices=[device]))
-                return not users
-
             try:
-                self.host.wait(unused, timeout=settle, describe=f"{name} unused")
+                self.host.wait(
+                    functools.partial(self._unused, device, users), timeout=settle, describe=f"{name} unused"
+                )
             except WaitTimeout:
                 undone.append(f"left {name}: " + "; ".join(u.describe() for u in users))
                 continue
@@ -973,6 +964,18 @@ class _Attach(_Run):
                 undone.append(f"deleted {name}")
             except LunsafeError as exc:
                 undone.append(f"could not delete {name}: {exc.msg}")
+
+    def _flushable(self, uuid: str, last: List[Any]) -> Any:
+        """The flush of map ``uuid`` when nothing refuses it (else None; ``last`` keeps the latest plan)."""
+        observation = flush.observe(ref=uuid, host=self.host)
+        fplan = flush.plan_flush(observation=observation, force=False, remove_wwid_file=False)
+        last[:] = [fplan]
+        return None if fplan.refusals else (observation, fplan)
+
+    def _unused(self, device: ScsiDevice, users: List[Any]) -> bool:
+        """Whether nothing uses ``device`` (``users`` keeps what does)."""
+        users[:] = list(device_users(host=self.host, devices=[device]))
+        return not users
 
     def roll_back_sessions(self) -> None:
         """No LUN is left attached: log out of what this run logged in to, drop the records it created.
