@@ -578,6 +578,7 @@ def measure(
     lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
     provision = time.monotonic() - t0
     lab.ssh(["sh", "-c", GUEST_LOGIN])
+    wait_for_stray_runs(lab)  # again: a run already sent by a killed ansible may start seconds after the first check
     row: Dict[str, Any] = {"luns": luns, "provision": provision}
     if "per-call" in parts and args is not None:
         row["per_call"] = measure_per_call(
