@@ -28,7 +28,6 @@ Users: plugins/modules/iscsi_lun_attach.py.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -919,51 +918,66 @@ class _Attach(_Run):
     def roll_back_lun(self, lun: LunRun, before_maps: Set[str]) -> None:
         """Remove what this run created for one failed LUN: a map multipathd built for it, then its devices.
 
-        Right after a scan, udev workers (and multipathd's map creation) hold the new devices open for a
-        moment: the rollback waits up to :data:`ROLLBACK_SETTLE` seconds for such users to go before it
-        leaves a device or map in place and says why.
+        Right after a scan, udev workers and multipathd hold the new devices for a while, and multipathd may
+        build a map for them only now: until :data:`ROLLBACK_SETTLE` seconds have passed, each round flushes
+        a new map of this LUN's devices that nothing uses and deletes each device nothing uses; what is
+        still in use then is left in place, with the reason.
         """
         undone: List[str] = self.result["rolled_back"]
-        if not lun.new:
-            return
-        settle = min(ROLLBACK_SETTLE, self.request.timeout)
+        pending = list(lun.new)
+        deadline = self.host.clock() + min(ROLLBACK_SETTLE, self.request.timeout)
         record = Record(clock=self.host.clock, start=self.host.clock())
-        for dm_map in self.host.snapshot().maps_holding(names=lun.new):
-            if not dm_map.is_multipath or dm_map.uuid is None or dm_map.uuid in before_maps:
-                continue
-            last: List[Any] = []
-            flushable = functools.partial(self._flushable, dm_map.uuid, last)
-            try:
-                observation, fplan = self.host.wait(flushable, timeout=settle, describe=f"map {dm_map.name} unused")
-            except WaitTimeout:
-                undone.append(f"left map {dm_map.name}: " + "; ".join(last[0].refusals if last else ()))
-                continue
-            try:
-                outcome = flush.apply_plan(plan=fplan, observation=observation, settings=self._flush_settings(False))
-            except LunsafeError as exc:
-                undone.append(f"could not flush map {dm_map.name}: {exc.msg}")
-                continue
-            undone.append(f"flushed map {dm_map.name}")
-            undone.extend(f"deleted {entry['device']}" for entry in outcome.paths_removed)
-        for name in lun.new:
-            device = self.host.snapshot().device(name=name)
-            if device is None:
-                continue
-            users: List[Any] = []
-            try:
-                self.host.wait(
-                    functools.partial(self._unused, device, users), timeout=settle, describe=f"{name} unused"
-                )
-            except WaitTimeout:
-                undone.append(f"left {name}: " + "; ".join(u.describe() for u in users))
-                continue
-            try:
-                remove_path(
-                    host=self.host, path=path_identity(device), force=False, timeout=self.request.timeout, record=record
-                )
-                undone.append(f"deleted {name}")
-            except LunsafeError as exc:
-                undone.append(f"could not delete {name}: {exc.msg}")
+        refused: Dict[str, str] = {}
+        while pending:
+            for dm_map in self.host.snapshot().maps_holding(names=pending):
+                if not dm_map.is_multipath or dm_map.uuid is None or dm_map.uuid in before_maps:
+                    continue
+                last: List[Any] = []
+                ready = self._flushable(dm_map.uuid, last)
+                if ready is None:
+                    refused[dm_map.name or dm_map.dm] = "; ".join(last[0].refusals) if last else "in use"
+                    continue
+                observation, fplan = ready
+                try:
+                    outcome = flush.apply_plan(
+                        plan=fplan, observation=observation, settings=self._flush_settings(False)
+                    )
+                except LunsafeError as exc:
+                    undone.append(f"could not flush map {dm_map.name}: {exc.msg}")
+                    pending = []
+                    break
+                refused.pop(dm_map.name or dm_map.dm, None)
+                undone.append(f"flushed map {dm_map.name}")
+                undone.extend(f"deleted {entry['device']}" for entry in outcome.paths_removed)
+            snapshot = self.host.snapshot()
+            for name in list(pending):
+                device = snapshot.device(name=name)
+                if device is None:
+                    pending.remove(name)
+                    continue
+                users: List[Any] = []
+                if not self._unused(device, users):
+                    refused[name] = "; ".join(u.describe() for u in users)
+                    continue
+                pending.remove(name)
+                refused.pop(name, None)
+                try:
+                    remove_path(
+                        host=self.host,
+                        path=path_identity(device),
+                        force=False,
+                        timeout=self.request.timeout,
+                        record=record,
+                    )
+                    undone.append(f"deleted {name}")
+                except LunsafeError as exc:
+                    undone.append(f"could not delete {name}: {exc.msg}")
+            if not pending or self.host.clock() >= deadline:
+                break
+            self.host.sleep(0.5)
+        final = self.host.snapshot(device_detail=False)
+        present = set(pending) | {m.name or m.dm for m in final.maps}
+        undone.extend(f"left {what}: {why}" for what, why in refused.items() if what in present)
 
     def _flushable(self, uuid: str, last: List[Any]) -> Any:
         """The flush of map ``uuid`` when nothing refuses it (else None; ``last`` keeps the latest plan)."""

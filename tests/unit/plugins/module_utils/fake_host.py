@@ -186,6 +186,8 @@ class FakeHost:
 
     def _map_for(self, wwid: str) -> None:
         slaves = [d["name"] for d in self.devices if d["wwid"] == "naa." + wwid[1:]]
+        if not slaves:  # the paths are gone already: multipathd builds nothing
+            return
         for dm_map in self.maps:
             if dm_map["uuid"] == f"mpath-{wwid}":
                 dm_map["slaves"] = slaves

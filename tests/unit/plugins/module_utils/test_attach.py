@@ -165,6 +165,33 @@ def test_one_failing_lun_is_rolled_back_alone(tmp_path: Path) -> None:
     assert len(fake.sessions) == 2  # the other LUNs use them
 
 
+def test_a_map_multipathd_builds_during_the_rollback_is_flushed_too(tmp_path: Path) -> None:
+    """The identity check fails at once; multipathd builds the refused LU's map a second later, while the
+    rollback runs (seen in the lab: 'left sde: dm dm-2 (mpathc) on sde'): the rollback flushes it."""
+    fake = world(tmp_path, auto_map=False, map_every=1.0)
+    proc = tmp_path / "proc" / "2900"
+    (proc / "fd").mkdir(parents=True)
+    (proc / "comm").write_text("(udev-worker)\n")
+    start = fake.clock.now
+
+    def udev() -> None:  # holds both new devices open for the first 2 s, while the map is being built
+        links = [proc / "fd" / str(i) for i in range(len(fake.devices))]
+        if fake.clock.now - start < 2:
+            for link, device in zip(links, fake.devices):
+                if not link.is_symlink():
+                    link.symlink_to("/dev/" + device["name"])
+        else:
+            for link in (proc / "fd").iterdir():
+                link.unlink()
+
+    fake.clock.on_sleep.append(udev)
+    udev()
+    outcome = run(fake, lun="3", expected_wwid=wwid_of(5))
+    assert outcome.error is not None and "not the expected" in outcome.error.msg
+    assert fake.devices == [] and fake.maps == [] and fake.sessions == []
+    assert not any(x.startswith("left") for x in outcome.result["rolled_back"]), outcome.result["rolled_back"]
+
+
 def test_all_luns_failing_roll_back_sessions_and_records_this_run_created(tmp_path: Path) -> None:
     fake2 = world(tmp_path, luns={IQN: {}})  # the array presents neither LUN to this initiator
     fake2.nodes[(IQN, P2)] = {"node.session.scan": "manual", "node.startup": "manual"}
