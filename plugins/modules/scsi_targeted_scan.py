@@ -245,8 +245,12 @@ scanned:
     - {kind: scan, host: 2, path: /sys/class/scsi_host/host2/scan, line: "0 0 1", hctl: "2:0:0:1"}
     - {kind: scan, host: 3, path: /sys/class/scsi_host/host3/scan, line: "0 0 1", hctl: "3:0:0:1"}
 skipped:
-  description: Addresses not scanned because their session is not logged in, with the reason.
-  returned: always
+  description:
+    - Addresses not scanned because their session is not logged in, with the reason.
+    - Not returned on failure. Ansible reads a result key named C(skipped) as "the task was skipped" and
+      then ignores the task's C(failed_when) and C(changed_when); a failed run leaves it out so that
+      C(failed_when) works on it.
+  returned: success
   type: list
   elements: dict
   sample:
@@ -313,7 +317,6 @@ FAILED_RESULT: Dict[str, Any] = {
     "changed": False,
     "lock_lease": None,
     "scanned": [],
-    "skipped": [],
     "pending": [],
     "waited_seconds": 0.0,
     "wait_method": WAIT_METHOD,
