@@ -38,7 +38,7 @@ class Playbook:
         self.lab = lab
         self.collections_root = collections_root
 
-    def run(self, playbook: Path, *extra: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+    def run(self, playbook: Path, *extra: str, timeout: float = 2700) -> subprocess.CompletedProcess:
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), *extra]
         env = lab_module.playbook_env(self.lab, self.collections_root)
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
