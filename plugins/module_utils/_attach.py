@@ -138,6 +138,7 @@ class Request:
     timeout: float = 60.0
     login_timeout: float = 30.0
     force: bool = False
+    keep_going: bool = False  # detach: go on after a LUN or path fails, fail at the end (needs force)
     logout: bool = True
     remove_node: bool = True
     warnings: Tuple[str, ...] = ()
@@ -299,6 +300,13 @@ def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[s
     for option in ("timeout", "login_timeout"):
         if params.get(option) is not None and params[option] <= 0:
             raise InputError(f"{option} must be positive, got {params[option]!r}", option=option, value=params[option])
+    if params.get("keep_going") and not (params.get("force") and params.get("state") == "absent"):
+        raise InputError(
+            "keep_going is for a forced detach only: set state: absent and force: true with it (it goes on "
+            "removing what it can after a failure, also devices that are in use)",
+            option="keep_going",
+            value=params.get("keep_going"),
+        )
     paths, warnings = _paths(params, resolver)
     iface = params.get("iface")
     return Request(
@@ -314,6 +322,7 @@ def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[s
         timeout=float(params.get("timeout") or 60),
         login_timeout=float(params.get("login_timeout") or 30),
         force=bool(params.get("force")),
+        keep_going=bool(params.get("keep_going")),
         logout=params.get("logout", True) is not False,
         remove_node=params.get("remove_node", True) is not False,
         warnings=tuple(warnings),
@@ -450,6 +459,10 @@ def map_facts(dm_map: Optional[DmMap]) -> Optional[Dict[str, Any]]:
         "path": f"/dev/mapper/{dm_map.name}" if dm_map.name else f"/dev/{dm_map.dm}",
         "slaves": list(dm_map.slaves),
     }
+
+
+def _names(devices: Sequence[ScsiDevice]) -> str:
+    return ", ".join(f"{d.hctl} {d.name}" for d in devices)
 
 
 def _diff_lines(devices: Sequence[ScsiDevice]) -> str:
@@ -1217,6 +1230,15 @@ class _Detach(_Run):
             planned.append((lun, None))
         return planned, refusals
 
+    def remove_one(self, lun: LunRun, flushing: Any) -> None:
+        """Remove one LUN; with keep_going, its failure is recorded on the LUN and the next one goes on."""
+        try:
+            self.remove(lun, flushing)
+        except LunsafeError as exc:
+            if not self.request.keep_going:
+                raise
+            lun.fail(exc)
+
     def remove(self, lun: LunRun, flushing: Any) -> None:
         record = Record(clock=self.host.clock, start=self.host.clock())
         if flushing is not None:
@@ -1229,14 +1251,32 @@ class _Detach(_Run):
                 path_timeout=self.request.timeout,
                 force=self.request.force,
             )
-            outcome = flush.apply_plan(plan=fplan, observation=observation, settings=settings)
+            try:
+                outcome = flush.apply_plan(plan=fplan, observation=observation, settings=settings)
+            except LunsafeError as exc:
+                if not self.request.keep_going:
+                    raise
+                # go on with the paths alone: the map could not be flushed, its paths may still go
+                lun.removed = {"map": None, "paths": list(exc.details.get("paths_removed") or [])}
+                lun.fail(exc)
+                self.remove_paths(lun, record)
+                return
             lun.removed = {
                 "map": lun.dm_map.name if lun.dm_map else None,
                 "paths": [entry["device"] for entry in outcome.paths_removed],
             }
             self.warnings.extend(outcome.warnings)
             return
+        self.remove_paths(lun, record)
+
+    def remove_paths(self, lun: LunRun, record: Record) -> None:
+        """Delete each of the LUN's paths still there; with keep_going, a path that fails does not stop the
+        next one (the LUN fails, naming every path that could not go)."""
+        failures: List[str] = []
+        snapshot = self.host.snapshot() if lun.error is not None else None
         for device in lun.devices:
+            if snapshot is not None and snapshot.device(name=device.name or "") is None:
+                continue  # already gone with the map's flush
             try:
                 remove_path(
                     host=self.host,
@@ -1246,13 +1286,19 @@ class _Detach(_Run):
                     record=record,
                 )
             except RemoveFailed as exc:
-                exc.details.setdefault("paths_removed", [entry["device"] for entry in record.paths_removed])
-                raise
-        lun.removed = {"map": None, "paths": [entry["device"] for entry in record.paths_removed]}
+                if not self.request.keep_going:
+                    exc.details.setdefault("paths_removed", [entry["device"] for entry in record.paths_removed])
+                    raise
+                failures.append(exc.msg)
+        done = [entry["device"] for entry in record.paths_removed]
+        lun.removed = {"map": lun.removed.get("map"), "paths": list(dict.fromkeys(lun.removed["paths"] + done))}
         self.warnings.extend(record.warnings)
+        if failures:
+            lun.fail(RemoveFailed("; ".join(failures), paths_removed=lun.removed["paths"]))
 
-    def logout_unused(self, snapshot: Snapshot, removing: Set[str]) -> None:
-        """Log out of each path whose sessions carry no other LUN's device; then drop its node record."""
+    def logout_unused(self, snapshot: Snapshot, removing: Set[str], left: Set[str]) -> None:
+        """Log out of each path whose sessions carry no other LUN's device, nor one of ours that could not be
+        removed (``left``: a logout would pull it away); then drop its node record."""
         ours = {lun.req.linux_lun for lun in self.luns}
         runner, iface = self.host.runner, self.request.iface
         for path in self.request.paths:
@@ -1262,7 +1308,7 @@ class _Detach(_Run):
                 for s in sessions
                 for d in snapshot.devices_of_session(sid=s.sid)
                 # a device without a block device yet (a LUN being probed) is another LUN's too
-                if d.name is None or (d.name not in removing and d.hctl.lun not in ours)
+                if d.name is None or d.name in left or (d.name not in removing and d.hctl.lun not in ours)
             ]
             if others:
                 continue
@@ -1299,45 +1345,66 @@ class _Detach(_Run):
                 refusals=refusals,
             )
             return self.finish(before, error)
-        removing = {d.name for lun in self.luns for d in lun.devices if d.name}
         try:
-            if not self.check:
-                for lun, flushing in planned:
-                    self.remove(lun, flushing)
-            self.mark("remove")
-            after = before if self.check else self.host.snapshot()
-            left = [
-                d
-                for lun in self.luns
-                for d in lun_devices(snapshot=after, sessions=self.sessions(after), lun=lun.req.linux_lun)
-            ]
-            if left and not self.check:
-                raise LunsafeError(
-                    f"paths are left after removal: {', '.join(f'{d.hctl} {d.name}' for d in left)} (something "
-                    "scanned them back: another tool not taking the host lock?)",
-                    hctl=[str(d.hctl) for d in left],
-                )
-            if self.request.logout:
-                self.logout_unused(after, removing)
-            self.mark("logout")
+            left = self.remove_all(before, planned)
         except LunsafeError as exc:
             return self.finish(self.host.snapshot(), exc)
         for lun in self.luns:
-            lun.state = "detached" if lun.devices else "absent"
+            if lun.ok:
+                lun.state = "detached" if lun.devices else "absent"
         final = before if self.check else self.host.snapshot()
         self.result["changed"] = bool(
-            any(lun.devices for lun in self.luns) or self.result["logged_out"] or self.result["nodes_removed"]
+            any(lun.devices and (lun.ok or lun.removed["map"] or lun.removed["paths"]) for lun in self.luns)
+            or self.result["logged_out"]
+            or self.result["nodes_removed"]
         )
         self.result["diff"] = {
             "before": "".join(_diff_lines(lun.devices) for lun in self.luns),
-            "after": "".join(_diff_lines(lun.devices) for lun in self.luns) if self.check else "",
+            "after": "".join(_diff_lines(lun.devices) for lun in self.luns) if self.check else _diff_lines(left),
         }
         outcome = self.finish(final, None)
-        if not self.check:  # the devices are gone; the entries say what was there
-            for entry, lun in zip(outcome.result["luns"], self.luns):
+        if not self.check:
+            self.describe_removed(outcome, before, final)
+        return outcome
+
+    def remove_all(self, before: Snapshot, planned: List[Tuple[LunRun, Any]]) -> List[ScsiDevice]:
+        """Remove every planned LUN, check that nothing came back, log out of unused paths; what is left."""
+        removing = {d.name for lun in self.luns for d in lun.devices if d.name}
+        if not self.check:
+            for lun, flushing in planned:
+                self.remove_one(lun, flushing)
+        self.mark("remove")
+        after = before if self.check else self.host.snapshot()
+        left: List[ScsiDevice] = []
+        for lun in self.luns:
+            remaining = lun_devices(snapshot=after, sessions=self.sessions(after), lun=lun.req.linux_lun)
+            if self.check or not remaining:
+                continue
+            left.extend(remaining)
+            if self.request.keep_going and lun.ok:
+                lun.fail(LunsafeError("paths are left after removal: " + _names(remaining)))
+        if left and not self.request.keep_going:
+            raise LunsafeError(
+                f"paths are left after removal: {_names(left)} (something scanned them back: another tool "
+                "not taking the host lock?)",
+                hctl=[str(d.hctl) for d in left],
+            )
+        if self.request.logout:
+            self.logout_unused(after, removing, {d.name for d in left if d.name})
+        self.mark("logout")
+        return left
+
+    def describe_removed(self, outcome: Outcome, before: Snapshot, final: Snapshot) -> None:
+        """The removed devices are gone: each entry says what was there (a LUN that failed with keep_going:
+        what is still there)."""
+        for entry, lun in zip(outcome.result["luns"], self.luns):
+            if lun.ok:
                 entry["hctl"] = [str(d.hctl) for d in lun.devices]
                 entry["devices"] = [scan.device_facts(device=d, snapshot=before, new=False) for d in lun.devices]
-        return outcome
+            else:
+                still = lun_devices(snapshot=final, sessions=self.sessions(final), lun=lun.req.linux_lun)
+                entry["hctl"] = [str(d.hctl) for d in still]
+                entry["devices"] = [scan.device_facts(device=d, snapshot=final, new=False) for d in still]
 
 
 def detach(host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> Outcome:

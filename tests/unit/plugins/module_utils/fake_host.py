@@ -70,6 +70,7 @@ class FakeHost:
     discovery: List[str] = dataclasses.field(default_factory=list)
     mounts: List[str] = dataclasses.field(default_factory=list)  # names of mounted block devices
     open_counts: Dict[str, int] = dataclasses.field(default_factory=dict)  # map name -> open count
+    stuck: List[str] = dataclasses.field(default_factory=list)  # devices whose delete the kernel fails (EIO)
     writes: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
     clock: FakeClock = dataclasses.field(default_factory=FakeClock)
     resolve: Dict[str, List[str]] = dataclasses.field(default_factory=lambda: {"localhost": ["127.0.0.1", "::1"]})
@@ -221,6 +222,8 @@ class FakeHost:
             device = next((d for d in self.devices if d["hctl"] == hctl), None)
             if device is None:
                 raise FileNotFoundError(2, "No such file or directory", path)
+            if device["name"] in self.stuck:
+                raise OSError(5, "Input/output error", path)
             if any(device["name"] in m["slaves"] for m in self.maps):
                 # the kernel deletes it; multipathd drops it from its map
                 for dm_map in self.maps:

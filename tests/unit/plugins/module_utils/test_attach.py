@@ -50,7 +50,7 @@ def resolve(name: str) -> List[str]:
 
 def run(fake: FakeHost, *, state: str = "present", check: bool = False, **params: Any) -> attach.Outcome:
     work = attach.detach if state == "absent" else attach.attach
-    return work(fake.host(), request(**params), check=check, timings={})
+    return work(fake.host(), request(state=state, **params), check=check, timings={})
 
 
 def scans(fake: FakeHost) -> List[str]:
@@ -471,6 +471,47 @@ def test_detach_refuses_a_mounted_lun_without_force_and_changes_nothing(tmp_path
     assert fake.writes == [] and len(fake.devices) == 4
     forced = run(fake, state="absent", luns=[1, 2], multipath=False, force=True)
     assert forced.error is None and fake.devices == [] and fake.sessions == []
+
+
+def test_keep_going_removes_what_it_can_and_fails_at_the_end_naming_each_failure(tmp_path: Path) -> None:
+    fake = world(tmp_path, auto_map=False, map_on_add=False)
+    run(fake, luns=[1, 2], multipath=False)
+    stuck = next(d for d in fake.devices if d["hctl"].endswith(":1") and d["sid"] == 1)
+    fake.stuck.append(stuck["name"])
+    fake.writes.clear()
+    stopped = run(fake, state="absent", luns=[1, 2], multipath=False, force=True)
+    assert stopped.error is not None and stuck["name"] in stopped.error.msg
+    assert len(fake.devices) == 4 and len(fake.sessions) == 2  # the first failure stopped it: nothing removed
+    fake.writes.clear()
+    outcome = run(fake, state="absent", luns=[1, 2], multipath=False, force=True, keep_going=True)
+    assert outcome.error is not None
+    assert outcome.error.msg.startswith("LUN 1: ") and stuck["name"] in outcome.error.msg
+    assert outcome.error.details["failed_luns"] == ["1"]
+    assert [d["name"] for d in fake.devices] == [stuck["name"]]  # everything else went
+    one, two = entry(outcome, "1"), entry(outcome, "2")
+    assert one["state"] == "failed" and one["hctl"] == [stuck["hctl"]] and len(one["removed"]["paths"]) == 1
+    assert two["state"] == "detached" and len(two["removed"]["paths"]) == 2
+    assert outcome.result["changed"] is True
+    # the session still carrying the stuck device stays; the other one had nothing left and went
+    assert outcome.result["logged_out"] == [P2] and [s["sid"] for s in fake.sessions] == [1]
+
+
+def test_keep_going_goes_on_when_a_map_cannot_be_flushed(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run(fake, luns=[1, 2])
+    fake.stuck.extend(d["name"] for d in fake.devices if d["hctl"].endswith(":1"))
+    outcome = run(fake, state="absent", luns=[1, 2], force=True, keep_going=True, logout=False)
+    assert outcome.error is not None and outcome.error.details["failed_luns"] == ["1"]
+    assert entry(outcome, "2")["state"] == "detached" and entry(outcome, "1")["state"] == "failed"
+    assert sorted(d["hctl"][-1] for d in fake.devices) == ["1", "1"]
+
+
+def test_keep_going_is_for_a_forced_detach_only() -> None:
+    for params in ({"keep_going": True}, {"keep_going": True, "state": "absent"}, {"keep_going": True, "force": True}):
+        with pytest.raises(InputError) as raised:
+            request(**params)
+        assert "keep_going is for a forced detach only" in raised.value.msg
+    assert request(keep_going=True, force=True, state="absent").keep_going is True
 
 
 @pytest.mark.parametrize(
