@@ -37,6 +37,7 @@ from typing import Iterator
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GUEST_FILES = HERE / "guest"
+GUEST_TOOLS = ("labctl.py", "osbrick.py")  # copied to /usr/local/lib/lunsafe-lab/ at each boot
 
 # Everything that goes into the image. Changing any of it changes the cache key.
 PACKAGES = [
@@ -64,6 +65,8 @@ PACKAGES = [
     "util-linux",
     "psmisc",
     "kpartx",
+    # OpenStack's iSCSI connector (with oslo.*) as a neighbour on the host (issue 12): tests/lab/guest/osbrick.py
+    "python3-os-brick",
 ]
 SUITE = "bookworm"
 IMAGE_SIZE = "3G"
@@ -478,10 +481,10 @@ class Lab:
         (self.state / "inventory.ini").write_text(inventory)
 
     def install_guest_tools(self) -> None:
-        """Copy the array helper in at each boot, so editing it never forces an image rebuild."""
-        self.ssh(
-            ["sh", "-c", "cat > /usr/local/lib/lunsafe-lab/labctl.py"], stdin=(GUEST_FILES / "labctl.py").read_text()
-        )
+        """Copy the guest helpers in at each boot, so editing them never forces an image rebuild: the array
+        (labctl.py) and the os-brick driver (osbrick.py)."""
+        for name in GUEST_TOOLS:
+            self.ssh(["sh", "-c", f"cat > /usr/local/lib/lunsafe-lab/{name}"], stdin=(GUEST_FILES / name).read_text())
 
     def array(self, argv: list[str], timeout: float = 300) -> dict:
         proc = self.ssh(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", *argv], timeout=timeout)
