@@ -202,12 +202,13 @@ options:
     description:
       - For cleaning up after a disaster (a dead array, a host that lost its paths), like os-brick's
         C(ignore_errors) detach. With O(state=absent) and O(force=true) only.
-      - A LUN whose map cannot be flushed, or a path that cannot be deleted, does not stop the run: the
+      - A LUN whose map cannot be flushed, or a path that cannot be deleted, does not stop the run. The
         module goes on with the LUN's other paths and the other LUNs, then fails at the end, naming each
-        failure (C(msg) of each entry in RV(luns), and C(failed_luns)); what could be removed is gone and
-        C(removed) of the entry says what. A session that still carries one of these LUNs' devices is not logged out.
-      - The risk is the one of O(force) times every LUN given: devices in use are removed, and a map that
-        queues I/O loses it. Without it a detach stops at the first failure.
+        failure (C(msg) of each entry in RV(luns), and C(failed_luns)). What could be removed is gone, and
+        C(removed) of the entry says what. A session that still carries one of these LUNs' devices is not
+        logged out.
+      - The risk is the one of O(force) times every LUN given. Devices in use are removed, and a map that
+        queues I/O loses it. Without O(keep_going), a detach stops at the first failure.
     type: bool
     default: false
 seealso:
