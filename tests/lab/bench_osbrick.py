@@ -1,0 +1,260 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: iscsi_lun_attach beside OpenStack's os-brick (Debian's python3-os-brick in the lab guest), one
+LUN attached and detached, side by side in one run on the same lab. Run by hand; not part of the test suite.
+
+    python3 tests/lab/bench_osbrick.py [--luns 4 64 256] [--samples 3] [--modes sessions-up no-session]
+                                       [--name osbench] [--reuse] [--out docs/benchmarks/osbrick.md]
+
+For each count N of LUNs mapped (the array reset to N LUNs of 1 MiB on portals 127.0.0.1 and 127.0.0.2):
+  sessions-up:  both sessions logged in (manual scan), no device. ours: `iscsi_lun_attach lun=1`, then
+                `state=absent logout=false`; os-brick: connect_volume of LUN 2 (target_portals/iqns/luns of
+                both paths, multipath), then disconnect_volume.
+  no-session:   no session and no node record before each attach. ours: attach LUN 1 (logs in), detach
+                (logs out, drops the records); os-brick: connect LUN 2 (logs in), disconnect (logs out).
+Ours is timed by the module's own `timings.total` (no Ansible transport, no module start-up) and by the wall
+time of the ad-hoc `ansible` call; os-brick by the driver's clock around connect_volume/disconnect_volume in
+its process (no Python start-up, no import: tests/lab/guest/osbrick.py). Before every attach all devices and
+maps are gone and /etc/multipath/wwids is emptied, so each LUN is new to multipathd, for both. The two
+alternate which goes first. After each attach the SCSI devices nobody asked for are counted.
+
+Writes OUT (markdown) and OUT's .json (merged with the rows recorded there, one row per LUN count and mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_attach
+import lab as lab_module
+
+IQN = bench_attach.IQN
+PORTALS = bench_attach.PORTALS
+DRIVER = "/usr/local/lib/lunsafe-lab/osbrick.py"
+LOGOUT_ALL = "iscsiadm -m node -u >/dev/null 2>&1; iscsiadm -m node -o delete >/dev/null 2>&1; true"
+
+
+def log(msg: str) -> None:
+    print(f"[bench_osbrick {time.strftime('%H:%M:%S', time.gmtime())}] {msg}", file=sys.stderr, flush=True)
+
+
+def module(lab: lab_module.Lab, root: Path, args: str) -> Dict[str, Any]:
+    env = lab_module.playbook_env(lab, root)
+    ansible = str(lab_module.REPO / ".venv" / "bin" / "ansible")
+    start = time.monotonic()
+    proc = subprocess.run(
+        [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    wall = time.monotonic() - start
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if "=>" not in line:
+        raise SystemExit(f"ansible failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    result = json.loads(line.split("=>", 1)[1])
+    if result.get("failed"):
+        raise SystemExit(f"iscsi_lun_attach {args} failed: {result.get('msg')}")
+    return {"seconds": result["timings"]["total"], "wall": round(wall, 3), "devices": len(result.get("devices") or [])}
+
+
+def brick(lab: lab_module.Lab, command: str, lun: int, extra: Optional[List[str]] = None) -> Dict[str, Any]:
+    argv = ["python3", DRIVER, command, "--iqn", IQN, "--lun", str(lun)]
+    for portal in PORTALS:
+        argv += ["--portal", portal]
+    start = time.monotonic()
+    proc = lab.ssh(argv + (extra or []), timeout=900, check=False)
+    wall = time.monotonic() - start
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {"error": proc.stderr[-2000:]}
+    if result.get("error"):
+        raise SystemExit(f"os-brick {command} LUN {lun} failed: {result['error']}")
+    result["wall"] = round(wall, 3)
+    return result
+
+
+def fresh(lab: lab_module.Lab, *, sessions: bool) -> None:
+    """No device, no map, wwids emptied; sessions up (manual scan) or none at all."""
+    bench_attach.guest_python(lab, bench_attach.GUEST_DETACH, "detach", timeout=1200)
+    if sessions:
+        lab.ssh(["sh", "-c", bench_attach.GUEST_LOGIN])
+    else:
+        lab.ssh(["sh", "-c", LOGOUT_ALL], timeout=300)
+
+
+def sample(lab: lab_module.Lab, root: Path, *, mode: str, ours_first: bool) -> Dict[str, Any]:
+    up = mode == "sessions-up"
+    out: Dict[str, Any] = {}
+    for who in ("ours", "osbrick") if ours_first else ("osbrick", "ours"):
+        fresh(lab, sessions=up)
+        before = bench_attach.count_sd(lab)
+        if who == "ours":
+            attach = module(lab, root, f"target={IQN} portals={','.join(PORTALS)} lun=1")
+            unrequested = bench_attach.count_sd(lab) - before - attach["devices"]
+            detach = module(
+                lab,
+                root,
+                f"target={IQN} portals={','.join(PORTALS)} lun=1 state=absent logout={'false' if up else 'true'}",
+            )
+        else:
+            attach = brick(lab, "connect", 2)
+            unrequested = bench_attach.count_sd(lab) - before - 2
+            detach = brick(lab, "disconnect", 2, ["--device-info", json.dumps(attach.get("device_info") or {})])
+        out[who] = {
+            "attach": attach["seconds"],
+            "attach_wall": attach["wall"],
+            "detach": detach["seconds"],
+            "detach_wall": detach["wall"],
+            "unrequested": unrequested,
+        }
+    return out
+
+
+def measure(lab: lab_module.Lab, root: Path, luns: int, modes: List[str], samples: int) -> List[Dict[str, Any]]:
+    t0 = time.monotonic()
+    lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
+    log(f"{luns} LUNs mapped ({time.monotonic() - t0:.0f}s)")
+    rows = []
+    for mode in modes:
+        got = [sample(lab, root, mode=mode, ours_first=i % 2 == 0) for i in range(samples)]
+        row: Dict[str, Any] = {"luns": luns, "mode": mode, "samples": len(got)}
+        for who in ("ours", "osbrick"):
+            row[who] = {
+                key: round(statistics.median(g[who][key] for g in got), 3)
+                for key in ("attach", "attach_wall", "detach", "detach_wall")
+            }
+            row[who]["unrequested"] = max(g[who]["unrequested"] for g in got)
+            row[who]["attach_all"] = [g[who]["attach"] for g in got]
+        rows.append(row)
+        log(json.dumps(row))
+    fresh(lab, sessions=False)
+    lab.array(["reset", "--luns", "4", "--size-mb", "1"], timeout=3600)
+    return rows
+
+
+def table(rows: List[Dict[str, Any]]) -> List[str]:
+    lines = [
+        "| LUNs mapped | from | ours attach s (wall) | os-brick connect s (wall) | ours / os-brick | "
+        "ours detach s | os-brick disconnect s | unrequested ours / os-brick |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["mode"], r["luns"])):
+        o, b = r["ours"], r["osbrick"]
+        ratio = o["attach"] / b["attach"] if b["attach"] else float("nan")
+        lines.append(
+            f"| {r['luns']} | {r['mode']} | {o['attach']:.2f} ({o['attach_wall']:.1f}) | "
+            f"{b['attach']:.2f} ({b['attach_wall']:.1f}) | {ratio:.2f} | {o['detach']:.2f} | {b['detach']:.2f} | "
+            f"{o['unrequested']} / {b['unrequested']} |"
+        )
+    return lines
+
+
+def write(out: Path, rows: List[Dict[str, Any]], stamp: Optional[Dict[str, Any]], notes: List[str]) -> None:
+    json_path = out.with_suffix(".json")
+    try:
+        recorded = json.loads(json_path.read_text())
+    except (FileNotFoundError, ValueError):
+        recorded = {"rows": [], "runs": [], "notes": []}
+    keep = {(r["luns"], r["mode"]) for r in rows}
+    recorded["rows"] = [r for r in recorded["rows"] if (r["luns"], r["mode"]) not in keep] + rows
+    if stamp is not None:
+        recorded["runs"].append(stamp)
+    recorded["notes"] = notes or recorded.get("notes", [])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(recorded, indent=1) + "\n")
+    text = [
+        "# Attach and detach beside os-brick",
+        "",
+        f"Written by `tests/lab/bench_osbrick.py --out` (raw figures in [{json_path.name}]({json_path.name})), in "
+        "the lab VM: a real kernel under qemu (TCG) with an LIO array on portals 127.0.0.1 and 127.0.0.2, LUNs of "
+        "1 MiB, multipathd with `find_multipaths yes`, and Debian's python3-os-brick run in-process as root "
+        "(privsep client mode off, `tests/lab/guest/osbrick.py`). One LUN each, every LUN new to multipathd "
+        "(wwids emptied before each attach), medians over the samples; the two alternate which goes first.",
+        "",
+        "*ours*: `iscsi_lun_attach`'s own `timings.total` (the module's work, no Ansible transport), and in "
+        "brackets the wall time of the ad-hoc `ansible` call. *os-brick*: the clock around `connect_volume` / "
+        "`disconnect_volume` in its process (its Python start-up and import not counted), in brackets the wall "
+        "time of the SSH call running the driver. *from sessions-up*: both sessions logged in, no device; "
+        "*from no-session*: no session, no node record (the attach logs in, the detach logs out).",
+        "",
+        *table(recorded["rows"]),
+        "",
+        "Goal of issue 12: our module time at most half of os-brick's connect_volume at every LUN count.",
+        "",
+    ]
+    if recorded["notes"]:
+        text += ["Notes:", "", *(f"- {n}" for n in recorded["notes"]), ""]
+    text += ["Runs:", ""]
+    for run in recorded["runs"]:
+        text.append(
+            f"- `{run['command']}` on {run['date']} (lab kernel {run.get('kernel')}, accel {run.get('accel')}, "
+            f"{run.get('host_cores')}-core host, code {run.get('code')}): {run.get('what', '')}"
+        )
+    out.write_text("\n".join(text).rstrip() + "\n")
+    log(f"wrote {out} and {json_path}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--luns", type=int, nargs="+", default=[4, 64, 256])
+    parser.add_argument(
+        "--modes", nargs="+", choices=["sessions-up", "no-session"], default=["sessions-up", "no-session"]
+    )
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--name", default="osbench")
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--out")
+    parser.add_argument("--note", action="append", default=[])
+    parser.add_argument("--render", action="store_true", help="no lab: rewrite --out from its .json")
+    args = parser.parse_args()
+    if args.render:
+        write(Path(args.out), [], None, args.note)
+        return 0
+    command = "python3 tests/lab/bench_osbrick.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lab = lab_module.Lab(args.name)
+    booted = False
+    if lab.pid() and not args.reuse:
+        raise SystemExit(f"bench_osbrick: lab {args.name!r} is already running: pass --reuse, or stop it first")
+    if not lab.pid():
+        lab.up(luns=4, accel=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"), boot_timeout=300, watch_pid=os.getpid())
+        booted = True
+    info = lab.info()
+    bench_attach.wait_for_stray_runs(lab)
+    rows: List[Dict[str, Any]] = []
+    try:
+        with lab_module.collections_root() as root:
+            for n in args.luns:
+                rows += measure(lab, root, n, args.modes, args.samples)
+    finally:
+        if booted:
+            lab.down(purge=True)
+    print("\n".join(table(rows)))
+    if args.out:
+        stamp = {
+            "command": command,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "code": bench_attach.code_version(None),
+            "kernel": info.get("kernel"),
+            "accel": info.get("accel"),
+            "host_cores": os.cpu_count(),
+            "what": f"{args.samples} sample(s) per LUN count and mode",
+        }
+        write(Path(args.out), rows, stamp, args.note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
