@@ -3,7 +3,7 @@
 """Benchmark: concurrent attach/detach of different LUNs on one host, against the real kernel of the lab VM.
 
     python3 tests/lab/bench_race.py [--cycles 200] [--workers 4] [--name race] [--reuse]
-                                    [--procedures ours,open_iscsi,session_rescan]
+                                    [--procedures ours,osbrick,open_iscsi,session_rescan]
                                     [--latency-luns 4 64 256] [--out docs/benchmarks]
 
 Part 1, the race. WORKERS concurrent workers (one ansible-playbook process each, looping over its cycles)
@@ -12,6 +12,8 @@ unmaps it --unmap-delay seconds after the host-side detach (as Cinder's initiali
 terminate_connection do). A scan by another worker inside that window brings the deleted LUN back, and
 the unmap then leaves it faulty. Procedures, in the same harness:
   ours            lunsafe.san.iscsi_lun_attach state=present / state=absent (targeted scan of one LUN);
+  osbrick         OpenStack os-brick's connect_volume / disconnect_volume (Debian's python3-os-brick in the
+                  guest, in-process: tests/lab/guest/osbrick.py; its own lock serializes the workers' calls);
   open_iscsi      community.general.open_iscsi discover+login+rescan, wait for the paths; detach as a
                   typical playbook does: multipath -f MAP, then echo 1 > /sys/block/sdX/device/delete;
   session_rescan  iscsiadm login with automatic scan and iscsiadm -m session -R; the same naive detach.
@@ -59,7 +61,7 @@ BENCH_REQUIREMENTS = REPO / "tests" / "bench-requirements.txt"
 # the `ansible` community package whose community.general goes with ansible-core 2.19 (our pin);
 # only its community/general folder is used, never installed into .venv
 ANSIBLE_PACKAGE_VERSION = "12.3.0"
-PROCEDURES = ("ours", "open_iscsi", "session_rescan")
+PROCEDURES = ("ours", "osbrick", "open_iscsi", "session_rescan")
 TARGET = bench_attach.IQN
 PORTALS = bench_attach.PORTALS
 
@@ -566,7 +568,7 @@ def write_markdown(path: Path, results: dict) -> None:
             "(the race). The LUN is never mapped again, so each one stays as a faulty path (and its map dead) "
             "until the end: they are what the *left* columns count.",
             "- `open_iscsi` logs in to every portal SendTargets discovery returns (the module's single-target "
-            "login passes no portal to iscsiadm), here also `[::1]`: its LUNs have 3 paths; `ours` and "
+            "login passes no portal to iscsiadm), here also `[::1]`: its LUNs have 3 paths; `ours`, `osbrick` and "
             "`session_rescan` log in to the two portals asked for.",
             "- the unmap delay stands for what happens between a host-side detach and the array's unmap in "
             "OpenStack: os-brick's disconnect returns to Nova, Nova asks Cinder to delete the attachment, Cinder's "
@@ -577,8 +579,10 @@ def write_markdown(path: Path, results: dict) -> None:
             "- timings are Ansible task wall times seen by the controller (SSH, module start-up included) under "
             "TCG emulation with all workers competing for the same 2 vCPUs; attach for the baselines includes "
             "waiting for the paths and the multipath map. *module total* is the module's own timing on the host "
-            "(`timings.total`, ours only; it includes waiting for the module's host lock, which serializes concurrent "
-            "runs): the rest of the task time is Ansible's transport and module start-up in the emulated guest.",
+            "(`timings.total`; it includes waiting for the module's host lock, which serializes concurrent runs): "
+            "the rest of the task time is Ansible's transport and module start-up in the emulated guest. For "
+            "osbrick it is the driver's clock around connect_volume / disconnect_volume (waiting for os-brick's "
+            "own lock included; its Python start-up and import not).",
             "",
         ]
         lines += _leftover_lines(race)
