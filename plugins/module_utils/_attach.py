@@ -84,6 +84,8 @@ __all__ = [
 
 MAP_GRACE = 5.0  # seconds without a new map before multipathd is asked to build the rest
 LOGIN_RETRIES = 2  # node.session.initial_login_retry_max: an unreachable portal fails fast
+# LUNs scanned, checked and waited for together; None: all of a call's LUNs in one wave
+WAVE: Optional[int] = None
 ROLLBACK_SETTLE = 15.0  # seconds a rollback waits for udev workers and the like to close a new device
 
 
@@ -567,10 +569,11 @@ class _Run:
         self.warnings: List[str] = list(request.warnings)
         self.result = empty_result(timings)
 
-    def mark(self, phase: str) -> None:
-        """Seconds spent in each phase, measured inside the module (no Ansible transport)."""
+    def mark(self, phase: str, *, add: bool = False) -> None:
+        """Seconds spent in each phase, measured inside the module (no Ansible transport); ``add`` sums a phase
+        that runs more than once (the scan and map waits of each wave)."""
         now = self.host.clock()
-        self.timings[phase] = round(now - self._last_mark, 3)
+        self.timings[phase] = round(now - self._last_mark + (self.timings.get(phase, 0.0) if add else 0.0), 3)
         self.timings["total"] = round(now - self._started, 3)
         self._last_mark = now
 
@@ -815,11 +818,26 @@ class _Attach(_Run):
         lun.stale_replaced = stale
         return True
 
-    def scan_and_wait(self, snapshot: Snapshot) -> Snapshot:
-        """One scan write per LUN and session, then one wait for every block device."""
+    def attach_waves(self, snapshot: Snapshot) -> None:
+        """Scan, identity check and map wait, wave after wave."""
+        for wave in self.waves():
+            snapshot = self.scan_and_wait(snapshot, wave)
+            self.mark("scan", add=True)
+            names_of = self.check_identities(snapshot, wave)
+            if self.request.multipath:
+                self.wait_for_maps(names_of, wave)
+            self.mark("map", add=True)
+
+    def waves(self) -> List[List[LunRun]]:
+        """The LUNs in waves of :data:`WAVE`: each wave is scanned, checked and waited for before the next."""
+        size = WAVE or len(self.luns)
+        return [self.luns[i : i + size] for i in range(0, len(self.luns), size)]
+
+    def scan_and_wait(self, snapshot: Snapshot, wave: Sequence[LunRun]) -> Snapshot:
+        """One scan write per LUN of the wave and session, then one wait for all their block devices."""
         items: List[scan.ScanItem] = []
         owner: Dict[Tuple[int, int], LunRun] = {}
-        for lun in self.luns:
+        for lun in wave:
             if not lun.ok:
                 continue
             try:
@@ -835,7 +853,7 @@ class _Attach(_Run):
             return snapshot
         plan = scan.ScanPlan(items=tuple(items), sessions=tuple(self.sessions(snapshot)))
         writes = scan.apply_plan(plan=plan, host=self.host)
-        self.result["scanned"] = [w.to_dict() for w in writes]
+        self.result["scanned"].extend(w.to_dict() for w in writes)
         try:
             after, _waited = scan.wait_for_devices(
                 plan=plan, host=self.host, timeout=self.request.timeout, scanned=writes
@@ -853,19 +871,19 @@ class _Attach(_Run):
                         missing=[item.address],
                     )
                 )
-        self.record_new(after)
+        self.record_new(after, wave)
         return after
 
-    def record_new(self, after: Snapshot) -> None:
+    def record_new(self, after: Snapshot, wave: Sequence[LunRun]) -> None:
         """What this run created, per LUN, right after its scan: the rollback removes these and nothing
         that appears later (a device another run scanned once this run no longer held the lock)."""
         sessions = self.sessions(after)
-        for lun in self.luns:
+        for lun in wave:
             devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
             lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
             lun.scanned = True
 
-    def wait_for_maps(self, names_of: Dict[int, List[str]]) -> None:
+    def wait_for_maps(self, names_of: Dict[int, List[str]], wave: Sequence[LunRun]) -> None:
         """One wait for the maps of every LUN that passed its identity check.
 
         multipathd builds the maps one after the other from the udev events of the new paths (seconds each
@@ -874,7 +892,7 @@ class _Attach(_Run):
         paths handed to multipathd, once: asking earlier only queues more work behind the events it is
         already working through. A LUN whose map is not there at the deadline fails.
         """
-        waiting = {id(lun): lun for lun in self.luns if lun.ok and lun.wwid is not None}
+        waiting = {id(lun): lun for lun in wave if lun.ok and lun.wwid is not None and id(lun) in names_of}
         if not waiting:
             return
         clock = self.host.clock
@@ -1080,12 +1098,7 @@ class _Attach(_Run):
             self.mark("login")
             snapshot = self.stale_check(snapshot)
             self.mark("stale_check")
-            after = self.scan_and_wait(snapshot)
-            self.mark("scan")
-            names_of = self.check_identities(after)
-            if self.request.multipath:
-                self.wait_for_maps(names_of)
-            self.mark("map")
+            self.attach_waves(snapshot)
         except LunsafeError as exc:
             self.mark("error")  # the time of the step that failed, apart from the rollback
             if not self.check:
@@ -1152,12 +1165,12 @@ class _Attach(_Run):
                 lun.fail(exc)
         return self.host.snapshot() if replaced else snapshot
 
-    def check_identities(self, after: Snapshot) -> Dict[int, List[str]]:
+    def check_identities(self, after: Snapshot, wave: Sequence[LunRun]) -> Dict[int, List[str]]:
         """Each LUN's paths are one LU (across every path and target name); the map wait's names per LUN."""
         names_of: Dict[int, List[str]] = {}
         sessions = self.sessions(after)
         paths_expected = len([s for s in sessions if s.logged_in])
-        for lun in self.luns:
+        for lun in wave:
             lun.devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
             if not lun.ok:
                 continue

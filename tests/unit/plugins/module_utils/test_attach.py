@@ -165,6 +165,32 @@ def test_one_failing_lun_is_rolled_back_alone(tmp_path: Path) -> None:
     assert len(fake.sessions) == 2  # the other LUNs use them
 
 
+def test_waves_scan_the_next_luns_only_once_the_maps_of_the_last_ones_are_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(attach, "WAVE", 2)
+    fake = world(tmp_path, auto_map=False, map_every=1.0)
+    maps_at_scan: List[int] = []
+    write = fake.write
+
+    def counting_write(path: str, text: str) -> None:
+        if path.endswith("/scan"):
+            maps_at_scan.append(len(fake.maps))
+        write(path, text)
+
+    fake.write = counting_write  # type: ignore[method-assign]
+    outcome = run(fake, luns=[1, {"lun": 2, "expected_wwid": wwid_of(6)}, 3, 4, 5])
+    assert outcome.error is not None and outcome.error.details["failed_luns"] == ["2"]
+    assert [e["state"] for e in outcome.result["luns"]] == ["attached", "failed", "attached", "attached", "attached"]
+    # two scan writes per LUN (one per session); wave 2 starts once LUN 1's map is there (LUN 2 failed its
+    # identity check: not waited for), wave 3 once those of 3 and 4 are (multipathd built LUN 2's meanwhile;
+    # the rollback flushes it at the end)
+    assert maps_at_scan == [0, 0, 0, 0, 1, 1, 1, 1, 4, 4]
+    assert len(outcome.result["scanned"]) == 10
+    assert sorted({int(d["hctl"].split(":")[3]) for d in fake.devices}) == [1, 3, 4, 5]
+    assert outcome.result["timings"]["map"] >= 3.0  # the fake multipathd's three maps waited for, one a second
+
+
 def test_a_map_multipathd_builds_during_the_rollback_is_flushed_too(tmp_path: Path) -> None:
     """The identity check fails at once; multipathd builds the refused LU's map a second later, while the
     rollback runs (seen in the lab: 'left sde: dm dm-2 (mpathc) on sde'): the rollback flushes it."""
