@@ -9,8 +9,12 @@
 * every command the modules run is provided by a package of meta/managed-node-bindep.txt
   (``# provides:`` comments); commands are found in the source: the tool-name constants the argv builders
   start with, ``has_tool("x")``/``bin_path("x")`` calls, and absolute helper paths such as udev's scsi_id;
-* a controller-side filter that needs a Python package (``json_query`` -> jmespath) is only used when
-  meta/ee-requirements.txt has that package.
+* every package a controller-side plugin (filter, plugin_utils, any plugin folder but modules, module_utils
+  and doc_fragments) imports is in meta/ee-requirements.txt, jmespath among them (imported by the
+  json_query filter of plugins/filter), and each package there is imported by the plugin files its
+  ``# name: path ...`` comment names, no more and no fewer;
+* a filter that needs a Python package (``json_query`` -> jmespath, ours or community.general's) is only
+  used by roles and playbooks when meta/ee-requirements.txt has that package.
 The finders are tested on small synthetic sources too, so that a new tool or import cannot slip past them.
 """
 
@@ -21,13 +25,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 PLUGINS = ROOT / "plugins"
 META = ROOT / "meta"
+# plugin folders whose code runs on the managed node, or is documentation only
+_NOT_CONTROLLER = ("modules", "module_utils", "doc_fragments")
 
 # module-level constants that name a command: TOOL = "iscsiadm", DMSETUP = "dmsetup" ...
 _TOOL_CONSTANT_RE = re.compile(r"^(TOOL|[A-Z][A-Z0-9]*)$")
@@ -117,6 +123,35 @@ def requirement_names(text: str) -> Set[str]:
     return names
 
 
+_WHERE_USED_RE = re.compile(r"^#\s*([A-Za-z0-9_.-]+):\s*(.*)$")
+_PLUGIN_PATH_RE = re.compile(r"\bplugins/[A-Za-z0-9_/]+\.py\b")
+
+
+def where_used(text: str) -> Dict[str, Set[str]]:
+    """The plugin files each package's ``# name: path ...`` comment names (continued on ``#   `` lines)."""
+    named: Dict[str, Set[str]] = {}
+    current: Optional[str] = None
+    for line in text.splitlines():
+        match = _WHERE_USED_RE.match(line)
+        if match:
+            current = match.group(1).lower().replace("-", "_")
+            named.setdefault(current, set()).update(_PLUGIN_PATH_RE.findall(match.group(2)))
+        elif current is not None and line.startswith("#   "):
+            named[current].update(_PLUGIN_PATH_RE.findall(line))
+        else:
+            current = None
+    return named
+
+
+def controller_plugin_files() -> List[Path]:
+    return [
+        path
+        for folder in sorted(PLUGINS.iterdir())
+        if folder.is_dir() and folder.name not in _NOT_CONTROLLER
+        for path in _python_files(folder)
+    ]
+
+
 # --- the finders, on synthetic sources ---------------------------------------------------------------------
 
 
@@ -146,6 +181,19 @@ def test_bindep_parsing_reads_provides_comments() -> None:
     text = "# provides: commented-out\npkg [platform:dpkg]  # provides: a b\nother\n"
     assert provided_commands(text) == {"a", "b"}
     assert requirement_names("jmespath>=1.0\n# c\nPy-Udev ; python_version>'3'\n") == {"jmespath", "py_udev"}
+
+
+def test_where_used_reads_the_comment_of_each_package() -> None:
+    text = (
+        "# Packages for the EE.\n# Each has a line naming its users.\n"
+        "# jmespath: plugins/filter/json_query.py, the filter, and\n#   plugins/lookup/other.py\n"
+        "jmespath\n# Py-Udev: nothing under plugins yet\npy-udev\n# note: see plugins/filter/x.py\n"
+    )
+    assert where_used(text) == {
+        "jmespath": {"plugins/filter/json_query.py", "plugins/lookup/other.py"},
+        "py_udev": set(),
+        "note": {"plugins/filter/x.py"},
+    }
 
 
 # --- the real files --------------------------------------------------------------------------------------
@@ -180,6 +228,28 @@ def test_execution_environment_names_existing_requirement_files() -> None:
     assert files, "execution-environment.yml names no python/system requirement files"
     for name in files:
         assert (ROOT / name).is_file(), f"execution-environment.yml names {name}, which does not exist"
+
+
+@pytest.mark.skipif(not _STDLIB, reason="sys.stdlib_module_names needs Python 3.10+")
+def test_every_import_of_the_controller_plugins_is_declared_for_the_ee() -> None:
+    text = (META / "ee-requirements.txt").read_text(encoding="utf-8")
+    declared = requirement_names(text)
+    imports: Dict[str, Set[str]] = {}
+    for path in controller_plugin_files():
+        for name in third_party_imports(path.read_text(encoding="utf-8")):
+            imports.setdefault(name.lower(), set()).add(path.relative_to(ROOT).as_posix())
+    # the JMESPath filter must be among the importers, or the finder has gone blind
+    assert any(path.startswith("plugins/filter/") for path in imports.get("jmespath", ())), imports
+    missing = {name: sorted(files) for name, files in imports.items() if name not in declared}
+    assert missing == {}, f"imported by controller plugins but not in meta/ee-requirements.txt: {missing}"
+    # each package's comment names exactly the plugin files that import it
+    named = where_used(text)
+    wrong = {
+        name: {"comment names": sorted(named.get(name, ())), "imported by": sorted(imports.get(name, ()))}
+        for name in declared
+        if named.get(name, set()) != imports.get(name, set())
+    }
+    assert wrong == {}, f"meta/ee-requirements.txt: a package's '# name: plugins/...' comment is not true: {wrong}"
 
 
 def test_controller_filters_that_need_python_packages_are_declared_for_the_ee() -> None:
