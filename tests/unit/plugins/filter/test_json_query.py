@@ -71,7 +71,7 @@ class _AnsibleLazyTemplateDict(dict):
 
 def test_ansible_types_are_usable_by_jmespath_functions() -> None:
     tagged = trust_as_template("sdc")  # a str subclass JMESPath's type check does not know
-    assert type(tagged) is not str
+    assert tagged.__class__ is not str
     data = _AnsibleLazyTemplateDict(paths=_AnsibleLazyTemplateList([_AnsibleLazyTemplateDict(dev=tagged)]))
     assert json_query(data, "length(paths)") == 1
     assert json_query(data, "paths[?starts_with(dev, 'sd')].dev") == ["sdc"]
@@ -85,7 +85,7 @@ class _Count(int):
 def test_plain_copies_to_builtin_types() -> None:
     value = plain({"a": (1, 2.5, _Count(3)), "b": [True, None, b"raw"], "c": (x for x in "ab"), "d": {3}})
     assert value == {"a": [1, 2.5, 3], "b": [True, None, b"raw"], "c": ["a", "b"], "d": {3}}
-    assert type(value["a"][2]) is int
+    assert value["a"][2].__class__ is int
     assert plain(True) is True
 
 
