@@ -29,8 +29,8 @@ description:
     facts of M(lunsafe.san.multipath_faulty_facts).
   - The same name and arguments as C(community.general.json_query), so that playbooks using this collection
     need no other collection for it.
-  - The input is first copied to plain dicts, lists, strings and numbers, so that JMESPath functions such as
-    C(length()), C(contains()) or C(sort_by()) accept every value Ansible hands over.
+  - The input is first copied to plain dicts, lists, strings and numbers, so that the JMESPath functions
+    C(length), C(contains), C(sort_by) and the others accept every value Ansible hands over.
   - An invalid expression fails with the position (counted from 0) and the token where it went wrong. An
     expression that cannot be applied to the data (a function given a value of the wrong type, an unknown
     function) fails with JMESPath's reason.
