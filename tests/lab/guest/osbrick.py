@@ -15,9 +15,9 @@ It only ever runs inside the throwaway lab VM.
 os-brick serializes connect_volume and disconnect_volume on <lock-path>/os-brick-connect_volume (a POSIX
 record lock through oslo.concurrency and fasteners); point lunsafe.san's lock_file at that file and the two
 exclude each other. Each run prints one JSON line on stdout; a failure prints {"error": ...} and exits 1.
-`--hold-lock S` stays S seconds longer inside os-brick's locked section after its work (a test hook, so
-that a test can meet os-brick while it holds its own lock); the lock itself is taken and released by
-os-brick.
+`--hold-lock S` stays up to S seconds longer inside os-brick's locked section after its work, or until the
+file given by `--release-file` appears (the driver removes it when it starts): a test hook, so that a test
+can meet os-brick while it holds its own lock. The lock itself is taken and released by os-brick.
 """
 
 from __future__ import annotations
@@ -119,11 +119,21 @@ class LockedWork:
     """Wraps the connector method os-brick calls inside its connect_volume lock: records when the work under
     the lock started and ended (wall clock, comparable across processes) and optionally lingers there."""
 
-    def __init__(self, method, hold):
+    def __init__(self, method, hold, release_file=None):
         self.method = method
         self.hold = hold
+        self.release_file = release_file
+        self.held = 0.0
         self.started = None
         self.ended = None
+
+    def linger(self):
+        start = time.monotonic()
+        while time.monotonic() - start < self.hold:
+            if self.release_file and os.path.exists(self.release_file):
+                break
+            time.sleep(0.05)
+        self.held = time.monotonic() - start
 
     def __call__(self, *args, **kwargs):
         self.started = time.time()
@@ -131,7 +141,7 @@ class LockedWork:
             return self.method(*args, **kwargs)
         finally:
             if self.hold > 0:
-                time.sleep(self.hold)
+                self.linger()
             self.ended = time.time()
 
     def report(self, called):
@@ -141,7 +151,7 @@ class LockedWork:
             "work_started": round(self.started, 3),
             "work_ended": round(self.ended, 3) if self.ended else None,
             "waited": round(self.started - called, 3),
-            "held_for_test": self.hold,
+            "held_for_test": round(self.held, 3),
         }
 
 
@@ -165,6 +175,8 @@ def run(args, warnings):
     if os.geteuid() != 0:
         raise DriverError("os-brick runs in-process here and needs root")
     os.makedirs(args.lock_path, mode=0o755, exist_ok=True)
+    if args.release_file and os.path.exists(args.release_file):
+        os.unlink(args.release_file)
     props = connection_properties(args)
     factory, import_seconds = load_os_brick(args.lock_path)
     brick = factory(
@@ -182,7 +194,7 @@ def run(args, warnings):
     called = time.time()
     start = time.monotonic()
     if args.command == "connect":
-        work = LockedWork(brick._connect_multipath_volume, args.hold_lock)
+        work = LockedWork(brick._connect_multipath_volume, args.hold_lock, args.release_file)
         brick._connect_multipath_volume = work
         device_info = brick.connect_volume(props)
         result.update(
@@ -192,7 +204,7 @@ def run(args, warnings):
             multipath_id=device_info.get("multipath_id"),
         )
     else:
-        work = LockedWork(brick._cleanup_connection, args.hold_lock)
+        work = LockedWork(brick._cleanup_connection, args.hold_lock, args.release_file)
         brick._cleanup_connection = work
         brick.disconnect_volume(props, parse_device_info(args), force=args.force, ignore_errors=args.ignore_errors)
     result.update(seconds=round(time.monotonic() - start, 3), error=None, lock=work.report(called))
@@ -209,8 +221,9 @@ def build_parser():
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="stay this long inside os-brick's locked section after the work (test hook)",
+        help="stay up to this long inside os-brick's locked section after the work (test hook)",
     )
+    parser.add_argument("--release-file", metavar="FILE", help="end --hold-lock early once FILE exists")
     parser.add_argument("-v", "--verbose", action="store_true", help="os-brick's debug log on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("connect", "disconnect"):
