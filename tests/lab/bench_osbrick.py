@@ -42,6 +42,17 @@ import lab as lab_module
 IQN = bench_attach.IQN
 PORTALS = bench_attach.PORTALS
 DRIVER = "/usr/local/lib/lunsafe-lab/osbrick.py"
+# both sessions up with manual scan, whatever the last sample left (ours keeps them, os-brick logs out)
+LOGIN_BOTH = f"""
+set -e
+for p in {" ".join(PORTALS)}; do
+  if ! iscsiadm -m session 2>/dev/null | grep -qE " $p:3260,[0-9]+ {IQN}( |$)"; then
+    iscsiadm -m node -T {IQN} -p $p -o new >/dev/null
+    iscsiadm -m node -T {IQN} -p $p -o update -n node.session.scan -v manual
+    iscsiadm -m node -T {IQN} -p $p --login >/dev/null
+  fi
+done
+"""
 LOGOUT_ALL = "iscsiadm -m node -u >/dev/null 2>&1; iscsiadm -m node -o delete >/dev/null 2>&1; true"
 
 
@@ -90,7 +101,7 @@ def fresh(lab: lab_module.Lab, *, sessions: bool) -> None:
     """No device, no map, wwids emptied; sessions up (manual scan) or none at all."""
     bench_attach.guest_python(lab, bench_attach.GUEST_DETACH, "detach", timeout=1200)
     if sessions:
-        lab.ssh(["sh", "-c", bench_attach.GUEST_LOGIN])
+        lab.ssh(["sh", "-c", LOGIN_BOTH])
     else:
         lab.ssh(["sh", "-c", LOGOUT_ALL], timeout=300)
 
