@@ -274,17 +274,18 @@ def count_sd(lab: lab_module.Lab) -> int:
     return int(proc.stdout.strip() or 0)
 
 
-def ours(lab: lab_module.Lab, root: Path, lun: int) -> dict:
+def adhoc_attach(lab: lab_module.Lab, root: Path, args: str, timeout: float = 600) -> tuple:
+    """One ad-hoc `ansible -m lunsafe.san.iscsi_lun_attach -a ARGS` against the lab: (result, wall seconds).
+    A run that fails or returns no timings stops the benchmark."""
     env = lab_module.playbook_env(lab, root)
     ansible = str(lab_module.REPO / ".venv" / "bin" / "ansible")
-    args = f"target={IQN} portals={','.join(PORTALS)} lun={lun}"
     start = time.monotonic()
     proc = subprocess.run(
         [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args],
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     wall = time.monotonic() - start
@@ -293,7 +294,12 @@ def ours(lab: lab_module.Lab, root: Path, lun: int) -> dict:
         raise SystemExit(f"ansible failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
     result = json.loads(line.split("=>", 1)[1])
     if result.get("failed") or "timings" not in result:
-        raise SystemExit(f"attach failed: {result.get('msg')}")
+        raise SystemExit(f"iscsi_lun_attach {args} failed: {result.get('msg')}")
+    return result, wall
+
+
+def ours(lab: lab_module.Lab, root: Path, lun: int) -> dict:
+    result, wall = adhoc_attach(lab, root, f"target={IQN} portals={','.join(PORTALS)} lun={lun}")
     return {"wall": wall, "timings": result["timings"], "devices": len(result["devices"])}
 
 

@@ -28,7 +28,6 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,24 +60,7 @@ def log(msg: str) -> None:
 
 
 def module(lab: lab_module.Lab, root: Path, args: str) -> Dict[str, Any]:
-    env = lab_module.playbook_env(lab, root)
-    ansible = str(lab_module.REPO / ".venv" / "bin" / "ansible")
-    start = time.monotonic()
-    proc = subprocess.run(
-        [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    wall = time.monotonic() - start
-    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    if "=>" not in line:
-        raise SystemExit(f"ansible failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
-    result = json.loads(line.split("=>", 1)[1])
-    if result.get("failed"):
-        raise SystemExit(f"iscsi_lun_attach {args} failed: {result.get('msg')}")
+    result, wall = bench_attach.adhoc_attach(lab, root, args, timeout=900)
     return {"seconds": result["timings"]["total"], "wall": round(wall, 3), "devices": len(result.get("devices") or [])}
 
 
