@@ -450,7 +450,7 @@ def session_facts(session: IscsiSession) -> Dict[str, Any]:
     }
 
 
-def map_facts(dm_map: Optional[DmMap]) -> Optional[Dict[str, Any]]:
+def map_facts(dm_map: Optional[DmMap], udev: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
     if dm_map is None:
         return None
     return {
@@ -460,6 +460,7 @@ def map_facts(dm_map: Optional[DmMap]) -> Optional[Dict[str, Any]]:
         "wwid": dm_map.wwid,
         "path": f"/dev/mapper/{dm_map.name}" if dm_map.name else f"/dev/{dm_map.dm}",
         "slaves": list(dm_map.slaves),
+        "udev": udev,
     }
 
 
@@ -502,8 +503,8 @@ class LunRun:
     def ok(self) -> bool:
         return self.error is None
 
-    def facts(self, snapshot: Snapshot) -> Dict[str, Any]:
-        dm = map_facts(self.dm_map)
+    def facts(self, snapshot: Snapshot, host: Host) -> Dict[str, Any]:
+        dm = map_facts(self.dm_map, host.udev_properties(self.dm_map.dm) if self.dm_map is not None else None)
         by_id = None
         if self.wwid is not None and self.state == "attached":
             by_id = f"/dev/disk/by-id/dm-uuid-mpath-{self.wwid}" if dm else f"/dev/disk/by-id/scsi-{self.wwid}"
@@ -513,7 +514,13 @@ class LunRun:
             "state": self.state,
             "hctl": [str(d.hctl) for d in self.devices],
             "devices": [
-                scan.device_facts(device=d, snapshot=snapshot, new=str(d.hctl) not in self.before) for d in self.devices
+                scan.device_facts(
+                    device=d,
+                    snapshot=snapshot,
+                    new=str(d.hctl) not in self.before,
+                    udev=host.udev_properties(d.name) if self.state == "attached" else None,
+                )
+                for d in self.devices
             ],
             "wwid": self.wwid,
             "size_bytes": self.size_bytes,
@@ -552,6 +559,8 @@ def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
         "discovered": [],
         "rolled_back": [],
         "luns": [],
+        "wait_method": "sysfs-poll",
+        "wait_method_reason": "the run ended before it waited",
     }
 
 
@@ -568,6 +577,7 @@ class _Run:
         self.luns = [LunRun(req=lun) for lun in request.luns]
         self.warnings: List[str] = list(request.warnings)
         self.result = empty_result(timings)
+        self.result.update(host.wait_info())
 
     def mark(self, phase: str, *, add: bool = False) -> None:
         """Seconds spent in each phase, measured inside the module (no Ansible transport); ``add`` sums a phase
@@ -589,7 +599,7 @@ class _Run:
 
     def finish(self, snapshot: Snapshot, error: Optional[LunsafeError]) -> Outcome:
         self.result["sessions"] = [session_facts(s) for s in self.sessions(snapshot)]
-        self.result["luns"] = [lun.facts(snapshot) for lun in self.luns]
+        self.result["luns"] = [lun.facts(snapshot, self.host) for lun in self.luns]
         self.result["warnings"] = self.warnings
         failed = [lun for lun in self.luns if lun.error is not None]
         if error is None and failed:
@@ -905,7 +915,7 @@ class _Attach(_Run):
             snapshot = self.host.snapshot(device_detail=False)
             for key, lun in list(waiting.items()):
                 dm_map = complete_map(snapshot, names_of[key], lun.wwid or "")
-                if dm_map is not None:
+                if dm_map is not None and self.host.udev_ready(dm_map.dm):
                     lun.dm_map = dm_map
                     del waiting[key]
                     last_progress = clock()

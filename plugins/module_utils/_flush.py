@@ -420,7 +420,7 @@ def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, out
                 interval=0.2,
                 describe=f"map {identity.uuid} to disappear",
                 clock=settings.host.clock,
-                sleep=settings.host.sleep,
+                sleep=settings.host.pause,  # a udev remove event of the map ends the pause early
             )
             return None
         except WaitTimeout:

@@ -19,12 +19,13 @@ import dataclasses
 import os
 import socket
 import time
-from typing import Any, Callable, List, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
+from ansible_collections.lunsafe.san.plugins.module_utils._udev import Udev, open_udev
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = ["Host", "system_host", "tcp_reachable", "write_attribute"]
@@ -70,6 +71,7 @@ class Host:
     resolver: Callable[[str], List[str]] = getaddrinfo_addresses
     connect: Callable[[str, int, float], bool] = tcp_reachable  # does a portal answer TCP at all
     scsi_id: Optional[str] = None  # udev's scsi_id, to read a LU's identity from the LU itself
+    udev: Optional[Udev] = None  # what wakes waits and says when udev is done with a device (None: plain sleeps)
 
     def snapshot(self, *, device_detail: bool = True) -> Snapshot:
         return read_snapshot(sysfs_root=self.sysfs_root, device_detail=device_detail)
@@ -91,6 +93,29 @@ class Host:
                 path=self.mountinfo_path,
             ) from None
 
+    def pause(self, seconds: float) -> None:
+        """Sleep between two polls: until the next udev event when a monitor is open, else ``seconds``."""
+        if self.udev is None:
+            self.sleep(seconds)
+        else:
+            self.udev.pause(seconds)
+
+    def udev_ready(self, name: str) -> bool:
+        """Whether udev has processed block device ``name`` (always true without a udev source)."""
+        return self.udev is None or self.udev.ready(name)
+
+    def udev_properties(self, name: Optional[str]) -> Optional[Dict[str, Any]]:
+        """udev's links and identity properties of block device ``name`` (None without them)."""
+        if self.udev is None or name is None:
+            return None
+        return self.udev.properties(name)
+
+    def wait_info(self) -> Dict[str, str]:
+        """``wait_method`` and ``wait_method_reason`` of the results."""
+        if self.udev is None:
+            return {"wait_method": "sysfs-poll", "wait_method_reason": "no udev source was set up for this host"}
+        return self.udev.to_result()
+
     def wait(
         self,
         predicate: Callable[[], T],
@@ -110,11 +135,12 @@ class Host:
             max_interval=max_interval,
             describe=describe,
             clock=self.clock,
-            sleep=self.sleep,
+            sleep=self.pause,
         )
 
 
 def system_host(runner: CommandRunner) -> Host:
-    """The real host: /sys, /proc, the running clock, udev's scsi_id where it is installed."""
+    """The real host: /sys, /proc, the running clock, udev's scsi_id where it is installed, and udev's events
+    (a pyudev monitor opened now, before the module writes anything, or the sysfs-poll fallback)."""
     scsi_id = next((path for path in SCSI_ID_CANDIDATES if os.access(path, os.X_OK)), None)
-    return Host(runner=runner, scsi_id=scsi_id)
+    return Host(runner=runner, scsi_id=scsi_id, udev=open_udev(sleep=time.sleep))

@@ -56,7 +56,6 @@ __all__ = [
     "ACTION_REFRESH",
     "ACTION_SCAN",
     "ACTION_SKIP",
-    "WAIT_METHOD",
     "ResolveError",
     "ScanItem",
     "ScanPlan",
@@ -74,9 +73,6 @@ __all__ = [
     "summarize",
     "wait_for_devices",
 ]
-
-#: How waits are done without pyudev: a deadline poll of sysfs.
-WAIT_METHOD = "sysfs-poll"
 
 #: The LUN has no device: write its scan line.
 ACTION_SCAN = "scan"
@@ -552,6 +548,15 @@ def _seen(item: ScanItem, snapshot: Snapshot) -> str:
     return f"scsi_device {device.hctl} in state {device.state} without a block device"
 
 
+def _waited_names(plan: ScanPlan, snapshot: Snapshot) -> List[str]:
+    names = []
+    for item in plan.with_action(*_WAIT_ACTIONS):
+        device = find_device(item=item, snapshot=snapshot)
+        if device is not None and device.name is not None:
+            names.append(device.name)
+    return names
+
+
 def wait_for_devices(
     *,
     plan: ScanPlan,
@@ -559,10 +564,14 @@ def wait_for_devices(
     timeout: float,
     scanned: Sequence[SysfsWrite] = (),
 ) -> Tuple[Snapshot, float]:
-    """Poll sysfs until every scanned item has a block device; returns the last snapshot and seconds waited.
+    """Wait until every scanned item has a block device that udev has processed; returns the last snapshot
+    and seconds waited.
 
-    :class:`ScanTimeout` after ``timeout`` seconds names the LUNs still missing, what sysfs showed for
-    them, and the exact lines that were written.
+    Each check reads sysfs; between checks the host pauses until its next udev event (or the poll interval
+    without a monitor). A block device that exists at the deadline but that udev has not finished with yet
+    is not a failure (the kernel's part is done; its ``udev`` entry is then empty). :class:`ScanTimeout`
+    after ``timeout`` seconds names the LUNs still without a block device, what sysfs showed for them, and
+    the exact lines that were written.
     """
     clock = host.clock
     start = clock()
@@ -571,7 +580,9 @@ def wait_for_devices(
     def poll() -> Optional[Snapshot]:
         snapshot = host.snapshot()
         last[:] = [snapshot]
-        return None if missing_items(plan=plan, snapshot=snapshot) else snapshot
+        if missing_items(plan=plan, snapshot=snapshot):
+            return None
+        return snapshot if all(host.udev_ready(name) for name in _waited_names(plan, snapshot)) else None
 
     try:
         # wait_until returns only a truthy poll result: a Snapshot, never None
@@ -585,12 +596,14 @@ def wait_for_devices(
                 max_interval=_POLL_MAX_INTERVAL,
                 describe="block devices",
                 clock=clock,
-                sleep=host.sleep,
+                sleep=host.pause,
             ),
         )
     except WaitTimeout:
         final = last[0] if last else host.snapshot()
         missing = missing_items(plan=plan, snapshot=final)
+        if not missing:  # every block device is there; only udev has not finished with one of them
+            return final, clock() - start
         lines = ", ".join(f"host{w.host} '{w.text}'" for w in scanned) or "nothing"
         seen = "; ".join(_seen(item, final) for item in missing)
         raise ScanTimeout(
@@ -610,8 +623,10 @@ def wait_for_devices(
 # reporting
 
 
-def device_facts(*, device: ScsiDevice, snapshot: Snapshot, new: bool) -> Dict[str, Any]:
-    """The documented ``devices`` entry for one SCSI device."""
+def device_facts(
+    *, device: ScsiDevice, snapshot: Snapshot, new: bool, udev: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
+    """The documented ``devices`` entry for one SCSI device (``udev``: :meth:`Host.udev_properties`)."""
     session = snapshot.session(sid=device.sid) if device.sid is not None else None
     portal = None
     if session is not None:
@@ -631,6 +646,7 @@ def device_facts(*, device: ScsiDevice, snapshot: Snapshot, new: bool) -> Dict[s
         "target": None if session is None else session.targetname,
         "portal": portal,
         "new": new,
+        "udev": udev,
     }
 
 
@@ -657,7 +673,7 @@ def _identity(device: Optional[ScsiDevice]) -> Optional[Tuple[Any, ...]]:
     return (device.name, device.wwid, device.size_bytes, device.read_only)
 
 
-def summarize(*, plan: ScanPlan, before: Snapshot, after: Snapshot) -> Dict[str, Any]:
+def summarize(*, plan: ScanPlan, before: Snapshot, after: Snapshot, host: Optional[Host] = None) -> Dict[str, Any]:
     """Result keys from the two snapshots: ``devices`` (each flagged ``new``), ``changed``, ``diff``,
     ``pending`` (scanned, no block device yet) and ``unrequested`` (other devices that appeared meanwhile)."""
     devices = []
@@ -666,7 +682,8 @@ def summarize(*, plan: ScanPlan, before: Snapshot, after: Snapshot) -> Dict[str,
         old = before.device_at(hctl=device.hctl)
         new = device.name is not None and (old is None or old.name is None)
         changed = changed or new or (old is not None and _identity(old) != _identity(device))
-        devices.append(device_facts(device=device, snapshot=after, new=new))
+        udev = host.udev_properties(device.name) if host is not None else None
+        devices.append(device_facts(device=device, snapshot=after, new=new, udev=udev))
     before_hctls = {device.hctl for device in before.devices}
     planned = {device.hctl for device in _plan_devices(plan, after)}
     unrequested = [

@@ -300,7 +300,10 @@ hctl:
   elements: str
   sample: ["2:0:0:3", "3:0:0:3"]
 devices:
-  description: One entry per path, as returned by M(lunsafe.san.scsi_targeted_scan).
+  description:
+    - One entry per path, as returned by M(lunsafe.san.scsi_targeted_scan).
+    - For an attached LUN, C(udev) holds what udev made of the path (C(links), C(id_wwn), C(id_serial),
+      C(id_path)), read once udev had processed it; see RV(wait_method).
   returned: always
   type: list
   elements: dict
@@ -317,7 +320,11 @@ size_bytes:
   type: int
   sample: 67108864
 dm:
-  description: The multipath map (dm-N, name, uuid, wwid, path, slaves), or null without multipath.
+  description:
+    - The multipath map (dm-N, name, uuid, wwid, path, slaves), or null without multipath.
+    - C(udev) holds udev's view of the map once it had processed it (C(links) such as
+      C(/dev/disk/by-id/dm-uuid-mpath-<wwid>) and C(/dev/mapper/<name>), C(dm_name), C(dm_uuid)), or null
+      when udevd does not run.
   returned: always
   type: dict
   sample: {"dm": "dm-0", "name": "mpatha", "uuid": "mpath-36001405a1b2c3d4e5f60718293a4b5c6",
@@ -352,6 +359,20 @@ scanned:
   type: list
   elements: dict
   sample: [{"kind": "scan", "host": 2, "path": "/sys/class/scsi_host/host2/scan", "line": "0 0 3", "hctl": "2:0:0:3"}]
+wait_method:
+  description:
+    - How the waits for block devices and maps were done. V(udev-events) when pyudev imports on the managed
+      node, udevd runs and a netlink monitor of its events could be opened (it is opened before anything is
+      written); V(sysfs-poll) otherwise. Either way a wait ends once udev has processed every new device and
+      map, and keeps its deadline.
+  returned: always
+  type: str
+  sample: udev-events
+wait_method_reason:
+  description: Why RV(wait_method) was chosen (for example that pyudev is not installed), and the source used.
+  returned: always
+  type: str
+  sample: "pyudev 0.24.0: a netlink monitor of block, scsi events"
 multipath_actions:
   description: Commands needed to make multipathd build the map (empty when it did so by itself).
   returned: always

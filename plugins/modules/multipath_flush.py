@@ -101,7 +101,9 @@ options:
 notes:
   - Processes that opened a path device (C(/dev/sdX)) directly, instead of the map, are not detected; a
     mount of a path device is.
-  - Needs neither pyudev nor C(udevadm settle). Every wait polls sysfs and multipathd with a deadline.
+  - Needs neither pyudev nor C(udevadm settle). Every wait has a deadline; with pyudev on the managed node,
+    the waits for the map and its paths to go wake at udev's remove events instead of polling sysfs
+    (RV(wait_method)).
 seealso:
   - module: lunsafe.san.multipath_faulty_facts
     description: Find dead and queueing maps and faulty paths to flush.
@@ -237,6 +239,18 @@ elapsed_seconds:
   returned: always
   type: float
   sample: 1.42
+wait_method:
+  description:
+    - How the waits for the map and its paths to go were done. V(udev-events) when pyudev imports on the
+      managed node, udevd runs and a netlink monitor of its events could be opened; V(sysfs-poll) otherwise.
+  returned: always
+  type: str
+  sample: udev-events
+wait_method_reason:
+  description: Why RV(wait_method) was chosen (for example that pyudev is not installed), and the source used.
+  returned: always
+  type: str
+  sample: "pyudev 0.24.0: a netlink monitor of block, scsi events"
 """
 
 from typing import Any, Callable, Dict
@@ -311,6 +325,8 @@ FAILED_RESULT: Dict[str, Any] = {
     "last_resort": None,
     "deferred_removal": False,
     "elapsed_seconds": 0.0,
+    "wait_method": "sysfs-poll",
+    "wait_method_reason": "the run failed before it waited",
 }
 
 
@@ -392,6 +408,7 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
         "deferred_removal": deferred,
         "elapsed_seconds": round(host.clock() - start, 3),
         "lock_lease": lock.lease_outcome if lock is not None else None,
+        **host.wait_info(),
     }
     if module._diff:
         result["diff"] = {"before": _describe(before), "after": _describe(after) if after is not None else {}}

@@ -26,7 +26,8 @@ description:
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - Linux with sysfs mounted on C(/sys); root privileges to write to it.
-  - No external binary and no Python library beyond the standard library; waits poll sysfs with a deadline.
+  - No external binary. pyudev (python3-pyudev) is optional; with it, waits wake at udev's events, without it
+    they poll sysfs.
 extends_documentation_fragment:
   - lunsafe.san._attributes
   - lunsafe.san._attributes.LOCK
@@ -119,8 +120,10 @@ options:
     type: float
     default: 30
 notes:
-  - The waits poll sysfs with a deadline (RV(wait_method) says so; udev event waits through pyudev are not
-    implemented yet, installed or not); no C(udevadm settle).
+  - Waits have a deadline and end when udev has processed every scanned block device. With pyudev on the
+    managed node (python3-pyudev) a netlink monitor, opened before the first write, wakes each wait at
+    udev's events; without it, or without netlink, the module polls sysfs. RV(wait_method) says which ran and
+    RV(wait_method_reason) why. There is no C(udevadm settle).
   - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written.
 seealso:
   - module: lunsafe.san.iscsi_lun_attach
@@ -233,6 +236,31 @@ devices:
       description: Whether the block device appeared during this run.
       type: bool
       sample: true
+    udev:
+      description:
+        - What udev made of the block device once it had processed it, read through pyudev or, without it,
+          from udev's database file C(/run/udev/data/b<major>:<minor>); the same either way.
+        - Null without a block device, when udevd does not run, or when udev had not finished with the device
+          at the deadline.
+      type: dict
+      contains:
+        links:
+          description: The persistent links udev made (C(/dev/disk/by-id), C(/dev/disk/by-path), C(/dev/mapper)).
+          type: list
+          elements: str
+          sample: [/dev/disk/by-id/wwn-0x6001405d0c5f5e1b0b34b4d9b0e7d5a1]
+        id_wwn:
+          description: udev's C(ID_WWN), when set.
+          type: str
+          sample: "0x6001405d0c5f5e1b"
+        id_serial:
+          description: udev's C(ID_SERIAL), when set.
+          type: str
+          sample: "36001405d0c5f5e1b0b34b4d9b0e7d5a1"
+        id_path:
+          description: udev's C(ID_PATH), when set.
+          type: str
+          sample: ip-127.0.0.1:3260-iscsi-iqn.2003-01.org.example:array-lun-1
 scanned:
   description:
     - The exact sysfs writes, in order. C(kind) is V(scan) (a C(C T L) line to a host's scan file) or
@@ -267,10 +295,17 @@ waited_seconds:
   type: float
   sample: 0.42
 wait_method:
-  description: How the wait was done; V(sysfs-poll) polls sysfs with a deadline.
+  description:
+    - How waits were done. V(udev-events) when pyudev imports, udevd runs and its netlink monitor opened
+      (before any write); V(sysfs-poll) otherwise. RV(wait_method_reason) says why.
   returned: always
   type: str
-  sample: sysfs-poll
+  sample: udev-events
+wait_method_reason:
+  description: Why RV(wait_method) was chosen (for example that pyudev is not installed), and the source used.
+  returned: always
+  type: str
+  sample: "pyudev 0.24.0: a netlink monitor of block, scsi events"
 """
 
 from typing import Any, Callable, Dict, Optional
@@ -284,7 +319,6 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     ACTION_SCAN,
     ACTION_SKIP,
-    WAIT_METHOD,
     ScanTimeout,
     apply_plan,
     build_request,
@@ -319,7 +353,8 @@ FAILED_RESULT: Dict[str, Any] = {
     "scanned": [],
     "pending": [],
     "waited_seconds": 0.0,
-    "wait_method": WAIT_METHOD,
+    "wait_method": "sysfs-poll",
+    "wait_method_reason": "the run failed before it waited",
 }
 
 
@@ -371,7 +406,7 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
                 raise
         else:
             after, waited = host.snapshot(), 0.0
-        summary = summarize(plan=plan, before=before, after=after)
+        summary = summarize(plan=plan, before=before, after=after, host=host)
     for hctl in summary["unrequested"]:
         module.warn(
             f"device {hctl} appeared during this run but was not asked for: something else scanned this host "
@@ -384,7 +419,7 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
         "skipped": skipped,
         "pending": summary["pending"],
         "waited_seconds": round(waited, 3),
-        "wait_method": WAIT_METHOD,
+        **host.wait_info(),
         "lock_lease": lock.lease_outcome if lock is not None else None,
     }
     if module._diff:

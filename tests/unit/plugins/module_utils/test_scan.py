@@ -389,6 +389,7 @@ def test_summarize_flags_new_devices_and_unrequested_ones(tmp_path: Path) -> Non
         "target": IQN,
         "portal": "192.0.2.10:3260",
         "new": True,
+        "udev": None,
     }
     assert [device["hctl"] for device in summary["devices"]] == ["2:0:0:1", "3:0:0:1"]
     assert summary["diff"]["before"] == ""

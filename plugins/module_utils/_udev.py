@@ -1,0 +1,252 @@
+# Copyright (c) 2026, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This module_utils is PRIVATE and should only be used by this collection. Breaking changes can occur at any time.
+
+"""udev on the managed node: what wakes a wait, when udev is done with a device, and its udev properties.
+
+Two sources, one interface (:class:`Udev`):
+
+``udev-events`` (:class:`UdevMonitor`)
+    pyudev imports, udevd runs and a netlink monitor of the ``block`` and ``scsi`` subsystems opened. The
+    monitor is opened when the module starts, before anything is written to sysfs, so no event of a scan
+    is missed: events queue in the socket until a wait reads them. A wait sleeps until the next event (or
+    its poll interval) instead of for a fixed interval, then checks sysfs again. Properties come from
+    pyudev's device database.
+
+``sysfs-poll`` (:class:`Udev`, the fallback)
+    pyudev is not installed, the monitor cannot be opened (no netlink in a container, no libudev) or udevd
+    is not running. Waits sleep their poll interval. Properties come from the udev database file
+    ``/run/udev/data/b<major>:<minor>`` (``S:`` links, ``E:`` properties), so both sources give the same
+    results; without udevd there are none.
+
+Either way a block device counts as *ready* once udev has processed it (it is in udev's database: its
+links exist and its properties are final), which is what the next task of a playbook needs; without udevd
+every device is ready at once. :attr:`Udev.method` and :attr:`Udev.reason` say which source ran and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+try:
+    import pyudev
+except ImportError as _exc:  # pragma: no cover - depends on the node; both branches are unit-tested via open_udev
+    pyudev = None
+    PYUDEV_IMPORT_ERROR: Optional[str] = str(_exc)
+else:
+    PYUDEV_IMPORT_ERROR = None
+
+__all__ = [
+    "SYSFS_POLL",
+    "UDEV_EVENTS",
+    "Udev",
+    "UdevMonitor",
+    "open_udev",
+    "parse_udev_db",
+]
+
+UDEV_EVENTS = "udev-events"
+SYSFS_POLL = "sysfs-poll"
+
+#: The subsystems whose events can end a wait: SCSI devices, their block devices and dm maps.
+SUBSYSTEMS = ("block", "scsi")
+#: Present while udevd runs (its control socket).
+DEFAULT_UDEV_CONTROL = "/run/udev/control"
+#: udev's database of processed devices, one file per device (``b<major>:<minor>`` for block devices).
+DEFAULT_UDEV_DATA = "/run/udev/data"
+#: Events that may queue up between two reads of the monitor (a scan of many LUNs sends several per LUN).
+RECEIVE_BUFFER = 16 * 1024 * 1024
+#: Properties reported (when udev has them), under their lower-case names.
+PROPERTIES = ("ID_WWN", "ID_SERIAL", "ID_PATH", "DM_NAME", "DM_UUID")
+_LINK_DIRS = ("/dev/disk/by-id/", "/dev/disk/by-path/", "/dev/mapper/")
+
+
+def parse_udev_db(text: str) -> Dict[str, Any]:
+    """``links`` (absolute, sorted) and ``properties`` from the text of one udev database file."""
+    links: List[str] = []
+    properties: Dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if key == "S":
+            links.append("/dev/" + value)
+        elif key == "E":
+            name, eq, prop = value.partition("=")
+            if eq:
+                properties[name] = prop
+    return {"links": sorted(links), "properties": properties}
+
+
+def _report(links: List[str], properties: Dict[str, str]) -> Dict[str, Any]:
+    """The documented ``udev`` entry: persistent links and the identity properties udev derived."""
+    out: Dict[str, Any] = {"links": sorted(link for link in links if link.startswith(_LINK_DIRS))}
+    for name in PROPERTIES:
+        if properties.get(name):
+            out[name.lower()] = properties[name]
+    return out
+
+
+class Udev:
+    """No event source: waits sleep their interval; readiness and properties come from udev's database
+    files. Also the base of :class:`UdevMonitor`."""
+
+    method = SYSFS_POLL
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        sleep: Callable[[float], None],
+        sysfs_root: str = "/sys",
+        udev_data: Optional[str] = DEFAULT_UDEV_DATA,
+    ) -> None:
+        self.reason = reason
+        self._sleep = sleep
+        self.sysfs_root = sysfs_root
+        self.udev_data = udev_data  # None: udevd does not run, nothing is waited for and no property is read
+        self.events = 0  # events that woke a wait
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when an event arrives (only :class:`UdevMonitor` has events)."""
+        self._sleep(seconds)
+
+    def _db_text(self, name: str) -> Optional[str]:
+        if self.udev_data is None:
+            return None
+        try:
+            with open(os.path.join(self.sysfs_root, "class", "block", name, "dev"), encoding="ascii") as handle:
+                number = handle.read().strip()
+            with open(os.path.join(self.udev_data, "b" + number), encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    def ready(self, name: str) -> bool:
+        """Whether udev has processed block device ``name`` (always, when udevd does not run)."""
+        return self.udev_data is None or self._db_text(name) is not None
+
+    def properties(self, name: str) -> Optional[Dict[str, Any]]:
+        """udev's links and identity properties of block device ``name``; None when udev has none."""
+        text = self._db_text(name)
+        if text is None:
+            return None
+        parsed = parse_udev_db(text)
+        return _report(parsed["links"], parsed["properties"])
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def to_result(self) -> Dict[str, Any]:
+        return {"wait_method": self.method, "wait_method_reason": self.reason}
+
+
+class UdevMonitor(Udev):
+    """pyudev's netlink monitor of udev's events: a wait wakes when udev has processed something."""
+
+    method = UDEV_EVENTS
+
+    def __init__(self, module: Any, context: Any, monitor: Any, reason: str, **kwargs: Any) -> None:
+        super().__init__(reason, **kwargs)
+        self._module = module  # pyudev (a fake in unit tests)
+        self._context = context
+        self._monitor = monitor
+
+    def pause(self, seconds: float) -> None:
+        """Return at the first event of the monitored subsystems, or after ``seconds``. Events already
+        queued (a scan's events that arrived while sysfs was read) end the pause at once."""
+        woke = False
+        while self._monitor.poll(timeout=0) is not None:  # drain what queued since the last check
+            woke = True
+        if not woke and seconds > 0:
+            woke = self._monitor.poll(timeout=seconds) is not None
+        if woke:
+            self.events += 1
+
+    def _device(self, name: str) -> Any:
+        try:
+            return self._module.Devices.from_name(self._context, "block", name)
+        except Exception:  # DeviceNotFoundByNameError (gone), or a device half-created in sysfs
+            return None
+
+    def ready(self, name: str) -> bool:
+        device = self._device(name)
+        return device is not None and bool(device.is_initialized)
+
+    def properties(self, name: str) -> Optional[Dict[str, Any]]:
+        device = self._device(name)
+        if device is None or not device.is_initialized:
+            return None
+        return _report([str(link) for link in device.device_links], dict(device.properties))
+
+    def close(self) -> None:
+        """Drop the monitor: pyudev closes its socket when the last reference goes."""
+        self._monitor = _Closed()
+
+
+class _Closed:
+    """A monitor after :meth:`UdevMonitor.close`: no event ever arrives."""
+
+    @staticmethod
+    def poll(timeout: Optional[float] = None) -> None:
+        return None
+
+
+def open_udev(
+    *,
+    sleep: Callable[[float], None],
+    sysfs_root: str = "/sys",
+    udev_control: str = DEFAULT_UDEV_CONTROL,
+    udev_data: str = DEFAULT_UDEV_DATA,
+    pyudev_module: Any = None,
+    import_error: Optional[str] = None,
+) -> Udev:
+    """The best source this node has: a started pyudev monitor, else the fallback with the reason.
+
+    ``pyudev_module`` and ``import_error`` default to this module's import of pyudev (tests pass fakes).
+    """
+    module = pyudev if pyudev_module is None and import_error is None else pyudev_module
+    error = PYUDEV_IMPORT_ERROR if pyudev_module is None and import_error is None else import_error
+    if not os.path.exists(udev_control):
+        return Udev(
+            f"udevd is not running ({udev_control} does not exist): waits poll sysfs and no device waits for udev",
+            sleep=sleep,
+            sysfs_root=sysfs_root,
+            udev_data=None,
+        )
+    if module is None:
+        return Udev(
+            f"pyudev is not installed for this Python ({error or 'no module named pyudev'}); install python3-pyudev "
+            "for event-driven waits",
+            sleep=sleep,
+            sysfs_root=sysfs_root,
+            udev_data=udev_data,
+        )
+    try:
+        context = module.Context()
+        monitor = module.Monitor.from_netlink(context, source="udev")
+        for subsystem in SUBSYSTEMS:
+            monitor.filter_by(subsystem)
+        with contextlib.suppress(Exception):  # needs CAP_NET_ADMIN; the default buffer still works for a few LUNs
+            monitor.set_receive_buffer_size(RECEIVE_BUFFER)
+        monitor.start()
+    except Exception as exc:  # no libudev, no netlink (containers), EPERM: all mean "poll instead"
+        return Udev(
+            f"the udev monitor could not be opened ({type(exc).__name__}: {exc}): waits poll sysfs",
+            sleep=sleep,
+            sysfs_root=sysfs_root,
+            udev_data=udev_data,
+        )
+    return UdevMonitor(
+        module,
+        context,
+        monitor,
+        f"pyudev {getattr(module, '__version__', '?')}: a netlink monitor of {', '.join(SUBSYSTEMS)} events",
+        sleep=sleep,
+        sysfs_root=sysfs_root,
+        udev_data=udev_data,
+    )
