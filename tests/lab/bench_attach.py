@@ -274,14 +274,14 @@ def count_sd(lab: lab_module.Lab) -> int:
     return int(proc.stdout.strip() or 0)
 
 
-def adhoc_attach(lab: lab_module.Lab, root: Path, args: str, timeout: float = 600) -> tuple:
-    """One ad-hoc `ansible -m lunsafe.san.iscsi_lun_attach -a ARGS` against the lab: (result, wall seconds).
-    A run that fails or returns no timings stops the benchmark."""
+def adhoc_attach(lab: lab_module.Lab, root: Path, args: str, timeout: float = 600, extra: tuple = ()) -> tuple:
+    """One ad-hoc `ansible -m lunsafe.san.iscsi_lun_attach -a ARGS [EXTRA...]` against the lab: (result, wall
+    seconds). A run that fails or returns no timings stops the benchmark."""
     env = lab_module.playbook_env(lab, root)
     ansible = str(lab_module.REPO / ".venv" / "bin" / "ansible")
     start = time.monotonic()
     proc = subprocess.run(
-        [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args],
+        [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args, *extra],
         env=env,
         capture_output=True,
         text=True,
