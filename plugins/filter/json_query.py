@@ -75,9 +75,12 @@ _value:
   sample: ["mpathb"]
 """
 
-MISSING_JMESPATH = (
-    "lunsafe.san.json_query: the jmespath Python package is required on the controller: pip install jmespath"
-)
+NAME = "lunsafe.san.json_query"
+
+
+def missing_jmespath(filter_name: str) -> str:
+    """The error when jmespath is not installed, naming the filter that needed it."""
+    return f"{filter_name}: the jmespath Python package is required on the controller: pip install jmespath"
 
 
 def plain(value: Any) -> Any:
@@ -111,29 +114,32 @@ def _position(exc: Any, expr: str) -> str:
 
 def json_query(data: Any, expr: Any) -> Any:
     """Evaluate the JMESPath expression ``expr`` over ``data``."""
+    return query(data, expr, filter_name=NAME)
+
+
+def query(data: Any, expr: Any, *, filter_name: str) -> Any:
+    """``json_query`` for the collection's other filters: the errors name ``filter_name``."""
     if not HAS_JMESPATH:
-        raise AnsibleFilterError(MISSING_JMESPATH)
+        raise AnsibleFilterError(missing_jmespath(filter_name))
     if not isinstance(expr, str):
-        raise AnsibleFilterError(
-            f"lunsafe.san.json_query: the expression must be a string, got a {type(expr).__name__}"
-        )
+        raise AnsibleFilterError(f"{filter_name}: the expression must be a string, got a {type(expr).__name__}")
     expr = str(expr)
     try:
         compiled = jmespath.compile(expr)
     except jmespath.exceptions.LexerError as exc:
         raise AnsibleFilterError(
-            f"lunsafe.san.json_query: invalid JMESPath expression {expr!r}{_position(exc, expr)}: {exc.message}"
+            f"{filter_name}: invalid JMESPath expression {expr!r}{_position(exc, expr)}: {exc.message}"
         ) from None
     except jmespath.exceptions.ParseError as exc:
         raise AnsibleFilterError(
-            f"lunsafe.san.json_query: invalid JMESPath expression {expr!r}{_position(exc, expr)}: {_reason(exc)}"
+            f"{filter_name}: invalid JMESPath expression {expr!r}{_position(exc, expr)}: {_reason(exc)}"
         ) from None
     except jmespath.exceptions.JMESPathError as exc:  # an empty expression
-        raise AnsibleFilterError(f"lunsafe.san.json_query: invalid JMESPath expression {expr!r}: {exc}") from None
+        raise AnsibleFilterError(f"{filter_name}: invalid JMESPath expression {expr!r}: {exc}") from None
     try:
         return compiled.search(plain(data))
     except jmespath.exceptions.JMESPathError as exc:  # a wrong type, an unknown function, a wrong arity
-        raise AnsibleFilterError(f"lunsafe.san.json_query: JMESPath expression {expr!r} failed: {exc}") from None
+        raise AnsibleFilterError(f"{filter_name}: JMESPath expression {expr!r} failed: {exc}") from None
 
 
 def _reason(exc: Any) -> str:
