@@ -58,6 +58,18 @@ FAULTY_REMEDIATION_LEFT_ALONE = (
 )
 
 
+# roles/faulty_remediation/tasks/main.yml, "Select the maps that are safe to clean up": the selection before
+# faulty_remediation_select, and the faulty maps it left alone
+FAULTY_REMEDIATION_PLANNED = (
+    "{{ ansible_facts.lunsafe_multipath.maps | rejectattr('presented') | selectattr('holders', 'equalto', []) | list }}"
+)
+FAULTY_REMEDIATION_LEFT = (
+    "{{ ansible_facts.lunsafe_multipath.maps | selectattr('faulty')\n   | rejectattr('uuid', 'in',"
+    " ansible_facts.lunsafe_multipath.maps | rejectattr('presented')\n                               |"
+    " selectattr('holders', 'equalto', []) | map(attribute='uuid') | list) | list }}"
+)
+
+
 def render(expression: str, **variables: Any) -> Any:
     """What Ansible made of ``expression`` with these variables (as in a play: a trusted role template)."""
     return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(expression))
