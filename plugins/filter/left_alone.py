@@ -16,10 +16,12 @@ author: lunsafe.san developers (@lunsafe)
 description:
   - Takes maps of the C(lunsafe_multipath) facts (M(lunsafe.san.multipath_faulty_facts)) that a cleanup
     leaves in place and returns, for each, its C(name), C(wwid) and C(reasons) with C(why) it is left
-    alone. A map with holders is V(held by) its holders, comma-separated; any other map is left because
-    V(its LUN is still presented).
+    alone. A map with holders is V(held by) its holders, comma-separated; a map whose LUN is still presented
+    is left because V(its LUN is still presented); any other map was V(not selected) (the role's
+    C(faulty_remediation_select) expression left it out).
   - The C(lunsafe.san.faulty_remediation) role reports these in C(faulty_remediation_report.left_alone).
-  - Fails, naming the entry and the key, when a map lacks C(name), C(wwid), C(reasons) or C(holders).
+  - Fails, naming the entry and the key, when a map lacks C(name), C(wwid), C(reasons), C(holders) or
+    C(presented).
 options:
   _input:
     description: Maps of the C(lunsafe_multipath.maps) fact.
@@ -73,9 +75,15 @@ NAME = "lunsafe.san.left_alone"
 def left_alone(maps: Any) -> List[Dict[str, Any]]:
     """``{name, wwid, reasons, why}`` per map a cleanup leaves in place."""
     out = []
-    for item in entries(maps, filter_name=NAME, what="the maps", keys=("name", "wwid", "reasons", "holders")):
+    keys = ("name", "wwid", "reasons", "holders", "presented")
+    for item in entries(maps, filter_name=NAME, what="the maps", keys=keys):
         holders = item["holders"]
-        why = "held by " + ", ".join(str(holder) for holder in holders) if holders else "its LUN is still presented"
+        if holders:
+            why = "held by " + ", ".join(str(holder) for holder in holders)
+        elif item["presented"]:
+            why = "its LUN is still presented"
+        else:
+            why = "not selected"
         out.append({"name": item["name"], "wwid": item["wwid"], "reasons": item["reasons"], "why": why})
     return out
 

@@ -72,13 +72,20 @@ def test_same_output_as_the_old_role_loop(maps: List[Dict[str, Any]], expected: 
     assert left_alone(maps) == expected
 
 
+def test_a_map_neither_held_nor_presented_was_not_selected() -> None:
+    # the old loop only ever saw such a map through a bug; faulty_remediation_select can leave one out
+    maps = [fact_map("mpathe", W1, holders=[], reasons=["unpresented"], presented=False)]
+    assert left_alone(maps) == [{"name": "mpathe", "wwid": W1, "reasons": ["unpresented"], "why": "not selected"}]
+
+
 @pytest.mark.parametrize(
     ("maps", "message"),
     [
         ({"name": "mpatha"}, "got a dict"),
         ([["mpatha"]], "entry 0 of the maps is a list, not a dict"),
         ([{"name": "mpatha", "wwid": W1, "reasons": []}], "entry 0 of the maps has no 'holders'"),
-        ([{}], "has no 'name', 'wwid', 'reasons', 'holders' .it has no key.$"),
+        ([{}], "has no 'name', 'wwid', 'reasons', 'holders', 'presented' .it has no key.$"),
+        ([{"name": "mpatha", "wwid": W1, "reasons": [], "holders": []}], "entry 0 of the maps has no 'presented'"),
     ],
 )
 def test_refuses_what_is_not_a_fact_map(maps: Any, message: str) -> None:
