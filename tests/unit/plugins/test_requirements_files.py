@@ -13,8 +13,9 @@
   and doc_fragments) imports is in meta/ee-requirements.txt, jmespath among them (imported by the
   json_query filter of plugins/filter), and each package there is imported by the plugin files its
   ``# name: path ...`` comment names, no more and no fewer;
-* a filter that needs a Python package (``json_query`` -> jmespath, ours or community.general's) is only
-  used by roles and playbooks when meta/ee-requirements.txt has that package.
+* a filter that needs a Python package (``json_query`` -> jmespath, ours or community.general's, and
+  ``select_maps``, which evaluates through our ``json_query``) is only used by roles and playbooks when
+  meta/ee-requirements.txt has that package.
 The finders are tested on small synthetic sources too, so that a new tool or import cannot slip past them.
 """
 
@@ -254,7 +255,7 @@ def test_every_import_of_the_controller_plugins_is_declared_for_the_ee() -> None
 
 def test_controller_filters_that_need_python_packages_are_declared_for_the_ee() -> None:
     declared = requirement_names((META / "ee-requirements.txt").read_text(encoding="utf-8"))
-    needs = {"json_query": "jmespath"}
+    needs = {"json_query": "jmespath", "select_maps": "jmespath"}
     used: Set[str] = set()
     for folder in ("roles", "playbooks", "demo", "extensions"):
         for path in sorted((ROOT / folder).rglob("*.yml")) if (ROOT / folder).is_dir() else []:
