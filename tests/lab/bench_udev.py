@@ -149,7 +149,7 @@ def main() -> int:
         with ba.code_under_test(None) as root:
             for n in args.luns:
                 rows.append(measure(lab, root, n, args.samples))
-                print(json.dumps({k: v for k, v in rows[-1].items()}), flush=True)
+                print(json.dumps(rows[-1]), flush=True)
     finally:
         if booted:
             lab.down(purge=True)
