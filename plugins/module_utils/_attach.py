@@ -915,7 +915,7 @@ class _Attach(_Run):
             snapshot = self.host.snapshot(device_detail=False)
             for key, lun in list(waiting.items()):
                 dm_map = complete_map(snapshot, names_of[key], lun.wwid or "")
-                if dm_map is not None and self.host.udev_ready(dm_map.dm):
+                if dm_map is not None and self.host.udev_map_ready(dm_map.dm, dm_map.uuid or ""):
                     lun.dm_map = dm_map
                     del waiting[key]
                     last_progress = clock()

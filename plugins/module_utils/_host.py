@@ -104,6 +104,10 @@ class Host:
         """Whether udev has processed block device ``name`` (always true without a udev source)."""
         return self.udev is None or self.udev.ready(name)
 
+    def udev_map_ready(self, name: str, uuid: str) -> bool:
+        """Whether udev has processed map ``name`` with its table loaded (always true without a udev source)."""
+        return self.udev is None or self.udev.map_ready(name, uuid)
+
     def udev_properties(self, name: Optional[str]) -> Optional[Dict[str, Any]]:
         """udev's links and identity properties of block device ``name`` (None without them)."""
         if self.udev is None or name is None:

@@ -22,8 +22,10 @@ Two sources, one interface (:class:`Udev`):
     results; without udevd there are none.
 
 Either way a block device counts as *ready* once udev has processed it (it is in udev's database: its
-links exist and its properties are final), which is what the next task of a playbook needs; without udevd
-every device is ready at once. :attr:`Udev.method` and :attr:`Udev.reason` say which source ran and why.
+links exist and its properties are final), and a multipath map once udev has processed it with its table
+loaded (its ``DM_UUID`` and ``dm-uuid-`` link are there: udev sees a map first before its table is loaded),
+which is what the next task of a playbook needs; without udevd every device is ready at once.
+:attr:`Udev.method` and :attr:`Udev.reason` say which source ran and why.
 """
 
 from __future__ import annotations
@@ -129,6 +131,17 @@ class Udev:
     def ready(self, name: str) -> bool:
         """Whether udev has processed block device ``name`` (always, when udevd does not run)."""
         return self.udev_data is None or self._db_text(name) is not None
+
+    def map_ready(self, name: str, uuid: str) -> bool:
+        """Whether udev has processed device-mapper device ``name`` with its table loaded: its ``DM_UUID`` is
+        ``uuid`` and its ``dm-uuid`` link exists (always, when udevd does not run). A map's first event comes
+        before its table is loaded, so a database entry alone does not mean that its links exist."""
+        if self.udev_data is None:
+            return True
+        found = self.properties(name)
+        return (
+            found is not None and found.get("dm_uuid") == uuid and f"/dev/disk/by-id/dm-uuid-{uuid}" in found["links"]
+        )
 
     def properties(self, name: str) -> Optional[Dict[str, Any]]:
         """udev's links and identity properties of block device ``name``; None when udev has none."""

@@ -108,6 +108,33 @@ def test_fallback_reads_readiness_and_properties_from_the_database_file(tmp_path
     udev.close()
 
 
+MAP_FIRST = "I:1700000000\nE:DM_UDEV_DISABLE_OTHER_RULES_FLAG=1\n"  # the map's add event: no table yet
+MAP_DONE = (
+    "S:disk/by-id/dm-uuid-mpath-3600\nS:mapper/mpatha\nS:disk/by-id/dm-name-mpatha\n"
+    "E:DM_NAME=mpatha\nE:DM_UUID=mpath-3600\n"
+)
+
+
+def test_a_map_is_ready_once_udev_processed_it_with_its_table_loaded(tmp_path: Path) -> None:
+    root = sysfs_with(tmp_path, **{"dm-0": "254:0"})
+    data = tmp_path / "udev-data"
+    data.mkdir()
+    udev = Udev("no pyudev", sleep=Sleeps(), sysfs_root=str(root), udev_data=str(data))
+    assert udev.map_ready("dm-0", "mpath-3600") is False  # no entry yet
+    (data / "b254:0").write_text(MAP_FIRST, encoding="utf-8")
+    assert udev.ready("dm-0") is True  # an entry exists...
+    assert udev.map_ready("dm-0", "mpath-3600") is False  # ...but not the one with the table loaded
+    (data / "b254:0").write_text(MAP_DONE, encoding="utf-8")
+    assert udev.map_ready("dm-0", "mpath-3600") is True
+    assert udev.map_ready("dm-0", "mpath-3611") is False  # another map reuses the dm name: not ours
+    assert udev.properties("dm-0") == {
+        "links": ["/dev/disk/by-id/dm-name-mpatha", "/dev/disk/by-id/dm-uuid-mpath-3600", "/dev/mapper/mpatha"],
+        "dm_name": "mpatha",
+        "dm_uuid": "mpath-3600",
+    }
+    assert Udev("no udevd", sleep=Sleeps(), udev_data=None).map_ready("dm-0", "mpath-3600") is True
+
+
 def test_without_udevd_every_device_is_ready_and_has_no_properties(tmp_path: Path) -> None:
     udev = open_udev(
         sleep=Sleeps(),
@@ -129,8 +156,11 @@ def test_without_udevd_every_device_is_ready_and_has_no_properties(tmp_path: Pat
 class FakeDevice:
     def __init__(self, initialized: bool = True) -> None:
         self.is_initialized = initialized
-        self.device_links = iter(["/dev/disk/by-id/dm-uuid-mpath-3600", "/dev/mapper/mpatha", "/dev/dm-0x"])
         self.properties = {"DM_NAME": "mpatha", "DM_UUID": "mpath-3600", "MAJOR": "254"}
+
+    @property
+    def device_links(self) -> Any:  # pyudev yields them anew at each access
+        return iter(["/dev/disk/by-id/dm-uuid-mpath-3600", "/dev/mapper/mpatha", "/dev/dm-0x"])
 
 
 class FakeMonitor:
@@ -264,6 +294,8 @@ def test_readiness_and_properties_come_from_pyudev(tmp_path: Path) -> None:
         "dm_name": "mpatha",
         "dm_uuid": "mpath-3600",
     }
+    assert udev.map_ready("dm-0", "mpath-3600") is True
+    assert udev.map_ready("sdb", "mpath-3600") is False
     udev.close()
     udev.pause(0.0)  # a closed monitor never wakes anything
     assert udev.events == 0
@@ -284,6 +316,7 @@ class LaggingUdev(Udev):
         self.lag = lag
         self.first_seen: Dict[str, float] = {}
         self.asked: List[str] = []
+        self.uuids: List[str] = []
 
     def pause(self, seconds: float) -> None:
         self.events += 1
@@ -293,6 +326,10 @@ class LaggingUdev(Udev):
         self.asked.append(name)
         since = self.first_seen.setdefault(name, self.clock())
         return self.clock() - since >= self.lag
+
+    def map_ready(self, name: str, uuid: str) -> bool:
+        self.uuids.append(uuid)
+        return self.ready(name)
 
     def properties(self, name: str) -> Optional[Dict[str, Any]]:
         return {"links": [f"/dev/disk/by-id/test-{name}"]} if self.ready(name) else None
@@ -342,6 +379,7 @@ def test_the_attach_waits_until_udev_has_processed_the_paths_and_the_map(tmp_pat
     dm = lun["dm"]
     assert dm["udev"] == {"links": [f"/dev/disk/by-id/test-{dm['dm']}"]}
     assert set(names) | {dm["dm"]} <= set(udev.asked)
+    assert udev.uuids and set(udev.uuids) == {dm["uuid"]}  # the map was awaited with its table loaded
     # the waits paused on the udev source (not a plain sleep) until each device was 3 s old for udev
     assert udev.events >= 2
     assert result["timings"]["scan"] >= 3.0
