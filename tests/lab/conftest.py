@@ -1,7 +1,10 @@
 # Copyright: lunsafe.san contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures for tests that run against the lab VM (a real kernel). The VM is booted once per run by
-scripts/test (or by hand with `python3 tests/lab/lab.py up`); these tests never boot or stop it."""
+"""Fixtures for tests that run against the lab VM (a real kernel). The VMs are booted once per run by
+scripts/test (or by hand with `python3 tests/lab/lab.py up`); these tests never boot or stop one.
+
+scripts/test runs this suite on two VMs at once (pytest-xdist, `--dist loadgroup`): the long
+iscsi_lun_attach target is one group (xdist_group "attach"), every other test the other ("rest")."""
 
 from __future__ import annotations
 
@@ -20,9 +23,19 @@ sys.path.insert(0, str(HERE))
 import lab as lab_module  # noqa: E402
 
 
+def lab_name() -> str:
+    """This process's lab: with pytest-xdist, worker gwN takes the N-th of $LUNSAFE_LAB_NAMES (scripts/test
+    boots one VM per worker); otherwise $LUNSAFE_LAB_NAME."""
+    names = os.environ.get("LUNSAFE_LAB_NAMES", "").split()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if names and worker.startswith("gw") and worker[2:].isdigit():
+        return names[int(worker[2:]) % len(names)]
+    return os.environ.get("LUNSAFE_LAB_NAME") or (names[0] if names else "default")
+
+
 @pytest.fixture(scope="session")
 def lab() -> lab_module.Lab:
-    instance = lab_module.Lab(os.environ.get("LUNSAFE_LAB_NAME", "default"))
+    instance = lab_module.Lab(lab_name())
     instance.info()  # fails with "lab ... is not up" when nobody booted it
     return instance
 

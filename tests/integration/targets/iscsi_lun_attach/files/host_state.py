@@ -1,9 +1,13 @@
-"""Print the lab host's iSCSI/SCSI/multipath state as JSON (run in the lab guest by the tests)."""
+"""Print the lab host's iSCSI/SCSI/multipath state as JSON (run in the lab guest by the tests).
+
+--array adds the array's view (labctl status: over a second under TCG), --units the systemd units' states;
+the reads that assert on them ask for them (state.yml's state_args)."""
 
 import glob
 import json
 import os
 import subprocess
+import sys
 
 # node record keys the tests look at (CHAP user names and methods; secrets only as "set or not")
 AUTH_KEYS = (
@@ -72,20 +76,18 @@ for line in run(["multipathd", "show", "paths", "raw", "format", "%d|%w|%m|%t|%T
     if len(fields) == 6:
         paths.append(dict(zip(("dev", "wwid", "map", "dm_state", "checker", "hctl"), fields)))
 maps = [line.split()[0] for line in run(["dmsetup", "ls", "--target", "multipath"]).splitlines() if "(" in line]
-array = json.loads(run(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", "status"]) or "{}")
-print(
-    json.dumps(
-        {
-            "sessions": sessions,
-            "disks": disks,
-            "nodes": nodes,
-            "scan_modes": scan_modes,
-            "records": records,
-            "discovery": discovery,
-            "paths": paths,
-            "maps": maps,
-            "units": unit_states(["iscsid.service", "iscsid.socket", "multipathd.service", "multipathd.socket"]),
-            "array": array,
-        }
-    )
-)
+state = {
+    "sessions": sessions,
+    "disks": disks,
+    "nodes": nodes,
+    "scan_modes": scan_modes,
+    "records": records,
+    "discovery": discovery,
+    "paths": paths,
+    "maps": maps,
+}
+if "--units" in sys.argv:
+    state["units"] = unit_states(["iscsid.service", "iscsid.socket", "multipathd.service", "multipathd.socket"])
+if "--array" in sys.argv:
+    state["array"] = json.loads(run(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", "status"]) or "{}")
+print(json.dumps(state))
