@@ -46,13 +46,32 @@ def collections_root() -> Iterator[Path]:
         yield root
 
 
+#: An interpreter for the modules that cannot import pyudev (a package of that name that fails to import comes
+#: first on its path): with LUNSAFE_LAB_HIDE_PYUDEV=1 the integration targets run with every wait polling sysfs.
+NO_PYUDEV = "/run/lunsafe-nopyudev"
+HIDE_PYUDEV = (
+    f"mkdir -p {NO_PYUDEV}/pyudev && "
+    f"echo 'raise ImportError(\"hidden by LUNSAFE_LAB_HIDE_PYUDEV\")' > {NO_PYUDEV}/pyudev/__init__.py && "
+    f"printf '#!/bin/sh\\nPYTHONPATH={NO_PYUDEV} exec /usr/bin/python3 \"$@\"\\n' > {NO_PYUDEV}/python3 && "
+    f"chmod 755 {NO_PYUDEV}/python3"
+)
+
+
+def hide_pyudev(lab: lab_module.Lab) -> list:
+    """Extra ansible-playbook arguments that hide pyudev from the modules, when LUNSAFE_LAB_HIDE_PYUDEV=1."""
+    if os.environ.get("LUNSAFE_LAB_HIDE_PYUDEV") != "1":
+        return []
+    lab.ssh(["sh", "-c", HIDE_PYUDEV])
+    return ["-e", f"ansible_python_interpreter={NO_PYUDEV}/python3", "-e", "lab_wait_method=sysfs-poll"]
+
+
 class Playbook:
     def __init__(self, lab: lab_module.Lab, collections_root: Path) -> None:
         self.lab = lab
         self.collections_root = collections_root
 
     def run(self, playbook: Path, *extra: str, timeout: float = 2700) -> subprocess.CompletedProcess:
-        argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), *extra]
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), *extra, *hide_pyudev(self.lab)]
         env = lab_module.playbook_env(self.lab, self.collections_root)
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
