@@ -39,12 +39,12 @@ import lab as lab_module
 
 ARMS = ("bare", "events", "poll")
 HIDE = (
-    "mkdir -p /run/lunsafe-nopyudev/pyudev && "
-    "echo 'raise ImportError(\"hidden by bench_udev\")' > /run/lunsafe-nopyudev/pyudev/__init__.py && "
-    "printf '#!/bin/sh\\nPYTHONPATH=/run/lunsafe-nopyudev exec /usr/bin/python3 \"$@\"\\n' "
-    "> /run/lunsafe-nopyudev/python3 && chmod 755 /run/lunsafe-nopyudev/python3"
+    "mkdir -p /usr/local/lib/lunsafe-nopyudev/pyudev && "
+    "echo 'raise ImportError(\"hidden by bench_udev\")' > /usr/local/lib/lunsafe-nopyudev/pyudev/__init__.py && "
+    "printf '#!/bin/sh\\nPYTHONPATH=/usr/local/lib/lunsafe-nopyudev exec /usr/bin/python3 \"$@\"\\n' "
+    "> /usr/local/lib/lunsafe-nopyudev/python3 && chmod 755 /usr/local/lib/lunsafe-nopyudev/python3"
 )
-POLL_EXTRA = ("-e", "ansible_python_interpreter=/run/lunsafe-nopyudev/python3")
+POLL_EXTRA = ("-e", "ansible_python_interpreter=/usr/local/lib/lunsafe-nopyudev/python3")
 
 
 def arm_sample(lab: lab_module.Lab, root: Path, arm: str, lun: int) -> Dict[str, Any]:

@@ -48,7 +48,7 @@ def collections_root() -> Iterator[Path]:
 
 #: An interpreter for the modules that cannot import pyudev (a package of that name that fails to import comes
 #: first on its path): with LUNSAFE_LAB_HIDE_PYUDEV=1 the integration targets run with every wait polling sysfs.
-NO_PYUDEV = "/run/lunsafe-nopyudev"
+NO_PYUDEV = "/usr/local/lib/lunsafe-nopyudev"  # not under /run: it is mounted noexec
 HIDE_PYUDEV = (
     f"mkdir -p {NO_PYUDEV}/pyudev && "
     f"echo 'raise ImportError(\"hidden by LUNSAFE_LAB_HIDE_PYUDEV\")' > {NO_PYUDEV}/pyudev/__init__.py && "
