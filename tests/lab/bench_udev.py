@@ -85,13 +85,14 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, samples: int) -> Dict[st
     lab.ssh(["sh", "-c", ba.GUEST_LOGIN])
     ba.wait_for_stray_runs(lab)
     got: Dict[str, List[Dict[str, Any]]] = {arm: [] for arm in ARMS}
-    lun = luns - 1
+    step = 0
     for i in range(samples):
         order = ARMS[i % 3 :] + ARMS[: i % 3]
         for arm in order:
+            lun = (luns - 1 - step) % luns  # from the top; every arm detaches all and empties wwids, so LUNs reuse
             got[arm].append(arm_sample(lab, root, arm, lun))
             ba.log(f"{luns} LUNs, sample {i + 1}, {arm}: {got[arm][-1]}")
-            lun -= 1
+            step += 1
     row: Dict[str, Any] = {"luns": luns, "samples": samples}
     for arm in ARMS:
         row[arm] = {key: _median([s.get(key) for s in got[arm]]) for key in ("total", "scan", "map", "wall")}
