@@ -577,7 +577,6 @@ class _Run:
         self.luns = [LunRun(req=lun) for lun in request.luns]
         self.warnings: List[str] = list(request.warnings)
         self.result = empty_result(timings)
-        self.result.update(host.wait_info())
 
     def mark(self, phase: str, *, add: bool = False) -> None:
         """Seconds spent in each phase, measured inside the module (no Ansible transport); ``add`` sums a phase
@@ -601,6 +600,7 @@ class _Run:
         self.result["sessions"] = [session_facts(s) for s in self.sessions(snapshot)]
         self.result["luns"] = [lun.facts(snapshot, self.host) for lun in self.luns]
         self.result["warnings"] = self.warnings
+        self.result.update(self.host.wait_info())  # at the end: the monitor opens at the first sysfs write
         failed = [lun for lun in self.luns if lun.error is not None]
         if error is None and failed:
             if len(failed) == 1 and self.request.single:

@@ -465,6 +465,7 @@ def apply_plan(*, plan: Plan, observation: Observation, settings: Settings) -> O
     if plan.refusals and not settings.force:
         raise _refusal(observation, plan)
     outcome = Outcome(clock=settings.host.clock, start=settings.host.clock())
+    settings.host.start_udev()  # before the flush command: the waits that follow wake at its remove events
     try:
         _apply(plan, observation, settings.host.runner, settings, outcome)
     except LunsafeError as exc:

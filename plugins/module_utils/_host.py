@@ -25,7 +25,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import Lunsafe
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
-from ansible_collections.lunsafe.san.plugins.module_utils._udev import Udev, open_udev
+from ansible_collections.lunsafe.san.plugins.module_utils._udev import Udev, open_udev, udev_reader
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = ["Host", "system_host", "tcp_reachable", "write_attribute"]
@@ -71,13 +71,27 @@ class Host:
     resolver: Callable[[str], List[str]] = getaddrinfo_addresses
     connect: Callable[[str, int, float], bool] = tcp_reachable  # does a portal answer TCP at all
     scsi_id: Optional[str] = None  # udev's scsi_id, to read a LU's identity from the LU itself
-    udev: Optional[Udev] = None  # what wakes waits and says when udev is done with a device (None: plain sleeps)
+    udev: Optional[Udev] = None  # an open udev source (what wakes waits, says when udev is done with a device)
+    # ... or how to open one: right before the run's first sysfs write (Host.write), or when a procedure asks
+    # (start_udev) before a command whose events it will wait for. None of both: plain sleeps, no properties.
+    udev_opener: Optional[Callable[[], Udev]] = None
+    udev_reader: Optional[Callable[[], Udev]] = None  # properties without a monitor (udev's database files)
+    _udev_open: List[Udev] = dataclasses.field(default_factory=list, compare=False, repr=False)
+
+    def start_udev(self) -> None:
+        """Open the udev source now (once), so that no event of what follows is missed."""
+        if self.udev is None and not self._udev_open and self.udev_opener is not None:
+            self._udev_open.append(self.udev_opener())
+
+    def _source(self) -> Optional[Udev]:
+        return self.udev or (self._udev_open[0] if self._udev_open else None)
 
     def snapshot(self, *, device_detail: bool = True) -> Snapshot:
         return read_snapshot(sysfs_root=self.sysfs_root, device_detail=device_detail)
 
     def write(self, path: str, text: str) -> None:
-        """The one sysfs writer (scan, delete, rescan, state)."""
+        """The one sysfs writer (scan, delete, rescan, state); the udev source opens before the first write."""
+        self.start_udev()
         self.writer(path, text)
 
     def mountinfo(self) -> str:
@@ -95,30 +109,42 @@ class Host:
 
     def pause(self, seconds: float) -> None:
         """Sleep between two polls: until the next udev event when a monitor is open, else ``seconds``."""
-        if self.udev is None:
+        source = self._source()
+        if source is None:
             self.sleep(seconds)
         else:
-            self.udev.pause(seconds)
+            source.pause(seconds)
 
     def udev_ready(self, name: str) -> bool:
-        """Whether udev has processed block device ``name`` (always true without a udev source)."""
-        return self.udev is None or self.udev.ready(name)
+        """Whether udev has processed block device ``name`` (always true without an open udev source)."""
+        source = self._source()
+        return source is None or source.ready(name)
 
     def udev_map_ready(self, name: str, uuid: str) -> bool:
-        """Whether udev has processed map ``name`` with its table loaded (always true without a udev source)."""
-        return self.udev is None or self.udev.map_ready(name, uuid)
+        """Whether udev has processed map ``name`` with its table loaded (always true without an open source)."""
+        source = self._source()
+        return source is None or source.map_ready(name, uuid)
 
     def udev_properties(self, name: Optional[str]) -> Optional[Dict[str, Any]]:
         """udev's links and identity properties of block device ``name`` (None without them)."""
-        if self.udev is None or name is None:
+        if name is None:
             return None
-        return self.udev.properties(name)
+        source = self._source()
+        if source is None and self.udev_reader is not None:
+            source = self.udev_reader()
+        return None if source is None else source.properties(name)
 
     def wait_info(self) -> Dict[str, str]:
         """``wait_method`` and ``wait_method_reason`` of the results."""
-        if self.udev is None:
-            return {"wait_method": "sysfs-poll", "wait_method_reason": "no udev source was set up for this host"}
-        return self.udev.to_result()
+        source = self._source()
+        if source is not None:
+            return source.to_result()
+        if self.udev_opener is not None:
+            return {
+                "wait_method": "sysfs-poll",
+                "wait_method_reason": "nothing was written to sysfs in this run, so no udev monitor was opened",
+            }
+        return {"wait_method": "sysfs-poll", "wait_method_reason": "no udev source was set up for this host"}
 
     def wait(
         self,
@@ -145,6 +171,11 @@ class Host:
 
 def system_host(runner: CommandRunner) -> Host:
     """The real host: /sys, /proc, the running clock, udev's scsi_id where it is installed, and udev's events
-    (a pyudev monitor opened now, before the module writes anything, or the sysfs-poll fallback)."""
+    (a pyudev monitor opened right before the run's first sysfs write, or the sysfs-poll fallback)."""
     scsi_id = next((path for path in SCSI_ID_CANDIDATES if os.access(path, os.X_OK)), None)
-    return Host(runner=runner, scsi_id=scsi_id, udev=open_udev(sleep=time.sleep))
+    return Host(
+        runner=runner,
+        scsi_id=scsi_id,
+        udev_opener=lambda: open_udev(sleep=time.sleep),
+        udev_reader=lambda: udev_reader(sleep=time.sleep),
+    )

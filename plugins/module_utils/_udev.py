@@ -32,15 +32,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-try:
-    import pyudev
-except ImportError as _exc:  # pragma: no cover - depends on the node; both branches are unit-tested via open_udev
-    pyudev = None
-    PYUDEV_IMPORT_ERROR: Optional[str] = str(_exc)
-else:
-    PYUDEV_IMPORT_ERROR = None
+
+def _import_pyudev() -> Tuple[Any, Optional[str]]:
+    """pyudev and None, or None and why it does not import. Imported only when a run opens a monitor (its
+    import costs most of a second under emulation): read-only and check-mode runs never pay for it."""
+    try:
+        import pyudev  # noqa: PLC0415 - deliberately lazy, see the docstring
+    except ImportError as exc:
+        return None, str(exc)
+    return pyudev, None
+
 
 __all__ = [
     "SYSFS_POLL",
@@ -49,6 +52,7 @@ __all__ = [
     "UdevMonitor",
     "open_udev",
     "parse_udev_db",
+    "udev_reader",
 ]
 
 UDEV_EVENTS = "udev-events"
@@ -220,10 +224,8 @@ def open_udev(
 ) -> Udev:
     """The best source this node has: a started pyudev monitor, else the fallback with the reason.
 
-    ``pyudev_module`` and ``import_error`` default to this module's import of pyudev (tests pass fakes).
+    ``pyudev_module`` and ``import_error`` default to importing pyudev now (tests pass fakes).
     """
-    module = pyudev if pyudev_module is None and import_error is None else pyudev_module
-    error = PYUDEV_IMPORT_ERROR if pyudev_module is None and import_error is None else import_error
     if not os.path.exists(udev_control):
         return Udev(
             f"udevd is not running ({udev_control} does not exist): waits poll sysfs and no device waits for udev",
@@ -231,6 +233,9 @@ def open_udev(
             sysfs_root=sysfs_root,
             udev_data=None,
         )
+    module, error = (pyudev_module, import_error)
+    if module is None and error is None:
+        module, error = _import_pyudev()
     if module is None:
         return Udev(
             f"pyudev is not installed for this Python ({error or 'no module named pyudev'}); install python3-pyudev "
@@ -262,4 +267,23 @@ def open_udev(
         sleep=sleep,
         sysfs_root=sysfs_root,
         udev_data=udev_data,
+    )
+
+
+def udev_reader(
+    *,
+    sleep: Callable[[float], None],
+    sysfs_root: str = "/sys",
+    udev_control: str = DEFAULT_UDEV_CONTROL,
+    udev_data: str = DEFAULT_UDEV_DATA,
+) -> Udev:
+    """Readiness and properties from udev's database files, without pyudev and without a monitor: for a run
+    that wrote nothing to sysfs (so opened no monitor) but reports devices that exist."""
+    running = os.path.exists(udev_control)
+    return Udev(
+        "nothing was written to sysfs in this run, so no udev monitor was opened"
+        + ("" if running else " (and udevd is not running)"),
+        sleep=sleep,
+        sysfs_root=sysfs_root,
+        udev_data=udev_data if running else None,
     )

@@ -24,6 +24,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._udev import (
     UdevMonitor,
     open_udev,
     parse_udev_db,
+    udev_reader,
 )
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import IQN, FakeHost, wwid_of
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
@@ -413,3 +414,63 @@ def test_the_scan_wait_ends_at_the_deadline_without_failing_when_only_udev_lags(
     assert scan.missing_items(plan=plan, snapshot=after) == ()
     summary = scan.summarize(plan=plan, before=after, after=after, host=host)
     assert [device["udev"] for device in summary["devices"]] == [None, None]  # udev never finished
+
+
+def test_the_host_opens_its_udev_source_only_at_the_first_write_or_when_asked(tmp_path: Path) -> None:
+    opened: List[str] = []
+    written: List[str] = []
+    sleeps = Sleeps()
+    root = sysfs_with(tmp_path, sdb="8:16")
+    data = tmp_path / "udev-data"
+    data.mkdir()
+    (data / "b8:16").write_text(DB, encoding="utf-8")
+
+    def opener() -> Udev:
+        opened.append("monitor")
+        return Udev("the opened source", sleep=sleeps, udev_data=None)
+
+    host = Host(
+        runner=ScriptedRunner(),
+        sysfs_root=str(root),
+        sleep=sleeps,
+        writer=lambda path, text: written.append(path),
+        udev_opener=opener,
+        udev_reader=lambda: Udev("reader", sleep=sleeps, sysfs_root=str(root), udev_data=str(data)),
+    )
+    # a run that writes nothing (facts, check mode, an attach of what is attached) opens nothing...
+    host.pause(0.1)
+    assert host.udev_ready("sdc") is True
+    assert host.udev_map_ready("dm-0", "mpath-x") is True
+    assert host.wait_info() == {
+        "wait_method": "sysfs-poll",
+        "wait_method_reason": "nothing was written to sysfs in this run, so no udev monitor was opened",
+    }
+    # ...and still reports what udev made of the devices it names, from udev's database
+    props = host.udev_properties("sdb")
+    assert props is not None and props["id_serial"] == "36001405aaaa"
+    assert opened == []
+    host.write("/sys/class/scsi_host/host2/scan", "0 0 1")
+    host.write("/sys/class/scsi_host/host3/scan", "0 0 1")
+    host.start_udev()
+    assert opened == ["monitor"]  # once, before the first write
+    assert written == ["/sys/class/scsi_host/host2/scan", "/sys/class/scsi_host/host3/scan"]
+    assert host.wait_info()["wait_method_reason"] == "the opened source"
+    assert host.udev_properties("sdb") is None  # the opened source (no udevd here) has none
+
+
+def test_the_reader_without_udevd_reads_nothing(tmp_path: Path) -> None:
+    reader = udev_reader(sleep=Sleeps(), udev_control=str(tmp_path / "none"))
+    assert reader.udev_data is None
+    assert "udevd is not running" in reader.reason
+    running = udev_reader(sleep=Sleeps(), udev_control=control(tmp_path), udev_data=str(tmp_path))
+    assert running.udev_data == str(tmp_path)
+    assert running.method == SYSFS_POLL
+
+
+def test_open_udev_imports_pyudev_itself_when_no_fake_is_given(tmp_path: Path) -> None:
+    udev = open_udev(sleep=Sleeps(), udev_control=control(tmp_path))
+    # the controller's venv has pyudev: a monitor opens here only with netlink and libudev, else the fallback
+    # names why; either way the source is usable
+    assert udev.method in (UDEV_EVENTS, SYSFS_POLL)
+    assert udev.reason
+    udev.close()
