@@ -46,14 +46,24 @@ def collections_root() -> Iterator[Path]:
         yield root
 
 
-#: An interpreter for the modules that cannot import pyudev (a package of that name that fails to import comes
-#: first on its path): with LUNSAFE_LAB_HIDE_PYUDEV=1 the integration targets run with every wait polling sysfs.
-NO_PYUDEV = "/usr/local/lib/lunsafe-nopyudev"  # not under /run: it is mounted noexec
+#: An interpreter for the modules that cannot import pyudev: a wrapper puts a directory first on PYTHONPATH whose
+#: sitecustomize refuses to import pyudev and drops PYTHONPATH again, so that what a module runs (labctl, whose
+#: rtslib needs pyudev) is not affected. With LUNSAFE_LAB_HIDE_PYUDEV=1 the integration targets run this way,
+#: every wait polling sysfs. Not under /run: the guest mounts it noexec.
+NO_PYUDEV = "/usr/local/lib/lunsafe-nopyudev"
+SITECUSTOMIZE = """import os, sys
+os.environ.pop("PYTHONPATH", None)
+class HidePyudev:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pyudev" or name.startswith("pyudev."):
+            raise ImportError("pyudev hidden by LUNSAFE_LAB_HIDE_PYUDEV")
+        return None
+sys.meta_path.insert(0, HidePyudev())
+"""
+WRAPPER = f'#!/bin/sh\nPYTHONPATH={NO_PYUDEV} exec /usr/bin/python3 "$@"\n'
 HIDE_PYUDEV = (
-    f"mkdir -p {NO_PYUDEV}/pyudev && "
-    f"echo 'raise ImportError(\"hidden by LUNSAFE_LAB_HIDE_PYUDEV\")' > {NO_PYUDEV}/pyudev/__init__.py && "
-    f"printf '#!/bin/sh\\nPYTHONPATH={NO_PYUDEV} exec /usr/bin/python3 \"$@\"\\n' > {NO_PYUDEV}/python3 && "
-    f"chmod 755 {NO_PYUDEV}/python3"
+    f"mkdir -p {NO_PYUDEV} && cat > {NO_PYUDEV}/sitecustomize.py && "
+    f"printf '{WRAPPER}' > {NO_PYUDEV}/python3 && chmod 755 {NO_PYUDEV}/python3"
 )
 
 
@@ -61,7 +71,7 @@ def hide_pyudev(lab: lab_module.Lab) -> list:
     """Extra ansible-playbook arguments that hide pyudev from the modules, when LUNSAFE_LAB_HIDE_PYUDEV=1."""
     if os.environ.get("LUNSAFE_LAB_HIDE_PYUDEV") != "1":
         return []
-    lab.ssh(["sh", "-c", HIDE_PYUDEV])
+    lab.ssh(["sh", "-c", HIDE_PYUDEV], stdin=SITECUSTOMIZE)
     return ["-e", f"ansible_python_interpreter={NO_PYUDEV}/python3", "-e", "lab_wait_method=sysfs-poll"]
 
 
