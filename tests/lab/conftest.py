@@ -68,11 +68,16 @@ HIDE_PYUDEV = (
 
 
 def hide_pyudev(lab: lab_module.Lab) -> list:
-    """Extra ansible-playbook arguments that hide pyudev from the modules, when LUNSAFE_LAB_HIDE_PYUDEV=1."""
+    """Extra ansible-playbook arguments that hide pyudev from the modules, when LUNSAFE_LAB_HIDE_PYUDEV=1: a
+    second inventory source gives the lab host (only: tasks delegated to the controller keep its Python) the
+    wrapper as its interpreter."""
     if os.environ.get("LUNSAFE_LAB_HIDE_PYUDEV") != "1":
         return []
     lab.ssh(["sh", "-c", HIDE_PYUDEV], stdin=SITECUSTOMIZE)
-    return ["-e", f"ansible_python_interpreter={NO_PYUDEV}/python3", "-e", "lab_wait_method=sysfs-poll"]
+    extra = lab.state / "hide-pyudev.ini"
+    extra.write_text(f"[lab]\nlunsafe-lab ansible_python_interpreter={NO_PYUDEV}/python3\n", encoding="utf-8")
+    inventory = lab.state / "inventory.ini"
+    return ["-i", str(inventory), "-i", str(extra), "-e", "lab_wait_method=sysfs-poll"]
 
 
 class Playbook:
