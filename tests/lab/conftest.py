@@ -3,8 +3,9 @@
 """Fixtures for tests that run against the lab VM (a real kernel). The VMs are booted once per run by
 scripts/test (or by hand with `python3 tests/lab/lab.py up`); these tests never boot or stop one.
 
-scripts/test runs this suite on two VMs at once (pytest-xdist, `--dist loadgroup`): the long
-iscsi_lun_attach target is one group (xdist_group "attach"), every other test the other ("rest")."""
+scripts/test runs this suite on two VMs at once (pytest-xdist, `--dist load --maxschedchunk 1`): each worker
+has a VM of its own and takes the next test when it is free. Two Molecule scenarios may run at once (each has
+its own state directory, on its own VM); the same scenario never does."""
 
 from __future__ import annotations
 

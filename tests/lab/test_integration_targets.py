@@ -36,17 +36,7 @@ def _lun_count(target: Path) -> int:
     return 4
 
 
-#: The one target as long as all the others together: it runs on a VM of its own (scripts/test, xdist).
-LONG_TARGETS = ("iscsi_lun_attach",)
-
-
-def _params() -> list:
-    return [
-        pytest.param(t, marks=pytest.mark.xdist_group("attach" if t in LONG_TARGETS else "rest")) for t in _targets()
-    ]
-
-
-@pytest.mark.parametrize("target", _params())
+@pytest.mark.parametrize("target", _targets())
 def test_integration_target(target: str, lab, playbook) -> None:
     status = lab.array(["reset", "--luns", str(_lun_count(TARGETS / target))])
     assert status["leftover_devices"] == [], status

@@ -26,7 +26,6 @@ def _scenarios() -> list[str]:
     return sorted(p.parent.name for p in SCENARIOS.glob("*/molecule.yml"))
 
 
-@pytest.mark.xdist_group("rest")
 @pytest.mark.parametrize("scenario", _scenarios())
 def test_molecule_scenario(scenario: str, lab, collections_root: Path) -> None:
     bindir = Path(sys.executable).parent
