@@ -89,6 +89,7 @@ __all__ = [
     "parse_paths",
     "parse_status",
     "remove_wwid",
+    "resize_map",
     "show_maps",
     "show_paths",
     "show_status",
@@ -197,6 +198,15 @@ def del_path(*, device: str) -> List[str]:
 def del_map(*, name: str) -> List[str]:
     """``multipathd del map NAME``: remove a map through the daemon (forced cleanup)."""
     return [MULTIPATHD, "del", "map", validate_map_name(name)]
+
+
+def resize_map(*, name: str) -> List[str]:
+    """``multipathd resize map NAME``: reload the map at the size its paths report now.
+
+    multipathd reads every path's size from sysfs first and answers ``fail`` when they differ (or when a
+    path's size cannot be read); a map already at that size is left alone (``ok``).
+    """
+    return [MULTIPATHD, "resize", "map", validate_map_name(name)]
 
 
 def disable_queueing(*, name: str) -> List[str]:

@@ -21,7 +21,12 @@ description:
   - A LUN that already has a block device at that address is not scanned again (that would not refresh it);
     it is reported, and O(refresh=true) asks the kernel to re-read its size and identity instead.
   - The module is V(changed) only if a block device appeared (or, with O(refresh=true), a device's size,
-    WWID or read-only flag changed) at the addressed LUNs, comparing sysfs before and after.
+    WWID or read-only flag changed) at the addressed LUNs, or O(resize=true) grew a multipath map, comparing
+    sysfs before and after.
+  - O(resize=true) finishes an online resize after the array grew a LUN, as os-brick's C(extend_volume) does:
+    every path of the LUN re-reads its size, the module waits until all paths report the same size, then
+    C(multipathd resize map) grows the map, and RV(resized) reports the old and new sizes. The filesystem on
+    the map is yours to grow (C(resize2fs), C(xfs_growfs)).
   - Takes the host lock (O(lock_file)) so that it never runs between another attach or detach's steps.
 author: lunsafe.san developers (@lunsafe)
 requirements:
@@ -106,6 +111,22 @@ options:
         size and identity. A device is never deleted.
     type: bool
     default: false
+  resize:
+    description:
+      - Grow the LUNs after the array grew them, online. Implies O(refresh=true).
+      - Every path of each addressed LUN that has a device is rescanned, also paths through portals the task
+        did not name (a map is resized only when all its paths agree). The module then waits (up to
+        O(timeout)) until all paths of the LUN report one size and, when the LUN's multipath map is smaller,
+        runs C(multipathd resize map) and waits until the map has that size.
+      - Refused before anything is written when a path of the LUN is not C(running) (for example during a
+        portal outage), when the kernel reports no WWID for a device, or when the map exists but multipathd
+        is not installed.
+      - Fails, leaving the map at its old size, when the paths still disagree at the deadline, and refuses to
+        shrink a map when the LUN shrank on the array (data beyond the new end would be cut off).
+      - A LUN without a device on any path is scanned as usual; it has its new size already.
+      - Cannot be combined with O(wait=false).
+    type: bool
+    default: false
   wait:
     description:
       - Wait for the block device of every scanned LUN on every path.
@@ -124,7 +145,10 @@ notes:
     managed node (python3-pyudev) a netlink monitor, opened before the first write, wakes each wait at
     udev's events; without it, or without netlink, the module polls sysfs. RV(wait_method) says which ran and
     RV(wait_method_reason) why. There is no C(udevadm settle).
-  - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written.
+  - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written; with
+    O(resize=true) also C(multipathd resize map) for the maps named in RV(resized).
+  - In check mode O(resize=true) rescans nothing, so it cannot know whether the array grew the LUN; it reports
+    the sizes the host sees and predicts V(changed) only for a map that is already smaller than its paths.
 seealso:
   - module: lunsafe.san.iscsi_lun_attach
     description: Log in with manual scan, scan one LUN on every portal and verify its identity.
@@ -160,6 +184,19 @@ EXAMPLES = r"""
   lunsafe.san.scsi_targeted_scan:
     hctl: ["3:0:0:2"]
     refresh: true
+
+- name: After growing LUN 2 on the array, grow its paths and its multipath map (online)
+  lunsafe.san.scsi_targeted_scan:
+    target: iqn.2003-01.org.example:array
+    luns: [2]
+    resize: true
+  register: grown
+
+- name: Grow the filesystem on the map to the new size
+  ansible.builtin.command:
+    argv: [resize2fs, "/dev/mapper/{{ grown.resized[0].map }}"]
+  when: grown.resized[0].map_resized
+  changed_when: true
 
 - name: Share os-brick's lock on an OpenStack compute node
   lunsafe.san.scsi_targeted_scan:
@@ -264,7 +301,7 @@ devices:
 scanned:
   description:
     - The exact sysfs writes, in order. C(kind) is V(scan) (a C(C T L) line to a host's scan file) or
-      V(rescan) (C(1) to a device's rescan file, with O(refresh=true)).
+      V(rescan) (C(1) to a device's rescan file, with O(refresh=true) or O(resize=true)).
     - In check mode, the writes that would be done.
   returned: always
   type: list
@@ -272,6 +309,45 @@ scanned:
   sample:
     - {kind: scan, host: 2, path: /sys/class/scsi_host/host2/scan, line: "0 0 1", hctl: "2:0:0:1"}
     - {kind: scan, host: 3, path: /sys/class/scsi_host/host3/scan, line: "0 0 1", hctl: "3:0:0:1"}
+resized:
+  description:
+    - With O(resize=true), one entry per LUN (WWID) that had a device before the run; empty otherwise.
+    - In check mode, the sizes the host sees without a rescan.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    wwid:
+      description: The LUN's WWID (multipath spelling).
+      type: str
+      sample: "36001405d0c5f5e1b0b34b4d9b0e7d5a1"
+    map:
+      description: The name of the LUN's multipath map; null when its paths are not in a map.
+      type: str
+      sample: mpatha
+    dm:
+      description: The kernel name of the map (C(dm-N)); null without a map.
+      type: str
+      sample: dm-2
+    old_size_bytes:
+      description: The LUN's size on the host before the run (the map's size; without a map, the paths').
+      type: int
+      sample: 67108864
+    new_size_bytes:
+      description: The LUN's size on the host after the run (the map's size; without a map, the paths').
+      type: int
+      sample: 134217728
+    map_resized:
+      description: Whether C(multipathd resize map) grew the map in this run (in check mode, whether it would).
+      type: bool
+      sample: true
+    paths:
+      description: Every path of the LUN, with its size before and after its rescan.
+      type: list
+      elements: dict
+      sample:
+        - {name: sdb, hctl: "2:0:0:2", old_size_bytes: 67108864, new_size_bytes: 134217728}
+        - {name: sdc, hctl: "3:0:0:2", old_size_bytes: 67108864, new_size_bytes: 134217728}
 skipped:
   description:
     - Addresses not scanned because their session is not logged in, with the reason.
@@ -308,18 +384,27 @@ wait_method_reason:
   sample: "pyudev 0.24.0: a netlink monitor of block, scsi events"
 """
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._resize import (
+    ResizePlan,
+    apply_resize,
+    plan_resize,
+    preview_resize,
+    rescan_writes,
+)
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     ACTION_SCAN,
     ACTION_SKIP,
+    ScanPlan,
     ScanTimeout,
+    SysfsWrite,
     apply_plan,
     build_request,
     plan_scan,
@@ -327,6 +412,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     summarize,
     wait_for_devices,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import Snapshot
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "hctl": {"type": "list", "elements": "str"},
@@ -340,6 +426,7 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     },
     "allow_wildcard": {"type": "bool", "default": False},
     "refresh": {"type": "bool", "default": False},
+    "resize": {"type": "bool", "default": False},
     "wait": {"type": "bool", "default": True},
     "timeout": {"type": "float", "default": 30},
     **LOCK_ARGUMENT_SPEC,
@@ -352,6 +439,7 @@ FAILED_RESULT: Dict[str, Any] = {
     "lock_lease": None,
     "scanned": [],
     "pending": [],
+    "resized": [],
     "waited_seconds": 0.0,
     "wait_method": "sysfs-poll",
     "wait_method_reason": "the run failed before it waited",
@@ -365,6 +453,12 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
         raise InputError(
             f"timeout must not be negative, got {params['timeout']:g}", option="timeout", value=params["timeout"]
         )
+    if params["resize"] and not params["wait"]:
+        raise InputError(
+            "resize=true waits for every path and the map to reach the new size: it cannot be combined with wait=false",
+            option="wait",
+            value=False,
+        )
     request = build_request(
         hctl=params["hctl"],
         target=params["target"],
@@ -372,7 +466,7 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
         luns=params["luns"],
         lun_addressing=params["lun_addressing"],
         allow_wildcard=params["allow_wildcard"],
-        refresh=params["refresh"],
+        refresh=params["refresh"] or params["resize"],
         resolver=host.resolver,
     )
     for warning in request.warnings:
@@ -389,10 +483,18 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
     before = host.snapshot()
     plan = plan_scan(request=request, snapshot=before)
     skipped = [{"hctl": item.address, "reason": item.reason} for item in plan.with_action(ACTION_SKIP)]
+    rplan = None
+    if params["resize"]:
+        rplan = plan_resize(plan=plan, snapshot=before, has_multipathd=host.runner.has_tool("multipathd"))
+    resized: List[Dict[str, Any]] = []
+    map_changed = False
     if module.check_mode:
         writes = planned_writes(plan=plan, sysfs_root=host.sysfs_root)
         summary = summarize(plan=plan, before=before, after=before)
         summary["changed"] = bool(plan.with_action(ACTION_SCAN))
+        if rplan is not None:
+            writes += rescan_writes(rplan=rplan, sysfs_root=host.sysfs_root, done=writes)
+            resized, map_changed = preview_resize(rplan=rplan)
         waited = 0.0
     else:
         writes = apply_plan(plan=plan, host=host)
@@ -406,18 +508,28 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
                 raise
         else:
             after, waited = host.snapshot(), 0.0
+        if rplan is not None:
+            resized, writes = _resize(
+                plan=plan, rplan=rplan, host=host, before=before, writes=writes, timeout=params["timeout"]
+            )
+            map_changed = any(entry["map_resized"] for entry in resized)
+            after = host.snapshot()
         summary = summarize(plan=plan, before=before, after=after, host=host)
     for hctl in summary["unrequested"]:
         module.warn(
             f"device {hctl} appeared during this run but was not asked for: something else scanned this host "
             "(iscsid auto-scan, a udev rule, another tool not taking the host lock)"
         )
+    if resized:
+        summary["diff"]["before"] += _map_diff(resized, "old_size_bytes")
+        summary["diff"]["after"] += _map_diff(resized, "new_size_bytes")
     result: Dict[str, Any] = {
-        "changed": summary["changed"],
+        "changed": summary["changed"] or map_changed,
         "devices": summary["devices"],
         "scanned": [write.to_dict() for write in writes],
         "skipped": skipped,
         "pending": summary["pending"],
+        "resized": resized,
         "waited_seconds": round(waited, 3),
         **host.wait_info(),
         "lock_lease": lock.lease_outcome if lock is not None else None,
@@ -425,6 +537,30 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
     if module._diff:
         result["diff"] = summary["diff"]
     return result
+
+
+def _resize(
+    *,
+    plan: ScanPlan,
+    rplan: ResizePlan,
+    host: Host,
+    before: Snapshot,
+    writes: Tuple[SysfsWrite, ...],
+    timeout: float,
+) -> Tuple[List[Dict[str, Any]], Tuple[SysfsWrite, ...]]:
+    """apply_resize; on failure the error says what the run wrote and whether a path's size changed."""
+    try:
+        resized, extra = apply_resize(rplan=rplan, host=host, timeout=timeout, done=writes)
+    except LunsafeError as exc:
+        failed = summarize(plan=plan, before=before, after=host.snapshot())
+        exc.details.update(changed=failed["changed"], devices=failed["devices"])
+        exc.details.setdefault("scanned", [write.to_dict() for write in writes])
+        raise
+    return resized, writes + extra
+
+
+def _map_diff(resized: List[Dict[str, Any]], key: str) -> str:
+    return "".join(f"map {entry['map']} {entry['dm']} {entry[key] or 0}\n" for entry in resized if entry["map"])
 
 
 def main(make_host: Callable[[Runner], Host] = system_host) -> None:
