@@ -37,6 +37,7 @@ from typing import Iterator
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GUEST_FILES = HERE / "guest"
+BOOT_LIMIT = 1800.0  # seconds: the longest a boot may take even while the guest keeps printing
 GUEST_TOOLS = ("labctl.py", "osbrick.py")  # copied to /usr/local/lib/lunsafe-lab/ at each boot
 
 # Everything that goes into the image. Changing any of it changes the cache key.
@@ -331,6 +332,7 @@ class Lab:
         for _attempt in range(3):
             port = _free_port()
             console.unlink(missing_ok=True)
+            vcpus = guest_vcpus()
             argv = [
                 "qemu-system-x86_64",
                 "-name",
@@ -338,7 +340,7 @@ class Lab:
                 "-accel",
                 accel,
                 "-smp",
-                "2",
+                str(vcpus),
                 "-m",
                 "2048",
                 "-kernel",
@@ -366,7 +368,7 @@ class Lab:
             ]
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
             if proc.returncode == 0:
-                log(f"qemu started (pid {self.pid()}, port {port})", start)
+                log(f"qemu started (pid {self.pid()}, port {port}, {vcpus} vCPU)", start)
                 return port
             if "hostfwd" not in proc.stderr and "Could not set up host forwarding" not in proc.stderr:
                 raise LabError(f"qemu failed rc={proc.returncode}: {proc.stderr.strip()}")
@@ -434,10 +436,15 @@ class Lab:
             )
         return proc
 
-    def _wait_ssh(self, timeout: float, start: float) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
+    def _wait_ssh(self, stall: float, start: float, limit: float = BOOT_LIMIT) -> None:
+        """Wait for SSH as long as the guest makes progress: it gives up only when the console has been
+        silent for ``stall`` seconds without SSH answering (a stuck guest), or after ``limit`` seconds in all.
+        A slow host only makes the boot longer; every 30 s a line says what the guest is doing and how busy
+        the host is."""
+        console = self.state / "console.log"
+        last, size = "", -1
+        progress = note = time.monotonic()
+        while True:
             if not self.pid():
                 raise LabError("qemu exited during boot\n" + self.console_tail())
             try:
@@ -448,14 +455,30 @@ class Lab:
                 if proc.returncode == 0:
                     return
                 last = f"rc={proc.returncode} {proc.stderr.strip()}"
+            now = time.monotonic()
+            current = console.stat().st_size if console.exists() else 0
+            if current != size:
+                size, progress = current, now
+            if now - progress > stall:
+                raise LabError(
+                    f"no SSH after {now - start:.0f}s, and the guest has printed nothing for {stall:.0f}s: it looks "
+                    f"stuck, not slow. {host_load(console)} Last SSH error: {last}\n{self.console_tail()}"
+                )
+            if now - start > limit:
+                raise LabError(
+                    f"no SSH after {now - start:.0f}s although the guest kept printing: {host_load(console)} "
+                    f"Last SSH error: {last}\n{self.console_tail()}"
+                )
+            if now - note >= 30:
+                note = now
+                log(f"guest still booting: {last_console_line(console)!r}. {host_load(console)}", start)
             time.sleep(1)
-        raise LabError(f"no SSH after {timeout:.0f}s; last SSH error: {last}\n{self.console_tail()}")
 
     def _wait_services(self, start: float) -> None:
         """iscsid and multipathd up, udev settled once after boot (nothing else runs yet)."""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a busy host starts them late, and SSH is up already
         while True:
-            proc = self.ssh(["systemctl", "is-active", "iscsid", "multipathd"], check=False, timeout=30)
+            proc = self.ssh(["systemctl", "is-active", "iscsid", "multipathd"], check=False, timeout=60)
             if proc.stdout.split() == ["active", "active"]:
                 break
             if time.monotonic() > deadline:
@@ -555,6 +578,41 @@ def run_playbook(lab: Lab, argv: list[str]) -> int:
         return subprocess.call([ansible_playbook, *argv], env=playbook_env(lab, root))
 
 
+def guest_vcpus() -> int:
+    """vCPUs per lab guest: $LUNSAFE_LAB_VCPUS, else 1 on a host with 2 CPUs or fewer (two TCG guests with two
+    vCPUs each starve one another there: soft lockups in the guest, boots several times slower), else 2."""
+    wanted = os.environ.get("LUNSAFE_LAB_VCPUS")
+    if wanted:
+        return max(1, int(wanted))
+    return 1 if (os.cpu_count() or 1) <= 2 else 2
+
+
+def last_console_line(console: Path) -> str:
+    try:
+        lines = [line.strip() for line in console.read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return "(no console output yet)"
+    return lines[-1][-120:] if lines else "(no console output yet)"
+
+
+def host_load(console: Path) -> str:
+    """How busy this machine is, and whether the guest reported starving (soft lockups, RCU stalls)."""
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    try:
+        text = console.read_text(errors="replace")
+    except FileNotFoundError:
+        text = ""
+    lockups = text.count("soft lockup")
+    stalls = text.count("rcu_sched self-detected stall") + text.count("rcu: INFO")
+    said = f"Host load {load:.1f} on {cpus} CPUs"
+    if load > cpus:
+        said += " (busy: TCG guests boot several times slower)"
+    if lockups or stalls:
+        said += f"; the guest logged {lockups} soft lockups and {stalls} RCU stall reports (it is starved of CPU)"
+    return said + "."
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -627,7 +685,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("up", help="boot, wait for SSH, provision the array")
     p.add_argument("--luns", type=int, default=4)
     p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"))
-    p.add_argument("--boot-timeout", type=float, default=180)
+    p.add_argument(
+        "--boot-timeout",
+        type=float,
+        default=180,
+        help="give up when the guest prints nothing for this long without SSH (a slow boot that keeps printing "
+        f"is waited for, up to {BOOT_LIMIT:.0f}s)",
+    )
     p.add_argument("--watch-pid", type=int, help="stop the VM when this process exits")
     p = sub.add_parser("down", help="stop the VM (idempotent)")
     p.add_argument("--purge", action="store_true", help="also remove the lab's state folder")

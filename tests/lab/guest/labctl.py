@@ -116,12 +116,32 @@ def _add_portal(rts, tpg, address, port):
     return rts.NetworkPortal(tpg, f"[{address}]" if ":" in address else address, port, mode="create")
 
 
-def _new_backstore(rts, state, lun, size_mb):
+def _new_backstore(rts, state, lun, size_mb, loop=False):
+    """A new LU for LUN ``lun``: a fileio backstore on a file, or (``loop``) an iblock backstore on a loop
+    device over a file, whose size follows the loop device: that LU can grow online (`grow`)."""
     state["generation"] += 1
     name = f"lun{lun}_g{state['generation']}"
     path = os.path.join(STATE, name + ".img")
-    so = rts.FileIOStorageObject(name, dev=path, size=size_mb * 1024 * 1024, write_back=False)
-    return so, name
+    if not loop:
+        so = rts.FileIOStorageObject(name, dev=path, size=size_mb * 1024 * 1024, write_back=False)
+        return so, name, {}
+    with open(path, "wb") as handle:
+        handle.truncate(size_mb * 1024 * 1024)
+    device = run(["losetup", "--find", "--show", path], timeout=20, check=True)["stdout"].strip()
+    so = rts.BlockStorageObject(name, dev=device)
+    return so, name, {"loop": device, "image": path}
+
+
+def _detach_loops():
+    """Detach the loop devices of this lab's images (growable LUNs) before the images are removed."""
+    listing = run(["losetup", "--list", "--json", "--output", "NAME,BACK-FILE"], timeout=20)
+    try:
+        loops = json.loads(listing["stdout"] or "{}").get("loopdevices", [])
+    except ValueError:
+        loops = []
+    for loop in loops:
+        if (loop.get("back-file") or "").startswith(STATE + "/"):
+            run(["losetup", "--detach", loop["name"]], timeout=20)
 
 
 def cmd_setup(args):
@@ -129,6 +149,7 @@ def cmd_setup(args):
     rts = _rtslib()
     root = rts.RTSRoot()
     root.clear_existing(confirm=True)
+    _detach_loops()
     for leftover in glob.glob(os.path.join(STATE, "*.img")):
         os.unlink(leftover)
     state = {"luns": {}, "generation": 0, "size_mb": args.size_mb}
@@ -158,7 +179,7 @@ def cmd_setup(args):
     else:
         fabric.clear_discovery_auth_settings()
     for lun in range(args.luns):
-        so, name = _new_backstore(rts, state, lun, args.size_mb)
+        so, name, _extra = _new_backstore(rts, state, lun, args.size_mb)
         tpg_lun = rts.LUN(tpg, lun=lun, storage_object=so)
         rts.MappedLUN(acl, lun, tpg_lun)
         state["luns"][str(lun)] = {"backstore": name, "mapped": True, "wwn": so.wwn}
@@ -275,7 +296,7 @@ def cmd_reuse(args):
     old_so = old.storage_object
     old.delete()
     old_so.delete()
-    so, name = _new_backstore(rts, state, args.lun, state.get("size_mb", 64))
+    so, name, extra = _new_backstore(rts, state, args.lun, args.size_mb or state.get("size_mb", 64), loop=args.loop)
     tpg_lun = rts.LUN(tpg, lun=args.lun, storage_object=so)
     if args.map:
         rts.MappedLUN(acl, args.lun, tpg_lun)
@@ -283,9 +304,29 @@ def cmd_reuse(args):
         tpg_lun_b = rts.LUN(tpg_b, lun=args.lun, storage_object=so)
         if args.map and exporting_b[0]:
             rts.MappedLUN(acl_b, args.lun, tpg_lun_b)
-    state["luns"][str(args.lun)] = {"backstore": name, "mapped": bool(args.map), "wwn": so.wwn}
+    state["luns"][str(args.lun)] = {"backstore": name, "mapped": bool(args.map), "wwn": so.wwn, **extra}
     save_state(state)
-    return {"reused": args.lun, "wwn": so.wwn, "mapped": bool(args.map)}
+    return {"reused": args.lun, "wwn": so.wwn, "mapped": bool(args.map), **extra}
+
+
+def cmd_grow(args):
+    """Grow LUN N's LU online to --size-mb, as an array does: only a LUN made with `reuse N --loop` can grow
+    (its iblock backstore reports the loop device's size at every READ CAPACITY); the host sees the new size
+    only after a rescan of each path."""
+    state = load_state()
+    entry = state["luns"].get(str(args.lun), {})
+    if "loop" not in entry:
+        raise SystemExit(f"labctl: LUN {args.lun} cannot grow: make it with `reuse {args.lun} --loop` first")
+    old = os.path.getsize(entry["image"])
+    new = args.size_mb * 1024 * 1024
+    if new < old:
+        raise SystemExit(f"labctl: LUN {args.lun} is {old} bytes; refusing to shrink it to {new}")
+    with open(entry["image"], "r+b") as handle:
+        handle.truncate(new)
+    run(["losetup", "--set-capacity", entry["loop"]], timeout=20, check=True)
+    with open(f"/sys/block/{os.path.basename(entry['loop'])}/size", encoding="ascii") as handle:
+        size = int(handle.read()) * 512
+    return {"grown": args.lun, "old_size_bytes": old, "size_bytes": size, "loop": entry["loop"]}
 
 
 def _reuse_b_only(args):
@@ -298,7 +339,7 @@ def _reuse_b_only(args):
             lun_b.delete()
             if not list(old_so.attached_luns) and old_so.name not in _backstores_of_a(state):
                 old_so.delete()
-    so, name = _new_backstore(rts, state, args.lun, state.get("size_mb", 64))
+    so, name, _extra = _new_backstore(rts, state, args.lun, state.get("size_mb", 64))
     tpg_lun = rts.LUN(tpg_b, lun=args.lun, storage_object=so)
     if args.map and was_mapped:
         rts.MappedLUN(acl_b, args.lun, tpg_lun)
@@ -535,6 +576,11 @@ def main(argv=None):
     p.add_argument("lun", type=int)
     p.add_argument("--no-map", dest="map", action="store_false")
     p.add_argument("--target", choices=("all", "b"), default="all", help="b: only target B's LUN N")
+    p.add_argument("--loop", action="store_true", help="an iblock LU on a loop device, which `grow` can grow")
+    p.add_argument("--size-mb", type=int, help="default: the array's LUN size")
+    p = sub.add_parser("grow")
+    p.add_argument("lun", type=int)
+    p.add_argument("--size-mb", type=int, required=True)
     p = sub.add_parser("portal")
     p.add_argument("action", choices=("down", "up"))
     p.add_argument("address", choices=PORTALS)
@@ -547,6 +593,7 @@ def main(argv=None):
         "map": cmd_map,
         "unmap": cmd_unmap,
         "reuse": cmd_reuse,
+        "grow": cmd_grow,
         "portal": cmd_portal,
         "status": cmd_status,
         "target-b": cmd_target_b,
