@@ -57,6 +57,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     show_maps,
     show_paths,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._proc import Opener, find_openers
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     DEFAULT_SYSFS_ROOT,
@@ -83,6 +84,7 @@ __all__ = [
 ]
 
 FACTS_NAME = "lunsafe_multipath"
+MULTIPATHD = "multipathd"  # its command name: it holds every path open for its checkers
 SCHEMA_VERSION = 1
 _DEVT_RE = re.compile(r"[0-9]+:[0-9]+")
 
@@ -133,6 +135,7 @@ class Observation:
     dm_status: Optional[Mapping[str, DmMultipathStatus]] = None
     dm_tables: Optional[Mapping[str, DmMultipathTable]] = None
     ll_maps: Optional[Sequence[LlMap]] = None
+    openers: Sequence[Opener] = ()  # processes holding a multipath map or an sd device open (from /proc)
     sources: Dict[str, str] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
 
@@ -224,6 +227,7 @@ def collect(
     *,
     runner: CommandRunner,
     sysfs_root: str = DEFAULT_SYSFS_ROOT,
+    proc_root: str = "/proc",
     timeout: float = 15.0,
     ll_fallback: bool = True,
 ) -> Observation:
@@ -231,6 +235,11 @@ def collect(
     snapshot = read_snapshot(sysfs_root=sysfs_root, device_detail=False)
     names = [d.name for d in snapshot.devices if d.name is not None]
     obs = Observation(snapshot=snapshot, devts=read_devts(sysfs_root=sysfs_root, names=names))
+    dm_names = [m.dm for m in snapshot.maps if m.is_multipath and m.dm]
+    watched: Dict[str, Optional[str]] = {name: None for name in dm_names}
+    watched.update(read_devts(sysfs_root=sysfs_root, names=dm_names))
+    watched.update(obs.devts)
+    obs.openers = find_openers(proc_root=proc_root, devices=watched)
     obs.sources["sysfs"] = SOURCE_OK
     if not snapshot.hosts:
         obs.sources["sysfs"] = "no_scsi"
@@ -587,8 +596,22 @@ class _MapView:
         return self.sysfs.suspended if self.sysfs is not None else None
 
 
+def _openers(openers: Sequence[Opener], *, dm: Optional[str], paths: Sequence[str]) -> List[Dict[str, Any]]:
+    """The openers of the map's dm node, and of its paths but for multipathd (it holds every path open)."""
+    return [
+        opener.to_dict()
+        for opener in openers
+        if (dm is not None and opener.device == dm) or (opener.device in paths and opener.command != MULTIPATHD)
+    ]
+
+
 def _map_dict(
-    view: _MapView, *, paths: Dict[str, _Path], path_out: Dict[str, Dict[str, Any]], orphans: List[Dict[str, Any]]
+    view: _MapView,
+    *,
+    paths: Dict[str, _Path],
+    path_out: Dict[str, Dict[str, Any]],
+    orphans: List[Dict[str, Any]],
+    openers: Sequence[Opener] = (),
 ) -> Dict[str, Any]:
     wwid = view.wwid
     keys = [key for key, p in paths.items() if p.map == view.name]
@@ -609,21 +632,24 @@ def _map_dict(
     )
     reasons = [reason for condition, reason in checks if condition]
     sysfs = view.sysfs
+    dm = (sysfs.dm if sysfs is not None else None) or (view.rec.sysfs if view.rec is not None else None)
+    path_names = sorted(path_out[key]["dev"] or path_out[key]["devt"] or "" for key in keys)
     return {
         "name": view.name,
         "wwid": wwid,
         "uuid": sysfs.uuid if sysfs is not None and sysfs.uuid else (f"mpath-{wwid}" if wwid else None),
-        "dm": (sysfs.dm if sysfs is not None else None) or (view.rec.sysfs if view.rec is not None else None),
+        "dm": dm,
         "suspended": suspended,
         "active_paths": active,
         "usable_paths": sum(1 for p in members if p.usable()),
-        "paths": sorted(path_out[key]["dev"] or path_out[key]["devt"] or "" for key in keys),
+        "paths": path_names,
         "orphan_entries": len(map_orphans),
         "queue_if_no_path": queue_if_no_path,
         "queueing": view.rec.queueing if view.rec is not None else None,
         "queued_io": view.status.queued_io if view.status is not None else None,
         "features": features,
         "holders": list(sysfs.holders) if sysfs is not None else [],
+        "openers": _openers(openers, dm=dm, paths=path_names),
         "dead": dead,
         "queueing_dead": dead and bool(queue_if_no_path),
         "presented": presented,
@@ -655,6 +681,7 @@ def classify(obs: Observation, *, filters: Optional[Filters] = None) -> Dict[str
             paths=paths,
             path_out=path_out,
             orphans=orphans,
+            openers=obs.openers,
         )
         for name in _map_names(obs)
     ]
@@ -662,8 +689,26 @@ def classify(obs: Observation, *, filters: Optional[Filters] = None) -> Dict[str
     facts = _apply_filters(map_out, paths_list, orphans, filters or Filters())
     facts["schema"] = SCHEMA_VERSION
     facts["sources"] = dict(obs.sources)
-    facts["warnings"] = list(obs.warnings)
+    facts["warnings"] = list(obs.warnings) + unmatched_filters(map_out, paths_list, filters or Filters())
     return facts
+
+
+def unmatched_filters(maps: Sequence[Dict[str, Any]], paths: Sequence[Dict[str, Any]], filters: Filters) -> List[str]:
+    """A warning for every filter entry that matches nothing on the host (a typo must not look healthy)."""
+    warnings = []
+    wwids = {m["wwid"] for m in maps} | {p["wwid"] for p in paths}
+    for wwid in filters.wwids:
+        if wwid not in wwids:
+            warnings.append(f"wwids filter entry {wwid!r} matches no multipath map and no path")
+    names = {value for m in maps for value in (m["name"], m["dm"], m["wwid"]) if value is not None}
+    for name in filters.maps:
+        if name not in names:
+            warnings.append(f"maps filter entry {name!r} matches no multipath map (by name, dm-N or WWID)")
+    targets = {str(p["session"]["target"]).lower() for p in paths if p["session"] and p["session"]["target"]}
+    for target in filters.targets:
+        if target not in targets:
+            warnings.append(f"targets filter entry {target!r} matches no path on an iSCSI session")
+    return warnings
 
 
 def _path_sort_key(path: Dict[str, Any]) -> Tuple[int, str]:

@@ -25,6 +25,7 @@ Users: plugins/modules/multipath_flush.py.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
@@ -53,6 +54,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     parse_dmsetup_table,
     remove_wwid,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._proc import Opener, describe_openers, find_openers
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     BLOCKED_STATES,
     DELETE_PATH,
@@ -64,7 +66,6 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     RemoveFailed,
     find_holders,
     find_mounts,
-    find_openers,
     related_devices,
     remove_path,
 )
@@ -72,6 +73,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import Command
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     DmMap,
     Snapshot,
+    read_attribute,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
@@ -107,6 +109,7 @@ FLUSH_MAP = "flush_map"
 REMOVE_WWID = "remove_wwid"
 DEL_MAP = "del_map"
 REMOVE_MAP = "dmsetup_remove"
+MULTIPATHD_COMMAND = "multipathd"
 
 
 class FlushRefused(LunsafeError):
@@ -146,7 +149,14 @@ class Observation:
     queue_if_no_path: bool
     active_paths: Optional[int]
     wwid_listed: bool  # the WWID is in the wwids file
-    openers: Tuple[Holder, ...] = ()  # processes holding the map open (when its open count is not 0)
+    # processes holding the map (dm-N) or one of its paths open; multipathd, which holds every path open for its
+    # checkers, is left out of the paths' openers
+    openers: Tuple[Opener, ...] = ()
+
+    @property
+    def map_openers(self) -> Tuple[Opener, ...]:
+        dm = self.identity.dm if self.identity is not None else None
+        return tuple(opener for opener in self.openers if opener.device == dm)
 
     @property
     def found(self) -> bool:
@@ -206,6 +216,13 @@ def _identity(dm_map: DmMap) -> Optional[MapIdentity]:
     return MapIdentity(name=dm_map.name or dm_map.dm, dm=dm_map.dm, uuid=dm_map.uuid, wwid=dm_map.wwid)
 
 
+def _dm_label(dm_map: DmMap) -> str:
+    """``name vg-lv, uuid LVM-...``, saying so when the kernel gives no name or no uuid."""
+    name = f"name {dm_map.name}" if dm_map.name else "no dm name"
+    uuid = f"uuid {dm_map.uuid}" if dm_map.uuid else "no dm uuid"
+    return f"{name}, {uuid}"
+
+
 def resolve(*, snapshot: Snapshot, ref: str) -> Optional[MapIdentity]:
     """The multipath map ``ref`` names (dm-N, /dev/dm-N, name, /dev/mapper/NAME, WWID, dm uuid), or None.
 
@@ -218,7 +235,7 @@ def resolve(*, snapshot: Snapshot, ref: str) -> Optional[MapIdentity]:
     identity = _identity(dm_map)
     if identity is None:
         raise InputError(
-            f"map {ref!r} is {dm_map.dm} ({dm_map.name}, uuid {dm_map.uuid!r}), not a multipath map: refusing",
+            f"map {ref!r} is {dm_map.dm} ({_dm_label(dm_map)}), not a multipath map: refusing",
             option="map",
             value=ref,
         )
@@ -277,7 +294,7 @@ def observe(
     related = related_devices(host.sysfs_root, identity.dm, path_names, holders)
     mounts = find_mounts(sysfs_root=host.sysfs_root, names=related, mountinfo=host.mountinfo())
     open_count, queueing, active = _kernel_state(host.runner, identity.uuid)
-    openers = find_openers(host=host, names=[identity.dm]) if open_count else ()
+    openers = map_openers(host=host, dm=identity.dm, paths=path_names)
     return Observation(
         ref=ref,
         identity=identity,
@@ -288,6 +305,34 @@ def observe(
         active_paths=active,
         wwid_listed=identity.wwid in wwids,
         openers=openers,
+    )
+
+
+def map_openers(*, host: Host, dm: str, paths: List[str]) -> Tuple[Opener, ...]:
+    """Processes holding the map or one of its paths open (one walk of /proc); multipathd is left out of the
+    paths' openers since it holds every path open for its checkers."""
+    devices = {
+        name: read_attribute(os.path.join(host.sysfs_root, "class", "block", name, "dev")) for name in (dm, *paths)
+    }
+    return tuple(
+        opener
+        for opener in find_openers(proc_root=host.proc_root, devices=devices)
+        if opener.device == dm or opener.command != MULTIPATHD_COMMAND
+    )
+
+
+def _open_refusal(observation: Observation) -> str:
+    """``map mpatha is open (open count 1) by pid 1234 (udev-worker)``, or why no process is named."""
+    name = observation.identity.name if observation.identity is not None else observation.ref
+    text = f"map {name} is open (open count {observation.open_count})"
+    openers = observation.map_openers
+    if openers:
+        return f"{text} by {describe_openers(openers)}"
+    if observation.holders:
+        return f"{text} by what is named before (the kernel counts a mount or a stacked device as an opener)"
+    return (
+        f"{text}, by no process that /proc shows (a kernel user such as swap or an md array, a process of another "
+        "user namespace, or one that closed it meanwhile)"
     )
 
 
@@ -315,14 +360,7 @@ def plan_flush(*, observation: Observation, force: bool, remove_wwid_file: bool)
     if stacked:
         refusals.append("held by " + "; ".join(holder.describe() for holder in stacked))
     if observation.open_count:
-        refusals.append(
-            f"open: {identity.dm} has open count {observation.open_count}"
-            + (
-                " (" + "; ".join(opener.detail or "" for opener in observation.openers) + ")"
-                if observation.openers
-                else ""
-            )
-        )
+        refusals.append(_open_refusal(observation))
     blocked = [path for path in observation.paths if path.state in BLOCKED_STATES]
     if blocked:
         refusals.append(
@@ -378,7 +416,8 @@ def _check_name(settings: Settings, identity: MapIdentity) -> Optional[DmMap]:
     dm_map = _same_map(settings, identity)
     if dm_map is not None and (dm_map.name or dm_map.dm) != identity.name:
         raise FlushFailed(
-            f"map {identity.uuid} was renamed from {identity.name} to {dm_map.name} while flushing: stopped",
+            f"map {identity.uuid} was renamed from {identity.name} to {dm_map.name or dm_map.dm} while flushing: "
+            "stopped",
             map=identity.to_dict(),
         )
     return dm_map
@@ -507,6 +546,7 @@ def _refusal(observation: Observation, plan: Plan) -> FlushRefused:
         f"refusing to flush map {label}, nothing was changed: " + "; ".join(plan.refusals) + " (use force to override)",
         map=None if identity is None else identity.to_dict(),
         holders=[holder.to_dict() for holder in observation.holders],
+        openers=[opener.to_dict() for opener in observation.openers],
         open_count=observation.open_count,
         plan=[step.to_dict() for step in plan.steps],
     )

@@ -40,6 +40,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     parse_paths,
     show_paths,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._proc import find_openers as find_process_openers
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import ScsiDevice, scsi_device_delete_path
 
 __all__ = [
@@ -242,28 +243,13 @@ def find_mounts(*, sysfs_root: str, names: Sequence[str], mountinfo: str) -> Tup
 
 
 def find_openers(*, host: Host, names: Iterable[str]) -> Tuple[Holder, ...]:
-    """Processes that hold one of the block devices ``names`` open (``/proc/<pid>/fd`` links to ``/dev/NAME``).
-
-    A process whose fds cannot be read (it exited, or another user namespace) is skipped.
-    """
-    wanted = {f"/dev/{name}": name for name in names}
-    if not wanted:
-        return ()
-    found: List[Holder] = []
-    for pid in sorted((entry for entry in _listdir(host.proc_root) if entry.isdigit()), key=int):
-        fd_dir = os.path.join(host.proc_root, pid, "fd")
-        for fd in _listdir(fd_dir):
-            try:
-                link = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            name = wanted.get(link)
-            if name is not None:
-                comm = _read(os.path.join(host.proc_root, pid, "comm")) or "?"
-                holder = Holder(kind="open", device=name, name=comm, detail=f"open by pid {pid} ({comm})")
-                if holder not in found:
-                    found.append(holder)
-    return tuple(found)
+    """Processes that hold one of the block devices ``names`` open (``/proc/<pid>/fd`` links to ``/dev/NAME``
+    or to a node with its major:minor), as holders of kind ``open`` (see :func:`_proc.find_openers`)."""
+    devices = {name: _devt(host.sysfs_root, name) for name in names}
+    return tuple(
+        Holder(kind="open", device=opener.device, name=opener.command, detail=f"open by {opener.describe()}")
+        for opener in find_process_openers(proc_root=host.proc_root, devices=devices)
+    )
 
 
 def device_users(*, host: Host, devices: Sequence[ScsiDevice]) -> Tuple[Holder, ...]:
@@ -326,7 +312,7 @@ def _offline_blocked(host: Host, path: PathIdentity, record: Record) -> None:
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise RemoveFailed(
-                f"could not set {path.device} ({path.hctl}) offline: {exc.strerror}", path=path.to_dict()
+                f"could not set {path.device} ({path.hctl}) offline: {exc.strerror or exc}", path=path.to_dict()
             ) from None
         step["result"] = "refused by the kernel (EINVAL: only running or offline devices change state from sysfs)"
     else:
@@ -357,7 +343,7 @@ def remove_path(*, host: Host, path: PathIdentity, force: bool, timeout: float, 
         except OSError as exc:
             if _live(host, path) is not None:  # ENOENT when it vanished on its own is fine
                 raise RemoveFailed(
-                    f"could not delete {path.device} ({path.hctl}): {exc.strerror}", path=path.to_dict()
+                    f"could not delete {path.device} ({path.hctl}): {exc.strerror or exc}", path=path.to_dict()
                 ) from None
         record.add({"action": DELETE_PATH, "device": path.device, "hctl": str(path.hctl), "write": delete_file})
         try:

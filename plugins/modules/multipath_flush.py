@@ -17,6 +17,9 @@ description:
   - Refuses, naming what holds it and changing nothing, when the map or one of its paths is mounted, held by
     another device (LVM, dm-crypt, kpartx partitions) or open (dm open count from C(dmsetup info)), or when a path
     is C(blocked) (its session is in recovery, so deleting it could hang). O(force=true) overrides this.
+  - An open map is refused naming the processes that hold it open (process id and command name, from the
+    C(/proc/<pid>/fd) links to its C(dm-N) node), for example
+    "map mpatha is open (open count 1) by pid 1234 (udev-worker)"; see RV(openers).
   - "Order: when the map has no active path and queues I/O (C(queue_if_no_path)), queueing is disabled first
     (C(multipathd disablequeueing map), and C(dmsetup message ... 0 fail_if_no_path) if the kernel table still
     queues), which is only done when the map is not open or O(force=true), so that the flush cannot hang;
@@ -30,10 +33,11 @@ description:
   - Takes the host lock (O(lock_file)) so that no attach or scan runs between its steps.
 author: lunsafe.san developers (@lunsafe)
 requirements:
-  - Linux with sysfs on C(/sys) and root privileges.
-  - C(dmsetup) (device-mapper), C(multipath) (multipath-tools); C(multipathd) when the daemon runs
-    (without it, queueing is disabled with C(dmsetup) and the multipathd steps are skipped).
-  - C(/proc) mounted (each command's deadline is enforced by signalling it and its children, found there).
+  - Linux with sysfs mounted on C(/sys), and root privileges
+  - C(/proc) mounted (the openers of the map are read there, and each command's deadline is enforced by
+    signalling it and its children, found there)
+  - C(dmsetup) (device-mapper) and C(multipath) (multipath-tools); C(multipathd) when the daemon runs (without
+    it, queueing is disabled with C(dmsetup) and the multipathd steps are skipped)
 extends_documentation_fragment:
   - lunsafe.san._attributes
   - lunsafe.san._attributes.LOCK
@@ -99,8 +103,9 @@ options:
     type: float
     default: 30
 notes:
-  - Processes that opened a path device (C(/dev/sdX)) directly, instead of the map, are not detected; a
-    mount of a path device is.
+  - Processes that opened a path device (C(/dev/sdX)) directly, instead of the map, are listed in RV(openers)
+    but do not make the module refuse (C(multipathd) holds every path open for its checkers and is left out
+    of that list); a mount of a path device is refused.
   - Needs neither pyudev nor C(udevadm settle). Every wait has a deadline; with pyudev on the managed node,
     the waits for the map and its paths to go wake at udev's remove events instead of polling sysfs
     (RV(wait_method)).
@@ -202,6 +207,16 @@ holders:
   type: list
   elements: dict
   sample: [{"kind": "mount", "device": "dm-0", "name": "/srv/data", "detail": "ext4 from /dev/mapper/mpatha"}]
+openers:
+  description:
+    - Processes that held the map (its C(dm-N) node) or one of its paths open when the module started, from
+      C(/proc/<pid>/fd), each with V(pid), V(command) (the kernel's name of the process, C(/proc/<pid>/comm);
+      never its arguments) and V(device) (the kernel name it holds open). C(multipathd) is not listed for the
+      paths. Processes of another PID namespace than the module's, or exiting meanwhile, are not seen.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pid": 1234, "command": "udev-worker", "device": "dm-0"}]
 open_count:
   description: The map's device-mapper open count before acting; null when not found.
   returned: always
@@ -319,6 +334,7 @@ FAILED_RESULT: Dict[str, Any] = {
     "plan": [],
     "steps": [],
     "holders": [],
+    "openers": [],
     "open_count": None,
     "queueing_disabled": False,
     "forced": False,
@@ -401,6 +417,7 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
         "plan": [step.to_dict() for step in plan.steps],
         "steps": steps,
         "holders": [holder.to_dict() for holder in before.holders],
+        "openers": [opener.to_dict() for opener in before.openers],
         "open_count": before.open_count,
         "queueing_disabled": queueing_disabled,
         "forced": plan.forced or last_resort is not None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import pytest
 
@@ -24,6 +24,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     observe,
     plan_flush,
     read_wwids,
+    refusal,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, parse_dmsetup_info, show_paths
@@ -157,7 +158,10 @@ def test_live_queueing_map_keeps_queueing(tmp_path: Path) -> None:
 def test_open_map_is_refused_and_force_overrides(tmp_path: Path) -> None:
     observation = look(make_root(tmp_path), ScriptedRunner(kernel_state(open_count=2)))
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
-    assert plan.refusals == ("open: dm-0 has open count 2",)
+    assert plan.refusals == (
+        "map mpatha is open (open count 2), by no process that /proc shows (a kernel user such as swap or an md "
+        "array, a process of another user namespace, or one that closed it meanwhile)",
+    )
     assert not plan.forced
     assert plan_flush(observation=observation, force=True, remove_wwid_file=False).forced
 
@@ -209,8 +213,49 @@ def test_absent_map_plans_nothing_but_a_listed_wwid(tmp_path: Path) -> None:
 
 def test_a_dm_device_that_is_not_multipath_is_refused(tmp_path: Path) -> None:
     maps = [*MAPS, {"dm": "dm-2", "name": "vg-lv", "uuid": "LVM-abcdef", "slaves": ["dm-0"]}]
-    with pytest.raises(InputError, match="not a multipath map"):
+    with pytest.raises(InputError, match=r"is dm-2 \(name vg-lv, uuid LVM-abcdef\), not a multipath map"):
         look(make_root(tmp_path, maps=maps), ScriptedRunner(), ref="vg-lv")
+
+
+def test_a_dm_device_without_uuid_is_refused_without_saying_none(tmp_path: Path) -> None:
+    maps: List[Dict[str, Any]] = [*MAPS, {"dm": "dm-2", "name": "plain", "uuid": None, "slaves": ["dm-0"]}]
+    with pytest.raises(InputError) as caught:
+        look(make_root(tmp_path, maps=maps), ScriptedRunner(), ref="dm-2")
+    assert caught.value.msg == "map 'dm-2' is dm-2 (name plain, no dm uuid), not a multipath map: refusing"
+
+
+def make_proc(root: Path, processes: Dict[int, Tuple[str, List[str]]]) -> None:
+    for pid, (comm, targets) in processes.items():
+        fd_dir = root.parent / "proc" / str(pid) / "fd"
+        fd_dir.mkdir(parents=True)
+        (fd_dir.parent / "comm").write_text(comm + "\n")
+        for fd, target in enumerate(targets):
+            os.symlink(target, fd_dir / str(fd))
+
+
+def test_open_map_refusal_names_its_openers_and_lists_path_openers_but_multipathd(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    make_proc(
+        root,
+        {
+            1234: ("udev-worker", ["/dev/dm-0"]),
+            50: ("multipathd", ["/dev/sdb", "/dev/sdc", "/dev/dm-1"]),
+            60: ("dd", ["/dev/sdc"]),
+            70: ("cat", ["/dev/dm-1"]),  # another map: not ours
+        },
+    )
+    observation = look(root, ScriptedRunner(kernel_state(open_count=1)))
+    assert [opener.to_dict() for opener in observation.openers] == [
+        {"pid": 60, "command": "dd", "device": "sdc"},
+        {"pid": 1234, "command": "udev-worker", "device": "dm-0"},
+    ]
+    plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
+    assert plan.refusals == ("map mpatha is open (open count 1) by pid 1234 (udev-worker)",)
+    error = refusal(observation=observation, plan=plan)
+    assert error.to_fail_kwargs()["openers"][1] == {"pid": 1234, "command": "udev-worker", "device": "dm-0"}
+    # a path held open directly does not refuse by itself (multipathd always holds the paths)
+    closed = look(root, ScriptedRunner(kernel_state(open_count=0)))
+    assert plan_flush(observation=closed, force=False, remove_wwid_file=False).refusals == ()
 
 
 # ---------------------------------------------------------------------------------------------------------

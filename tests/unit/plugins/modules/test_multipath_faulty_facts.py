@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -51,8 +52,12 @@ def run_module(
     runner: ScriptedRunner,
     args: Dict[str, Any],
 ) -> Dict[str, Any]:
+    proc = root.parent / "proc"  # a fake /proc beside the fake sysfs: never the real one
+    proc.mkdir(exist_ok=True)
     with patch_module_args(args), pytest.raises(SystemExit):
-        multipath_faulty_facts.main(make_host=lambda _runner: Host(runner=runner, sysfs_root=str(root)))
+        multipath_faulty_facts.main(
+            make_host=lambda _runner: Host(runner=runner, sysfs_root=str(root), proc_root=str(proc))
+        )
     result: Dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
 
@@ -69,9 +74,8 @@ def test_facts_of_an_unmapped_lun_are_the_same_in_check_mode(
     facts = result["ansible_facts"]["lunsafe_multipath"]
     assert facts["summary"]["dead_maps"] == 1 and facts["summary"]["faulty_paths"] == 2
     assert facts["sources"] == {"sysfs": "ok", "multipathd": "ok", "dmsetup": "ok", "multipath_ll": "not_used"}
-    # the same data at the top level, without the facts-only warnings list
-    for key in ("schema", "summary", "maps", "paths", "orphans", "sources", "filters"):
-        assert result[key] == facts[key]
+    # the facts only under ansible_facts, as package_facts and service_facts do: no copy at the top level
+    assert sorted(result) == ["ansible_facts", "changed", "invocation"]
     assert facts["warnings"] == [] and "warnings" not in result
     assert runner.remaining == []
     # read-only: every command is a query
@@ -90,8 +94,10 @@ def test_filters_and_timeout_reach_the_result(
     result = run_module(
         monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args={"wwids": [WWID[1]], "timeout": 3}
     )
-    assert [m["name"] for m in result["maps"]] == ["mpathc"]
-    assert result["summary"]["faulty_maps"] == 0 and result["filters"]["wwids"] == [WWID[1]]
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    assert [m["name"] for m in facts["maps"]] == ["mpathc"]
+    assert facts["summary"]["faulty_maps"] == 0 and facts["filters"]["wwids"] == [WWID[1]]
+    assert "warnings" not in result
     assert {call.timeout for call in runner.calls} == {3}
 
 
@@ -100,9 +106,10 @@ def test_host_without_multipath_or_scsi_gives_empty_facts(
 ) -> None:
     runner = ScriptedRunner(missing_tools={"multipathd", "dmsetup", "multipath"})
     result = run_module(monkeypatch, capsys, root=build_sysfs(tmp_path), runner=runner, args={})
+    facts = result["ansible_facts"]["lunsafe_multipath"]
     assert "failed" not in result and result["changed"] is False
-    assert result["maps"] == [] and result["paths"] == [] and result["orphans"] == []
-    assert result["sources"]["multipathd"] == "not_installed" and result["sources"]["sysfs"] == "no_scsi"
+    assert facts["maps"] == [] and facts["paths"] == [] and facts["orphans"] == []
+    assert facts["sources"]["multipathd"] == "not_installed" and facts["sources"]["sysfs"] == "no_scsi"
     assert "warnings" not in result  # nothing is degraded where there is nothing to see
 
 
@@ -118,11 +125,12 @@ def test_stopped_multipathd_is_a_warning_not_a_failure(
     )
     root = build_lab_sysfs(tmp_path, states={"sdc": "offline"}, removed={"sdh"})
     result = run_module(monkeypatch, capsys, root=root, runner=runner, args={"multipath_ll_fallback": False})
-    assert result["sources"]["multipathd"] == "not_running" and result["sources"]["multipath_ll"] == "not_used"
-    facts_warnings = result["ansible_facts"]["lunsafe_multipath"]["warnings"]
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    assert facts["sources"]["multipathd"] == "not_running" and facts["sources"]["multipath_ll"] == "not_used"
+    facts_warnings = facts["warnings"]
     assert len(facts_warnings) == 1 and facts_warnings[0].startswith("multipathd is not running")
     assert facts_warnings[0] in json.dumps(result["warnings"])  # also an Ansible warning (its format varies)
-    assert result["summary"]["orphans"] == 1 and result["orphans"][0]["devt"] == "8:112"
+    assert facts["summary"]["orphans"] == 1 and facts["orphans"][0]["devt"] == "8:112"
 
 
 @pytest.mark.parametrize(
@@ -140,3 +148,49 @@ def test_bad_input_fails_before_running_anything(
     result = run_module(monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args=args)
     assert result["failed"] is True and result["option"] == option
     assert runner.calls == []
+
+
+def test_a_filter_entry_matching_nothing_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = ScriptedRunner(lab_script("unmapped"))
+    args = {"maps": ["nope", "/dev/mapper/mpathc"], "targets": ["iqn.2000-01.org.example:none"]}
+    result = run_module(monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args=args)
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    assert facts["summary"]["maps"] == 0  # the targets filter selects nothing, so nothing is reported
+    assert facts["warnings"] == [
+        "maps filter entry 'nope' matches no multipath map (by name, dm-N or WWID)",
+        "targets filter entry 'iqn.2000-01.org.example:none' matches no path on an iSCSI session",
+    ]
+    assert all(warning in json.dumps(result["warnings"]) for warning in facts["warnings"])
+
+
+def test_openers_of_each_map_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_lab_sysfs(tmp_path)
+    proc = tmp_path / "proc"
+    for pid, comm, targets in ((1234, "udev-worker", ["/dev/dm-1"]), (40, "multipathd", ["/dev/sdc", "/dev/dm-1"])):
+        (proc / str(pid) / "fd").mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        for fd, target in enumerate(targets):
+            os.symlink(target, proc / str(pid) / "fd" / str(fd))
+    runner = ScriptedRunner(lab_script("unmapped"))
+    result = run_module(monkeypatch, capsys, root=root, runner=runner, args={})
+    maps = {m["dm"]: m for m in result["ansible_facts"]["lunsafe_multipath"]["maps"]}
+    # multipathd counts as an opener of a map, not of a path (it holds every path open for its checkers)
+    assert maps["dm-1"]["openers"] == [
+        {"pid": 40, "command": "multipathd", "device": "dm-1"},
+        {"pid": 1234, "command": "udev-worker", "device": "dm-1"},
+    ]
+    assert [m["openers"] for name, m in maps.items() if name != "dm-1"] == [[]] * (len(maps) - 1)
+
+
+def test_lock_options_are_accepted_for_the_action_group_and_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock = tmp_path / "missing-dir" / "os-brick-connect_volume"
+    args = {"lock_file": str(lock), "lock_timeout": 1, "lock_lease": {"id": "x"}}
+    runner = ScriptedRunner(lab_script("unmapped"))
+    result = run_module(monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args=args)
+    assert "failed" not in result and not lock.parent.exists()  # read-only: the lock is never taken

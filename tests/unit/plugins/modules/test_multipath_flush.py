@@ -208,8 +208,8 @@ def test_mounted_map_is_refused_with_nothing_run(host: Dict[str, Any], capsys: p
     result = run_module({"map": "dm-0", "lock_file": host["lock"]}, kernel, host, capsys)
     assert result["failed"] is True
     assert "mounted: dm-0 mounted on /srv/data" in result["msg"]
-    assert "open: dm-0 has open count 1" in result["msg"]
-    assert result["holders"][0]["name"] == "/srv/data"
+    assert "map mpatha is open (open count 1) by what is named before" in result["msg"]
+    assert result["holders"][0]["name"] == "/srv/data" and result["openers"] == []
     assert kernel.writes == [] and len(kernel.calls) == 3  # the three read-only dmsetup queries
     assert (host["root"] / "block" / "dm-0").exists()
 
@@ -283,5 +283,6 @@ def test_an_open_map_is_refused_naming_the_processes_holding_it(
     kernel = Kernel(host["root"], kernel_state(open_count=1))
     result = run_module({"map": "mpatha", "lock_file": host["lock"]}, kernel, host, capsys)
     assert result["failed"] is True
-    assert "open: dm-0 has open count 1 (open by pid 4242 (qemu-kvm))" in result["msg"]
+    assert "map mpatha is open (open count 1) by pid 4242 (qemu-kvm) (use force" in result["msg"]
+    assert result["openers"] == [{"pid": 4242, "command": "qemu-kvm", "device": "dm-0"}]
     assert kernel.writes == [] and len(kernel.calls) == 3
