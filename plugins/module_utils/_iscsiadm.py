@@ -31,6 +31,8 @@ __all__ = [
     "ABSENT_RCS",
     "ALREADY_RCS",
     "DEFAULT_PORT",
+    "DISCOVERY_SHOW_OK_RCS",
+    "DISCOVERY_TYPES",
     "EXIT_CODES",
     "LOGIN_OK_RCS",
     "LOGOUT_OK_RCS",
@@ -47,6 +49,7 @@ __all__ = [
     "discoverydb_discover",
     "discoverydb_list",
     "discoverydb_new",
+    "discoverydb_show",
     "discoverydb_update",
     "is_absent",
     "is_already",
@@ -59,10 +62,13 @@ __all__ = [
     "node_list",
     "node_new",
     "node_show",
+    "node_show_all",
     "node_update",
+    "parse_discovery_entries",
     "parse_discovery_list",
     "parse_node_list",
     "parse_node_record",
+    "parse_node_records",
     "parse_portal",
     "parse_session_list",
     "rc_name",
@@ -292,6 +298,12 @@ def node_show(*, target: str, portal: Portal, iface: Optional[str] = None, show_
     return argv
 
 
+def node_show_all() -> List[str]:
+    """``iscsiadm -m node -o show``: every node record, each between ``# BEGIN RECORD`` and ``# END RECORD``
+    (parse_node_records); passwords are printed as ``********``; rc 21 (or 255) means no record."""
+    return [TOOL, "-m", "node", "-o", "show"]
+
+
 def node_new(*, target: str, portal: Portal, iface: Optional[str] = None) -> List[str]:
     """``iscsiadm -m node -T IQN -p PORTAL [-I IFACE] -o new``: create the node record."""
     return [*_node_argv(target, portal, iface), "-o", "new"]
@@ -344,6 +356,25 @@ def _discovery_argv(portal: Portal, iface: Optional[str]) -> List[str]:
 def discoverydb_list() -> List[str]:
     """``iscsiadm -m discoverydb``: rc 21 (or 255) means no discovery record (QUERY_OK_RCS)."""
     return [TOOL, "-m", "discoverydb"]
+
+
+#: Discovery types whose records ``-m discoverydb`` lists and shows.
+DISCOVERY_TYPES: Tuple[str, ...] = ("sendtargets", "isns")
+#: ``-m discoverydb -t T -p P -o show``: 6 (IDBM, "Discovery record [...] not found") and 21 mean the record
+#: is not there (open-iscsi 2.1.8 answers 6 for a record deleted since it was listed).
+DISCOVERY_SHOW_OK_RCS: Tuple[int, ...] = (0, 6, 21, 255)
+
+
+def discoverydb_show(*, portal: Portal, discovery_type: str = "sendtargets") -> List[str]:
+    """``iscsiadm -m discoverydb -t TYPE -p PORTAL -o show``: one discovery record as ``key = value`` lines,
+    passwords printed as ``********`` (DISCOVERY_SHOW_OK_RCS)."""
+    if discovery_type not in DISCOVERY_TYPES:
+        raise InputError(
+            f"discovery type must be one of {', '.join(DISCOVERY_TYPES)}, got {discovery_type!r}",
+            option="discovery_type",
+            value=discovery_type,
+        )
+    return [TOOL, "-m", "discoverydb", "-t", discovery_type, "-p", portal.for_iscsiadm(), "-o", "show"]
 
 
 def discoverydb_delete(*, portal: Portal, iface: Optional[str] = None) -> List[str]:
@@ -493,27 +524,37 @@ def parse_node_list(text: str) -> List[NodeEntry]:
     return nodes
 
 
+def parse_discovery_entries(text: str) -> List[Tuple[Portal, str]]:
+    """Parse ``iscsiadm -m discoverydb``: ``(portal, type)`` per record, ``127.0.0.1:3260 via sendtargets``,
+    ``127.0.0.1:3205 via isns``.
+
+    IPv6 portals are printed without brackets (``::1:3260 via sendtargets``); lines that are not
+    ``PORTAL via TYPE`` are skipped.
+    """
+    entries: List[Tuple[Portal, str]] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 3 or fields[1] != "via":
+            continue
+        text_portal = fields[0]
+        if text_portal.startswith("["):
+            split = _split_output_portal(text_portal + ",0")
+            if split is not None:
+                entries.append((split[0], fields[2]))
+            continue
+        address, sep, port_text = text_portal.rpartition(":")
+        if sep and address and port_text.isdigit():
+            entries.append((Portal(address, int(port_text)), fields[2]))
+    return entries
+
+
 def parse_discovery_list(text: str) -> List[Portal]:
     """Parse ``iscsiadm -m discoverydb``: the SendTargets records, ``127.0.0.1:3260 via sendtargets``.
 
     IPv6 portals are printed without brackets (``::1:3260 via sendtargets``); other discovery types
     (iSNS, firmware) are skipped.
     """
-    portals: List[Portal] = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) != 3 or fields[1:] != ["via", "sendtargets"]:
-            continue
-        text_portal = fields[0]
-        if text_portal.startswith("["):
-            split = _split_output_portal(text_portal + ",0")
-            if split is not None:
-                portals.append(split[0])
-            continue
-        address, sep, port_text = text_portal.rpartition(":")
-        if sep and address and port_text.isdigit():
-            portals.append(Portal(address, int(port_text)))
-    return portals
+    return [portal for portal, kind in parse_discovery_entries(text) if kind == "sendtargets"]
 
 
 def parse_node_record(text: str) -> Dict[str, str]:
@@ -540,3 +581,28 @@ def parse_node_record(text: str) -> Dict[str, str]:
         value = value.strip()
         record[key] = "" if value == EMPTY else value
     return record
+
+
+def parse_node_records(text: str) -> List[Dict[str, str]]:
+    """Parse a dump of several records (``iscsiadm -m node -o show``): one parse_node_record dict per
+    ``# BEGIN RECORD`` ... ``# END RECORD`` block, in the order printed. Text outside the blocks is
+    ignored; a dump without the markers (older versions) is one record if it has any key."""
+    records: List[Dict[str, str]] = []
+    block: Optional[List[str]] = None
+    for line in text.splitlines():
+        marker = line.strip()
+        if marker.startswith("# BEGIN RECORD"):
+            block = []
+        elif marker == "# END RECORD":
+            if block is not None:
+                records.append(parse_node_record("\n".join(block)))
+            block = None
+        elif block is not None:
+            block.append(line)
+    if block:  # a dump cut short: keep what was printed
+        records.append(parse_node_record("\n".join(block)))
+    if not records and "# BEGIN RECORD" not in text:
+        single = parse_node_record(text)
+        if single:
+            records.append(single)
+    return [record for record in records if record]

@@ -44,6 +44,7 @@ __all__ = [
     "ScsiHost",
     "Snapshot",
     "SysfsError",
+    "connection_dir",
     "normalize_wwid",
     "read_attribute",
     "read_snapshot",
@@ -439,6 +440,12 @@ def _connection_dir(root: str, sid: int) -> Optional[str]:
         if best is None or cid < best[0]:
             best = (cid, entry)
     return None if best is None else os.path.join(root, "class", "iscsi_connection", best[1])
+
+
+def connection_dir(*, sid: int, sysfs_root: str = DEFAULT_SYSFS_ROOT) -> Optional[str]:
+    """The ``class/iscsi_connection`` dir of session ``sid``'s first connection (open-iscsi uses cid 0), None if
+    the session has none; read its attributes with :func:`read_attribute`."""
+    return _connection_dir(sysfs_root, sid)
 
 
 def _read_session(root: str, sid: int, proc_names: Dict[int, Optional[str]]) -> Optional[IscsiSession]:
