@@ -13,6 +13,8 @@
   and doc_fragments) imports is in meta/ee-requirements.txt, jmespath among them (imported by the
   json_query filter of plugins/filter), and each package there is imported by the plugin files its
   ``# name: path ...`` comment names, no more and no fewer;
+* every role's meta/main.yml claims the ansible-core of meta/runtime.yml as its min_ansible_version, and
+  only the platform the lab tests (the Debian release tests/lab/lab.py builds its guest from);
 * a filter that needs a Python package (``json_query`` -> jmespath, ours or community.general's, and
   ``select_maps``, which evaluates through our ``json_query``) is only used by roles and playbooks when
   meta/ee-requirements.txt has that package.
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 PLUGINS = ROOT / "plugins"
@@ -262,3 +265,30 @@ def test_controller_filters_that_need_python_packages_are_declared_for_the_ee() 
             text = path.read_text(encoding="utf-8")
             used.update(package for name, package in needs.items() if re.search(rf"\b{name}\b", text))
     assert used - declared == set(), f"used by roles/playbooks but not in meta/ee-requirements.txt: {used - declared}"
+
+
+def _role_galaxy_info() -> Dict[str, dict]:
+    infos = {}
+    for path in sorted((ROOT / "roles").glob("*/meta/main.yml")):
+        infos[path.parts[-3]] = yaml.safe_load(path.read_text(encoding="utf-8"))["galaxy_info"]
+    assert infos, "no role has a meta/main.yml"
+    return infos
+
+
+def test_roles_claim_the_ansible_core_of_meta_runtime() -> None:
+    requires = str(yaml.safe_load((META / "runtime.yml").read_text(encoding="utf-8"))["requires_ansible"])
+    minimum = re.fullmatch(r">=\s*(\d+\.\d+)(?:\.\d+)?", requires.strip())
+    assert minimum, f"meta/runtime.yml requires_ansible is not a lower bound: {requires}"
+    found = {role: str(info.get("min_ansible_version")) for role, info in _role_galaxy_info().items()}
+    assert found == dict.fromkeys(found, minimum.group(1)), f"min_ansible_version is not {minimum.group(1)}: {found}"
+
+
+def test_roles_claim_only_the_platform_the_lab_tests() -> None:
+    lab = ROOT / "tests" / "lab" / "lab.py"
+    if not lab.is_file():
+        pytest.skip("tests/lab is not part of the collection artifact")
+    suite = re.search(r'^SUITE = "([a-z]+)"', lab.read_text(encoding="utf-8"), re.MULTILINE)
+    assert suite, "tests/lab/lab.py has no SUITE (the Debian release of the lab guest)"
+    found = {role: info.get("platforms") for role, info in _role_galaxy_info().items()}
+    wanted = [{"name": "Debian", "versions": [suite.group(1)]}]
+    assert found == dict.fromkeys(found, wanted), f"platforms other than the lab's Debian {suite.group(1)}: {found}"
