@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -245,6 +246,37 @@ def test_filters_select_maps_and_their_paths(tmp_path: Path) -> None:
     assert by_target["summary"]["maps"] == 4 and by_target["summary"]["paths"] == 8
     other = faults.classify(obs, filters=faults.make_filters(targets=["iqn.2000-01.org.example:other"]))
     assert other["maps"] == [] and other["paths"] == [] and other["summary"]["faulty_paths"] == 0
+    assert by_wwid["warnings"] == by_map["warnings"] == by_target["warnings"] == []
+    assert other["warnings"] == [
+        "targets filter entry 'iqn.2000-01.org.example:other' matches no path on an iSCSI session"
+    ]
+
+
+def test_filter_entries_matching_nothing_are_warnings_each(tmp_path: Path) -> None:
+    obs = observe(build_lab_sysfs(tmp_path), "unmapped")
+    filters = faults.make_filters(wwids=[WWID[2], "36001405nope"], maps=["mpatha", "dm-99", WWID[1]])
+    facts = faults.classify(obs, filters=filters)
+    assert [m["name"] for m in facts["maps"]] == ["mpatha"]  # both filters hold: mpatha has WWID[2]
+    assert facts["warnings"] == [
+        "wwids filter entry '36001405nope' matches no multipath map and no path",
+        "maps filter entry 'dm-99' matches no multipath map (by name, dm-N or WWID)",
+    ]
+
+
+def test_collect_finds_the_openers_of_maps_and_paths_under_the_proc_root_given(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid, comm, target in ((300, "qemu-kvm", "/dev/dm-2"), (301, "dd", "/dev/sdd"), (302, "multipathd", "/dev/sdd")):
+        (proc / str(pid) / "fd").mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        os.symlink(target, proc / str(pid) / "fd" / "3")
+    obs = faults.collect(runner=scripted("unmapped"), proc_root=str(proc), sysfs_root=str(build_lab_sysfs(tmp_path)))
+    assert [(o.pid, o.device) for o in obs.openers] == [(300, "dm-2"), (301, "sdd"), (302, "sdd")]
+    maps = {m["dm"]: m for m in faults.classify(obs)["maps"]}
+    holding = {m["name"]: m["openers"] for m in maps.values() if m["openers"]}
+    sdd_map = next(m["name"] for m in maps.values() if "sdd" in m["paths"])
+    expected = {maps["dm-2"]["name"]: [{"pid": 300, "command": "qemu-kvm", "device": "dm-2"}]}
+    expected.setdefault(sdd_map, []).append({"pid": 301, "command": "dd", "device": "sdd"})  # not multipathd
+    assert holding == expected
 
 
 @pytest.mark.parametrize("bad", ["", "  ", "a b", "../x"])
@@ -283,7 +315,9 @@ def scripted(state: str) -> ScriptedRunner:
 
 def test_collect_uses_multipathd_and_dmsetup_and_not_multipath_ll(tmp_path: Path) -> None:
     runner = scripted("unmapped")
-    obs = faults.collect(runner=runner, sysfs_root=str(build_lab_sysfs(tmp_path)), timeout=7)
+    obs = faults.collect(
+        runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(build_lab_sysfs(tmp_path)), timeout=7
+    )
     assert obs.sources == {"sysfs": "ok", "multipathd": "ok", "dmsetup": "ok", "multipath_ll": "not_used"}
     assert runner.remaining == [] and {call.timeout for call in runner.calls} == {7}
     assert faults.classify(obs)["summary"]["dead_maps"] == 1
@@ -300,7 +334,7 @@ def test_collect_falls_back_when_multipathd_is_silent(tmp_path: Path) -> None:
             (mp.list_topology(), 0, fixture("nodaemon", "ll"), ""),
         ]
     )
-    obs = faults.collect(runner=runner, sysfs_root=str(root))
+    obs = faults.collect(runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(root))
     assert obs.sources == {"sysfs": "ok", "multipathd": "not_running", "dmsetup": "ok", "multipath_ll": "ok"}
     assert obs.warnings and "not running" in obs.warnings[0]
     facts = faults.classify(obs)
@@ -315,7 +349,9 @@ def test_collect_reports_a_multipathd_timeout(tmp_path: Path) -> None:
             (mp.dmsetup_table_all(), 0, fixture("healthy", "dmtable"), ""),
         ]
     )
-    obs = faults.collect(runner=runner, sysfs_root=str(build_lab_sysfs(tmp_path)), ll_fallback=False)
+    obs = faults.collect(
+        runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(build_lab_sysfs(tmp_path)), ll_fallback=False
+    )
     assert obs.sources["multipathd"] == "timeout" and obs.sources["multipath_ll"] == "not_used"
     facts = faults.classify(obs)
     # without the daemon the healthy host is still seen as healthy: dm flags and sysfs states
@@ -325,7 +361,7 @@ def test_collect_reports_a_multipathd_timeout(tmp_path: Path) -> None:
 
 def test_collect_on_a_host_without_scsi_or_multipath(tmp_path: Path) -> None:
     runner = ScriptedRunner(missing_tools={"multipathd", "dmsetup", "multipath"})
-    obs = faults.collect(runner=runner, sysfs_root=str(build_sysfs(tmp_path)))
+    obs = faults.collect(runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(build_sysfs(tmp_path)))
     assert obs.sources == {
         "sysfs": "no_scsi",
         "multipathd": "not_installed",
@@ -346,7 +382,7 @@ def test_collect_survives_unparsable_output(tmp_path: Path) -> None:
             (mp.list_topology(), 0, fixture("healthy", "ll"), ""),
         ]
     )
-    obs = faults.collect(runner=runner, sysfs_root=str(build_lab_sysfs(tmp_path)))
+    obs = faults.collect(runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(build_lab_sysfs(tmp_path)))
     assert obs.sources["multipathd"] == "error" and obs.sources["dmsetup"] == "error"
     assert obs.sources["multipath_ll"] == "ok"
     assert len(obs.warnings) == 2
