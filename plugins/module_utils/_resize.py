@@ -292,34 +292,50 @@ def _resize_map(host: Host, lun: LunResize, dm_map: DmMap, size: int, timeout: f
 def apply_resize(
     *, rplan: ResizePlan, host: Host, timeout: float, done: Sequence[SysfsWrite]
 ) -> Tuple[List[Dict[str, Any]], Tuple[SysfsWrite, ...]]:
-    """Rescan the paths the scan did not, wait for one size per LUN, grow the maps; the entries and the writes."""
+    """Rescan the paths the scan did not, wait for one size per LUN, grow the maps; the entries and the writes.
+
+    An error raised after a write carries ``scanned``, every write of the run so far (``done`` and the
+    resize's own), and ``resized``, the entries of the LUNs finished before it: a failed run still reports
+    the rescans it did and the maps it grew."""
     writes = rescan_writes(rplan=rplan, sysfs_root=host.sysfs_root, done=done)
-    for write in writes:
-        try:
-            host.write(write.path, write.text)
-        except OSError as exc:
-            raise ResizeError(
-                f"writing '1' to {write.path} failed: {exc.strerror or exc}; the map was not resized",
-                path=write.path,
-            ) from None
-    entries = []
-    for lun in rplan.luns:
-        paths = _wait_agreed(host, lun, timeout)
-        size = _common_size(paths)
-        map_after = lun.map_size
-        map_resized = False
-        if lun.dm_map is not None and size is not None and lun.map_size is not None and size != lun.map_size:
-            if size < lun.map_size:
+    written = list(done)
+    entries: List[Dict[str, Any]] = []
+    try:
+        for write in writes:
+            try:
+                host.write(write.path, write.text)
+            except OSError as exc:
                 raise ResizeError(
-                    f"refusing to shrink map {lun.dm_map.name} ({lun.dm_map.dm}) of LUN {lun.wwid}: its paths now "
-                    f"report {_human(size)}, the map is {_human(lun.map_size)}. The LUN shrank on the array; a map cut "
-                    "below its filesystem loses data. Grow the LUN back, or take it out of use and detach it",
-                    wwid=lun.wwid,
-                    map=lun.dm_map.name,
-                    map_size_bytes=lun.map_size,
-                    paths={device.name: device.size_bytes for device in paths},
-                )
-            map_after = _resize_map(host, lun, lun.dm_map, size, timeout)
-            map_resized = True
-        entries.append(_entry(lun, paths, map_after, map_resized))
+                    f"writing '1' to {write.path} failed: {exc.strerror or exc}; the map was not resized",
+                    path=write.path,
+                ) from None
+            written.append(write)
+        for lun in rplan.luns:
+            entries.append(_resize_lun(host, lun, timeout))
+    except LunsafeError as exc:
+        exc.details.setdefault("scanned", [write.to_dict() for write in written])
+        exc.details.setdefault("resized", entries)
+        raise
     return entries, writes
+
+
+def _resize_lun(host: Host, lun: LunResize, timeout: float) -> Dict[str, Any]:
+    """Wait until the LUN's paths agree, then grow its map when it is smaller; the LUN's entry."""
+    paths = _wait_agreed(host, lun, timeout)
+    size = _common_size(paths)
+    map_after = lun.map_size
+    map_resized = False
+    if lun.dm_map is not None and size is not None and lun.map_size is not None and size != lun.map_size:
+        if size < lun.map_size:
+            raise ResizeError(
+                f"refusing to shrink map {lun.dm_map.name} ({lun.dm_map.dm}) of LUN {lun.wwid}: its paths now "
+                f"report {_human(size)}, the map is {_human(lun.map_size)}. The LUN shrank on the array; a map cut "
+                "below its filesystem loses data. Grow the LUN back, or take it out of use and detach it",
+                wwid=lun.wwid,
+                map=lun.dm_map.name,
+                map_size_bytes=lun.map_size,
+                paths={device.name: device.size_bytes for device in paths},
+            )
+        map_after = _resize_map(host, lun, lun.dm_map, size, timeout)
+        map_resized = True
+    return _entry(lun, paths, map_after, map_resized)
