@@ -21,10 +21,10 @@ description:
   - A LUN that already has a block device at that address is not scanned again (that would not refresh it);
     it is reported, and O(refresh=true) asks the kernel to re-read its size and identity instead.
   - The module is V(changed) only if a block device appeared (or, with O(refresh=true), a device's size,
-    WWID or read-only flag changed) at the addressed LUNs, or O(resize=true) grew a multipath map, comparing
-    sysfs before and after.
-  - O(resize=true) finishes an online resize after the array grew a LUN, as os-brick's C(extend_volume) does:
-    every path of the LUN re-reads its size, the module waits until all paths report the same size, then
+    WWID or read-only flag changed) at the addressed LUNs, or O(resize=true) grew a multipath map or changed
+    the size of a path of the LUN (also one through a portal not named), comparing sysfs before and after.
+  - O(resize=true) finishes an online resize after the array grew a LUN, as os-brick's C(extend_volume) does.
+    Every path of the LUN re-reads its size, the module waits until all paths report the same size, then
     C(multipathd resize map) grows the map, and RV(resized) reports the old and new sizes. The filesystem on
     the map is yours to grow (C(resize2fs), C(xfs_growfs)).
   - Takes the host lock (O(lock_file)) so that it never runs between another attach or detach's steps.
@@ -512,7 +512,11 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
             resized, writes = _resize(
                 plan=plan, rplan=rplan, host=host, before=before, writes=writes, timeout=params["timeout"]
             )
-            map_changed = any(entry["map_resized"] for entry in resized)
+            # a map grown, or a path grown that the scan summary does not cover (one through another portal)
+            map_changed = any(
+                entry["map_resized"] or any(path["old_size_bytes"] != path["new_size_bytes"] for path in entry["paths"])
+                for entry in resized
+            )
             after = host.snapshot()
         summary = summarize(plan=plan, before=before, after=after, host=host)
     for hctl in summary["unrequested"]:
