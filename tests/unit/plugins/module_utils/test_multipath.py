@@ -44,6 +44,9 @@ def test_action_builders() -> None:
     assert mp.add_path(device="sdc") == ["multipathd", "add", "path", "sdc"]
     assert mp.del_path(device="/dev/sdc") == ["multipathd", "del", "path", "sdc"]
     assert mp.del_map(name="mpatha") == ["multipathd", "del", "map", "mpatha"]
+    assert mp.resize_map(name="mpatha") == ["multipathd", "resize", "map", "mpatha"]
+    assert mp.resize_map(name=WWID) == ["multipathd", "resize", "map", WWID]
+    assert mp.resize_map(name="dm-3") == ["multipathd", "resize", "map", "dm-3"]
     assert mp.disable_queueing(name=WWID) == ["multipathd", "disablequeueing", "map", WWID]
     assert mp.flush_map(name="mpatha") == ["multipath", "-f", "mpatha"]
     assert mp.add_wwid(wwid=WWID) == ["multipath", "-a", WWID]
@@ -66,6 +69,8 @@ def test_device_names_are_validated(bad: str) -> None:
 def test_map_names_are_validated(bad: str) -> None:
     with pytest.raises(InputError):
         mp.flush_map(name=bad)
+    with pytest.raises(InputError):
+        mp.resize_map(name=bad)
 
 
 # --- replies ----------------------------------------------------------------------------------------------

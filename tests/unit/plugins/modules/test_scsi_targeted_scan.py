@@ -20,6 +20,15 @@ from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import scsi_targeted_scan
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.test_resize import (
+    FAIL,
+    GIB,
+    LUN1_1GIB,
+    NEW,
+    OK,
+    RESIZE_A,
+    ResizeWorld,
+)
 
 IQN = "iqn.2003-01.org.lunsafe.test:array"
 WWID_RAW = "naa.6001405aaaaaaaaaaaaaaaaaaaaaaaa1"
@@ -247,3 +256,152 @@ def test_a_portal_without_port_is_3260_only(tmp_path: Path, capsys: pytest.Captu
     assert result["failed"] is True
     assert "through portal 192.0.2.10:3260: log in first" in result["msg"]
     assert kernel.writes == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# resize=true: the host is test_resize's ResizeWorld (a kernel that rereads sizes from the array, multipathd)
+
+RESCANS = [("rescan", "2:0:0:1"), ("rescan", "3:0:0:1")]
+
+
+def run_resize(world: ResizeWorld, capsys: pytest.CaptureFixture[str], tmp_path: Path, **args: Any) -> Dict[str, Any]:
+    module_args = {"target": IQN, "luns": [1], "resize": True, "lock_file": str(tmp_path / "lock"), **args}
+    return run_module(module_args, capsys, {"make_host": lambda _runner: world.host()})
+
+
+def test_resize_grows_every_path_and_the_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = ResizeWorld(tmp_path, script=[OK])
+    result = run_resize(world, capsys, tmp_path, _ansible_diff=True)
+    assert result.get("failed") is None, result
+    assert result["changed"] is True
+    assert [(entry["kind"], entry["hctl"]) for entry in result["scanned"]] == RESCANS
+    assert [write[0] for write in world.writes] == [
+        "/class/scsi_device/2:0:0:1/device/rescan",
+        "/class/scsi_device/3:0:0:1/device/rescan",
+    ]
+    assert world.runner.argvs == [list(RESIZE_A)]
+    (entry,) = result["resized"]
+    assert (entry["map"], entry["dm"], entry["old_size_bytes"], entry["new_size_bytes"], entry["map_resized"]) == (
+        "mpatha",
+        "dm-0",
+        GIB,
+        2 * GIB,
+        True,
+    )
+    assert [(p["hctl"], p["old_size_bytes"], p["new_size_bytes"]) for p in entry["paths"]] == [
+        ("2:0:0:1", GIB, 2 * GIB),
+        ("3:0:0:1", GIB, 2 * GIB),
+    ]
+    assert [device["size_bytes"] for device in result["devices"]] == [2 * GIB, 2 * GIB]
+    assert result["diff"]["before"].endswith(f"map mpatha dm-0 {GIB}\n")
+    assert result["diff"]["after"].endswith(f"map mpatha dm-0 {2 * GIB}\n")
+    assert world.map_sectors() == NEW
+
+
+def test_resize_reports_the_rescan_of_a_path_through_another_portal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = ResizeWorld(tmp_path, script=[OK])
+    result = run_resize(world, capsys, tmp_path, portals=["192.0.2.11"])
+    assert result["changed"] is True
+    # the named portal's path first (the scan's refresh), then the other one (added by the resize)
+    assert [(entry["kind"], entry["hctl"]) for entry in result["scanned"]] == RESCANS[::-1]
+    assert [d["hctl"] for d in result["devices"]] == ["3:0:0:1"]
+    assert [p["hctl"] for p in result["resized"][0]["paths"]] == ["2:0:0:1", "3:0:0:1"]
+
+
+def test_resize_twice_changes_nothing_the_second_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = ResizeWorld(tmp_path, script=[OK])
+    run_resize(world, capsys, tmp_path)
+    result = run_resize(world, capsys, tmp_path)
+    assert result["changed"] is False
+    assert world.runner.argvs == [list(RESIZE_A)]  # the first run's only
+    assert result["resized"][0]["map_resized"] is False
+    assert (result["resized"][0]["old_size_bytes"], result["resized"][0]["new_size_bytes"]) == (2 * GIB, 2 * GIB)
+
+
+def test_resize_without_a_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = ResizeWorld(tmp_path, maps=(), missing_tools=["multipathd"])
+    result = run_resize(world, capsys, tmp_path, _ansible_diff=True)
+    assert result["changed"] is True  # the paths grew
+    assert [(e["map"], e["dm"], e["map_resized"], e["new_size_bytes"]) for e in result["resized"]] == [
+        (None, None, False, 2 * GIB)
+    ]
+    assert "map " not in result["diff"]["after"]
+    assert world.runner.calls == []
+
+
+@pytest.mark.parametrize(("path_sectors", "changed"), [(LUN1_1GIB[0]["size"], False), (NEW, True)])
+def test_resize_check_mode_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], path_sectors: int, changed: bool
+) -> None:
+    """Check mode cannot rescan: it predicts a change only for a map already smaller than its paths."""
+    world = ResizeWorld(tmp_path, devices=[{**device, "size": path_sectors} for device in LUN1_1GIB], script=[OK])
+    result = run_resize(world, capsys, tmp_path, _ansible_check_mode=True, _ansible_diff=True)
+    assert result["changed"] is changed
+    assert world.writes == []
+    assert world.runner.calls == []
+    assert [(entry["kind"], entry["hctl"]) for entry in result["scanned"]] == RESCANS
+    assert result["resized"][0]["map_resized"] is changed
+    assert result["resized"][0]["new_size_bytes"] == path_sectors * 512
+    assert world.map_sectors() == LUN1_1GIB[0]["size"]
+
+
+def test_resize_refuses_wait_false(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = ResizeWorld(tmp_path, script=[OK])
+    result = run_resize(world, capsys, tmp_path, wait=False)
+    assert result["failed"] is True
+    assert "cannot be combined with wait=false" in result["msg"]
+    assert result["option"] == "wait"
+    assert (result["changed"], result["resized"], result["scanned"]) == (False, [], [])
+    assert world.writes == []
+
+
+def test_resize_refused_before_any_write_reports_every_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world = ResizeWorld(tmp_path, devices=[LUN1_1GIB[0], {**LUN1_1GIB[1], "state": "offline"}], script=[OK])
+    result = run_resize(world, capsys, tmp_path)
+    assert result["failed"] is True
+    assert "sdc (3:0:0:1) is offline, not running" in result["msg"]
+    assert (result["changed"], result["resized"], result["scanned"]) == (False, [], [])
+    assert world.writes == []
+    assert world.runner.calls == []
+
+
+def test_resize_failing_after_the_rescans_reports_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """multipathd refuses until the deadline: the paths grew (changed), the map did not, both rescans listed."""
+    world = ResizeWorld(tmp_path, script=[FAIL] * 20)
+    result = run_resize(world, capsys, tmp_path, portals=["192.0.2.10"], timeout=2)
+    assert result["failed"] is True
+    assert result["msg"].startswith("multipathd did not resize map mpatha")
+    assert result["resized"] == []
+    assert result["changed"] is True
+    assert [(entry["kind"], entry["hctl"]) for entry in result["scanned"]] == RESCANS
+    assert [d["size_bytes"] for d in result["devices"]] == [2 * GIB]
+    assert world.map_sectors() == LUN1_1GIB[0]["size"]
+
+
+def test_resize_with_paths_disagreeing_fails_without_multipathd(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = ResizeWorld(tmp_path, script=[OK])
+    world.stale.add("2:0:0:1")
+    result = run_resize(world, capsys, tmp_path, timeout=1)
+    assert result["failed"] is True
+    assert "the paths disagree: sdb (2:0:0:1) 1 GiB, sdc (3:0:0:1) 2 GiB" in result["msg"]
+    assert world.runner.calls == []
+    assert result["resized"] == []
+    assert [(entry["kind"], entry["hctl"]) for entry in result["scanned"]] == RESCANS
+
+
+def test_resize_is_changed_when_only_a_path_through_another_portal_grew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An earlier refresh through portal .10 grew sdb; this resize (same portal) grows sdc: a change on the host."""
+    devices = [{**LUN1_1GIB[0], "size": NEW}, LUN1_1GIB[1]]
+    world = ResizeWorld(tmp_path, devices=devices, maps=())
+    result = run_resize(world, capsys, tmp_path, portals=["192.0.2.10"])
+    assert [(p["hctl"], p["old_size_bytes"], p["new_size_bytes"]) for p in result["resized"][0]["paths"]] == [
+        ("2:0:0:1", 2 * GIB, 2 * GIB),
+        ("3:0:0:1", GIB, 2 * GIB),
+    ]
+    assert result["changed"] is True
