@@ -49,6 +49,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     SysfsError,
     scsi_device_rescan_path,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._wait import Deadline
 
 __all__ = [
     "LunResize",
@@ -149,6 +150,12 @@ def plan_resize(*, plan: ScanPlan, snapshot: Snapshot, has_multipathd: bool) -> 
                 wwid=wwid,
             )
         size = None if dm_map is None else map_size_bytes(sysfs_root=snapshot.sysfs_root, dm=dm_map.dm)
+        if dm_map is not None and size is None:
+            raise ResizeError(
+                f"refusing to resize LUN {wwid}: the size of its map {dm_map.name} ({dm_map.dm}) cannot be read "
+                f"from {snapshot.sysfs_root}/block/{dm_map.dm}/size; nothing was written",
+                wwid=wwid,
+            )
         luns.append(LunResize(wwid=wwid, paths=paths, dm_map=dm_map, map_size=size))
     return ResizePlan(luns=tuple(luns))
 
@@ -241,14 +248,16 @@ def _wait_agreed(host: Host, lun: LunResize, timeout: float) -> Tuple[ScsiDevice
         ) from None
 
 
-def _resize_map(host: Host, lun: LunResize, dm_map: DmMap, size: int, timeout: float) -> int:
+def _resize_map(host: Host, lun: LunResize, dm_map: DmMap, size: int, deadline: Deadline) -> int:
     """``multipathd resize map`` until it answers ok (it says fail while a reload is in progress), then wait
     for the map's size; returns it."""
     name = dm_map.name or dm_map.dm
     replies: List[str] = []
 
     def resized() -> bool:
-        reply = host.runner.run(resize_map(name=name), ok_rcs=MULTIPATHD_OK_RCS, timeout=max(1.0, min(30.0, timeout)))
+        reply = host.runner.run(
+            resize_map(name=name), ok_rcs=MULTIPATHD_OK_RCS, timeout=max(1.0, min(30.0, deadline.remaining()))
+        )
         kind = classify_reply(reply.rc, reply.stdout, reply.stderr)
         replies.append((reply.stdout or reply.stderr).strip() or f"rc {reply.rc}")
         if kind == REPLY_NOT_RUNNING:
@@ -261,10 +270,15 @@ def _resize_map(host: Host, lun: LunResize, dm_map: DmMap, size: int, timeout: f
         return kind == REPLY_OK
 
     try:
-        host.wait(resized, timeout=timeout, describe=f"multipathd to resize map {name}", interval=_RESIZE_RETRY_PAUSE)
+        host.wait(
+            resized,
+            timeout=deadline.remaining(),
+            describe=f"multipathd to resize map {name}",
+            interval=_RESIZE_RETRY_PAUSE,
+        )
     except WaitTimeout:
         raise ResizeError(
-            f"multipathd did not resize map {name} of LUN {lun.wwid} to {_human(size)} within {timeout:g}s "
+            f"multipathd did not resize map {name} of LUN {lun.wwid} to {_human(size)} within {deadline.seconds:g}s "
             f"(its answers: {', '.join(replies[-3:])}); the paths have the new size, the map keeps its old one",
             wwid=lun.wwid,
             map=name,
@@ -278,11 +292,11 @@ def _resize_map(host: Host, lun: LunResize, dm_map: DmMap, size: int, timeout: f
         return current == size
 
     try:
-        host.wait(grown, timeout=timeout, describe=f"map {name} to reach {_human(size)}")
+        host.wait(grown, timeout=deadline.remaining(), describe=f"map {name} to reach {_human(size)}")
     except WaitTimeout:
         raise ResizeError(
             f"multipathd answered ok but map {name} ({dm_map.dm}) is {_human(last[0] if last else None)}, not "
-            f"{_human(size)}, after {timeout:g}s",
+            f"{_human(size)}, {deadline.seconds:g}s after the resize began",
             wwid=lun.wwid,
             map=name,
         ) from None
@@ -297,6 +311,7 @@ def apply_resize(
     An error raised after a write carries ``scanned``, every write of the run so far (``done`` and the
     resize's own), and ``resized``, the entries of the LUNs finished before it: a failed run still reports
     the rescans it did and the maps it grew."""
+    deadline = Deadline(timeout, clock=host.clock)  # one deadline for every wait of the resize, not one each
     writes = rescan_writes(rplan=rplan, sysfs_root=host.sysfs_root, done=done)
     written = list(done)
     entries: List[Dict[str, Any]] = []
@@ -311,7 +326,7 @@ def apply_resize(
                 ) from None
             written.append(write)
         for lun in rplan.luns:
-            entries.append(_resize_lun(host, lun, timeout))
+            entries.append(_resize_lun(host, lun, deadline))
     except LunsafeError as exc:
         exc.details.setdefault("scanned", [write.to_dict() for write in written])
         exc.details.setdefault("resized", entries)
@@ -319,9 +334,9 @@ def apply_resize(
     return entries, writes
 
 
-def _resize_lun(host: Host, lun: LunResize, timeout: float) -> Dict[str, Any]:
+def _resize_lun(host: Host, lun: LunResize, deadline: Deadline) -> Dict[str, Any]:
     """Wait until the LUN's paths agree, then grow its map when it is smaller; the LUN's entry."""
-    paths = _wait_agreed(host, lun, timeout)
+    paths = _wait_agreed(host, lun, deadline.remaining())
     size = _common_size(paths)
     map_after = lun.map_size
     map_resized = False
@@ -336,6 +351,6 @@ def _resize_lun(host: Host, lun: LunResize, timeout: float) -> Dict[str, Any]:
                 map_size_bytes=lun.map_size,
                 paths={device.name: device.size_bytes for device in paths},
             )
-        map_after = _resize_map(host, lun, lun.dm_map, size, timeout)
+        map_after = _resize_map(host, lun, lun.dm_map, size, deadline)
         map_resized = True
     return _entry(lun, paths, map_after, map_resized)

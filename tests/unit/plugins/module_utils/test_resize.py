@@ -509,7 +509,9 @@ def test_multipathd_ok_but_the_map_keeps_its_size(tmp_path: Path) -> None:
     world.runner.reload = "nothing"
     with pytest.raises(ResizeError) as info:
         resize(world, timeout=2)
-    assert info.value.msg == "multipathd answered ok but map mpatha (dm-0) is 1 GiB, not 2 GiB, after 2s"
+    assert info.value.msg == (
+        "multipathd answered ok but map mpatha (dm-0) is 1 GiB, not 2 GiB, 2s after the resize began"
+    )
     assert world.runner.argvs == [list(RESIZE_A)]
 
 
@@ -609,3 +611,37 @@ def test_a_map_whose_size_cannot_be_read_after_ok(tmp_path: Path) -> None:
     world.runner.reload = "unreadable"
     with pytest.raises(ResizeError, match=r"map mpatha \(dm-0\) is unknown size, not 2 GiB"):
         resize(world, timeout=1)
+
+
+def test_a_map_whose_size_cannot_be_read_is_refused_before_any_write(tmp_path: Path) -> None:
+    world = ResizeWorld(tmp_path)
+    world.map_size_file("dm-0").unlink()
+    with pytest.raises(ResizeError) as info:
+        resize(world)
+    assert info.value.msg == (
+        f"refusing to resize LUN {WWID}: the size of its map mpatha (dm-0) cannot be read from "
+        f"{world.root}/block/dm-0/size; nothing was written"
+    )
+    assert world.writes == []
+    assert world.runner.calls == []
+
+
+def test_one_deadline_covers_every_wait_of_the_resize(tmp_path: Path) -> None:
+    # the paths agree only after 3 s (one path is stale until then), then multipathd keeps failing: the
+    # multipathd retries get what is left of the 5 s, not 5 s of their own
+    world = ResizeWorld(tmp_path, script=[FAIL] * 50)
+    world.stale.add("3:0:0:1")
+    start = world.clock.now
+
+    def fresh_after_three_seconds(seconds: float) -> None:
+        Clock.sleep(world.clock, seconds)
+        if world.clock.now - start >= 3 and world.stale:
+            world.stale.clear()
+            world.disk_size_file("3:0:0:1").write_text(f"{NEW}\n", encoding="ascii")
+
+    world.clock.sleep = fresh_after_three_seconds  # type: ignore[method-assign]
+    with pytest.raises(ResizeError) as info:
+        resize(world, timeout=5)
+    assert info.value.msg.startswith("multipathd did not resize map mpatha")
+    assert world.clock.now - start <= 5 + 1
+    assert 1 <= len(world.runner.calls) <= 3
