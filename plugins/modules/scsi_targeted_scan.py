@@ -138,6 +138,8 @@ options:
     description:
       - Seconds to wait for the block devices, after which the module fails naming the missing LUNs, what
         sysfs showed for them and the lines it wrote. A LUN the array does not present ends this way.
+      - With O(resize=true), the resize after the scan (paths agreeing, multipathd, the map's new size) has one
+        deadline of this many seconds for all its LUNs.
     type: float
     default: 30
 notes:
