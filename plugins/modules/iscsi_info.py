@@ -21,7 +21,8 @@ description:
   - Never returns a secret. CHAP passwords are neither read from sysfs (the kernel shows them there) nor
     returned from iscsiadm's output; only whether one is set (RV(nodes[].auth.password_set)). User names are
     returned (iSCSI sends them in clear text at login).
-  - Changes nothing, runs no scan and takes no lock; every command runs with a deadline (O(timeout)). No record
+  - Changes nothing, runs no scan and takes no lock (the lock options are accepted for C(module_defaults) of
+    the action group, and not used); every command runs with a deadline (O(timeout)). No record
     and no session give empty lists, not a failure.
 author: lunsafe.san developers (@lunsafe)
 requirements:
@@ -71,6 +72,35 @@ options:
         the module fails naming it.
     type: float
     default: 15
+  lock_file:
+    description:
+      - Accepted so that one C(module_defaults) entry for the action group C(group/lunsafe.san.lunsafe) can set
+        the host lock of every module of the collection; this module reads only and never takes the lock.
+    type: path
+    default: /run/lock/lunsafe-san.lock
+  lock_timeout:
+    description:
+      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
+    type: float
+    default: 300
+  lock_lease:
+    description:
+      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
+    type: dict
+    suboptions:
+      id:
+        description: Not used.
+        type: str
+        required: true
+      state:
+        description: Not used.
+        type: str
+        choices: [held, released]
+        default: held
+      ttl:
+        description: Not used.
+        type: int
+        default: 900
 notes:
   - A session's RV(sessions[].replacement_timeout) is the kernel's current value, which multipathd may have
     lowered (C(fast_io_fail_tmo)); RV(nodes[].timeouts.replacement_timeout) is the one the record gives at the
@@ -440,6 +470,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._iscsi_info import make_filters, observe, report
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
 ARGUMENT_SPEC: Dict[str, Any] = {
@@ -447,6 +478,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "portals": {"type": "list", "elements": "str"},
     "all_settings": {"type": "bool", "default": False},
     "timeout": {"type": "float", "default": 15},
+    # accepted (and not used) so that module_defaults for group/lunsafe.san.lunsafe can set the lock once
+    **LOCK_ARGUMENT_SPEC,
 }
 
 # every key RETURN documents as always, for a run refused before it observed anything

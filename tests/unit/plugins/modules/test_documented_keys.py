@@ -20,6 +20,7 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import (
+    iscsi_info,
     iscsi_lun_attach,
     multipath_faulty_facts,
     multipath_flush,
@@ -77,6 +78,11 @@ CASES = [
         multipath_faulty_facts,
         {"timeout": 5},
         {"timeout": 0},  # bad input
+    ),
+    (
+        iscsi_info,
+        {"targets": [IQN]},
+        {"portals": ["127.0.0.1:99999"]},  # bad input
     ),
 ]
 
