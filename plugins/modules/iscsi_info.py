@@ -372,13 +372,49 @@ nodes:
           returned: always
           sample: false
     timeouts:
-      description: Timeouts of the record in seconds (V(null) when the record lacks one) - C(replacement_timeout),
-        C(noop_out_interval), C(noop_out_timeout), C(login_timeout), C(logout_timeout), C(abort_timeout),
-        C(lu_reset_timeout).
+      description: Timeouts of the record in seconds, each V(null) when the record lacks it.
       type: dict
       returned: always
       sample: {replacement_timeout: 120, noop_out_interval: 5, noop_out_timeout: 5, login_timeout: 15,
                logout_timeout: 15, abort_timeout: 15, lu_reset_timeout: 30}
+      contains:
+        replacement_timeout:
+          description: C(node.session.timeo.replacement_timeout) - how long I/O queues after a connection loss
+            before the session fails it.
+          type: int
+          returned: always
+          sample: 120
+        noop_out_interval:
+          description: C(node.conn[0].timeo.noop_out_interval) - seconds between NOP-Out pings.
+          type: int
+          returned: always
+          sample: 5
+        noop_out_timeout:
+          description: C(node.conn[0].timeo.noop_out_timeout) - seconds without a NOP-In answer before the
+            connection counts as failed.
+          type: int
+          returned: always
+          sample: 5
+        login_timeout:
+          description: C(node.conn[0].timeo.login_timeout).
+          type: int
+          returned: always
+          sample: 15
+        logout_timeout:
+          description: C(node.conn[0].timeo.logout_timeout).
+          type: int
+          returned: always
+          sample: 15
+        abort_timeout:
+          description: C(node.session.err_timeo.abort_timeout).
+          type: int
+          returned: always
+          sample: 15
+        lu_reset_timeout:
+          description: C(node.session.err_timeo.lu_reset_timeout).
+          type: int
+          returned: always
+          sample: 30
     discovery:
       description: How the record was made - C(type) (V(static) by hand, V(send_targets), V(isns), ...) and the
         discovery C(portal), C(address), C(port) (V(null) for static records).
