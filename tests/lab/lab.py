@@ -80,7 +80,7 @@ KERNEL_ARGS = [
     "console=ttyS0",
     "net.ifnames=0",
     "quiet",
-    "systemd.show_status=0",
+    "systemd.show_status=1",  # a line per unit on the console: how _wait_ssh sees a slow boot progress
     "systemd.mask=ifupdown-pre.service",
     "systemd.mask=e2scrub_reap.service",
     "systemd.mask=lvm2-monitor.service",
@@ -442,7 +442,7 @@ class Lab:
         A slow host only makes the boot longer; every 30 s a line says what the guest is doing and how busy
         the host is."""
         console = self.state / "console.log"
-        last, size = "", -1
+        last, size, cpu = "", -1, 0.0
         progress = note = time.monotonic()
         while True:
             if not self.pid():
@@ -457,12 +457,14 @@ class Lab:
                 last = f"rc={proc.returncode} {proc.stderr.strip()}"
             now = time.monotonic()
             current = console.stat().st_size if console.exists() else 0
-            if current != size:
-                size, progress = current, now
+            used = qemu_cpu_seconds(self.pid())
+            if current != size or used - cpu >= 0.5:  # it printed, or its vCPU ran (TCG: a booting guest computes)
+                size, cpu, progress = current, used, now
             if now - progress > stall:
                 raise LabError(
-                    f"no SSH after {now - start:.0f}s, and the guest has printed nothing for {stall:.0f}s: it looks "
-                    f"stuck, not slow. {host_load(console)} Last SSH error: {last}\n{self.console_tail()}"
+                    f"no SSH after {now - start:.0f}s, and for {stall:.0f}s the guest has printed nothing and hardly "
+                    f"used the CPU: it looks stuck, not slow. {host_load(console)} Last SSH error: {last}\n"
+                    + self.console_tail()
                 )
             if now - start > limit:
                 raise LabError(
@@ -585,6 +587,15 @@ def guest_vcpus() -> int:
     if wanted:
         return max(1, int(wanted))
     return 1 if (os.cpu_count() or 1) <= 2 else 2
+
+
+def qemu_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds qemu has used (user + system, from /proc/PID/stat); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def last_console_line(console: Path) -> str:
