@@ -63,7 +63,7 @@ def check(path: str) -> bool:
     with tarfile.open(path, "r:gz") as tar:
         names = [member.name.lstrip("./") for member in tar.getmembers()]
     ok = True
-    print(f"artifact {os.path.basename(path)}: {len(names)} members, {size} bytes")
+    print(f"artifact {path}: {len(names)} members, {size} bytes")
     for name, why in offenders(names):
         print(f"  does not belong in the artifact: {name} ({why})")
         ok = False
