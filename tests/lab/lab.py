@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -603,7 +604,7 @@ def last_console_line(console: Path) -> str:
         lines = [line.strip() for line in console.read_text(errors="replace").splitlines() if line.strip()]
     except FileNotFoundError:
         return "(no console output yet)"
-    return lines[-1][-120:] if lines else "(no console output yet)"
+    return re.sub(r"\x1b\[[0-9;]*m", "", lines[-1])[-120:] if lines else "(no console output yet)"
 
 
 def host_load(console: Path) -> str:
