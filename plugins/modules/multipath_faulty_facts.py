@@ -13,7 +13,7 @@ description:
   - Reads the host's SCSI, iSCSI and device-mapper multipath state and returns it as the fact
     RV(ansible_facts.lunsafe_multipath), per map and per path, with the C(reasons) that make each one faulty.
   - Like C(ansible.builtin.package_facts) and C(ansible.builtin.service_facts), the result holds the facts only
-    under RV(ansible_facts); they are not repeated at the top level (at hundreds of paths that copy doubled the
+    under C(ansible_facts); they are not repeated at the top level (at hundreds of paths that copy doubled the
     payload). A registered result reads C(result.ansible_facts.lunsafe_multipath); later tasks read
     C(ansible_facts.lunsafe_multipath).
   - Names the processes holding each map or its paths open (process id and command name, from C(/proc)).
