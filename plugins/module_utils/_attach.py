@@ -378,7 +378,7 @@ def stale_devices(
         current = now or device.wwid
         for dm_map in snapshot.maps_holding(names=[device.name or ""]):
             if dm_map.is_multipath and dm_map.wwid is not None and current not in (None, dm_map.wwid):
-                reasons.append(f"held by map {dm_map.name} ({dm_map.dm}) of WWID {dm_map.wwid}")
+                reasons.append(f"held by map {dm_map.name or dm_map.dm} ({dm_map.dm}) of WWID {dm_map.wwid}")
         if reasons:
             stale.append(
                 {"hctl": str(device.hctl), "name": device.name, "wwid": device.wwid, "now": now, "reasons": reasons}
@@ -465,11 +465,11 @@ def map_facts(dm_map: Optional[DmMap], udev: Optional[Dict[str, Any]] = None) ->
 
 
 def _names(devices: Sequence[ScsiDevice]) -> str:
-    return ", ".join(f"{d.hctl} {d.name}" for d in devices)
+    return ", ".join(f"{d.hctl} {d.name or '(no block device)'}" for d in devices)
 
 
 def _diff_lines(devices: Sequence[ScsiDevice]) -> str:
-    return "".join(f"{d.hctl} {d.name} {d.wwid}\n" for d in devices)
+    return "".join(f"{d.hctl} {d.name or '-'} {d.wwid or '-'}\n" for d in devices)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -936,7 +936,7 @@ class _Attach(_Run):
         for key, lun in waiting.items():
             lun.fail(
                 MapTimeout(
-                    f"no multipath map for WWID {lun.wwid} holding {', '.join(names_of[key])} after "
+                    f"no multipath map for WWID {lun.wwid or '(unknown)'} holding {', '.join(names_of[key])} after "
                     f"{self.request.timeout:g}s (is multipathd running, and is the device blacklisted?)",
                     wwid=lun.wwid,
                 )
@@ -984,11 +984,11 @@ class _Attach(_Run):
                         plan=fplan, observation=observation, settings=self._flush_settings(False)
                     )
                 except LunsafeError as exc:
-                    undone.append(f"could not flush map {dm_map.name}: {exc.msg}")
+                    undone.append(f"could not flush map {dm_map.name or dm_map.dm}: {exc.msg}")
                     pending = []
                     break
                 refused.pop(dm_map.name or dm_map.dm, None)
-                undone.append(f"flushed map {dm_map.name}")
+                undone.append(f"flushed map {dm_map.name or dm_map.dm}")
                 undone.extend(f"deleted {entry['device']}" for entry in outcome.paths_removed)
             snapshot = self.host.snapshot()
             for name in list(pending):

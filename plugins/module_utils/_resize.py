@@ -145,15 +145,15 @@ def plan_resize(*, plan: ScanPlan, snapshot: Snapshot, has_multipathd: bool) -> 
             raise ResizeError(f"refusing to resize LUN {wwid}: {exc}", wwid=wwid) from None
         if dm_map is not None and not has_multipathd:
             raise ResizeError(
-                f"refusing to resize LUN {wwid}: its map {dm_map.name} ({dm_map.dm}) can only be resized by "
-                "multipathd, which is not installed; nothing was written",
+                f"refusing to resize LUN {wwid}: its map {dm_map.name or dm_map.dm} ({dm_map.dm}) can only be "
+                "resized by multipathd, which is not installed; nothing was written",
                 wwid=wwid,
             )
         size = None if dm_map is None else map_size_bytes(sysfs_root=snapshot.sysfs_root, dm=dm_map.dm)
         if dm_map is not None and size is None:
             raise ResizeError(
-                f"refusing to resize LUN {wwid}: the size of its map {dm_map.name} ({dm_map.dm}) cannot be read "
-                f"from {snapshot.sysfs_root}/block/{dm_map.dm}/size; nothing was written",
+                f"refusing to resize LUN {wwid}: the size of its map {dm_map.name or dm_map.dm} ({dm_map.dm}) "
+                f"cannot be read from {snapshot.sysfs_root}/block/{dm_map.dm}/size; nothing was written",
                 wwid=wwid,
             )
         luns.append(LunResize(wwid=wwid, paths=paths, dm_map=dm_map, map_size=size))
@@ -343,9 +343,10 @@ def _resize_lun(host: Host, lun: LunResize, deadline: Deadline) -> Dict[str, Any
     if lun.dm_map is not None and size is not None and lun.map_size is not None and size != lun.map_size:
         if size < lun.map_size:
             raise ResizeError(
-                f"refusing to shrink map {lun.dm_map.name} ({lun.dm_map.dm}) of LUN {lun.wwid}: its paths now "
-                f"report {_human(size)}, the map is {_human(lun.map_size)}. The LUN shrank on the array; a map cut "
-                "below its filesystem loses data. Grow the LUN back, or take it out of use and detach it",
+                f"refusing to shrink map {lun.dm_map.name or lun.dm_map.dm} ({lun.dm_map.dm}) of LUN {lun.wwid}: "
+                f"its paths now report {_human(size)}, the map is {_human(lun.map_size)}. The LUN shrank on the "
+                "array; a map cut below its filesystem loses data. Grow the LUN back, or take it out of use and "
+                "detach it",
                 wwid=lun.wwid,
                 map=lun.dm_map.name,
                 map_size_bytes=lun.map_size,

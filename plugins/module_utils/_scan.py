@@ -263,7 +263,8 @@ class ScanPlan:
 
 def _session_label(session: IscsiSession) -> str:
     portal = session.persistent_portal or session.portal
-    return f"sid {session.sid} (host{session.host}, {portal if portal is not None else 'no portal'}, {session.state})"
+    where = portal if portal is not None else "no portal"
+    return f"sid {session.sid} (host{session.host}, {where}, {session.state or 'state unknown'})"
 
 
 def _sessions_seen(snapshot: Snapshot) -> List[str]:
@@ -545,7 +546,7 @@ def _seen(item: ScanItem, snapshot: Snapshot) -> str:
     device = find_device(item=item, snapshot=snapshot)
     if device is None:
         return f"no device at {item.address}"
-    return f"scsi_device {device.hctl} in state {device.state} without a block device"
+    return f"scsi_device {device.hctl} in state {device.state or 'unknown'} without a block device"
 
 
 def _waited_names(plan: ScanPlan, snapshot: Snapshot) -> List[str]:

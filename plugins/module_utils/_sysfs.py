@@ -305,7 +305,7 @@ class Snapshot:
         """The multipath map holding these devices, None if none; :class:`SysfsError` if they are split."""
         maps = tuple(dm_map for dm_map in self.maps_holding(names=names) if dm_map.is_multipath)
         if len(maps) > 1:
-            found = ", ".join(f"{dm_map.dm} ({dm_map.name})" for dm_map in maps)
+            found = ", ".join(f"{dm_map.dm} ({dm_map.name or 'no dm name'})" for dm_map in maps)
             raise SysfsError(f"the devices are held by different multipath maps: {found}")
         return maps[0] if maps else None
 
