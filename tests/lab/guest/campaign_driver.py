@@ -200,6 +200,7 @@ class Campaign:
     def step_attach(self, step):
         pool = self.attachable()
         if not pool:
+            step["kind"] = "remap"  # what ran instead: the drawn step had nothing to act on
             return self.step_remap(step)
         luns = sorted(self.rng.sample(pool, min(len(pool), self.rng.randint(1, 3))))
         step["luns"] = luns
@@ -221,6 +222,7 @@ class Campaign:
 
     def step_detach(self, step):
         if not self.held:
+            step["kind"] = "attach"  # what ran instead: the drawn step had nothing to act on
             return self.step_attach(step)
         luns = sorted(self.rng.sample(sorted(self.held), min(len(self.held), self.rng.randint(1, 2))))
         step["luns"] = luns
@@ -232,6 +234,7 @@ class Campaign:
         """Detach LUN B, then attach LUN A while the array unmaps B at a random point of A's attach."""
         pool = self.attachable()
         if not self.held or not pool:
+            step["kind"] = "attach"  # what ran instead: the drawn step had nothing to act on
             return self.step_attach(step)
         victim = self.rng.choice(sorted(self.held))
         other = self.rng.choice([lun for lun in pool if lun != victim] or pool)
@@ -266,6 +269,7 @@ class Campaign:
     def step_reuse(self, step):
         free = [lun for lun in self.luns if lun not in self.held]
         if not free:
+            step["kind"] = "detach"  # what ran instead: the drawn step had nothing to act on
             return self.step_detach(step)
         lun = self.rng.choice(free)
         labctl("reuse", str(lun))
@@ -317,6 +321,7 @@ class Campaign:
         detach = bool(self.held) and (not pool or self.rng.random() < 0.4)
         luns = [self.rng.choice(sorted(self.held))] if detach else [self.rng.choice(pool)] if pool else []
         if not luns:
+            step["kind"] = "remap"  # what ran instead: the drawn step had nothing to act on
             return self.step_remap(step)
         after = round(self.rng.uniform(0.3, 8), 2)
         step.update(luns=luns, action="detach" if detach else "attach", kill_after=after)
@@ -334,6 +339,13 @@ class Campaign:
         self.note_error(step, again)
         step["ok"] = not again.get("failed")
         step["rerun_changed"] = again.get("changed")
+        # a killed attach whose re-run says changed=false adopted what the killed run created without saying so
+        # (issue 14 item 4: the journal that would report it does not exist yet); counted, not a violation
+        outcome = "re-run changed" if again.get("changed") else "re-run unchanged"
+        outcome = outcome if step["killed"] else "not killed"
+        kills = self.counts.setdefault("kills", {})
+        key = f"{step['action']}: {outcome}"
+        kills[key] = kills.get(key, 0) + 1
         if detach and not again.get("failed"):
             self.held.pop(luns[0], None)
         elif not detach:
