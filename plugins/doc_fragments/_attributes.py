@@ -92,3 +92,37 @@ options:
         type: int
         default: 900
 """
+
+    # the lock options of a module that only reads: accepted for module_defaults of the action group, not used
+    LOCK_UNUSED = r"""
+options:
+  lock_file:
+    description:
+      - Accepted so that one C(module_defaults) entry for the action group C(group/lunsafe.san.lunsafe) can set
+        the host lock of every module of the collection; this module reads only and never takes the lock.
+    type: path
+    default: /run/lock/lunsafe-san.lock
+  lock_timeout:
+    description:
+      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
+    type: float
+    default: 300
+  lock_lease:
+    description:
+      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
+    type: dict
+    suboptions:
+      id:
+        description: Not used.
+        type: str
+        required: true
+      state:
+        description: Not used.
+        type: str
+        choices: [held, released]
+        default: held
+      ttl:
+        description: Not used.
+        type: int
+        default: 900
+"""

@@ -31,6 +31,7 @@ requirements:
   - C(/proc) mounted (each command's deadline is enforced by signalling it and its children, found there).
 extends_documentation_fragment:
   - lunsafe.san._attributes
+  - lunsafe.san._attributes.LOCK_UNUSED
 attributes:
   check_mode:
     support: full
@@ -72,35 +73,6 @@ options:
         the module fails naming it.
     type: float
     default: 15
-  lock_file:
-    description:
-      - Accepted so that one C(module_defaults) entry for the action group C(group/lunsafe.san.lunsafe) can set
-        the host lock of every module of the collection; this module reads only and never takes the lock.
-    type: path
-    default: /run/lock/lunsafe-san.lock
-  lock_timeout:
-    description:
-      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
-    type: float
-    default: 300
-  lock_lease:
-    description:
-      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
-    type: dict
-    suboptions:
-      id:
-        description: Not used.
-        type: str
-        required: true
-      state:
-        description: Not used.
-        type: str
-        choices: [held, released]
-        default: held
-      ttl:
-        description: Not used.
-        type: int
-        default: 900
 notes:
   - A session's RV(sessions[].replacement_timeout) is the kernel's current value, which multipathd may have
     lowered (C(fast_io_fail_tmo)); RV(nodes[].timeouts.replacement_timeout) is the one the record gives at the

@@ -48,6 +48,7 @@ requirements:
     (lvm2 / device-mapper), C(multipath)
 extends_documentation_fragment:
   - lunsafe.san._attributes
+  - lunsafe.san._attributes.LOCK_UNUSED
   - lunsafe.san._attributes.FACTS
 attributes:
   idempotent:
@@ -81,35 +82,6 @@ options:
         answer in time is killed and its source is reported as V(timeout).
     type: float
     default: 15
-  lock_file:
-    description:
-      - Accepted so that one C(module_defaults) entry for the action group C(group/lunsafe.san.lunsafe) can set
-        the host lock of every module of the collection; this module reads only and never takes the lock.
-    type: path
-    default: /run/lock/lunsafe-san.lock
-  lock_timeout:
-    description:
-      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
-    type: float
-    default: 300
-  lock_lease:
-    description:
-      - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.
-    type: dict
-    suboptions:
-      id:
-        description: Not used.
-        type: str
-        required: true
-      state:
-        description: Not used.
-        type: str
-        choices: [held, released]
-        default: held
-      ttl:
-        description: Not used.
-        type: int
-        default: 900
   multipath_ll_fallback:
     description:
       - When multipathd does not answer and multipath maps exist, run C(multipath -ll) for the checker states

@@ -42,6 +42,8 @@ def test_every_module_of_the_group_accepts_and_documents_the_lock_options(name: 
     doc = yaml.safe_load(module.DOCUMENTATION)
     fragments = doc.get("extends_documentation_fragment", [])
     documented = set(doc.get("options", {})) | (
-        set(LOCK_ARGUMENT_SPEC) if "lunsafe.san._attributes.LOCK" in fragments else set()
+        set(LOCK_ARGUMENT_SPEC)
+        if {"lunsafe.san._attributes.LOCK", "lunsafe.san._attributes.LOCK_UNUSED"} & set(fragments)
+        else set()
     )
     assert set(LOCK_ARGUMENT_SPEC) <= documented
