@@ -1,16 +1,33 @@
 # Copyright: lunsafe.san contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Seeded fault campaign, guest side: runs the collection's modules on this host, step after step, with faults.
+"""Seeded fault campaign, guest side: runs the collection's modules on this host, round after round, with faults.
 
 Copied into the lab guest by tests/lab/campaign.py and run there as root, so that a step costs a module run
 and not a controller round trip. It only ever runs inside the throwaway lab VM.
 
 The modules run directly (``python3 -m ansible_collections.lunsafe.san.plugins.modules.X ARGS.json``) from a
 staged tree holding the collection's plugins and ansible-core's module_utils. The array is driven through
-labctl. Every step is drawn from ``random.Random(seed)``: the same seed gives the same sequence of steps and
-fault points (what the kernel and the daemons do in between is not seeded, so outcomes can differ).
+labctl.
 
-After every step the invariants are checked (see :func:`check`), and one JSON line per step goes to stdout.
+Rounds: in each round ``--workers`` steps run at once, one thread each. A round is planned first, step after
+step, each step from its own ``random.Random(f"{seed}:{i}")``: its kind, its LUNs (disjoint from the other
+steps' of the round) and its fault points. Faults that reach the whole host (a portal down, a daemon restart)
+hit every step of the round; at most one of them runs per round. The module runs serialize on the host lock.
+After every round (a barrier) the invariants are checked once (see :func:`Campaign.problems`); a violation is
+reported with every step of the round. What the kernel and the daemons do in between is not seeded, so the
+LUNs a step can draw from, and the outcomes, can differ between two runs of one seed.
+
+Data: LUNs with ``n % 4 == 3`` carry an ext4 filesystem with a checksummed file, mounted while held (a
+detach while mounted must be refused with nothing changed); the others carry a raw checksummed pattern
+written through the map before each detach and read back after each re-attach. ``inflight_write`` steps
+write through a held map with O_DIRECT while the portal 127.0.0.2 is down and read it back.
+
+Steps through the roles: with ``--role-every K`` every K-th round is a role step that the controller runs
+(ansible-playbook with the collection's lun_attach or lun_detach role). The driver plans it, saves its state
+in ``--state`` and exits with ``{"summary": ..., "role": {...}}``; the controller runs the role and starts the
+driver again with ``--role-result``, which completes the step (held LUNs, data read back, invariants).
+
+One JSON line per step goes to stdout, and one ``{"summary": ...}`` line at the end of each segment.
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import mmap
 import os
 import random
 import signal
@@ -31,21 +49,35 @@ import time
 
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 PORTALS = ("127.0.0.1:3260", "127.0.0.2:3260")
+FLAP_PORTAL = "127.0.0.2"
 LABCTL = ["python3", "/usr/local/lib/lunsafe-lab/labctl.py"]
+LABCTL_STATE = "/var/lib/lunsafe-lab/state.json"
+LOCK_FILE = "/run/lock/lunsafe-san.lock"
+JOURNAL = LOCK_FILE + ".journal"
+LOCK_TIMEOUT = 1200  # module runs queue on the host lock behind the other workers' runs: generous on purpose
 PATTERN_BYTES = 4 * 1024 * 1024  # written through the map before each detach, read back after re-attach
+INFLIGHT_OFFSET = 16 * 1024 * 1024  # the in-flight writes go here, away from the pattern
+INFLIGHT_CHUNK = 256 * 1024
+INFLIGHT_BYTES = 4 * 1024 * 1024
+FS_FILE_BYTES = 1024 * 1024
+MOUNT_ROOT = "/mnt/lunsafe-campaign"  # labctl reset unmounts /mnt/lunsafe*
 SETTLE_SECONDS = 90  # how long paths may take to come back after a fault before that is a violation
+POLL = 0.5
 
 STEP_WEIGHTS = {
-    "attach": 30,
-    "detach": 25,
-    "race_unmap": 8,
-    "reuse": 5,
-    "portal_flap": 8,
-    "iscsid_restart": 4,
-    "multipathd_restart": 4,
+    "attach": 28,
+    "detach": 24,
+    "race_unmap": 7,
+    "reuse": 4,
+    "portal_flap": 6,
+    "inflight_write": 5,
+    "iscsid_restart": 3,
+    "multipathd_restart": 3,
     "kill": 8,
     "remap": 8,
 }
+#: steps whose fault reaches the whole host: at most one per round
+GLOBAL_KINDS = ("portal_flap", "inflight_write", "iscsid_restart", "multipathd_restart")
 
 
 def sh(argv, timeout=120):
@@ -56,11 +88,19 @@ def sh(argv, timeout=120):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+LABCTL_LOCK = threading.Lock()  # labctl keeps a state file: one labctl process at a time
+
+
 def labctl(*args, timeout=300):
-    rc, out, err = sh([*LABCTL, *args], timeout=timeout)
+    with LABCTL_LOCK:
+        rc, out, err = sh([*LABCTL, *args], timeout=timeout)
     if rc != 0:
         raise RuntimeError(f"labctl {' '.join(args)} failed rc={rc}: {err.strip()[-300:]}")
     return json.loads(out)
+
+
+def is_fs_lun(lun):
+    return lun % 4 == 3
 
 
 class ModuleRun:
@@ -71,6 +111,8 @@ class ModuleRun:
         with os.fdopen(self.fd, "w") as handle:
             json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
         env = dict(os.environ, PYTHONPATH=stage)
+        self.start = time.monotonic()
+        self.wall_start = time.time()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", f"ansible_collections.lunsafe.san.plugins.modules.{module}", self.args_path],
             stdout=subprocess.PIPE,
@@ -80,12 +122,17 @@ class ModuleRun:
             start_new_session=True,
         )
         self.module = module
+        self.seconds = 0.0
+
+    @property
+    def pid(self):
+        return self.proc.pid
 
     def kill(self):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
-    def result(self, timeout=900):
+    def result(self, timeout=1800):
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -94,6 +141,7 @@ class ModuleRun:
             return {"failed": True, "msg": f"campaign: {self.module} did not end within {timeout}s", "hung": True}
         finally:
             os.unlink(self.args_path)
+            self.seconds = time.monotonic() - self.start
         if self.proc.returncode == -signal.SIGKILL:
             return {"failed": True, "killed": True, "msg": "killed by the campaign"}
         try:
@@ -110,24 +158,118 @@ class ModuleRun:
 class Campaign:
     def __init__(self, args):
         self.args = args
-        self.rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: a run must be replayable
+        self.mu = threading.RLock()  # the campaign's state and counts, shared by the workers of a round
         self.luns = list(range(args.luns))
         # the array's view: LUN -> mapped, generation (a reuse makes a new LU with a new WWID)
         self.mapped = {lun: True for lun in self.luns}
         self.generation = {lun: 0 for lun in self.luns}
         # the host's view as the campaign wants it: LUN -> {"wwid", "map"} while attached
         self.held = {}
-        self.pattern = {}  # (lun, generation) -> sha256 of the pattern written through the map
-        self.counts = {"steps": {}, "faults": {}, "errors": {}, "violations": [], "data": {}}
-        self.counts["data"] = {"written_bytes": 0, "verified_bytes": 0, "verified": 0, "mismatches": 0}
+        self.pattern = {}  # "lun:generation" -> sha256 of the raw pattern (or of the file on a filesystem LUN)
+        self.cycle = {}  # "lun:generation" -> how many times the data was rewritten (seeds the next pattern)
+        self.formatted = set()  # "lun:generation" with a filesystem on it
+        self.mounted = set()  # LUNs whose filesystem is mounted now
+        self.next_step = 0
+        self.next_round = 0
+        self.pending_role = None
+        self.ended_pids = {}  # pid -> (start, end) of the module runs that ended by themselves (this segment)
+        self.killed_pids = set()
+        self.counts = {
+            "steps": {},
+            "faults": {},
+            "errors": {},
+            "violations": [],
+            "kills": {},
+            "refusals": {},
+            "journal": {"results_with_interrupted": 0, "results_without_interrupted": 0, "entries": {}},
+            "roles": {},
+            "timing": {"module_s": 0.0, "check_s": 0.0, "rounds_s": 0.0, "rounds": 0, "role_s": 0.0},
+            "data": {
+                "written_bytes": 0,
+                "verified_bytes": 0,
+                "verified": 0,
+                "mismatches": 0,
+                "fs_verified": 0,
+                "fsck_clean": 0,
+                "inflight_written_bytes": 0,
+                "inflight_verified_bytes": 0,
+                "inflight_writes": 0,
+            },
+        }
+
+    # -- state across segments ----------------------------------------------------------------------------
+
+    STATE_KEYS = ("mapped", "generation", "held", "pattern", "cycle", "next_step", "next_round", "pending_role")
+
+    def save(self, path):
+        state = {key: getattr(self, key) for key in self.STATE_KEYS}
+        state["formatted"] = sorted(self.formatted)
+        state["mounted"] = sorted(self.mounted)
+        state["counts"] = self.counts
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(state, handle)
+        os.replace(tmp, path)
+
+    def load(self, path):
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+        for key in ("mapped", "generation", "held"):
+            setattr(self, key, {int(k): v for k, v in state[key].items()})
+        for key in ("pattern", "cycle", "next_step", "next_round", "pending_role"):
+            setattr(self, key, state[key])
+        self.formatted = set(state["formatted"])
+        self.mounted = set(state["mounted"])
+        self.counts = state["counts"]
+
+    # -- counting -----------------------------------------------------------------------------------------
+
+    def bump(self, table, key, by=1):
+        with self.mu:
+            self.counts[table][key] = self.counts[table].get(key, 0) + by
+
+    def fault(self, kind):
+        self.bump("faults", kind)
+
+    def data(self, key, by=1):
+        self.bump("data", key, by)
 
     # -- modules ------------------------------------------------------------------------------------------
 
-    def run(self, module, params, timeout=900):
-        return ModuleRun(self.args.stage, module, params).result(timeout)
+    def run(self, module, params, step, timeout=1800):
+        run = ModuleRun(self.args.stage, module, params)
+        result = run.result(timeout)
+        self.took(step, run, result)
+        self.note_journal(step, result)
+        return result
+
+    def took(self, step, run, result):
+        """Time spent in module runs, by the module's own phases (lock wait, scan, map wait, ...)."""
+        step["module_s"] = round(step.get("module_s", 0) + run.seconds, 1)
+        phases = step.setdefault("phases", {})
+        with self.mu:
+            self.counts["timing"]["module_s"] += run.seconds
+            self.counts["timing"]["module_runs"] = self.counts["timing"].get("module_runs", 0) + 1
+            table = self.counts["timing"].setdefault("phases", {})
+            for phase, seconds in (result.get("timings") or {}).items():
+                if isinstance(seconds, (int, float)) and phase != "total":
+                    phases[phase] = round(phases.get(phase, 0) + seconds, 2)
+                    table[phase] = table.get(phase, 0) + seconds
+            if result.get("killed") or result.get("hung"):
+                self.killed_pids.add(run.pid)
+            else:
+                self.ended_pids[run.pid] = (run.wall_start, time.time())
 
     def attach_params(self, luns, state="present"):
-        params = {"target": IQN, "portals": list(PORTALS), "luns": luns, "state": state, "timeout": 60}
+        params = {
+            "target": IQN,
+            "portals": list(PORTALS),
+            "luns": luns,
+            "state": state,
+            "timeout": 60,
+            "lock_file": LOCK_FILE,
+            "lock_timeout": LOCK_TIMEOUT,
+        }
         if state == "absent":
             params.update(logout=False)
         return params
@@ -137,177 +279,524 @@ class Campaign:
             return
         msg = str(result.get("msg", ""))
         key = msg.split(":", maxsplit=1)[0][:120] if msg else "(no message)"
-        self.counts["errors"][key] = self.counts["errors"].get(key, 0) + 1
-        if result.get("traceback") or result.get("no_result") or result.get("hung"):
+        self.bump("errors", key)
+        step.setdefault("errors", []).append(msg[:300])
+        if result.get("traceback") or result.get("no_result") or result.get("hung") or not msg.strip():
             step["violations"].append(f"not a clear error: {msg[:200]} {result.get('traceback', '')[-300:]}")
+
+    def note_journal(self, step, result):
+        """The journal's report (issue 14 item 4): counted whenever a result carries it."""
+        if result.get("killed") or result.get("hung") or result.get("no_result"):
+            return
+        if "interrupted" not in result:
+            self.bump("journal", "results_without_interrupted")
+            return
+        self.bump("journal", "results_with_interrupted")
+        for entry in result.get("interrupted") or []:
+            if not isinstance(entry, dict):
+                step["violations"].append(f"interrupted entry is not a dict: {entry!r:.200}")
+                continue
+            key = f"{entry.get('op')}: {entry.get('resolution')}"
+            with self.mu:
+                table = self.counts["journal"]["entries"]
+                table[key] = table.get(key, 0) + 1
+            step.setdefault("interrupted", []).append({k: entry.get(k) for k in ("op", "pid", "resolution", "done")})
+            if entry.get("resolution") not in ("adopted", "removed", "left", "gone"):
+                step["violations"].append(f"interrupted entry with resolution {entry.get('resolution')!r}")
+            if self.ended_normally(entry):
+                what = f"{entry.get('op')} pid {entry.get('pid')} started {entry.get('started')}"
+                step["violations"].append(
+                    f"a run that was not killed is reported as interrupted: {what}, resolution "
+                    f"{entry.get('resolution')}, done {str(entry.get('done'))[:200]}"
+                )
+        pids = [(e.get("pid"), e.get("started")) for e in result.get("interrupted") or [] if isinstance(e, dict)]
+        if len(set(pids)) != len(pids):
+            step["violations"].append(f"the same interrupted run reported twice in one result: {pids}")
+
+    def ended_normally(self, entry):
+        """Whether the entry's pid is a module run of this campaign that ended by itself (its entry should be gone)."""
+        window = self.ended_pids.get(entry.get("pid"))
+        if window is None:
+            return False
+        try:
+            import datetime  # noqa: PLC0415
+
+            started = datetime.datetime.fromisoformat(str(entry.get("started")).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return True  # the pid alone: pids are not reused within one segment's runs in practice
+        return window[0] - 5 <= started <= window[1] + 5
 
     # -- data ---------------------------------------------------------------------------------------------
 
-    def _pattern(self, lun):
-        seed = f"{self.args.seed}:{lun}:{self.generation[lun]}"
-        return random.Random(seed).randbytes(PATTERN_BYTES)  # noqa: S311 - a test pattern, not a secret
+    def key(self, lun):
+        return f"{lun}:{self.generation[lun]}"
 
-    def write_pattern(self, lun, step):
+    def _pattern(self, lun, size):
+        key = self.key(lun)
+        with self.mu:
+            self.cycle[key] = self.cycle.get(key, 0) + 1
+            seed = f"{self.args.seed}:{key}:{self.cycle[key]}"
+        return random.Random(seed).randbytes(size)  # noqa: S311 - a test pattern, not a secret
+
+    def dev(self, lun):
         entry = self.held.get(lun)
-        if not entry or not entry.get("map"):
+        return f"/dev/mapper/{entry['map']}" if entry and entry.get("map") else None
+
+    def write_data(self, lun, step):
+        """Before a detach: the raw pattern, or the file on the filesystem (then unmounted)."""
+        dev = self.dev(lun)
+        if not dev:
             return
-        data = self._pattern(lun)
-        fd = os.open(f"/dev/mapper/{entry['map']}", os.O_WRONLY | os.O_SYNC)
+        if is_fs_lun(lun):
+            self.write_file(lun, step)
+            return
+        data = self._pattern(lun, PATTERN_BYTES)
+        fd = os.open(dev, os.O_WRONLY | os.O_SYNC)
         try:
             os.write(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.pattern[(lun, self.generation[lun])] = hashlib.sha256(data).hexdigest()
-        self.counts["data"]["written_bytes"] += len(data)
+        with self.mu:
+            self.pattern[self.key(lun)] = hashlib.sha256(data).hexdigest()
+        self.data("written_bytes", len(data))
         step.setdefault("data", []).append(f"wrote {lun}")
 
-    def verify_pattern(self, lun, step):
-        want = self.pattern.get((lun, self.generation[lun]))
-        entry = self.held.get(lun)
-        if want is None or not entry or not entry.get("map"):
+    def verify_data(self, lun, step):
+        """After an attach: read the pattern back, or fsck and mount the filesystem and check its file."""
+        dev = self.dev(lun)
+        if not dev:
             return
-        fd = os.open(f"/dev/mapper/{entry['map']}", os.O_RDONLY)
+        if is_fs_lun(lun):
+            self.mount_fs(lun, step)
+            return
+        want = self.pattern.get(self.key(lun))
+        if want is None:
+            self.write_data(lun, step)
+            return
+        fd = os.open(dev, os.O_RDONLY)
         try:
             os.posix_fadvise(fd, 0, PATTERN_BYTES, os.POSIX_FADV_DONTNEED)
             data = os.read(fd, PATTERN_BYTES)
         finally:
             os.close(fd)
-        self.counts["data"]["verified"] += 1
-        self.counts["data"]["verified_bytes"] += len(data)
+        self.data("verified")
+        self.data("verified_bytes", len(data))
         if hashlib.sha256(data).hexdigest() != want:
-            self.counts["data"]["mismatches"] += 1
+            self.data("mismatches")
             step["violations"].append(f"data mismatch on LUN {lun} generation {self.generation[lun]}")
         step.setdefault("data", []).append(f"verified {lun}")
 
-    # -- steps --------------------------------------------------------------------------------------------
+    def mountpoint(self, lun):
+        return f"{MOUNT_ROOT}/lun{lun}"
 
-    def attachable(self):
-        return [lun for lun in self.luns if lun not in self.held and self.mapped[lun]]
+    def mount_fs(self, lun, step):
+        """fsck -n, mount, compare the file's checksum (a fresh LU or one never formatted gets mkfs first)."""
+        dev = self.dev(lun)
+        key = self.key(lun)
+        os.makedirs(self.mountpoint(lun), exist_ok=True)
+        if lun in self.mounted:
+            return
+        if key not in self.formatted:
+            rc, _out, err = sh(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", dev], timeout=120)
+            if rc != 0:
+                step["violations"].append(f"harness: mkfs.ext4 on LUN {lun} failed: {err.strip()[-200:]}")
+                return
+            with self.mu:
+                self.formatted.add(key)
+                self.pattern.pop(key, None)
+            step.setdefault("data", []).append(f"mkfs {lun}")
+        else:
+            rc, out, err = sh(["fsck.ext4", "-n", "-f", dev], timeout=120)
+            if rc != 0:
+                self.data("mismatches")
+                step["violations"].append(f"fsck -n of LUN {lun} rc={rc}: {(out + err).strip()[-300:]}")
+            else:
+                self.data("fsck_clean")
+        rc, _out, err = sh(["mount", "-t", "ext4", dev, self.mountpoint(lun)], timeout=60)
+        if rc != 0:
+            self.data("mismatches")
+            step["violations"].append(f"mount of LUN {lun} failed: {err.strip()[-200:]}")
+            return
+        with self.mu:
+            self.mounted.add(lun)
+        want = self.pattern.get(key)
+        path = f"{self.mountpoint(lun)}/data.bin"
+        if want is None:
+            self.write_file(lun, step, unmount=False)
+            return
+        try:
+            with open(path, "rb") as handle:
+                got = hashlib.sha256(handle.read()).hexdigest()
+        except OSError as exc:
+            got = f"unreadable: {exc}"
+        self.data("verified")
+        self.data("fs_verified")
+        self.data("verified_bytes", FS_FILE_BYTES)
+        if got != want:
+            self.data("mismatches")
+            step["violations"].append(f"file checksum mismatch on LUN {lun} generation {self.generation[lun]}")
+        step.setdefault("data", []).append(f"fs verified {lun}")
+
+    def write_file(self, lun, step, unmount=True):
+        if lun not in self.mounted:
+            self.mount_fs(lun, step)
+            if lun not in self.mounted:
+                return
+        data = self._pattern(lun, FS_FILE_BYTES)
+        path = f"{self.mountpoint(lun)}/data.bin"
+        with open(path + ".tmp", "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(path + ".tmp", path)
+        dirfd = os.open(self.mountpoint(lun), os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+        with self.mu:
+            self.pattern[self.key(lun)] = hashlib.sha256(data).hexdigest()
+        self.data("written_bytes", len(data))
+        step.setdefault("data", []).append(f"fs wrote {lun}")
+        if unmount:
+            self.unmount(lun, step)
+
+    def unmount(self, lun, step):
+        if lun not in self.mounted:
+            return
+        rc, _out, err = sh(["umount", self.mountpoint(lun)], timeout=120)
+        if rc != 0:
+            step["violations"].append(f"harness: umount of LUN {lun} failed: {err.strip()[-200:]}")
+            return
+        with self.mu:
+            self.mounted.discard(lun)
+
+    # -- the host as sysfs shows it -----------------------------------------------------------------------
+
+    def lun_view(self, lun):
+        """The LUN's SCSI devices (hctl, state, name) and the multipath maps above them."""
+        devices = []
+        maps = set()
+        for path in glob.glob(f"/sys/class/iscsi_session/session*/device/target*/*:*:*:{lun}"):
+            block = glob.glob(f"{path}/block/*")
+            name = os.path.basename(block[0]) if block else None
+            devices.append((os.path.basename(path), _read(f"{path}/state"), name))
+            for holder in glob.glob(f"/sys/block/{name}/holders/dm-*") if name else []:
+                dm_name = _read(f"{holder}/dm/name")
+                uuid = _read(f"{holder}/dm/uuid") or ""
+                maps.add((dm_name, uuid[len("mpath-") :] if uuid.startswith("mpath-") else uuid))
+        return sorted(devices, key=str), sorted(maps, key=str)
+
+    def footprint(self, lun):
+        """What a run can add or remove for the LUN: its devices and maps (not their states, which a portal flap
+        or a daemon restart of the same round changes)."""
+        devices, maps = self.lun_view(lun)
+        return sorted((hctl, name) for hctl, _state, name in devices), [name for name, _wwid in maps]
+
+    def adopt_observed(self, lun):
+        """A LUN attached by someone else (a role): held when a multipath map sits on its paths."""
+        _devices, maps = self.lun_view(lun)
+        if maps:
+            with self.mu:
+                self.held[lun] = {"wwid": maps[0][1], "map": maps[0][0]}
+            return True
+        return False
+
+    # -- planning -----------------------------------------------------------------------------------------
+
+    def plan(self, index, reserved, global_taken):
+        """Draw step ``index``: its kind and its LUNs (not in ``reserved``), with its own RNG."""
+        rng = random.Random(f"{self.args.seed}:{index}")  # noqa: S311 - seeded on purpose: replayable
+        kinds = list(STEP_WEIGHTS)
+        kind = rng.choices(kinds, [STEP_WEIGHTS[k] for k in kinds])[0]
+        step = {"i": index, "kind": kind, "drawn": kind, "violations": []}
+        if kind in GLOBAL_KINDS and global_taken:
+            kind = "attach"  # one host-wide fault per round: the others of the round become attaches
+        plan = getattr(self, f"plan_{kind}")(rng, step, reserved)
+        if step["kind"] in GLOBAL_KINDS:
+            step["global"] = True
+        reserved.update(step.get("luns", []))
+        reserved.update([step["victim"]] if "victim" in step else [])
+        return rng, step, plan
+
+    def attachable(self, reserved):
+        return [lun for lun in self.luns if lun not in self.held and self.mapped[lun] and lun not in reserved]
+
+    def detachable(self, reserved):
+        return [lun for lun in sorted(self.held) if lun not in reserved]
+
+    def plan_attach(self, rng, step, reserved):
+        step["kind"] = "attach"
+        pool = self.attachable(reserved)
+        if not pool:
+            return self.plan_remap(rng, step, reserved)
+        step["luns"] = sorted(rng.sample(pool, min(len(pool), rng.randint(1, 3))))
+        return self.step_attach
+
+    def plan_detach(self, rng, step, reserved):
+        step["kind"] = "detach"
+        pool = self.detachable(reserved)
+        if not pool:
+            return self.plan_attach(rng, step, reserved)
+        step["luns"] = sorted(rng.sample(pool, min(len(pool), rng.randint(1, 2))))
+        step["try_mounted"] = rng.random() < 0.7
+        return self.step_detach
+
+    def plan_race_unmap(self, rng, step, reserved):
+        pool = self.attachable(reserved)
+        held = self.detachable(reserved)
+        if not held or not pool:
+            return self.plan_attach(rng, step, reserved)
+        victim = rng.choice(held)
+        step.update(luns=[rng.choice(pool)], victim=victim, unmap_after=round(rng.uniform(0, 4), 2))
+        return self.step_race_unmap
+
+    def plan_remap(self, rng, step, reserved):
+        step["kind"] = "remap"
+        unmapped = [lun for lun in self.luns if not self.mapped[lun] and lun not in reserved]
+        if not unmapped:
+            step["kind"] = "noop"
+            return lambda step: {}
+        step["luns"] = [rng.choice(unmapped)]
+        return self.step_remap
+
+    def plan_reuse(self, rng, step, reserved):
+        free = [lun for lun in self.luns if lun not in self.held and lun not in reserved]
+        if not free:
+            return self.plan_detach(rng, step, reserved)
+        step["luns"] = [rng.choice(free)]
+        return self.step_reuse
+
+    def plan_portal_flap(self, rng, step, reserved):
+        during = rng.choice(["attach", "detach"])
+        step.update(down_for=round(rng.uniform(2, 10), 2), start_after=round(rng.uniform(0, 3), 2))
+        inner = (self.plan_attach if during == "attach" else self.plan_detach)(rng, step, reserved)
+        step.update(kind="portal_flap", during=step["kind"])
+        return lambda step: self.step_portal_flap(step, inner)
+
+    def plan_inflight_write(self, rng, step, reserved):
+        pool = [lun for lun in self.detachable(reserved) if not is_fs_lun(lun)]
+        if not pool:
+            return self.plan_portal_flap(rng, step, reserved)
+        step.update(
+            luns=[rng.choice(pool)],
+            down_after=round(rng.uniform(0, 1), 2),
+            down_for=round(rng.uniform(2, 8), 2),
+            write_seed=rng.randrange(2**32),
+        )
+        return self.step_inflight_write
+
+    def plan_iscsid_restart(self, rng, step, reserved):
+        return lambda step: self.step_restart(step, "iscsid")
+
+    def plan_multipathd_restart(self, rng, step, reserved):
+        return lambda step: self.step_restart(step, "multipathd")
+
+    def plan_kill(self, rng, step, reserved):
+        pool = self.attachable(reserved)
+        held = self.detachable(reserved)
+        detach = bool(held) and (not pool or rng.random() < 0.4)
+        if not held and not pool:
+            return self.plan_remap(rng, step, reserved)
+        step.update(
+            luns=[rng.choice(held if detach else pool)],
+            action="detach" if detach else "attach",
+            kill_after=round(rng.uniform(0.3, 8), 2),
+        )
+        return self.step_kill
+
+    # -- steps --------------------------------------------------------------------------------------------
 
     def record_attach(self, result, luns, step):
         for entry in result.get("luns", []) or []:
             lun = entry.get("linux_lun")
             if lun in luns and entry.get("state") == "attached":
                 dm = entry.get("dm") or {}
-                self.held[lun] = {"wwid": entry.get("wwid"), "map": dm.get("name")}
+                with self.mu:
+                    self.held[lun] = {"wwid": entry.get("wwid"), "map": dm.get("name")}
         for lun in luns:
             if lun in self.held:
-                self.verify_pattern(lun, step)
-                if (lun, self.generation[lun]) not in self.pattern:
-                    self.write_pattern(lun, step)
+                self.verify_data(lun, step)
 
     def step_attach(self, step):
-        pool = self.attachable()
-        if not pool:
-            step["kind"] = "remap"  # what ran instead: the drawn step had nothing to act on
-            return self.step_remap(step)
-        luns = sorted(self.rng.sample(pool, min(len(pool), self.rng.randint(1, 3))))
-        step["luns"] = luns
-        result = self.run("iscsi_lun_attach", self.attach_params(luns))
+        luns = step["luns"]
+        result = self.run("iscsi_lun_attach", self.attach_params(luns), step)
         self.note_error(step, result)
         step["ok"] = not result.get("failed")
         self.record_attach(result, luns, step)
         return result
 
-    def detach(self, luns, step):
+    def detach(self, luns, step, try_mounted=False):
+        fs_luns = [lun for lun in luns if lun in self.mounted]
+        if try_mounted and fs_luns:
+            self.refuse_mounted(fs_luns[0], step)
         for lun in luns:
-            self.write_pattern(lun, step)
-        result = self.run("iscsi_lun_attach", self.attach_params(luns, "absent"))
+            self.write_data(lun, step)
+        result = self.run("iscsi_lun_attach", self.attach_params(luns, "absent"), step)
         self.note_error(step, result)
         if not result.get("failed"):
-            for lun in luns:
-                self.held.pop(lun, None)
+            with self.mu:
+                for lun in luns:
+                    self.held.pop(lun, None)
+        else:
+            self.after_failed_detach(luns, step)
         return result
 
+    def after_failed_detach(self, luns, step):
+        """A detach that failed: the LUNs it left whole stay held (their filesystem mounted again)."""
+        for lun in luns:
+            devices, maps = self.lun_view(lun)
+            if not devices and not maps:
+                with self.mu:
+                    self.held.pop(lun, None)
+            elif lun in self.held and is_fs_lun(lun) and maps:
+                self.mount_fs(lun, step)
+
+    def refuse_mounted(self, lun, step):
+        """A detach of a mounted LUN must be refused with a clear error naming the mount, nothing changed."""
+        before = self.footprint(lun)
+        result = self.run("iscsi_lun_attach", self.attach_params([lun], "absent"), step)
+        after = self.footprint(lun)
+        msg = str(result.get("msg", ""))
+        if not result.get("failed"):
+            outcome = "not refused"
+            step["violations"].append(f"detach of mounted LUN {lun} was not refused: {json.dumps(result)[:300]}")
+            with self.mu:
+                self.held.pop(lun, None)
+                self.mounted.discard(lun)
+            sh(["umount", "-l", self.mountpoint(lun)], timeout=60)
+        elif after != before:
+            outcome = "refused, but changed"
+            step["violations"].append(f"refused detach of mounted LUN {lun} changed it: {before} -> {after}")
+        elif "mount" not in msg.lower() or result.get("traceback"):
+            outcome = "refused without naming the mount"
+            step["violations"].append(f"refused detach of mounted LUN {lun} is not a clear error: {msg[:300]}")
+        else:
+            outcome = "refused, nothing changed"
+        self.bump("refusals", f"mounted detach: {outcome}")
+        step["refused"] = outcome
+        step.setdefault("refusal_msg", msg[:200])
+
     def step_detach(self, step):
-        if not self.held:
-            step["kind"] = "attach"  # what ran instead: the drawn step had nothing to act on
-            return self.step_attach(step)
-        luns = sorted(self.rng.sample(sorted(self.held), min(len(self.held), self.rng.randint(1, 2))))
-        step["luns"] = luns
-        result = self.detach(luns, step)
+        result = self.detach(step["luns"], step, try_mounted=step.get("try_mounted", False))
         step["ok"] = not result.get("failed")
         return result
 
     def step_race_unmap(self, step):
         """Detach LUN B, then attach LUN A while the array unmaps B at a random point of A's attach."""
-        pool = self.attachable()
-        if not self.held or not pool:
-            step["kind"] = "attach"  # what ran instead: the drawn step had nothing to act on
-            return self.step_attach(step)
-        victim = self.rng.choice(sorted(self.held))
-        other = self.rng.choice([lun for lun in pool if lun != victim] or pool)
-        delay = round(self.rng.uniform(0, 4), 2)
-        step.update(luns=[other], victim=victim, unmap_after=delay)
+        victim, delay = step["victim"], step["unmap_after"]
         self.detach([victim], step)
         timer = threading.Timer(delay, lambda: self._unmap(victim))
         timer.start()
-        result = self.run("iscsi_lun_attach", self.attach_params([other]))
+        result = self.run("iscsi_lun_attach", self.attach_params(step["luns"]), step)
         timer.join()
         self.fault("array_unmap")
         self.note_error(step, result)
         step["ok"] = not result.get("failed")
-        self.record_attach(result, [other], step)
+        self.record_attach(result, step["luns"], step)
         return result
 
     def _unmap(self, lun):
         labctl("unmap", str(lun))
-        self.mapped[lun] = False
+        with self.mu:
+            self.mapped[lun] = False
 
     def step_remap(self, step):
-        unmapped = [lun for lun in self.luns if not self.mapped[lun]]
-        if not unmapped:
-            step["kind"] = "noop"
-            return {}
-        lun = self.rng.choice(unmapped)
+        lun = step["luns"][0]
         labctl("map", str(lun))
-        self.mapped[lun] = True
-        step["luns"] = [lun]
+        with self.mu:
+            self.mapped[lun] = True
         return {}
 
     def step_reuse(self, step):
-        free = [lun for lun in self.luns if lun not in self.held]
-        if not free:
-            step["kind"] = "detach"  # what ran instead: the drawn step had nothing to act on
-            return self.step_detach(step)
-        lun = self.rng.choice(free)
+        lun = step["luns"][0]
         labctl("reuse", str(lun))
-        self.generation[lun] += 1
-        self.mapped[lun] = True
+        with self.mu:
+            self.generation[lun] += 1
+            self.mapped[lun] = True
         self.fault("lun_reused")
-        step["luns"] = [lun]
         return {}
 
-    def step_portal_flap(self, step):
-        """Portal 127.0.0.2 down for a few seconds during an attach, a detach or I/O."""
-        during = self.rng.choice(["attach", "detach", "io"])
-        down_for = round(self.rng.uniform(2, 12), 2)
-        start_after = round(self.rng.uniform(0, 3), 2)
-        step.update(during=during, down_for=down_for, start_after=start_after)
+    def portal_down(self, after, down_for, step):
+        """Portal 127.0.0.2 down ``after`` s from now for ``down_for`` s, in a thread (joined by the caller)."""
 
         def flap():
-            time.sleep(start_after)
-            labctl("portal", "down", "127.0.0.2")
-            time.sleep(down_for)
-            labctl("portal", "up", "127.0.0.2")
+            time.sleep(after)
+            try:
+                labctl("portal", "down", FLAP_PORTAL)
+                step["portal_down_at"] = round(time.monotonic() - started, 2)
+                time.sleep(down_for)
+            except RuntimeError as exc:
+                step["violations"].append(f"harness: {exc}")
+            finally:
+                labctl("portal", "up", FLAP_PORTAL)
 
+        started = time.monotonic()
         thread = threading.Thread(target=flap)
         thread.start()
         self.fault("portal_flap")
+        return thread
+
+    def step_portal_flap(self, step, inner):
+        """Portal 127.0.0.2 down for a few seconds during an attach or a detach."""
+        thread = self.portal_down(step["start_after"], step["down_for"], step)
         try:
-            if during == "attach":
-                result = self.step_attach(step)
-            elif during == "detach":
-                result = self.step_detach(step)
-            else:
-                result = {}
-                for lun in sorted(self.held)[:2]:
-                    self.write_pattern(lun, step)
-                    self.verify_pattern(lun, step)
+            return inner(step)
         finally:
             thread.join()
-        return result
+
+    def step_inflight_write(self, step):
+        """Writes in flight through a held map (O_DIRECT, O_SYNC) while the portal 127.0.0.2 goes down and comes
+        back: they must complete through the other path and read back intact."""
+        lun = step["luns"][0]
+        dev = self.dev(lun)
+        data = random.Random(step["write_seed"]).randbytes(INFLIGHT_BYTES)  # noqa: S311 - a test pattern
+        buffer = mmap.mmap(-1, INFLIGHT_CHUNK)  # page aligned, as O_DIRECT wants
+        thread = self.portal_down(step["down_after"], step["down_for"], step)
+        started = time.monotonic()
+        error = None
+        passes = 0
+        try:
+            fd = os.open(dev, os.O_WRONLY | os.O_DIRECT | os.O_SYNC)
+            try:
+                # the same data, pass after pass, until the portal is back: writes are in flight all along
+                while passes == 0 or thread.is_alive():
+                    for offset in range(0, INFLIGHT_BYTES, INFLIGHT_CHUNK):
+                        buffer.seek(0)
+                        buffer.write(data[offset : offset + INFLIGHT_CHUNK])
+                        written = os.pwritev(fd, [buffer], INFLIGHT_OFFSET + offset)
+                        if written != INFLIGHT_CHUNK:
+                            raise OSError(f"short write {written} at {offset}")
+                    passes += 1
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        step["passes"] = passes
+        step["write_s"] = round(time.monotonic() - started, 2)
+        thread.join()
+        self.data("inflight_writes")
+        if error:
+            self.data("mismatches")
+            step["violations"].append(f"in-flight write to LUN {lun} failed during the path failure: {error}")
+            return {}
+        self.data("inflight_written_bytes", INFLIGHT_BYTES * passes)
+        got = bytearray()
+        fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+        try:
+            for offset in range(0, INFLIGHT_BYTES, INFLIGHT_CHUNK):
+                count = os.preadv(fd, [buffer], INFLIGHT_OFFSET + offset)
+                got += buffer[:count]
+        finally:
+            os.close(fd)
+            buffer.close()
+        self.data("inflight_verified_bytes", len(got))
+        if hashlib.sha256(got).digest() != hashlib.sha256(data).digest():
+            self.data("mismatches")
+            step["violations"].append(f"in-flight data mismatch on LUN {lun}")
+        step.setdefault("data", []).append(f"in-flight {INFLIGHT_BYTES // 2**20} MiB verified {lun}")
+        return {}
 
     def step_restart(self, step, unit):
         sh(["systemctl", "restart", unit], timeout=120)
@@ -316,44 +805,65 @@ class Campaign:
 
     def step_kill(self, step):
         """Start an attach (or detach), SIGKILL the module at a random point, then run the same request again:
-        it must converge."""
-        pool = self.attachable()
-        detach = bool(self.held) and (not pool or self.rng.random() < 0.4)
-        luns = [self.rng.choice(sorted(self.held))] if detach else [self.rng.choice(pool)] if pool else []
-        if not luns:
-            step["kind"] = "remap"  # what ran instead: the drawn step had nothing to act on
-            return self.step_remap(step)
-        after = round(self.rng.uniform(0.3, 8), 2)
-        step.update(luns=luns, action="detach" if detach else "attach", kill_after=after)
+        it must converge, and report what the killed run had left (the journal, when the module has it)."""
+        lun, detach = step["luns"][0], step["action"] == "detach"
         if detach:
-            self.write_pattern(luns[0], step)
-        params = self.attach_params(luns, "absent" if detach else "present")
+            self.write_data(lun, step)
+        params = self.attach_params([lun], "absent" if detach else "present")
+        before = self.footprint(lun)
         run = ModuleRun(self.args.stage, "iscsi_lun_attach", params)
-        timer = threading.Timer(after, run.kill)
+        timer = threading.Timer(step["kill_after"], run.kill)
         timer.start()
         first = run.result()
         timer.cancel()
+        self.took(step, run, first)
         step["killed"] = bool(first.get("killed"))
         self.fault("sigkill")
-        again = self.run("iscsi_lun_attach", params)
+        between = self.footprint(lun)
+        leftovers = step["killed"] and between != before
+        step["left_by_kill"] = leftovers
+        if os.path.exists(JOURNAL):
+            step["journal_bytes"] = os.path.getsize(JOURNAL)
+        again = self.run("iscsi_lun_attach", params, step)
         self.note_error(step, again)
         step["ok"] = not again.get("failed")
         step["rerun_changed"] = again.get("changed")
-        # a killed attach whose re-run says changed=false adopted what the killed run created without saying so
-        # (issue 14 item 4: the journal that would report it does not exist yet); counted, not a violation
-        outcome = "re-run changed" if again.get("changed") else "re-run unchanged"
-        outcome = outcome if step["killed"] else "not killed"
-        kills = self.counts.setdefault("kills", {})
-        key = f"{step['action']}: {outcome}"
-        kills[key] = kills.get(key, 0) + 1
+        self.bump("kills", f"{step['action']}: {self.kill_outcome(step, run.pid, first, again, leftovers)}")
         if detach and not again.get("failed"):
-            self.held.pop(luns[0], None)
-        elif not detach:
-            self.record_attach(again, luns, step)
+            with self.mu:
+                self.held.pop(lun, None)
+        elif detach:
+            self.after_failed_detach([lun], step)
+        else:
+            self.record_attach(again, [lun], step)
         return again
 
-    def fault(self, kind):
-        self.counts["faults"][kind] = self.counts["faults"].get(kind, 0) + 1
+    def kill_outcome(self, step, pid, first, again, leftovers):
+        if not step["killed"]:
+            return "not killed (the run ended first)" if not first.get("failed") else "not killed (failed first)"
+        if "interrupted" not in again:  # the module has no journal yet: counted as before, nothing checked
+            return f"re-run {'changed' if again.get('changed') else 'unchanged'} (no journal in the result)"
+        mine = [e for e in again.get("interrupted") or [] if isinstance(e, dict) and e.get("pid") == pid]
+        want = "removed" if step["action"] == "detach" else "adopted"
+        if not mine:
+            if leftovers:
+                step["violations"].append(
+                    f"unreported leftovers: the killed {step['action']} (pid {pid}) changed LUN {step['luns'][0]} "
+                    f"and the re-run reports no interrupted run"
+                )
+                return "unreported leftovers"
+            return "nothing left"
+        entry = mine[0]
+        resolution = entry.get("resolution")
+        if resolution != want and not again.get("failed"):
+            step["violations"].append(
+                f"the re-run of the same request resolved the killed {step['action']} as {resolution!r}, not {want}"
+            )
+        if resolution == "adopted" and entry.get("done") and not again.get("changed"):
+            step["violations"].append("the re-run adopted the killed run's leftovers but reports changed=false")
+        if entry.get("done"):
+            return f"{resolution} and reported"
+        return f"nothing written, entry {resolution}"
 
     # -- invariants ---------------------------------------------------------------------------------------
 
@@ -373,7 +883,7 @@ class Campaign:
         maps = [line.split() for line in out.splitlines() if line.strip()] if rc == 0 else []
         return devices, paths, maps
 
-    def problems(self):
+    def problems(self):  # noqa: PLR0912 - one branch per invariant
         devices, paths, maps = self.observe()
         found = []
         for lun in self.luns:
@@ -399,40 +909,171 @@ class Campaign:
             age = time.time() - os.path.getmtime(lease)
             if age > 600:
                 found.append(f"lock lease {lease} held {age:.0f}s after the step")
+        mounted = set(_lab_mounts())
+        for lun in self.luns:
+            if (self.mountpoint(lun) in mounted) != (lun in self.mounted):
+                found.append(f"harness: LUN {lun} mounted={self.mountpoint(lun) in mounted}, expected the opposite")
         return found
 
-    def check(self, step):
-        deadline = time.monotonic() + SETTLE_SECONDS
+    def check(self):
+        """The invariants once the host settled: polled every POLL s, for at most SETTLE_SECONDS."""
+        start = time.monotonic()
+        deadline = start + SETTLE_SECONDS
         found = self.problems()
         while found and time.monotonic() < deadline:
-            time.sleep(3)
+            time.sleep(POLL)
             found = self.problems()
-        step["violations"].extend(found)
+        seconds = time.monotonic() - start
+        with self.mu:
+            self.counts["timing"]["check_s"] += seconds
+        return found, seconds
 
     # -- the run ------------------------------------------------------------------------------------------
 
-    def run_steps(self):
-        kinds = list(STEP_WEIGHTS)
-        weights = [STEP_WEIGHTS[kind] for kind in kinds]
-        for index in range(self.args.steps):
-            kind = self.rng.choices(kinds, weights)[0]
-            step = {"i": index, "kind": kind, "violations": []}
-            start = time.monotonic()
-            try:
-                if kind in ("iscsid_restart", "multipathd_restart"):
-                    self.step_restart(step, kind.split("_")[0])
+    def run_round(self):
+        reserved = set()
+        planned = []
+        global_taken = False
+        for _worker in range(self.args.workers):
+            if self.next_step >= self.args.steps:
+                break
+            _rng, step, plan = self.plan(self.next_step, reserved, global_taken)
+            global_taken = global_taken or step.get("global", False)
+            step.update(round=self.next_round, worker=len(planned))
+            planned.append((step, plan))
+            self.next_step += 1
+        start = time.monotonic()
+        threads = [threading.Thread(target=self.execute, args=(step, plan)) for step, plan in planned]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        found, check_s = self.check()
+        self.finish_round([step for step, _plan in planned], found, check_s, start)
+
+    def execute(self, step, plan):
+        start = time.monotonic()
+        try:
+            plan(step)
+        except Exception as exc:  # a harness failure is reported as the step's violation
+            step["violations"].append(f"harness: {type(exc).__name__}: {exc}")
+        step["seconds"] = round(time.monotonic() - start, 1)
+
+    def finish_round(self, steps, found, check_s, start):
+        round_s = time.monotonic() - start
+        with self.mu:
+            self.counts["timing"]["rounds_s"] += round_s
+            self.counts["timing"]["rounds"] += 1
+            for what in found:
+                self.counts["violations"].append(
+                    {"round": self.next_round, "steps": [s["i"] for s in steps], "kind": "round", "what": what}
+                )
+            for step in steps:
+                self.counts["violations"].extend(
+                    {"round": self.next_round, "steps": [step["i"]], "kind": step["kind"], "what": v}
+                    for v in step["violations"]
+                )
+                step["violations"].extend(found)
+                step.update(check_s=round(check_s, 1), round_s=round(round_s, 1))
+                self.counts["steps"][step["kind"]] = self.counts["steps"].get(step["kind"], 0) + 1
+                print(json.dumps(step), flush=True)
+        self.next_round += 1
+
+    def is_role_round(self, index):
+        every = self.args.role_every
+        return every > 0 and index % every == every - 1
+
+    def plan_role(self):
+        """Plan the role step of this round: the controller runs it, the driver completes it on resume."""
+        rng = random.Random(f"{self.args.seed}:{self.next_step}")  # noqa: S311 - seeded on purpose
+        pool, held = self.attachable(set()), self.detachable(set())
+        detach = bool(held) and (not pool or rng.random() < 0.5)
+        if not held and not pool:
+            return None
+        luns = sorted(rng.sample(held if detach else pool, min(len(held if detach else pool), rng.randint(1, 2))))
+        role = {
+            "i": self.next_step,
+            "round": self.next_round,
+            "action": "detach" if detach else "attach",
+            "luns": luns,
+            "unmap": detach and rng.random() < 0.5,
+            "target": IQN,
+            "portals": list(PORTALS),
+            "lock_file": LOCK_FILE,
+            "lock_timeout": LOCK_TIMEOUT,
+        }
+        step = {"violations": []}
+        if detach:
+            for lun in luns:
+                self.write_data(lun, step)  # the pattern (or the file, then unmounted) before the role's detach
+        role["prepare"] = step
+        return role
+
+    def finish_role(self, outcome):  # noqa: PLR0912 - one branch per outcome
+        role = self.pending_role
+        self.pending_role = None
+        start = time.monotonic()
+        step = {
+            "i": role["i"],
+            "kind": f"role_{role['action']}",
+            "round": role["round"],
+            "worker": 0,
+            "luns": role["luns"],
+            "violations": list(role["prepare"]["violations"]),
+            "data": list(role["prepare"].get("data", [])),
+            "ok": outcome.get("rc") == 0,
+            "playbook_s": outcome.get("seconds"),
+        }
+        if role.get("unmap"):
+            step["unmap"] = True
+        self.bump("roles", f"{role['action']}: {'ok' if step['ok'] else 'failed'}")
+        with self.mu:
+            self.counts["timing"]["role_s"] += outcome.get("seconds") or 0
+        if not step["ok"]:
+            msg = outcome.get("msg") or ""
+            step["errors"] = [msg[:300]]
+            self.bump("errors", "role: " + (msg.split(":", maxsplit=1)[0][:100] or "(no message)"))
+            if outcome.get("traceback") or not msg.strip():
+                step["violations"].append(f"role failed without a clear error: {msg[:300]}")
+        try:
+            mapped = _load_json(LABCTL_STATE).get("luns", {})
+            with self.mu:
+                for lun in self.luns:
+                    self.mapped[lun] = bool(mapped.get(str(lun), {}).get("mapped", self.mapped[lun]))
+            for lun in role["luns"]:
+                if role["action"] == "attach":
+                    if self.adopt_observed(lun):
+                        self.verify_data(lun, step)
+                    elif step["ok"]:
+                        step["violations"].append(f"the role attached LUN {lun} but it has no map")
                 else:
-                    getattr(self, f"step_{kind}")(step)
-            except Exception as exc:  # a harness failure is reported as the step's violation
-                step["violations"].append(f"harness: {type(exc).__name__}: {exc}")
-            self.check(step)
-            step["seconds"] = round(time.monotonic() - start, 1)
-            self.counts["steps"][step["kind"]] = self.counts["steps"].get(step["kind"], 0) + 1
-            self.counts["violations"].extend(
-                {"step": index, "kind": step["kind"], "what": v} for v in step["violations"]
-            )
-            print(json.dumps(step), flush=True)
-        return self.counts
+                    devices, maps = self.lun_view(lun)
+                    if not devices and not maps:
+                        with self.mu:
+                            self.held.pop(lun, None)
+                    elif step["ok"]:
+                        step["violations"].append(f"the role detached LUN {lun} but it has {devices} {maps}")
+                    else:
+                        self.after_failed_detach([lun], step)
+        except Exception as exc:  # a harness failure is reported as the step's violation
+            step["violations"].append(f"harness: {type(exc).__name__}: {exc}")
+        step["seconds"] = round((outcome.get("seconds") or 0) + time.monotonic() - start, 1)
+        found, check_s = self.check()
+        self.finish_round([step], found, check_s, start)
+
+    def run_segment(self):
+        """Rounds until the steps are done or a role round comes (planned, then the driver exits)."""
+        while self.next_step < self.args.steps:
+            if self.is_role_round(self.next_round):
+                role = self.plan_role()
+                if role is not None:
+                    self.pending_role = role
+                    self.next_step += 1
+                    return role
+            self.run_round()
+        for lun in sorted(self.mounted):  # done: unmount, so the next reset finds no filesystem in use
+            self.unmount(lun, {"violations": []})
+        return None
 
 
 def _read(path):
@@ -443,15 +1084,39 @@ def _read(path):
         return None
 
 
+def _load_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def _lab_mounts():
+    with open("/proc/self/mounts", encoding="utf-8") as handle:
+        return [line.split()[1] for line in handle if len(line.split()) > 1 and line.split()[1].startswith(MOUNT_ROOT)]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--luns", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--role-every", type=int, default=0, help="every K-th round is a role step (0: none)")
     parser.add_argument("--stage", required=True)
+    parser.add_argument("--state", help="the campaign's state between segments (resumed when it exists)")
+    parser.add_argument("--role-result", help="JSON: the outcome of the role step the last segment planned")
     args = parser.parse_args()
-    counts = Campaign(args).run_steps()
-    print(json.dumps({"summary": counts}), flush=True)
+    campaign = Campaign(args)
+    if args.state and os.path.exists(args.state):
+        campaign.load(args.state)
+    if campaign.pending_role:
+        campaign.finish_role(json.loads(args.role_result or '{"rc": -1, "msg": "no role result given"}'))
+    role = campaign.run_segment()
+    if args.state:
+        campaign.save(args.state)
+    print(json.dumps({"summary": campaign.counts, "role": role, "done": role is None}), flush=True)
     return 0
 
 
