@@ -45,6 +45,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal, resolve_portals
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     Record,
@@ -152,6 +153,15 @@ class Request:
 
     def secrets(self) -> List[str]:
         return [s for chap in (self.chap, self.discovery_chap) if chap is not None for s in chap.secrets()]
+
+    def journal_request(self, *, state: str) -> Dict[str, Any]:
+        """What the journal keeps of the request (no secret): enough to tell which later run covers it."""
+        return {
+            "state": state,
+            "targets": list(self.targets),
+            "portals": [str(path.portal) for path in self.paths],
+            "luns": [lun.linux_lun for lun in self.luns],
+        }
 
 
 _WWID_FORMS = (
@@ -558,6 +568,7 @@ def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
         "multipath_actions": [],
         "discovered": [],
         "rolled_back": [],
+        "interrupted": [],
         "luns": [],
         "wait_method": "sysfs-poll",
         "wait_method_reason": "the run ended before it waited",
@@ -567,10 +578,20 @@ def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
 class _Run:
     """State shared by attach and detach: the host, the request, timings and the result."""
 
-    def __init__(self, host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> None:
+    def __init__(
+        self,
+        host: Host,
+        request: Request,
+        *,
+        check: bool,
+        timings: Dict[str, float],
+        trail: Optional[Trail] = None,
+    ) -> None:
         self.host = host
         self.request = request
         self.check = check
+        # the run's entry in the journal beside the host lock: each write is recorded just before it is made
+        self.trail = trail or Trail(None, module="iscsi_lun_attach", op="none", request={})
         self.timings = timings
         self._last_mark = host.clock()
         self._started = self._last_mark
@@ -585,6 +606,10 @@ class _Run:
         self.timings[phase] = round(now - self._last_mark + (self.timings.get(phase, 0.0) if add else 0.0), 3)
         self.timings["total"] = round(now - self._started, 3)
         self._last_mark = now
+
+    def review_journal(self) -> None:
+        """What runs killed before this one left (the journal), and which of them this request covers."""
+        self.trail.review(targets=self.request.targets, luns=[lun.req.linux_lun for lun in self.luns])
 
     def path_sessions(self, snapshot: Snapshot, path: PathRequest) -> Tuple[IscsiSession, ...]:
         return snapshot.sessions_for(targetname=path.target, portal=path.portal)
@@ -651,8 +676,16 @@ def preflight_multipathd(runner: CommandRunner) -> None:
 
 
 class _Attach(_Run):
-    def __init__(self, host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> None:
-        super().__init__(host, request, check=check, timings=timings)
+    def __init__(
+        self,
+        host: Host,
+        request: Request,
+        *,
+        check: bool,
+        timings: Dict[str, float],
+        trail: Optional[Trail] = None,
+    ) -> None:
+        super().__init__(host, request, check=check, timings=timings, trail=trail)
         # a record this run creates gets the collection's settings (manual startup unless asked, few login
         # retries so an unreachable portal fails fast); a record that exists (os-brick's, an operator's) keeps
         # its own: only manual scan (the safety rule), the CHAP given and an explicit node_startup are written
@@ -714,7 +747,9 @@ class _Attach(_Run):
                 self.warnings.append(f"check mode: LUN {lun.req.given}: {exc.msg}")
         plan = scan.ScanPlan(items=tuple(i for i in items if i.action == scan.ACTION_SCAN), sessions=())
         self.result["scanned"] = [w.to_dict() for w in scan.planned_writes(plan=plan, sysfs_root=self.host.sysfs_root)]
-        self.result["changed"] = bool(any(c.changed for c in changes) or missing or self.result["scanned"])
+        self.result["changed"] = bool(
+            any(c.changed for c in changes) or missing or self.result["scanned"] or self.trail.adopted_writes
+        )
 
     # -- apply -----------------------------------------------------------------------------------------
 
@@ -732,6 +767,7 @@ class _Attach(_Run):
             create = not any(portal.same_as(other) for other in had_discovery)
             if create:
                 self.created_discovery.append(portal)
+            self.trail.record(f"discovery on {portal}" + (" (new discovery record)" if create else ""))
             login.discover(
                 runner,
                 portal=portal,
@@ -749,6 +785,7 @@ class _Attach(_Run):
         for node in added:
             self.created_nodes.append((node.target, node.portal))
             if (node.target, node.portal.key()) not in requested:
+                self.trail.record(f"node record {node.portal} ({node.target}): node.session.scan=manual")
                 login.apply_node(
                     runner,
                     login.NodeChange(
@@ -822,6 +859,7 @@ class _Attach(_Run):
             )
         record = Record(clock=self.host.clock, start=self.host.clock())
         for device in targets:
+            self.trail.record(f"delete stale device {device.name} ({device.hctl})")
             remove_path(
                 host=self.host, path=path_identity(device), force=False, timeout=self.request.timeout, record=record
             )
@@ -862,6 +900,9 @@ class _Attach(_Run):
         if not items:
             return snapshot
         plan = scan.ScanPlan(items=tuple(items), sessions=tuple(self.sessions(snapshot)))
+        for item in items:
+            if item.action == scan.ACTION_SCAN:
+                self.trail.record(f"scan {item.hctl or f'{item.host}:-:-:{item.lun}'}")
         writes = scan.apply_plan(plan=plan, host=self.host)
         self.result["scanned"].extend(w.to_dict() for w in writes)
         try:
@@ -949,6 +990,7 @@ class _Attach(_Run):
             for argv in [multipath.add_wwid(wwid=lun.wwid or "")] + [
                 multipath.add_path(device=n) for n in names_of[key]
             ]:
+                self.trail.record(" ".join(argv))
                 try:
                     self.host.runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
                 except ToolError as exc:
@@ -979,6 +1021,7 @@ class _Attach(_Run):
                     refused[dm_map.name or dm_map.dm] = "; ".join(last[0].refusals) if last else "in use"
                     continue
                 observation, fplan = ready
+                self.trail.record(f"roll back: flush map {dm_map.name or dm_map.dm}")
                 try:
                     outcome = flush.apply_plan(
                         plan=fplan, observation=observation, settings=self._flush_settings(False)
@@ -1002,6 +1045,7 @@ class _Attach(_Run):
                     continue
                 pending.remove(name)
                 refused.pop(name, None)
+                self.trail.record(f"roll back: delete {name} ({device.hctl})")
                 try:
                     remove_path(
                         host=self.host,
@@ -1053,6 +1097,7 @@ class _Attach(_Run):
                 kept.add((path.target, path.portal.key()))
                 continue
             try:
+                self.trail.record(f"roll back: logout {path.portal} ({path.target})")
                 login.logout(runner, target=path.target, portal=path.portal, iface=iface, timeout=60)
                 undone.append(f"logged out of {path.portal} ({path.target})")
             except LunsafeError as exc:
@@ -1061,12 +1106,14 @@ class _Attach(_Run):
             if (target, portal.key()) in kept:  # the session stays, and so does its record
                 continue
             try:
+                self.trail.record(f"roll back: remove node record {portal} ({target})")
                 login.remove_node(runner, target=target, portal=portal, iface=iface)
                 undone.append(f"removed node record {portal} ({target})")
             except LunsafeError as exc:
                 undone.append(f"could not remove node record {portal}: {exc.msg}")
         for portal in self.created_discovery:
             try:
+                self.trail.record(f"roll back: remove discovery record {portal}")
                 login.remove_discovery(runner, portal=portal, iface=iface)
                 undone.append(f"removed discovery record {portal}")
             except LunsafeError as exc:
@@ -1088,6 +1135,7 @@ class _Attach(_Run):
                 preflight_multipathd(self.host.runner)
         except LunsafeError as exc:  # before anything was changed
             return self.finish(self.host.snapshot(), exc)
+        self.review_journal()
         before = self.host.snapshot()
         before_maps = {m.uuid for m in before.maps if m.uuid}
         for lun in self.luns:  # what exists before the run is never rolled back
@@ -1130,6 +1178,7 @@ class _Attach(_Run):
             or self.result["discovered"]
             or any(lun.new or lun.stale_replaced for lun in self.luns)
             or self.result["multipath_actions"]
+            or self.trail.adopted_writes  # what a killed run of this request left is reported here
         )
         self.result["diff"] = {
             "before": "".join(f"{hctl}\n" for lun in self.luns for hctl in lun.before),
@@ -1142,6 +1191,10 @@ class _Attach(_Run):
         request = self.request
         for change in changes:
             if change.changed:
+                self.trail.record(
+                    f"node record {change.portal} ({change.target}): "
+                    + ("create" if change.create else "set " + ", ".join(key for key, _ in change.updates))
+                )
                 login.apply_node(self.host.runner, change)
                 if change.create:
                     self.created_nodes.append((change.target, change.portal))
@@ -1152,6 +1205,7 @@ class _Attach(_Run):
             def reachable(portal: Portal = portal) -> bool:
                 return self.host.connect(portal.address, portal.port, 3.0)
 
+            self.trail.record(f"login {path.portal} ({path.target})")
             if login.login(
                 self.host.runner,
                 target=path.target,
@@ -1210,9 +1264,11 @@ class _Attach(_Run):
             self.roll_back_sessions()
 
 
-def attach(host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> Outcome:
+def attach(
+    host: Host, request: Request, *, check: bool, timings: Dict[str, float], trail: Optional[Trail] = None
+) -> Outcome:
     """Attach every requested LUN on every path; see the module documentation for the result."""
-    return _Attach(host, request, check=check, timings=timings).run()
+    return _Attach(host, request, check=check, timings=timings, trail=trail).run()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1274,6 +1330,10 @@ class _Detach(_Run):
                 path_timeout=self.request.timeout,
                 force=self.request.force,
             )
+            self.trail.record(
+                f"flush map {lun.dm_map.name if lun.dm_map else '?'} and delete its paths "
+                + ", ".join(d.name or str(d.hctl) for d in lun.devices)
+            )
             try:
                 outcome = flush.apply_plan(plan=fplan, observation=observation, settings=settings)
             except LunsafeError as exc:
@@ -1300,6 +1360,7 @@ class _Detach(_Run):
         for device in lun.devices:
             if snapshot is not None and snapshot.device(name=device.name or "") is None:
                 continue  # already gone with the map's flush
+            self.trail.record(f"delete {device.name} ({device.hctl})")
             try:
                 remove_path(
                     host=self.host,
@@ -1337,6 +1398,7 @@ class _Detach(_Run):
                 continue
             if sessions:
                 if not self.check:
+                    self.trail.record(f"logout {path.portal} ({path.target})")
                     login.logout(
                         runner,
                         target=path.target,
@@ -1350,10 +1412,12 @@ class _Detach(_Run):
                 and login.read_node(runner, target=path.target, portal=path.portal, iface=iface) is not None
             ):
                 if not self.check:
+                    self.trail.record(f"remove node record {path.portal} ({path.target})")
                     login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
                 self.result["nodes_removed"].append(str(path.portal))
 
     def run(self) -> Outcome:
+        self.review_journal()
         before = self.host.snapshot()
         try:
             planned, refusals = self.plan(before)
@@ -1380,6 +1444,7 @@ class _Detach(_Run):
             any(lun.devices and (lun.ok or lun.removed["map"] or lun.removed["paths"]) for lun in self.luns)
             or self.result["logged_out"]
             or self.result["nodes_removed"]
+            or self.trail.adopted_writes
         )
         self.result["diff"] = {
             "before": "".join(_diff_lines(lun.devices) for lun in self.luns),
@@ -1430,6 +1495,8 @@ class _Detach(_Run):
                 entry["devices"] = [scan.device_facts(device=d, snapshot=final, new=False) for d in still]
 
 
-def detach(host: Host, request: Request, *, check: bool, timings: Dict[str, float]) -> Outcome:
+def detach(
+    host: Host, request: Request, *, check: bool, timings: Dict[str, float], trail: Optional[Trail] = None
+) -> Outcome:
     """Detach every requested LUN (maps flushed, paths removed), then log out of paths carrying no other LUN."""
-    return _Detach(host, request, check=check, timings=timings).run()
+    return _Detach(host, request, check=check, timings=timings, trail=trail).run()

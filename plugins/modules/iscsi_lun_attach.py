@@ -33,6 +33,14 @@ description:
     and verified and a re-run converges; sessions, node records and discovery records this run created are
     removed only when no requested LUN is left attached. An error before the LUNs are scanned (login,
     sessions) rolls back everything this run created."
+  - "Interrupted runs: while it changes the host, a run keeps an entry in a journal beside the lock
+    (C(<lock_file>.journal)) naming its request and each write just before it makes it, and removes the
+    entry when it ends, also on a failure it rolled back. A run that is killed (SIGKILL, a task timeout,
+    the OOM killer) leaves its entry; the next run reads it under the lock and reports it in
+    RV(interrupted), with a warning. An attach whose request covers the killed one (same targets, at least
+    its LUNs) adopts what it left and reports C(changed=true); a detach that covers it removes it; any
+    other run leaves it alone and keeps warning until a covering run succeeds. Entries from before the
+    last reboot are reported once and dropped."
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - iscsiadm (open-iscsi) with C(node.session.scan) support (2.0.874 or later)
@@ -293,6 +301,25 @@ rolled_back:
   type: list
   elements: str
   sample: ["deleted sdc", "deleted sdd"]
+interrupted:
+  description:
+    - Runs of this module that were killed before this one and left an entry in the journal beside the
+      lock (C(<lock_file>.journal)), each with what it was asked (C(request)), the writes it had started,
+      in order (C(done)), and C(resolution).
+    - C(resolution) is V(adopted) (this attach covers that request, completed it and reports what it left
+      as its own change), V(removed) (this detach covers it and removed what it left), V(left) (this run
+      does not cover it, or failed, and left it alone; the entry stays and each run warns about it) or
+      V(gone) (it ran before the last reboot; reported once, then dropped).
+    - In check mode, the resolution a real run would give; the journal is not changed.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"module": "iscsi_lun_attach", "op": "attach", "pid": 4242, "started": "2026-12-02T13:40:07+00:00",
+            "request": {"state": "present", "targets": ["iqn.2003-01.org.example:array"],
+                        "portals": ["192.0.2.10:3260", "192.0.2.11:3260"], "luns": [3]},
+            "done": ["node record 192.0.2.10:3260 (iqn.2003-01.org.example:array): create",
+                     "login 192.0.2.10:3260 (iqn.2003-01.org.example:array)"],
+            "resolution": "adopted"}]
 hctl:
   description: The SCSI addresses of the LUN's paths (with O(lun); see RV(luns) otherwise).
   returned: always
@@ -424,6 +451,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as procedure
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
+from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
@@ -497,14 +525,23 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     runner.add_redaction(*request.secrets())
     work = procedure.detach if params["state"] == "absent" else procedure.attach
     lock = lock_from_params(params, check_mode=module.check_mode)
+    # the journal beside the lock: what runs killed before this one left, and this run's own trail
+    trail = Trail(
+        journal_for(params["lock_file"]),
+        module="iscsi_lun_attach",
+        op="detach" if params["state"] == "absent" else "attach",
+        request=request.journal_request(state=params["state"]),
+        read_only=module.check_mode,
+    )
     try:
         if lock is None:  # check mode without a lock file: nothing to wait for
-            outcome = work(host, request, check=module.check_mode, timings=timings)
+            outcome = work(host, request, check=module.check_mode, timings=timings, trail=trail)
         else:
             with lock:
                 timings["lock"] = round(lock.waited, 3)
-                outcome = work(host, request, check=module.check_mode, timings=timings)
+                outcome = work(host, request, check=module.check_mode, timings=timings, trail=trail)
                 lock.work_failed = outcome.error is not None
+                trail.end(succeeded=outcome.error is None)
     except LunsafeError as exc:  # the lock, or a failure no LUN could own
         module.fail_json(
             **exc.to_fail_kwargs(redact=request.secrets()), **result_keys(_empty_result(timings), single=single)
@@ -512,7 +549,8 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
         return
     result = result_keys(outcome.result, single=single)
     result["lock_lease"] = None if lock is None else lock.lease_outcome
-    for warning in result.pop("warnings", []):
+    result["interrupted"] = trail.result()
+    for warning in result.pop("warnings", []) + trail.warnings:
         module.warn(warning)
     if not module._diff:
         result.pop("diff", None)
