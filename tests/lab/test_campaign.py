@@ -1,0 +1,61 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The short seeded fault campaign (issue 14) on the lab VM: a fixed seed, two workers, a role step or two.
+
+tests/lab/campaign.py resets the array with 16 LUNs itself and ends with every filesystem unmounted, so the next
+test's reset (any LUN count) finds nothing it cannot remove. The step lines are printed as they come (``-s``
+shows them live; ``-rA`` shows them in the summary) and the failure message repeats the violations and the
+step lines."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import campaign
+
+SEED = int(os.environ.get("LUNSAFE_CAMPAIGN_SEED", "14"))
+STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "40"))
+WORKERS = 2
+ROLE_EVERY = 9  # rounds: a role step at rounds 8 and 17 of about 21
+LUNS = 16
+
+
+def test_short_seeded_campaign(lab) -> None:
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
+    emit(f"campaign: seed {SEED}, {STEPS} steps, {LUNS} LUNs, {WORKERS} workers, role step every {ROLE_EVERY} rounds")
+    campaign.push(lab)
+    start = time.monotonic()
+    records, summary = campaign.run(
+        lab, seed=SEED, steps=STEPS, luns=LUNS, workers=WORKERS, role_every=ROLE_EVERY, emit=emit
+    )
+    seconds = time.monotonic() - start
+    report = campaign.report_lines(
+        seed=SEED,
+        luns=LUNS,
+        workers=WORKERS,
+        role_every=ROLE_EVERY,
+        records=records,
+        summary=summary,
+        seconds=seconds,
+    )
+    print("\n".join(report), flush=True)
+    violations = summary.get("violations", [])
+    mismatches = summary.get("data", {}).get("mismatches", 0)
+    unclear = [
+        (record["i"], error)
+        for record in records
+        for error in record.get("errors", [])
+        if "Traceback" in error or not error.strip()
+    ]
+    context = "\n".join(["violations:", *[str(v) for v in violations], "steps:", *lines])[-12000:]
+    assert len(records) == STEPS, f"{len(records)} step lines of {STEPS}\n{context}"
+    assert violations == [], f"{len(violations)} invariant violations\n{context}"
+    assert mismatches == 0, f"{mismatches} data mismatches\n{context}"
+    assert unclear == [], f"failures without a clear error: {unclear}\n{context}"
+    assert summary.get("data", {}).get("verified", 0) > 0, f"no data was read back\n{context}"
