@@ -168,6 +168,7 @@ def run(
     luns: int,
     workers: int = 2,
     role_every: int = 0,
+    weights: str = "",
     emit=print,
 ) -> tuple[list[dict], dict]:
     """Reset the array, then run the driver segment after segment (a role step between two segments)."""
@@ -187,6 +188,8 @@ def run(
             f"python3 {STAGE}/campaign_driver.py --seed {seed} --steps {steps} --luns {luns} --workers {workers} "
             f"--role-every {role_every} --stage {STAGE} --state {DRIVER_STATE}"
         )
+        if weights:
+            command += f" --weights {shlex.quote(weights)}"
         if role_result is not None:
             command += f" --role-result {shlex.quote(json.dumps(role_result))}"
         argv = [*lab._ssh_argv(info), "--", command]
@@ -314,6 +317,7 @@ def main() -> int:
     parser.add_argument("--luns", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="steps run at once in each round")
     parser.add_argument("--role-every", type=int, default=10, help="every K-th round is a role step (0: none)")
+    parser.add_argument("--weights", default="", help="KIND=N,... overriding step weights (e.g. kill=40)")
     parser.add_argument("--out", type=Path, help="write the report (markdown) here, the step lines beside it")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**9)
@@ -326,7 +330,13 @@ def main() -> int:
     push(lab)
     start = time.monotonic()
     records, summary = run(
-        lab, seed=seed, steps=args.steps, luns=args.luns, workers=args.workers, role_every=args.role_every
+        lab,
+        seed=seed,
+        steps=args.steps,
+        luns=args.luns,
+        workers=args.workers,
+        role_every=args.role_every,
+        weights=args.weights,
     )
     lines = report_lines(
         seed=seed,

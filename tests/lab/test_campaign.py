@@ -15,9 +15,9 @@ import time
 import campaign
 
 SEED = int(os.environ.get("LUNSAFE_CAMPAIGN_SEED", "14"))
-STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "40"))
+STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "30"))
 WORKERS = 2
-ROLE_EVERY = 9  # rounds: a role step at rounds 8 and 17 of about 21
+ROLE_EVERY = 10  # rounds: one role step (round 9 of about 15)
 LUNS = 16
 
 

@@ -512,8 +512,9 @@ class Campaign:
     def plan(self, index, reserved, global_taken):
         """Draw step ``index``: its kind and its LUNs (not in ``reserved``), with its own RNG."""
         rng = random.Random(f"{self.args.seed}:{index}")  # noqa: S311 - seeded on purpose: replayable
-        kinds = list(STEP_WEIGHTS)
-        kind = rng.choices(kinds, [STEP_WEIGHTS[k] for k in kinds])[0]
+        weights = {**STEP_WEIGHTS, **self.args.weights}
+        kinds = list(weights)
+        kind = rng.choices(kinds, [weights[k] for k in kinds])[0]
         step = {"i": index, "kind": kind, "drawn": kind, "violations": []}
         if kind in GLOBAL_KINDS and global_taken:
             kind = "attach"  # one host-wide fault per round: the others of the round become attaches
@@ -606,7 +607,7 @@ class Campaign:
         step.update(
             luns=[rng.choice(held if detach else pool)],
             action="detach" if detach else "attach",
-            kill_after=round(rng.uniform(0.3, 8), 2),
+            kill_after=round(rng.uniform(0, 6), 2),
         )
         return self.step_kill
 
@@ -819,10 +820,19 @@ class Campaign:
         params = self.attach_params([lun], "absent" if detach else "present")
         before = self.footprint(lun)
         run = ModuleRun(self.args.stage, "iscsi_lun_attach", params)
-        timer = threading.Timer(step["kill_after"], run.kill)
+        cancel = threading.Event()
+
+        def killer():  # the kill point counts from the moment the run holds the host lock, not from its start
+            waited = wait_lock_holder(run.proc, cancel)
+            step["lock_wait_s"] = round(waited, 2)
+            if not cancel.wait(step["kill_after"]):
+                run.kill()
+
+        timer = threading.Thread(target=killer)
         timer.start()
         first = run.result()
-        timer.cancel()
+        cancel.set()
+        timer.join()
         self.took(step, run, first)
         step["killed"] = bool(first.get("killed"))
         self.fault("sigkill")
@@ -1083,6 +1093,25 @@ class Campaign:
         return None
 
 
+def wait_lock_holder(proc, cancel, limit=LOCK_TIMEOUT):
+    """Seconds until ``proc`` holds the host lock (as /proc/locks shows it), or until it ended or was cancelled."""
+    start = time.monotonic()
+    while not cancel.is_set() and proc.poll() is None and time.monotonic() - start < limit:
+        try:
+            inode = os.stat(LOCK_FILE).st_ino
+            with open("/proc/locks", encoding="ascii") as handle:
+                for line in handle:
+                    fields = line.split()
+                    if "->" in fields:
+                        continue  # a waiter, not a holder
+                    if len(fields) > 5 and fields[4] == str(proc.pid) and fields[5].rsplit(":", 1)[-1] == str(inode):
+                        return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
 def _read(path):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -1114,7 +1143,12 @@ def main():
     parser.add_argument("--stage", required=True)
     parser.add_argument("--state", help="the campaign's state between segments (resumed when it exists)")
     parser.add_argument("--role-result", help="JSON: the outcome of the role step the last segment planned")
+    parser.add_argument("--weights", default="", help="KIND=N,... overriding the step weights (a targeted run)")
     args = parser.parse_args()
+    args.weights = {k: int(v) for k, v in (item.split("=") for item in args.weights.split(",") if item)}
+    unknown = set(args.weights) - set(STEP_WEIGHTS)
+    if unknown:
+        parser.error(f"unknown step kinds in --weights: {sorted(unknown)}")
     campaign = Campaign(args)
     if args.state and os.path.exists(args.state):
         campaign.load(args.state)
