@@ -95,3 +95,16 @@ class Playbook:
 @pytest.fixture(scope="session")
 def playbook(lab: lab_module.Lab, collections_root: Path) -> Playbook:
     return Playbook(lab, collections_root)
+
+
+#: The lab tests that take longest (minutes on a 1-vCPU TCG guest), run first so that the two VMs finish
+#: together: pytest-xdist hands out tests in collection order, and a long test collected last would keep one
+#: VM busy alone at the end. The rest keep their order.
+LONG_FIRST = ("test_integration_target[iscsi_lun_attach]", "test_campaign")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(LONG_FIRST) if item.name.startswith(name)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
