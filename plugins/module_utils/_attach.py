@@ -45,7 +45,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
-from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail
+from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, covers
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal, resolve_portals
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     Record,
@@ -609,7 +609,12 @@ class _Run:
 
     def review_journal(self) -> None:
         """What runs killed before this one left (the journal), and which of them this request covers."""
-        self.trail.review(targets=self.request.targets, luns=[lun.req.linux_lun for lun in self.luns])
+        targets, luns = self.request.targets, [lun.req.linux_lun for lun in self.luns]
+        snapshot = self.host.snapshot(device_detail=False)
+        self.trail.review(
+            lambda entry: covers(entry, module="iscsi_lun_attach", targets=targets, luns=luns),
+            settled=lambda entry: flush.entry_settled(entry, snapshot),
+        )
 
     def path_sessions(self, snapshot: Snapshot, path: PathRequest) -> Tuple[IscsiSession, ...]:
         return snapshot.sessions_for(targetname=path.target, portal=path.portal)

@@ -36,6 +36,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     WaitTimeout,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     MULTIPATHD_OK_RCS,
     REPLY_OK,
@@ -64,6 +65,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     PathIdentity,
     Record,
     RemoveFailed,
+    device_users,
     find_holders,
     find_mounts,
     related_devices,
@@ -91,8 +93,13 @@ __all__ = [
     "dmsetup_info",
     "dmsetup_remove_deferred",
     "dmsetup_wipe_table",
+    "entry_covers",
+    "entry_settled",
     "find_holders",
     "find_mounts",
+    "finish_interrupted",
+    "journal_request",
+    "leftover_paths",
     "observe",
     "parse_dmsetup_info",
     "plan_flush",
@@ -498,15 +505,23 @@ def _last_resort(runner: CommandRunner, settings: Settings, identity: MapIdentit
     return False
 
 
-def apply_plan(*, plan: Plan, observation: Observation, settings: Settings) -> Outcome:
+def apply_plan(*, plan: Plan, observation: Observation, settings: Settings, trail: Optional[Trail] = None) -> Outcome:
     """Run the plan's steps in order. Raises :class:`FlushRefused` if the plan has refusals and ``force`` is not
-    set (nothing done); any other error carries ``done`` (what ran) and ``paths_removed`` so far."""
+    set (nothing done); any other error carries ``done`` (what ran) and ``paths_removed`` so far. With a
+    ``trail`` (multipath_flush's entry in the journal beside the lock), each step is recorded before it runs."""
     if plan.refusals and not settings.force:
         raise _refusal(observation, plan)
     outcome = Outcome(clock=settings.host.clock, start=settings.host.clock())
     settings.host.start_udev()  # before the flush command: the waits that follow wake at its remove events
     try:
-        _apply(plan, observation, settings.host.runner, settings, outcome)
+        _apply(
+            plan,
+            observation,
+            settings.host.runner,
+            settings,
+            outcome,
+            trail=trail or Trail(None, module="multipath_flush", op="flush", request={}),
+        )
     except LunsafeError as exc:
         exc.details.setdefault("done", outcome.done)
         exc.details.setdefault("paths_removed", outcome.paths_removed)
@@ -514,11 +529,24 @@ def apply_plan(*, plan: Plan, observation: Observation, settings: Settings) -> O
     return outcome
 
 
-def _apply(plan: Plan, observation: Observation, runner: CommandRunner, settings: Settings, outcome: Outcome) -> None:
+def _apply(
+    plan: Plan,
+    observation: Observation,
+    runner: CommandRunner,
+    settings: Settings,
+    outcome: Outcome,
+    *,
+    trail: Trail,
+) -> None:
     identity = observation.identity
     if identity is not None:
         if plan.with_action(DISABLE_QUEUEING):
+            trail.record(f"disable queueing on map {identity.name} ({identity.uuid})")
             _disable_queueing(runner, settings, identity, outcome)
+        trail.record(
+            f"flush map {identity.name} ({identity.uuid}), then delete its paths "
+            + ", ".join(f"{path.device} ({path.hctl})" for path in observation.paths)
+        )
         error = _flush(runner, settings, identity, outcome)
         if error is not None and (not settings.force or not _last_resort(runner, settings, identity, outcome)):
             raise FlushFailed(
@@ -528,6 +556,7 @@ def _apply(plan: Plan, observation: Observation, runner: CommandRunner, settings
                 map=identity.to_dict(),
             )
         for path in observation.paths:
+            trail.record(f"delete {path.device} ({path.hctl})")
             try:
                 remove_path(
                     host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=outcome
@@ -535,6 +564,7 @@ def _apply(plan: Plan, observation: Observation, runner: CommandRunner, settings
             except RemoveFailed as exc:
                 raise FlushFailed(exc.msg, **exc.details) from None
     for step in plan.with_action(REMOVE_WWID):
+        trail.record(f"remove WWID {step.target} from the wwids file")
         result = runner.run(remove_wwid(wwid=step.target), timeout=settings.command_timeout)
         outcome.add({"action": REMOVE_WWID, "cmd": result.cmd, "stdout": result.stdout.strip()})
 
@@ -555,3 +585,99 @@ def _refusal(observation: Observation, plan: Plan) -> FlushRefused:
 def refusal(*, observation: Observation, plan: Plan) -> FlushRefused:
     """The exception check mode raises too, so that it predicts the real run."""
     return _refusal(observation, plan)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the journal: a flush that was killed between the map's flush and its paths' deletes
+
+
+def journal_request(ref: str, observation: Observation) -> Dict[str, Any]:
+    """What the journal keeps of a flush: the reference given, the map's identity and its paths (what a re-run
+    needs to find the paths once the map is gone)."""
+    identity = observation.identity
+    return {
+        "map": ref,
+        **(identity.to_dict() if identity is not None else {}),
+        "paths": [{"hctl": str(p.hctl), "device": p.device, "wwid": p.wwid} for p in observation.paths],
+    }
+
+
+def entry_covers(entry: Dict[str, Any], *, ref: str, identity: Optional[MapIdentity]) -> bool:
+    """Whether a flush of ``ref`` (now ``identity``, None when no map answers to it) covers a killed flush."""
+    if entry.get("module") != "multipath_flush":
+        return False
+    request = entry.get("request") or {}
+    if identity is not None and request.get("uuid") == identity.uuid:
+        return True
+    name = request.get("name")
+    names = {request.get("map"), name, request.get("uuid"), request.get("wwid"), request.get("dm")}
+    if name:
+        names.add(f"/dev/mapper/{name}")
+    if request.get("dm"):
+        names.add(f"/dev/{request['dm']}")
+    return ref.strip() in names - {None, ""}
+
+
+def _recorded_paths(entry: Dict[str, Any], snapshot: Snapshot) -> List[PathIdentity]:
+    """The paths a killed flush recorded that are still there: same kernel name at the same H:C:T:L, and the
+    same WWID when both are known (the kernel reuses names)."""
+    found = []
+    for path in (entry.get("request") or {}).get("paths") or []:
+        if not isinstance(path, dict) or not isinstance(path.get("device"), str):
+            continue
+        device = snapshot.device(name=path["device"])
+        if device is None or str(device.hctl) != path.get("hctl"):
+            continue
+        if device.wwid and path.get("wwid") and device.wwid != path["wwid"]:
+            continue
+        found.append(PathIdentity(hctl=device.hctl, device=path["device"], wwid=device.wwid, state=device.state))
+    return found
+
+
+def entry_settled(entry: Dict[str, Any], snapshot: Snapshot) -> bool:
+    """Whether nothing a killed flush left remains: its map and every path it recorded are gone."""
+    if entry.get("module") != "multipath_flush":
+        return False
+    uuid = (entry.get("request") or {}).get("uuid")
+    if uuid and any(dm_map.uuid == uuid for dm_map in snapshot.maps):
+        return False
+    return not _recorded_paths(entry, snapshot)
+
+
+def leftover_paths(
+    entries: List[Dict[str, Any]], snapshot: Snapshot, *, exclude: Tuple[PathIdentity, ...]
+) -> List[PathIdentity]:
+    """The paths that covered killed flushes recorded and that are still there, outside the map being flushed
+    now (``exclude``: its own paths, removed by the plan)."""
+    skip = {path.device for path in exclude}
+    seen: Dict[str, PathIdentity] = {}
+    for entry in entries:
+        for path in _recorded_paths(entry, snapshot):
+            if path.device not in skip:
+                seen.setdefault(path.device, path)
+    return list(seen.values())
+
+
+def finish_interrupted(leftovers: List[PathIdentity], *, settings: Settings, trail: Trail, record: Record) -> None:
+    """Delete the paths a killed flush of this map left (each re-identified first, like every path delete);
+    one in use is refused unless ``force``, naming what uses it."""
+    if not leftovers:
+        return
+    devices = [device for device in (settings.host.snapshot().device(name=p.device) for p in leftovers) if device]
+    users = device_users(host=settings.host, devices=devices)
+    if users and not settings.force:
+        raise FlushFailed(
+            "paths left by an interrupted flush of this map are in use: "
+            + "; ".join(user.describe() for user in users)
+            + " (use force to remove them anyway)",
+            done=record.done,
+            paths_removed=record.paths_removed,
+        )
+    for path in leftovers:
+        trail.record(f"delete {path.device} ({path.hctl}), left by an interrupted flush")
+        try:
+            remove_path(
+                host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=record
+            )
+        except RemoveFailed as exc:
+            raise FlushFailed(exc.msg, **exc.details) from None

@@ -24,8 +24,9 @@ What the next run does with it (:func:`resolve`):
 * ``removed``: a detach that covers it removes what it left;
 * ``left``: a run that does not cover it leaves it alone (a module never touches what it was not asked
   about) and warns; the entry stays until a run that covers it resolves it;
-* ``gone``: the entry is from a previous boot, so its sessions and devices went with that boot; it is
-  reported once and dropped (node records it created persist: they are listed in ``done``).
+* ``gone``: the entry is from a previous boot, so its sessions and devices went with that boot (node records
+  it created persist: they are listed in ``done``), or nothing it left remains (a flush whose map and paths
+  another run removed); it is reported once and dropped.
 
 An entry is only marked resolved when the covering run succeeds; a run that fails leaves it for the next.
 """
@@ -102,22 +103,27 @@ def covers(entry: Dict[str, Any], *, module: str, targets: Sequence[str], luns: 
     return set(entry_targets) <= set(targets) and set(entry_luns) <= set(luns)
 
 
+Check = Callable[[Dict[str, Any]], bool]
+
+
 def resolve(
     entries: Sequence[Dict[str, Any]],
     *,
-    module: str,
     op: str,
-    targets: Sequence[str],
-    luns: Sequence[int],
+    covered: Check,
     boot_id: str,
+    settled: Optional[Check] = None,
 ) -> List[Dict[str, Any]]:
-    """Each interrupted entry with the resolution a run of ``op`` over ``targets`` and ``luns`` gives it."""
+    """Each interrupted entry with the resolution a run of ``op`` gives it: ``covered`` tells whether the run's
+    request covers an entry, ``settled`` whether nothing an entry left remains on the host."""
     resolved = []
     for entry in entries:
         if boot_id and entry.get("boot_id") and entry["boot_id"] != boot_id:
             resolution = "gone"
-        elif covers(entry, module=module, targets=targets, luns=luns):
+        elif covered(entry):
             resolution = "adopted" if op == "attach" else "removed"
+        elif settled is not None and settled(entry):
+            resolution = "gone"
         else:
             resolution = "left"
         resolved.append({**entry, "resolution": resolution})
@@ -214,16 +220,16 @@ class Trail:
         self.found: List[Dict[str, Any]] = []  # interrupted entries, with their resolution
         self.problems: List[str] = []
 
-    def review(self, *, targets: Sequence[str], luns: Sequence[int]) -> List[Dict[str, Any]]:
-        """Read the journal: the interrupted entries and what this run would do with each (not yet written)."""
+    def review(self, covered: Check, *, settled: Optional[Check] = None) -> List[Dict[str, Any]]:
+        """Read the journal: the interrupted entries and what this run would do with each (not yet written).
+        ``covered`` tells whether this run's request covers an entry, ``settled`` whether nothing it left
+        remains (see :func:`resolve`)."""
         if self.journal is None:
             return []
         entries = [e for e in self.journal.read() if e.get("id") != self._own_id()]
         if self.journal.problem:
             self.problems.append(self.journal.problem)
-        self.found = resolve(
-            entries, module=self.module, op=self.op, targets=targets, luns=luns, boot_id=self.journal.boot_id
-        )
+        self.found = resolve(entries, op=self.op, covered=covered, boot_id=self.journal.boot_id, settled=settled)
         return self.found
 
     def _own_id(self) -> Optional[str]:
@@ -288,7 +294,8 @@ class Trail:
     @property
     def warnings(self) -> List[str]:
         """One warning per interrupted entry, saying what this run did about it (call after :meth:`end`)."""
-        return self.problems + [_warning(entry, check=self.read_only) for entry in self.found]
+        boot_id = self.journal.boot_id if self.journal is not None else ""
+        return self.problems + [_warning(entry, boot_id=boot_id, check=self.read_only) for entry in self.found]
 
     @property
     def adopted_writes(self) -> bool:
@@ -296,7 +303,7 @@ class Trail:
         return any(e["resolution"] in ("adopted", "removed") and e.get("done") for e in self.found)
 
 
-def _warning(entry: Dict[str, Any], *, check: bool = False) -> str:
+def _warning(entry: Dict[str, Any], *, boot_id: str, check: bool = False) -> str:
     text = describe_entry(entry)
     resolution = entry["resolution"]
     request = entry.get("request") or {}
@@ -306,11 +313,13 @@ def _warning(entry: Dict[str, Any], *, check: bool = False) -> str:
         return text + "; this run completed that attach: what it left is reported as this run's change"
     if resolution == "removed":
         return text + "; this run's detach removed what it left"
-    if resolution == "gone":
+    if resolution == "gone" and entry.get("boot_id") and entry.get("boot_id") != boot_id:
         return (
             text + "; that was before the last reboot, so its sessions and devices are gone (node records it "
             "created may remain); the entry is dropped"
         )
+    if resolution == "gone":
+        return text + "; nothing it left remains on the host (another run removed it); the entry is dropped"
     return (
         text + "; this run does not cover it and leaves it alone: run that request again (an attach adopts what it "
         f"left) or detach LUNs {request.get('luns')} of {', '.join(request.get('targets') or [])} (removes it)"

@@ -29,8 +29,16 @@ description:
   - If the flush keeps failing, the module fails and leaves the paths in place; with O(force=true) it then tries
     C(multipathd del map), then C(dmsetup wipe_table) and C(dmsetup remove --deferred) as a last resort, and says
     so in RV(forced), RV(last_resort) and RV(steps).
-  - A map that does not exist is not an error. The module then reports RV(found=false) and V(changed=false).
+  - A map that does not exist is not an error. The module then reports RV(found=false) and V(changed=false),
+    unless a flush of the same map was killed before it had deleted every path (see below).
   - Takes the host lock (O(lock_file)) so that no attach or scan runs between its steps.
+  - "Interrupted runs: while it works, a run keeps an entry in the journal beside the lock
+    (C(<lock_file>.journal)) with the map's identity, its paths and each step just before it runs. A flush
+    that is killed after the map is gone but before its paths are deleted leaves paths that no map names any
+    more. The next run of this module for the same map (by name, WWID, uuid or dm device) finds them in that
+    entry, deletes each one that is still there with the same H:C:T:L and WWID (refusing one in use unless
+    O(force)), reports them in RV(paths_removed) and the killed run in RV(interrupted), and is changed. Entries
+    of other runs are reported and left alone; see M(lunsafe.san.iscsi_lun_attach) for the journal itself."
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - Linux with sysfs mounted on C(/sys), and root privileges
@@ -254,6 +262,22 @@ elapsed_seconds:
   returned: always
   type: float
   sample: 1.42
+interrupted:
+  description:
+    - Runs of this collection's modules that were killed before this one and left an entry in the journal beside
+      the lock, each with C(module), C(op), C(pid), C(started), what it was asked (C(request)), the writes it had
+      started (C(done)) and C(resolution).
+    - C(resolution) is V(removed) (a flush of the same map: this run deleted the paths it left), V(left) (another
+      request, or this run failed: left alone, the entry stays), or V(gone) (before the last reboot, or nothing it
+      left remains: reported once, then dropped).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"module": "multipath_flush", "op": "flush", "pid": 4242, "started": "2026-12-02T13:40:07+00:00",
+            "request": {"map": "mpatha", "name": "mpatha", "uuid": "mpath-36001405a1b2c3d4e5f60718293a4b5c6"},
+            "done": ["flush map mpatha (mpath-36001405a1b2c3d4e5f60718293a4b5c6), then delete its paths sdc (2:0:0:1)",
+                     "delete sdc (2:0:0:1)"],
+            "resolution": "removed"}]
 wait_method:
   description:
     - How the waits for the map and its paths to go were done. V(udev-events) when pyudev imports on the
@@ -278,11 +302,17 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     Observation,
     Settings,
     apply_plan,
+    entry_covers,
+    entry_settled,
+    finish_interrupted,
+    journal_request,
+    leftover_paths,
     observe,
     plan_flush,
     refusal,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
+from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
@@ -341,6 +371,7 @@ FAILED_RESULT: Dict[str, Any] = {
     "last_resort": None,
     "deferred_removal": False,
     "elapsed_seconds": 0.0,
+    "interrupted": [],
     "wait_method": "sysfs-poll",
     "wait_method_reason": "the run failed before it waited",
 }
@@ -369,25 +400,50 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
     )
     ref = params["map"].strip()
     start = host.clock()
-    before = observe(ref=ref, host=host)
+    snapshot = host.snapshot()
+    before = observe(ref=ref, host=host, snapshot=snapshot)
     plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
     if plan.refusals and not params["force"]:
         raise refusal(observation=before, plan=plan)
+    # the journal beside the lock: a flush of this map killed between the map's flush and its paths' deletes
+    # left paths that no map names any more; this run finishes it
+    trail = Trail(
+        journal_for(params["lock_file"]),
+        module="multipath_flush",
+        op="flush",
+        request=journal_request(ref, before),
+        read_only=module.check_mode,
+    )
+    found = trail.review(
+        lambda entry: entry_covers(entry, ref=ref, identity=before.identity),
+        settled=lambda entry: entry_settled(entry, snapshot),
+    )
+    leftovers = leftover_paths(
+        [entry for entry in found if entry["resolution"] == "removed"], snapshot, exclude=before.paths
+    )
     if module.check_mode:
         after = None
         steps = []
-        paths_removed = [{"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid} for path in before.paths]
+        paths_removed = [
+            {"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid}
+            for path in before.paths + tuple(leftovers)
+        ]
         queueing_disabled = False
         last_resort = None
         deferred = False
-        changed = bool(plan.steps)
+        changed = bool(plan.steps or leftovers or trail.adopted_writes)
     else:
         try:
-            outcome = apply_plan(plan=plan, observation=before, settings=settings)
+            outcome = apply_plan(plan=plan, observation=before, settings=settings, trail=trail)
+            finish_interrupted(leftovers, settings=settings, trail=trail, record=outcome)
         except LunsafeError as exc:
+            trail.end(succeeded=False)
+            for warning in trail.warnings:
+                module.warn(warning)
             exc.details["changed"] = bool(exc.details.get("done"))
             exc.details["steps"] = exc.details.get("done") or []
             exc.details["plan"] = [step.to_dict() for step in plan.steps]
+            exc.details["interrupted"] = trail.result()
             raise
         wwid = before.identity.wwid if before.identity is not None else None
         after = observe(
@@ -396,11 +452,16 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
             wwid=wwid,
         )
         if after.found and not outcome.deferred:
+            trail.end(succeeded=False)
+            for warning in trail.warnings:
+                module.warn(warning)
             raise FlushFailed(
                 f"map {before.identity.uuid if before.identity else ref} is still present after the flush",
                 changed=True,
                 done=outcome.done,
+                interrupted=trail.result(),
             )
+        trail.end(succeeded=True)
         steps = outcome.done
         for warning in outcome.warnings:
             module.warn(warning)
@@ -408,7 +469,14 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
         queueing_disabled = outcome.queueing_disabled
         last_resort = outcome.last_resort
         deferred = outcome.deferred
-        changed = before.found or bool(paths_removed) or (before.wwid_listed and not after.wwid_listed)
+        changed = (
+            before.found
+            or bool(paths_removed)
+            or (before.wwid_listed and not after.wwid_listed)
+            or trail.adopted_writes
+        )
+    for warning in trail.warnings:
+        module.warn(warning)
     result: Dict[str, Any] = {
         "changed": changed,
         "found": before.found,
@@ -425,6 +493,7 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
         "deferred_removal": deferred,
         "elapsed_seconds": round(host.clock() - start, 3),
         "lock_lease": lock.lease_outcome if lock is not None else None,
+        "interrupted": trail.result(),
         **host.wait_info(),
     }
     if module._diff:

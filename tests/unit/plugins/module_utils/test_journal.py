@@ -13,6 +13,7 @@ from typing import Any, Dict, List
 import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
+from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import (
     Journal,
     Trail,
@@ -45,6 +46,11 @@ def entries_on_disk(tmp_path: Path) -> List[Dict[str, Any]]:
     return list(data["entries"])
 
 
+def lun_cover(luns: List[int], targets: Any = (IQN,)) -> Any:
+    """What iscsi_lun_attach passes to Trail.review: its request's targets and LUNs cover an entry."""
+    return lambda entry: covers(entry, module="iscsi_lun_attach", targets=list(targets), luns=luns)
+
+
 def trail(tmp_path: Path, *, pid: int, op: str = "attach", luns: Any = (1,), **kwargs: Any) -> Trail:
     return Trail(
         journal(tmp_path, pid=pid, boot_id=kwargs.pop("boot_id", BOOT)),
@@ -68,11 +74,11 @@ def test_paths_and_a_lock_file_that_is_not_absolute() -> None:
 
 def test_a_run_that_writes_nothing_leaves_no_file_and_one_that_ends_removes_its_entry(tmp_path: Path) -> None:
     quiet = trail(tmp_path, pid=10)
-    assert quiet.review(targets=[IQN], luns=[1]) == []
+    assert quiet.review(lun_cover([1])) == []
     quiet.end(succeeded=True)
     assert not (tmp_path / "lock.journal").exists()
     busy = trail(tmp_path, pid=11)
-    busy.review(targets=[IQN], luns=[1])
+    busy.review(lun_cover([1]))
     busy.record("login 127.0.0.1:3260")
     busy.record("scan 2:0:0:1")
     (entry,) = entries_on_disk(tmp_path)
@@ -86,7 +92,7 @@ def test_a_run_that_writes_nothing_leaves_no_file_and_one_that_ends_removes_its_
 def test_an_unreadable_journal_is_kept_aside_and_named(tmp_path: Path) -> None:
     (tmp_path / "lock.journal").write_text("{not json", encoding="utf-8")
     run = trail(tmp_path, pid=12)
-    assert run.review(targets=[IQN], luns=[1]) == []
+    assert run.review(lun_cover([1])) == []
     assert (tmp_path / "lock.journal.bad").read_text(encoding="utf-8") == "{not json"
     assert not (tmp_path / "lock.journal").exists()
     assert run.warnings == [
@@ -146,7 +152,7 @@ def killed_entry(**overrides: Any) -> Dict[str, Any]:
 def test_which_run_resolves_an_interrupted_entry(
     op: str, targets: List[str], luns: List[int], boot_id: str, expected: str
 ) -> None:
-    (found,) = resolve([killed_entry()], module="iscsi_lun_attach", op=op, targets=targets, luns=luns, boot_id=boot_id)
+    (found,) = resolve([killed_entry()], op=op, covered=lun_cover(luns, targets), boot_id=boot_id)
     assert found["resolution"] == expected
 
 
@@ -157,7 +163,7 @@ def test_another_module_never_covers_an_entry() -> None:
 def test_a_covering_run_that_succeeds_closes_the_entry_and_reports_it(tmp_path: Path) -> None:
     journal(tmp_path, pid=99).write([killed_entry()])
     run = trail(tmp_path, pid=14, luns=[1, 2])
-    (found,) = run.review(targets=[IQN], luns=[1, 2])
+    (found,) = run.review(lun_cover([1, 2]))
     assert found["resolution"] == "adopted" and run.adopted_writes
     run.record("scan 2:0:0:1")
     assert [e["pid"] for e in entries_on_disk(tmp_path)] == [99, 14]
@@ -183,7 +189,7 @@ def test_a_covering_run_that_succeeds_closes_the_entry_and_reports_it(tmp_path: 
 def test_a_covering_run_that_fails_leaves_the_entry_for_the_next(tmp_path: Path) -> None:
     journal(tmp_path, pid=99).write([killed_entry()])
     run = trail(tmp_path, pid=15, op="detach", luns=[1, 2])
-    run.review(targets=[IQN], luns=[1, 2])
+    run.review(lun_cover([1, 2]))
     run.record("flush map mpatha")
     run.end(succeeded=False)
     assert [e["pid"] for e in entries_on_disk(tmp_path)] == [99]
@@ -194,7 +200,7 @@ def test_a_covering_run_that_fails_leaves_the_entry_for_the_next(tmp_path: Path)
 def test_entries_of_a_previous_boot_are_reported_once_and_dropped(tmp_path: Path) -> None:
     journal(tmp_path, pid=99).write([killed_entry(boot_id="boot-0"), killed_entry(id="98-y", pid=98, done=[])])
     run = trail(tmp_path, pid=16, luns=[7])
-    found = run.review(targets=[IQN], luns=[7])
+    found = run.review(lun_cover([7]))
     assert [e["resolution"] for e in found] == ["gone", "left"] and not run.adopted_writes
     run.end(succeeded=False)
     assert [e["pid"] for e in entries_on_disk(tmp_path)] == [98]
@@ -206,7 +212,7 @@ def test_check_mode_reads_the_journal_and_writes_nothing(tmp_path: Path) -> None
     journal(tmp_path, pid=99).write([killed_entry()])
     before = (tmp_path / "lock.journal").read_text(encoding="utf-8")
     run = trail(tmp_path, pid=17, luns=[1, 2], read_only=True)
-    assert run.review(targets=[IQN], luns=[1, 2])[0]["resolution"] == "adopted"
+    assert run.review(lun_cover([1, 2]))[0]["resolution"] == "adopted"
     run.record("scan 2:0:0:1")
     run.end(succeeded=True)
     assert (tmp_path / "lock.journal").read_text(encoding="utf-8") == before
@@ -215,7 +221,7 @@ def test_check_mode_reads_the_journal_and_writes_nothing(tmp_path: Path) -> None
 
 def test_no_journal_means_no_trail() -> None:
     run = Trail(None, module="iscsi_lun_attach", op="attach", request={})
-    assert run.review(targets=[IQN], luns=[1]) == []
+    assert run.review(lun_cover([1])) == []
     run.record("scan 2:0:0:1")
     run.end(succeeded=True)
     assert run.result() == [] and run.warnings == [] and not run.adopted_writes
@@ -331,3 +337,109 @@ def test_check_mode_predicts_the_adoption_as_a_change(tmp_path: Path) -> None:
     assert outcome.result["changed"] is True and fake.writes == []
     assert [(e["pid"], e["resolution"]) for e in run.result()] == [(400, "adopted")]
     assert [e["pid"] for e in entries_on_disk(tmp_path)] == [400]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# multipath_flush, killed between the map's flush and its paths' deletes
+
+
+def flush_settings(fake: FakeHost, *, force: bool = False) -> flush.Settings:
+    return flush.Settings(
+        host=fake.host(), retries=1, retry_interval=0.0, command_timeout=10.0, path_timeout=10.0, force=force
+    )
+
+
+def flush_trail(tmp_path: Path, *, pid: int, ref: str, observation: flush.Observation) -> Trail:
+    return Trail(
+        journal(tmp_path, pid=pid),
+        module="multipath_flush",
+        op="flush",
+        request=flush.journal_request(ref, observation),
+    )
+
+
+def test_a_flush_killed_before_its_path_deletes_is_finished_by_the_same_flush(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run_with(fake, tmp_path, pid=500, lun="1")
+    run_with(fake, tmp_path, pid=501, lun="2")
+    before = flush.observe(ref="mpatha", host=fake.host())
+    plan = flush.plan_flush(observation=before, force=False, remove_wwid_file=False)
+    killed = flush_trail(tmp_path, pid=502, ref="mpatha", observation=before)
+    killed.review(lambda entry: False)
+    kill_at(fake, "/delete")
+    with pytest.raises(Killed):
+        flush.apply_plan(plan=plan, observation=before, settings=flush_settings(fake), trail=killed)
+    left_paths = sorted(p.device for p in before.paths)
+    assert "mpatha" not in [m["name"] for m in fake.maps] and len(fake.devices) == 4
+    (entry,) = entries_on_disk(tmp_path)
+    assert entry["request"]["uuid"] == f"mpath-{wwid_of(1)}" and entry["done"][0].startswith("flush map mpatha")
+    # an attach of another LUN reports the killed flush and leaves it alone
+    other, run = run_with(fake, tmp_path, pid=503, lun="3")
+    assert other.error is None and [e["resolution"] for e in run.result()] == ["left"]
+    # the same flush again: no map answers to "mpatha" now, the journal names its paths; they go
+    snapshot = fake.host().snapshot()
+    again = flush.observe(ref="mpatha", host=fake.host(), snapshot=snapshot)
+    assert not again.found
+    rerun = flush_trail(tmp_path, pid=504, ref="mpatha", observation=again)
+    found = rerun.review(
+        lambda e: flush.entry_covers(e, ref="mpatha", identity=again.identity),
+        settled=lambda e: flush.entry_settled(e, snapshot),
+    )
+    leftovers = flush.leftover_paths([e for e in found if e["resolution"] == "removed"], snapshot, exclude=())
+    assert sorted(p.device for p in leftovers) == left_paths
+    record = flush.Outcome(clock=fake.clock, start=fake.clock())
+    flush.finish_interrupted(leftovers, settings=flush_settings(fake), trail=rerun, record=record)
+    rerun.end(succeeded=True)
+    assert sorted(e["device"] for e in record.paths_removed) == left_paths
+    assert [(e["pid"], e["resolution"]) for e in rerun.result()] == [(502, "removed")] and rerun.adopted_writes
+    assert sorted(d["hctl"] for d in fake.devices) == ["2:0:0:2", "2:0:0:3", "3:0:0:2", "3:0:0:3"]
+    assert entries_on_disk(tmp_path) == []
+
+
+def test_a_killed_flush_whose_paths_another_run_removed_is_dropped_as_gone(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run_with(fake, tmp_path, pid=600, lun="1")
+    before = flush.observe(ref=wwid_of(1), host=fake.host())
+    plan = flush.plan_flush(observation=before, force=False, remove_wwid_file=False)
+    killed = flush_trail(tmp_path, pid=601, ref=wwid_of(1), observation=before)
+    kill_at(fake, "/delete")
+    with pytest.raises(Killed):
+        flush.apply_plan(plan=plan, observation=before, settings=flush_settings(fake), trail=killed)
+    removed, run = run_with(fake, tmp_path, pid=602, state="absent", lun="1")
+    assert removed.error is None
+    assert [e["resolution"] for e in run.result()] == ["left"]  # its paths were still there when it looked
+    assert [e["pid"] for e in entries_on_disk(tmp_path)] == [601]
+    later, run = run_with(fake, tmp_path, pid=603, lun="2")
+    assert later.error is None and [e["resolution"] for e in run.result()] == ["gone"]
+    assert "nothing it left remains" in run.warnings[0] and entries_on_disk(tmp_path) == []
+
+
+def test_paths_a_killed_flush_left_that_are_in_use_are_refused_without_force(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run_with(fake, tmp_path, pid=700, lun="1")
+    before = flush.observe(ref="mpatha", host=fake.host())
+    plan = flush.plan_flush(observation=before, force=False, remove_wwid_file=False)
+    kill_at(fake, "/delete")
+    with pytest.raises(Killed):
+        flush.apply_plan(
+            plan=plan,
+            observation=before,
+            settings=flush_settings(fake),
+            trail=flush_trail(tmp_path, pid=701, ref="mpatha", observation=before),
+        )
+    fake.mounts.append(before.paths[0].device)
+    fake.rebuild()
+    entry = entries_on_disk(tmp_path)[0]
+    snapshot = fake.host().snapshot()
+    leftovers = flush.leftover_paths([entry], snapshot, exclude=())
+    record = flush.Outcome(clock=fake.clock, start=fake.clock())
+    with pytest.raises(flush.FlushFailed, match=r"left by an interrupted flush of this map are in use: .* mounted on"):
+        flush.finish_interrupted(
+            leftovers, settings=flush_settings(fake), trail=Trail(None, module="", op="", request={}), record=record
+        )
+    assert record.paths_removed == [] and len(fake.devices) == 2
+    assert flush.entry_covers(entry, ref="/dev/mapper/mpatha", identity=None)
+    assert flush.entry_covers(entry, ref=f"/dev/{entry['request']['dm']}", identity=None)
+    assert not flush.entry_covers(entry, ref="mpathb", identity=None)
+    assert not flush.entry_covers({**entry, "module": "iscsi_lun_attach"}, ref="mpatha", identity=None)
+    assert not flush.entry_settled({**entry, "module": "iscsi_lun_attach"}, snapshot)
