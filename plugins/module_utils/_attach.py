@@ -1198,7 +1198,7 @@ class _Attach(_Run):
             if change.changed:
                 self.trail.record(
                     f"node record {change.portal} ({change.target}): "
-                    + ("create" if change.create else "set " + ", ".join(key for key, _ in change.updates))
+                    + ("create" if change.create else "set " + ", ".join(update[0] for update in change.updates))
                 )
                 login.apply_node(self.host.runner, change)
                 if change.create:
