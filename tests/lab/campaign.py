@@ -246,7 +246,15 @@ def _table(title: str, header: str, table: dict, note: str = "") -> list[str]:
 
 
 def report_lines(
-    *, seed: int, luns: int, workers: int, role_every: int, records: list[dict], summary: dict, seconds: float
+    *,
+    seed: int,
+    luns: int,
+    workers: int,
+    role_every: int,
+    records: list[dict],
+    summary: dict,
+    seconds: float,
+    weights: str = "",
 ) -> list[str]:
     data = summary.get("data", {})
     violations = summary.get("violations", [])
@@ -269,6 +277,7 @@ def report_lines(
         f"seed: {seed}",
         f"LUNs: {luns} over 2 portals (ext4 with a checksummed file on LUNs n % 4 == 3)",
         f"workers: {workers}",
+        *([f"step weights changed: {weights}"] if weights else []),
         f"role step every {role_every} rounds" if role_every else "role steps: none",
         f"steps: {len(records)}",
         f"invariant violations: {len(violations)}",
@@ -346,6 +355,7 @@ def main() -> int:
         records=records,
         summary=summary,
         seconds=time.monotonic() - start,
+        weights=args.weights,
     )
     print("\n".join(lines))
     if args.out:

@@ -837,10 +837,12 @@ class Campaign:
         step["killed"] = bool(first.get("killed"))
         self.fault("sigkill")
         between = self.footprint(lun)
-        leftovers = step["killed"] and between != before
-        step["left_by_kill"] = leftovers
-        if os.path.exists(JOURNAL):
-            step["journal_bytes"] = os.path.getsize(JOURNAL)
+        # what the killed run left: its journal entry (the module's own trail) and the LUN's devices and maps
+        step["journal_entry"] = journal_has(run.pid) if step["killed"] else None
+        partial = between[0] if detach else not (len(between[0]) == len(PORTALS) and between[1])
+        step["changed_by_kill"] = step["killed"] and between != before
+        leftovers = step["killed"] and (step["journal_entry"] or (between != before and partial))
+        step["left_by_kill"] = bool(leftovers)
         again = self.run("iscsi_lun_attach", params, step)
         self.note_error(step, again)
         step["ok"] = not again.get("failed")
@@ -855,7 +857,7 @@ class Campaign:
             self.record_attach(again, [lun], step)
         return again
 
-    def kill_outcome(self, step, pid, first, again, leftovers):
+    def kill_outcome(self, step, pid, first, again, leftovers):  # noqa: PLR0911 - one return per outcome
         if not step["killed"]:
             return "not killed (the run ended first)" if not first.get("failed") else "not killed (failed first)"
         if "interrupted" not in again:  # the module has no journal yet: counted as before, nothing checked
@@ -864,11 +866,14 @@ class Campaign:
         want = "removed" if step["action"] == "detach" else "adopted"
         if not mine:
             if leftovers:
+                trail = "its journal entry" if step["journal_entry"] else "a partial LUN and no journal entry"
                 step["violations"].append(
-                    f"unreported leftovers: the killed {step['action']} (pid {pid}) changed LUN {step['luns'][0]} "
-                    f"and the re-run reports no interrupted run"
+                    f"unreported leftovers: the killed {step['action']} (pid {pid}) left {trail} for LUN "
+                    f"{step['luns'][0]} and the re-run reports no interrupted run"
                 )
                 return "unreported leftovers"
+            if step["changed_by_kill"]:
+                return "killed after its work was done (no entry left, nothing to report)"
             return "nothing left"
         entry = mine[0]
         resolution = entry.get("resolution")
@@ -1091,6 +1096,26 @@ class Campaign:
         for lun in sorted(self.mounted):  # done: unmount, so the next reset finds no filesystem in use
             self.unmount(lun, {"violations": []})
         return None
+
+
+def journal_has(pid):
+    """Whether the journal beside the host lock holds an entry of ``pid`` (any JSON shape: dicts with "pid")."""
+    try:
+        with open(JOURNAL, encoding="utf-8") as handle:
+            text = handle.read()
+        document = json.loads(text) if text.strip() else []
+    except (OSError, ValueError):
+        return False
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("pid") == pid:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def wait_lock_holder(proc, cancel, limit=LOCK_TIMEOUT):
