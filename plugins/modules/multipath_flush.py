@@ -267,9 +267,9 @@ interrupted:
     - Runs of this collection's modules that were killed before this one and left an entry in the journal beside
       the lock, each with C(module), C(op), C(pid), C(started), what it was asked (C(request)), the writes it had
       started (C(done)) and C(resolution).
-    - C(resolution) is V(removed) (a flush of the same map: this run deleted the paths it left), V(left) (another
-      request, or this run failed: left alone, the entry stays), or V(gone) (before the last reboot, or nothing it
-      left remains: reported once, then dropped).
+    - C(resolution) is V(removed) (a flush of the same map; this run deleted the paths it left), V(left) (another
+      request, or this run failed; left alone, the entry stays), or V(gone) (before the last reboot, or nothing it
+      left remains; reported once, then dropped).
   returned: always
   type: list
   elements: dict
