@@ -910,23 +910,36 @@ class _Attach(_Run):
                 self.trail.record(f"scan {item.hctl or f'{item.host}:-:-:{item.lun}'}")
         writes = scan.apply_plan(plan=plan, host=self.host)
         self.result["scanned"].extend(w.to_dict() for w in writes)
+        again: List[scan.SysfsWrite] = []  # scans written again once a session had recovered
         try:
             after, _waited = scan.wait_for_devices(
-                plan=plan, host=self.host, timeout=self.request.timeout, scanned=writes
+                plan=plan, host=self.host, timeout=self.request.timeout, scanned=writes, again=again
             )
         except scan.ScanTimeout as exc:
             after = exc.snapshot
+            recovery: Dict[str, str] = exc.details.get("recovery") or {}
             for item in scan.missing_items(plan=plan, snapshot=after):
                 lun = owner[(item.host, item.lun)]
+                cause = (
+                    f"its {recovery[item.address]} during the wait: the portal or the network path went away"
+                    if item.address in recovery
+                    else "the array may not present this LUN to this initiator: check its LUN masking, the LUN "
+                    "number and lun_addressing"
+                )
                 lun.fail(
                     scan.ScanTimeout(
                         f"timed out after {self.request.timeout:g}s waiting for its block device at {item.address} "
-                        "(the array may not present this LUN to this initiator: check its LUN masking, the LUN "
-                        "number and lun_addressing)",
+                        f"({cause})",
                         snapshot=after,
                         missing=[item.address],
                     )
                 )
+        self.result["scanned"].extend(w.to_dict() for w in again)
+        self.warnings.extend(
+            f"the session of host{w.host} went into recovery after the scan of {w.address} was written; the kernel "
+            "drops such a scan, so it was written again once the session had logged in"
+            for w in again
+        )
         self.record_new(after, wave)
         return after
 

@@ -564,24 +564,56 @@ def wait_for_devices(
     host: Host,
     timeout: float,
     scanned: Sequence[SysfsWrite] = (),
+    again: Optional[List[SysfsWrite]] = None,
 ) -> Tuple[Snapshot, float]:
     """Wait until every scanned item has a block device that udev has processed; returns the last snapshot
     and seconds waited.
 
     Each check reads sysfs; between checks the host pauses until its next udev event (or the poll interval
     without a monitor). A block device that exists at the deadline but that udev has not finished with yet
-    is not a failure (the kernel's part is done; its ``udev`` entry is then empty). :class:`ScanTimeout`
-    after ``timeout`` seconds names the LUNs still without a block device, what sysfs showed for them, and
-    the exact lines that were written.
+    is not a failure (the kernel's part is done; its ``udev`` entry is then empty).
+
+    The kernel drops a scan written while the iSCSI session is not logged in (it is in recovery: the portal
+    went away), and a scan whose INQUIRY was lost when the connection dropped finds nothing; nothing scans
+    again once the session has recovered. So an item still without a device whose session was seen out of
+    LOGGED_IN since its scan was written is written once more as soon as its session is logged in again;
+    each such write is appended to ``again`` (when given).
+
+    :class:`ScanTimeout` after ``timeout`` seconds names the LUNs still without a block device, what sysfs
+    showed for them, the state of their sessions when one was in recovery, and the exact lines written.
     """
     clock = host.clock
     start = clock()
     last: List[Snapshot] = []
+    # the scan writes of items whose session was seen in recovery after the write, by (host, line)
+    lost: Dict[Tuple[int, str], ScanItem] = {}
+    recovered: Dict[Tuple[int, str], str] = {}  # what their sessions went through, for the error
+
+    def rescan_recovered(snapshot: Snapshot, missing: Sequence[ScanItem]) -> None:
+        for item in missing:
+            session = snapshot.session(sid=item.sid) if item.sid is not None else None
+            if session is None or item.action != ACTION_SCAN:
+                continue
+            key = (item.host, item.line)
+            if not session.logged_in:
+                lost[key] = item
+                recovered[key] = f"session {session.sid} (host{item.host}) was {session.state or 'not logged in'}"
+                continue
+            if key in lost:
+                del lost[key]
+                path = scsi_host_scan_path(host=item.host, sysfs_root=host.sysfs_root)
+                host.write(path, item.line)
+                if again is not None:
+                    again.append(
+                        SysfsWrite(kind="scan", path=path, text=item.line, host=item.host, address=item.address)
+                    )
 
     def poll() -> Optional[Snapshot]:
         snapshot = host.snapshot()
         last[:] = [snapshot]
-        if missing_items(plan=plan, snapshot=snapshot):
+        missing = missing_items(plan=plan, snapshot=snapshot)
+        if missing:
+            rescan_recovered(snapshot, missing)
             return None
         return snapshot if all(host.udev_ready(name) for name in _waited_names(plan, snapshot)) else None
 
@@ -605,17 +637,26 @@ def wait_for_devices(
         missing = missing_items(plan=plan, snapshot=final)
         if not missing:  # every block device is there; only udev has not finished with one of them
             return final, clock() - start
-        lines = ", ".join(f"host{w.host} '{w.text}'" for w in scanned) or "nothing"
+        lines = ", ".join(f"host{w.host} '{w.text}'" for w in [*scanned, *(again or [])]) or "nothing"
         seen = "; ".join(_seen(item, final) for item in missing)
+        recovery = {i.address: recovered[(i.host, i.line)] for i in missing if (i.host, i.line) in recovered}
+        outages = sorted(set(recovery.values()))
+        cause = (
+            "The session went into recovery during the wait (" + "; ".join(outages) + "): the portal or the "
+            "network path went away, and the scan was written again each time the session logged in"
+            if outages
+            else "The array may not present this LUN to this initiator (check its LUN masking), or the LUN "
+            "number or addressing mode is wrong"
+        )
         raise ScanTimeout(
             f"timed out after {timeout:g}s waiting for the block device of "
-            f"{', '.join(item.address for item in missing)}: {seen}. Scanned: {lines}. The array may not present "
-            "this LUN to this initiator (check its LUN masking), or the LUN number or addressing mode is wrong",
+            f"{', '.join(item.address for item in missing)}: {seen}. Scanned: {lines}. {cause}",
             timeout=timeout,
             waited_seconds=round(clock() - start, 3),
             missing=[item.address for item in missing],
-            scanned=[w.to_dict() for w in scanned],
+            scanned=[w.to_dict() for w in [*scanned, *(again or [])]],
             snapshot=final,
+            recovery=recovery,
         ) from None
     return snapshot, clock() - start
 

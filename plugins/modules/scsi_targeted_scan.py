@@ -501,13 +501,22 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
     else:
         writes = apply_plan(plan=plan, host=host)
         if params["wait"]:
+            again: List[SysfsWrite] = []  # scans written again once a session had recovered from an outage
             try:
-                after, waited = wait_for_devices(plan=plan, host=host, timeout=params["timeout"], scanned=writes)
+                after, waited = wait_for_devices(
+                    plan=plan, host=host, timeout=params["timeout"], scanned=writes, again=again
+                )
             except ScanTimeout as exc:
                 # the writes were done: say what they changed and which devices exist, then fail
                 failed = summarize(plan=plan, before=before, after=exc.snapshot)
                 exc.details.update(changed=failed["changed"], devices=failed["devices"])
                 raise
+            writes += tuple(again)
+            for write in again:
+                module.warn(
+                    f"the session of host{write.host} went into recovery after the scan of {write.address} was "
+                    "written; the kernel drops such a scan, so it was written again once the session had logged in"
+                )
         else:
             after, waited = host.snapshot(), 0.0
         if rplan is not None:

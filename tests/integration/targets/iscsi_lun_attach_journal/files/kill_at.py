@@ -15,9 +15,13 @@ import signal
 import sys
 import time
 
+READY = "/run/lunsafe-watcher-ready"  # created once this watcher polls: the task that starts the run waits for it
+
 path, op, prefix, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 pattern, count = (sys.argv[5], int(sys.argv[6])) if len(sys.argv) > 6 else (None, 0)
 deadline = time.monotonic() + timeout
+with open(READY, "w", encoding="ascii") as ready:
+    ready.write(str(os.getpid()))
 while time.monotonic() < deadline:
     try:
         with open(path, encoding="utf-8") as handle:
