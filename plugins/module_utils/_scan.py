@@ -27,6 +27,7 @@ that needs its ``rescan`` file.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError, WaitTimeout
@@ -45,6 +46,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     IscsiSession,
     ScsiDevice,
     Snapshot,
+    read_attribute,
     scsi_device_rescan_path,
     scsi_host_scan_path,
 )
@@ -468,6 +470,9 @@ class SysfsWrite:
     text: str
     host: int
     address: str
+    # the iSCSI session's state right before the write (apply_plan): a scan of a session that is not LOGGED_IN
+    # is ignored by the kernel
+    session_state: Optional[str] = dataclasses.field(default=None, compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "host": self.host, "path": self.path, "line": self.text, "hctl": self.address}
@@ -503,7 +508,13 @@ def planned_writes(*, plan: ScanPlan, sysfs_root: str) -> Tuple[SysfsWrite, ...]
 def apply_plan(*, plan: ScanPlan, host: Host) -> Tuple[SysfsWrite, ...]:
     """Do the plan's writes; returns them. :class:`ScanWriteError` names the failed write and the ones done."""
     done: List[SysfsWrite] = []
-    for item in planned_writes(plan=plan, sysfs_root=host.sysfs_root):
+    sids = {(item.host, item.line): item.sid for item in plan.items if item.sid is not None}
+    for planned in planned_writes(plan=plan, sysfs_root=host.sysfs_root):
+        item = planned
+        sid = sids.get((planned.host, planned.text)) if planned.kind == "scan" else None
+        if sid is not None:
+            state = read_attribute(os.path.join(host.sysfs_root, "class", "iscsi_session", f"session{sid}", "state"))
+            item = dataclasses.replace(planned, session_state=state)
         try:
             host.write(item.path, item.text)
         except OSError as exc:
@@ -588,6 +599,14 @@ def wait_for_devices(
     # the scan writes of items whose session was seen in recovery after the write, by (host, line)
     lost: Dict[Tuple[int, str], ScanItem] = {}
     recovered: Dict[Tuple[int, str], str] = {}  # what their sessions went through, for the error
+    written_in_recovery = {
+        (w.host, w.text): w.session_state for w in scanned if w.session_state not in (None, "LOGGED_IN")
+    }
+    for item in plan.with_action(ACTION_SCAN):
+        key = (item.host, item.line)
+        if key in written_in_recovery:  # ignored by the kernel: written again once the session is back
+            lost[key] = item
+            recovered[key] = f"session {item.sid} (host{item.host}) was {written_in_recovery[key]}"
 
     def rescan_recovered(snapshot: Snapshot, missing: Sequence[ScanItem]) -> None:
         for item in missing:

@@ -114,3 +114,36 @@ def test_wait_for_devices_names_the_outage_and_every_line_written(tmp_path: Path
     assert caught.value.details["recovery"] == {"3:0:0:1": "session 2 (host3) was FAILED"}
     assert "The session went into recovery during the wait (session 2 (host3) was FAILED)" in caught.value.msg
     assert "Scanned: host3 '0 0 1'." in caught.value.msg
+
+
+def test_a_scan_written_to_a_session_in_recovery_is_written_again_even_if_it_is_back_before_the_wait(
+    tmp_path: Path,
+) -> None:
+    fake = world(tmp_path)
+    attach_lun(fake, "2")
+    session = next(s for s in fake.sessions if s["host"] == 3)
+    real = fake.write
+
+    def write(path: str, text: str) -> None:  # the kernel ignores the scan; the session is back right after
+        if path.endswith("/host3/scan") and session["state"] != "LOGGED_IN":
+            fake.writes.append((path[len(str(fake.root)) :], text))
+            session["state"] = "LOGGED_IN"
+            fake.rebuild()
+            return
+        real(path, text)
+
+    fake.write = write  # type: ignore[method-assign]
+    fake.writes.clear()
+    host = fake.host()
+    snapshot = host.snapshot()
+    sessions = tuple(sorted(snapshot.sessions, key=lambda s: s.sid))
+    items = tuple(scan.session_item(snapshot=snapshot, session=s, lun=1, array_lun=1) for s in sessions)
+    plan = scan.ScanPlan(items=items, sessions=sessions)
+    session["state"] = "FAILED"  # between the plan and the write: the portal went away
+    fake.rebuild()
+    writes = scan.apply_plan(plan=plan, host=host)
+    assert [w.session_state for w in writes] == ["LOGGED_IN", "FAILED"]
+    again: List[scan.SysfsWrite] = []
+    after, _waited = scan.wait_for_devices(plan=plan, host=host, timeout=5, scanned=writes, again=again)
+    assert [w.address for w in again] == ["3:0:0:1"] and scans_to(fake, 3) == ["0 0 1", "0 0 1"]
+    assert after.device_at(hctl=items[1].hctl) is not None  # type: ignore[arg-type]
