@@ -556,13 +556,7 @@ def _apply(
                 map=identity.to_dict(),
             )
         for path in observation.paths:
-            trail.record(f"delete {path.device} ({path.hctl})")
-            try:
-                remove_path(
-                    host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=outcome
-                )
-            except RemoveFailed as exc:
-                raise FlushFailed(exc.msg, **exc.details) from None
+            _delete_path(path, settings=settings, trail=trail, record=outcome, note="")
     for step in plan.with_action(REMOVE_WWID):
         trail.record(f"remove WWID {step.target} from the wwids file")
         result = runner.run(remove_wwid(wwid=step.target), timeout=settings.command_timeout)
@@ -674,10 +668,13 @@ def finish_interrupted(leftovers: List[PathIdentity], *, settings: Settings, tra
             paths_removed=record.paths_removed,
         )
     for path in leftovers:
-        trail.record(f"delete {path.device} ({path.hctl}), left by an interrupted flush")
-        try:
-            remove_path(
-                host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=record
-            )
-        except RemoveFailed as exc:
-            raise FlushFailed(exc.msg, **exc.details) from None
+        _delete_path(path, settings=settings, trail=trail, record=record, note=", left by an interrupted flush")
+
+
+def _delete_path(path: PathIdentity, *, settings: Settings, trail: Trail, record: Record, note: str) -> None:
+    """One path of the map: recorded in the journal, then removed (re-identified first) like every path."""
+    trail.record(f"delete {path.device} ({path.hctl}){note}")
+    try:
+        remove_path(host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=record)
+    except RemoveFailed as exc:
+        raise FlushFailed(exc.msg, **exc.details) from None

@@ -39,7 +39,7 @@ import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import read_boot_id
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import read_boot_id, replace_file
 
 __all__ = [
     "RESOLUTIONS",
@@ -183,15 +183,7 @@ class Journal:
                 os.unlink(self.path)
             return
         text = json.dumps({"version": JOURNAL_VERSION, "entries": list(entries)}, sort_keys=True, indent=1)
-        tmp = f"{self.path}.{self.pid}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(tmp, flags, _FILE_MODE)
-        try:
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        replace_file(self.path, text, mode=_FILE_MODE)
 
     def trail(self, *, module: str, op: str, request: Dict[str, Any]) -> Trail:
         """The trail of this run (nothing is written before its first :meth:`Trail.record`)."""

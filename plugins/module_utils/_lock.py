@@ -80,6 +80,7 @@ __all__ = [
     "lock_from_params",
     "parse_proc_locks",
     "render_lease",
+    "replace_file",
 ]
 
 DEFAULT_LOCK_FILE = "/run/lock/lunsafe-san.lock"
@@ -104,6 +105,19 @@ LOCK_ARGUMENT_SPEC: Dict[str, Any] = {
         },
     },
 }
+
+
+def replace_file(path: str, text: str, *, mode: int) -> None:
+    """Replace ``path`` with ``text`` whole: a temporary file beside it, fsync, rename. A process killed at any
+    point leaves the old file or the new one, never a part (the lease and the journal beside the lock)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def lease_path(lock_file: str) -> str:
@@ -417,14 +431,7 @@ class HostLock:
             boot_id=read_boot_id(proc_root=self._proc_root),
             pid=os.getpid(),
         )
-        tmp = f"{self.lease_file}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), _FILE_MODE)
-        try:
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.lease_file)
+        replace_file(self.lease_file, text, mode=_FILE_MODE)
         self.lease_outcome = "held"
         return self.lease_outcome
 
