@@ -245,6 +245,123 @@ def _table(title: str, header: str, table: dict, note: str = "") -> list[str]:
     ]
 
 
+def _shard_table(shards: list[dict]) -> list[str]:
+    lines = [
+        "## Shards",
+        "",
+        "| shard | seed | lab | steps | time (s) | s/step | violations | data mismatches |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for shard in sorted(shards, key=lambda item: item["shard"]):
+        summary = shard["summary"]
+        steps = len(shard["records"])
+        lines.append(
+            f"| {shard['shard']} | {shard['seed']} | {shard['lab']} | {steps} | {shard['seconds']:.0f} | "
+            f"{shard['seconds'] / max(1, steps):.1f} | {len(summary.get('violations', []))} | "
+            f"{summary.get('data', {}).get('mismatches', 0)} |"
+        )
+    return [*lines, ""]
+
+
+def merge_counts(total: dict, part: dict, shard: int) -> dict:
+    """Sum one shard's counts into the total: numbers add up, tables merge, violations are tagged by shard."""
+    for key, value in part.items():
+        if isinstance(value, dict):
+            merge_counts(total.setdefault(key, {}), value, shard)
+        elif isinstance(value, list):
+            total.setdefault(key, []).extend(
+                {**item, "shard": shard} if isinstance(item, dict) else item for item in value
+            )
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+        else:
+            total.setdefault(key, value)
+    return total
+
+
+def merged(shards: list[dict]) -> tuple[list[dict], dict]:
+    records: list[dict] = []
+    summary: dict = {}
+    for shard in sorted(shards, key=lambda item: item["shard"]):
+        records.extend({**record, "shard": shard["shard"]} for record in shard["records"])
+        merge_counts(summary, shard["summary"], shard["shard"])
+    return records, summary
+
+
+def load_shards(folder: Path) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("shard-*.json"))]
+
+
+def run_shards(
+    labs: list[lab_module.Lab],
+    *,
+    seed: int,
+    shards: int,
+    steps: int,
+    luns: int,
+    workers: int,
+    role_every: int,
+    weights: str,
+    folder: Path,
+    stop_after: float,
+) -> None:
+    """Share --shards seeded shards out over the labs, one shard per lab at a time; each finished shard is
+    written to folder/shard-K.json at once, so a stopped campaign keeps what it finished (merge with --merge).
+    No new shard starts after stop_after seconds."""
+    import threading  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = {int(path.stem.split("-")[1]) for path in folder.glob("shard-*.json")}
+    queue = [k for k in range(shards) if k not in done]
+    mu = threading.Lock()
+    start = time.monotonic()
+
+    def worker(lab: lab_module.Lab) -> None:
+        push(lab)
+        while True:
+            with mu:
+                if not queue or time.monotonic() - start > stop_after:
+                    return
+                shard = queue.pop(0)
+            log = (folder / f"shard-{shard:02d}.log").open("w", encoding="utf-8")
+
+            def emit(line: str, shard: int = shard, log=log) -> None:
+                log.write(line + "\n")
+                log.flush()
+                print(f"[{lab.name} shard {shard}] {line}", flush=True)
+
+            began = time.monotonic()
+            emit(f"shard {shard}: seed {seed + shard}, {steps} steps on {lab.name}")
+            records, summary = run(
+                lab,
+                seed=seed + shard,
+                steps=steps,
+                luns=luns,
+                workers=workers,
+                role_every=role_every,
+                weights=weights,
+                emit=emit,
+            )
+            result = {
+                "shard": shard,
+                "seed": seed + shard,
+                "lab": lab.name,
+                "seconds": time.monotonic() - began,
+                "records": records,
+                "summary": summary,
+            }
+            path = folder / f"shard-{shard:02d}.json"
+            path.with_suffix(".tmp").write_text(json.dumps(result))
+            path.with_suffix(".tmp").replace(path)
+            log.close()
+
+    threads = [threading.Thread(target=worker, args=(lab,), name=lab.name) for lab in labs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def report_lines(
     *,
     seed: int,
@@ -255,6 +372,7 @@ def report_lines(
     summary: dict,
     seconds: float,
     weights: str = "",
+    shards: list[dict] | None = None,
 ) -> list[str]:
     data = summary.get("data", {})
     violations = summary.get("violations", [])
@@ -268,11 +386,25 @@ def report_lines(
         else " only once the module reports `interrupted`; this run's module did not (outcomes marked"
         " `no journal in the result` are counted, not checked)."
     )
+    if shards:
+        labs = sorted({shard["lab"] for shard in shards})
+        how = [
+            f"`python3 tests/lab/campaign.py --labs {','.join(labs)} --seed {seed} --shards {len(shards)} --steps N"
+            f" --workers {workers} --role-every {role_every}`: {len(shards)} seeded shards (seed {seed} + shard",
+            f"number) shared out over {len(labs)} lab VMs (TCG, one vCPU each) that ran at once; each shard resets its",
+            "VM's array and runs the driver from a clean host. The driver runs in the guest, the role steps run",
+            "through ansible-playbook from the controller. The figures below are summed over the shards.",
+        ]
+    else:
+        how = [
+            "`python3 tests/lab/campaign.py --seed N --steps N --workers W --role-every K` against one lab VM (TCG);"
+            " the",
+            "driver runs in the guest, the role steps run through ansible-playbook from the controller.",
+        ]
     return [
         "# Seeded fault campaign",
         "",
-        "`python3 tests/lab/campaign.py --seed N --steps N --workers W --role-every K` against one lab VM (TCG); the",
-        "driver runs in the guest, the role steps run through ansible-playbook from the controller.",
+        *how,
         "",
         f"seed: {seed}",
         f"LUNs: {luns} over 2 portals (ext4 with a checksummed file on LUNs n % 4 == 3)",
@@ -282,8 +414,8 @@ def report_lines(
         f"steps: {len(records)}",
         f"invariant violations: {len(violations)}",
         f"data mismatches: {data.get('mismatches', 0)}",
-        f"time: {seconds:.0f} s",
-        f"throughput: {seconds / steps:.1f} s/step",
+        f"time: {seconds:.0f} s" + (" (wall time, shards at once)" if shards else ""),
+        f"throughput: {seconds / steps:.1f} s/step" + (" (wall time over all VMs)" if shards else ""),
         f"data verified: {data.get('verified', 0)} read-backs ({data.get('fs_verified', 0)} files on ext4, "
         f"{data.get('fsck_clean', 0)} clean fsck -n), {data.get('verified_bytes', 0) / 2**30:.3f} GiB; "
         f"written {data.get('written_bytes', 0) / 2**30:.3f} GiB",
@@ -291,6 +423,7 @@ def report_lines(
         f"{data.get('inflight_written_bytes', 0) / 2**20:.0f} MiB written, "
         f"{data.get('inflight_verified_bytes', 0) / 2**20:.0f} MiB read back",
         "",
+        *(_shard_table(shards) if shards else []),
         "## Where the time goes",
         "",
         f"- rounds: {timing.get('rounds', 0)}, {timing.get('rounds_s', 0):.0f} s in all",
@@ -314,7 +447,14 @@ def report_lines(
         ),
         "## Invariant violations",
         "",
-        *([f"- steps {v['steps']} ({v['kind']}): {v['what']}" for v in violations] or ["none"]),
+        *(
+            [
+                f"- {'shard ' + str(v['shard']) + ', ' if 'shard' in v else ''}steps {v['steps']} ({v['kind']}): "
+                f"{v['what']}"
+                for v in violations
+            ]
+            or ["none"]
+        ),
         "",
     ]
 
@@ -328,7 +468,14 @@ def main() -> int:
     parser.add_argument("--role-every", type=int, default=10, help="every K-th round is a role step (0: none)")
     parser.add_argument("--weights", default="", help="KIND=N,... overriding step weights (e.g. kill=40)")
     parser.add_argument("--out", type=Path, help="write the report (markdown) here, the step lines beside it")
+    parser.add_argument("--labs", default="", help="NAME,NAME: run --shards shards over these lab VMs at once")
+    parser.add_argument("--shards", type=int, default=0, help="with --labs: seeded shards of --steps steps each")
+    parser.add_argument("--shard-dir", type=Path, help="with --labs: where finished shards go (default: OUT.shards)")
+    parser.add_argument("--stop-after", type=float, default=float("inf"), help="with --labs: no new shard after S s")
+    parser.add_argument("--merge", type=Path, help="write the report from the finished shards in this folder")
     args = parser.parse_args()
+    if args.labs or args.merge:
+        return main_shards(args)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**9)
     print(
         f"campaign: seed {seed}, {args.steps} steps, {args.luns} LUNs, {args.workers} workers, "
@@ -356,6 +503,55 @@ def main() -> int:
         summary=summary,
         seconds=time.monotonic() - start,
         weights=args.weights,
+    )
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text("\n".join(lines))
+        (args.out.with_suffix(".jsonl")).write_text("".join(json.dumps(r) + "\n" for r in records))
+    return 1 if summary.get("violations") or summary.get("data", {}).get("mismatches") else 0
+
+
+def main_shards(args: argparse.Namespace) -> int:
+    """--labs: run the shards (or those not finished yet), then report; --merge: report what is finished."""
+    folder = args.merge or args.shard_dir or (args.out.with_suffix(".shards") if args.out else None)
+    if folder is None:
+        raise SystemExit("campaign: --labs needs --out or --shard-dir")
+    if args.labs:
+        if args.seed is None or args.shards < 1:
+            raise SystemExit("campaign: --labs needs --seed and --shards")
+        labs = [lab_module.Lab(name) for name in args.labs.split(",") if name]
+        print(f"campaign: seed {args.seed}, {args.shards} shards of {args.steps} steps over {args.labs}", flush=True)
+        start = time.monotonic()
+        run_shards(
+            labs,
+            seed=args.seed,
+            shards=args.shards,
+            steps=args.steps,
+            luns=args.luns,
+            workers=args.workers,
+            role_every=args.role_every,
+            weights=args.weights,
+            folder=folder,
+            stop_after=args.stop_after,
+        )
+        wall = time.monotonic() - start
+        (folder / "wall.txt").write_text(f"{wall:.0f}\n")
+    shards = load_shards(folder)
+    if not shards:
+        raise SystemExit(f"campaign: no finished shard in {folder}")
+    wall_file = folder / "wall.txt"
+    wall = float(wall_file.read_text()) if wall_file.exists() else max(shard["seconds"] for shard in shards)
+    records, summary = merged(shards)
+    lines = report_lines(
+        seed=min(shard["seed"] - shard["shard"] for shard in shards),
+        luns=args.luns,
+        workers=args.workers,
+        role_every=args.role_every,
+        records=records,
+        summary=summary,
+        seconds=wall,
+        weights=args.weights,
+        shards=shards,
     )
     print("\n".join(lines))
     if args.out:
