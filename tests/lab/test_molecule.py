@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Runs every Molecule scenario of the collection (extensions/molecule/<scenario>) against the lab VM.
 
-The scenarios' create step reuses the lab this run booted ($LUNSAFE_LAB_NAME) and their destroy step
-leaves it running; each scenario's prepare resets the array and the initiator. Molecule runs with
-this checkout as lunsafe.san on ANSIBLE_COLLECTIONS_PATH (prerun is off: nothing is installed into
-~/.ansible)."""
+Each scenario's state from an earlier run is reset first. The scenarios' create step reuses the lab this run
+booted ($LUNSAFE_LAB_NAME) and their destroy step leaves it running; each scenario's prepare resets the array
+and the initiator. Molecule runs with this checkout as lunsafe.san on ANSIBLE_COLLECTIONS_PATH (prerun is off:
+nothing is installed into ~/.ansible)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def test_molecule_scenario(scenario: str, lab, collections_root: Path) -> None:
         ANSIBLE_NOCOLOR="1",
     )
     env.pop("ANSIBLE_INVENTORY", None)
+    # A run killed earlier (a stopped CI job, a timeout) leaves the scenario's ephemeral state under
+    # ~/.ansible/tmp/molecule.*: its inventory and state file then point the next run at a lab that is gone.
+    # `molecule reset` removes that folder (the destroy step leaves the lab alone, so nothing else happens).
+    reset = subprocess.run(
+        [str(bindir / "molecule"), "reset", "--scenario-name", scenario],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert reset.returncode == 0, f"molecule reset {scenario} failed:\n{(reset.stdout + reset.stderr)[-4000:]}"
     result = subprocess.run(
         [str(bindir / "molecule"), "test", "--scenario-name", scenario],
         cwd=REPO,
