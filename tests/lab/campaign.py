@@ -14,6 +14,17 @@ filesystem with a checksummed file), and the invariants checked after every roun
 the driver stops and this controller runs the collection's lun_attach or lun_detach role through
 ansible-playbook, then the driver resumes from its state file and checks the outcome. Prints one line per step
 and the totals; --out writes the report (and the step lines as .jsonl beside it).
+
+A long run is split into seeded shards over several VMs at once (each 1-vCPU TCG guest uses one core):
+
+    python3 tests/lab/lab.py --name campA up --luns 16; python3 tests/lab/lab.py --name campB up --luns 16
+    .venv/bin/python tests/lab/campaign.py --labs campA,campB --seed S --shards 10 --steps 100 --out /tmp/c.md
+
+Shard k runs seed S + k from a reset array on the next free VM; each finished shard is written at once to
+OUT.shards/shard-k.json (its step lines stream to shard-k.log), so a stopped run keeps what it finished and a
+second invocation runs only the missing shards. --merge OUT.shards --out F.md reports what is there. The report
+sums the shards' figures and lists each shard. Run it from a checkout nobody edits meanwhile: the role steps use
+the checkout's roles as they are when they run.
 """
 
 from __future__ import annotations
