@@ -691,14 +691,21 @@ class Campaign:
         return result
 
     def step_race_unmap(self, step):
-        """Detach LUN B, then attach LUN A while the array unmaps B at a random point of A's attach."""
+        """Detach LUN B, then attach LUN A while the array unmaps B at a random point of A's attach.
+
+        The array unmaps B only when its detach succeeded, as a runbook (and the lun_detach role's unmap hook)
+        does: unmapping a LUN the host still holds makes faulty paths that no module can prevent."""
         victim, delay = step["victim"], step["unmap_after"]
-        self.detach([victim], step)
-        timer = threading.Timer(delay, lambda: self._unmap(victim))
-        timer.start()
+        detached = not self.detach([victim], step).get("failed")
+        timer = threading.Timer(delay, lambda: self._unmap(victim)) if detached else None
+        if timer is None:
+            step["unmap"] = "skipped: the detach failed"
+        else:
+            timer.start()
         result = self.run("iscsi_lun_attach", self.attach_params(step["luns"]), step)
-        timer.join()
-        self.fault("array_unmap")
+        if timer is not None:
+            timer.join()
+            self.fault("array_unmap")
         self.note_error(step, result)
         step["ok"] = not result.get("failed")
         self.record_attach(result, step["luns"], step)
