@@ -15,9 +15,9 @@ import time
 import campaign
 
 SEED = int(os.environ.get("LUNSAFE_CAMPAIGN_SEED", "14"))
-STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "30"))
+STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "50"))
 WORKERS = 2
-ROLE_EVERY = 10  # rounds: one role step (round 9 of about 15)
+ROLE_EVERY = 10  # rounds: two role steps (rounds 9 and 19 of about 25)
 LUNS = 16
 
 
