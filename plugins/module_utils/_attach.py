@@ -53,6 +53,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     device_users,
     path_identity,
     remove_path,
+    settled_users,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
@@ -1308,13 +1309,21 @@ class _Detach(_Run):
             if not lun.devices:
                 continue
             if lun.dm_map is not None and lun.dm_map.uuid is not None:
-                observation = flush.observe(ref=lun.dm_map.uuid, host=self.host, snapshot=snapshot)
+                # udev's helpers open a map for a moment after a writer's last close: waited for, not refused
+                observation = flush.observe_settled(
+                    ref=lun.dm_map.uuid,
+                    host=self.host,
+                    snapshot=snapshot,
+                    timeout=min(flush.UDEV_SETTLE_TIMEOUT, self.request.timeout),
+                )
                 fplan = flush.plan_flush(observation=observation, force=self.request.force, remove_wwid_file=False)
                 lun.plan = [step.to_dict() for step in fplan.steps]
                 refusals.extend(f"LUN {lun.req.given}: {reason}" for reason in fplan.refusals)
                 planned.append((lun, (observation, fplan)))
                 continue
-            users = device_users(host=self.host, devices=lun.devices)
+            users = settled_users(
+                host=self.host, devices=lun.devices, timeout=min(flush.UDEV_SETTLE_TIMEOUT, self.request.timeout)
+            )
             blocked = [d for d in lun.devices if d.state in ("blocked", "created-blocked")]
             if users:
                 refusals.append(f"LUN {lun.req.given}: in use: " + "; ".join(u.describe() for u in users))

@@ -55,7 +55,12 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     parse_dmsetup_table,
     remove_wwid,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._proc import Opener, describe_openers, find_openers
+from ansible_collections.lunsafe.san.plugins.module_utils._proc import (
+    Opener,
+    describe_openers,
+    find_openers,
+    udev_spawned,
+)
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     BLOCKED_STATES,
     DELETE_PATH,
@@ -81,6 +86,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_unti
 
 __all__ = [
     "BLOCKED_STATES",
+    "UDEV_SETTLE_TIMEOUT",
     "FlushFailed",
     "FlushRefused",
     "Holder",
@@ -101,6 +107,7 @@ __all__ = [
     "journal_request",
     "leftover_paths",
     "observe",
+    "observe_settled",
     "parse_dmsetup_info",
     "plan_flush",
     "read_wwids",
@@ -159,6 +166,10 @@ class Observation:
     # processes holding the map (dm-N) or one of its paths open; multipathd, which holds every path open for its
     # checkers, is left out of the paths' openers
     openers: Tuple[Opener, ...] = ()
+    # seconds waited for udev's helpers to close the map (observe_settled); None: no wait was needed
+    udev_waited: Optional[float] = None
+    # the map's openers are udev workers or programs they run (set by observe_settled)
+    udev_openers: bool = False
 
     @property
     def map_openers(self) -> Tuple[Opener, ...]:
@@ -315,6 +326,42 @@ def observe(
     )
 
 
+#: how long a detach or flush waits for udev's helpers to close a map before it counts them as users
+UDEV_SETTLE_TIMEOUT = 10.0
+
+
+def _udev_only(observation: Observation, proc_root: str) -> bool:
+    """Whether the map is open, and only by udev workers or the programs they run (or by no process /proc still
+    shows: one that closed it between ``dmsetup info`` and the walk of /proc); nothing mounts or stacks on it."""
+    if observation.identity is None or not observation.open_count or observation.holders:
+        return False
+    return all(udev_spawned(proc_root=proc_root, pid=opener.pid) for opener in observation.map_openers)
+
+
+def observe_settled(
+    *, ref: str, host: Host, snapshot: Optional[Snapshot] = None, timeout: float = UDEV_SETTLE_TIMEOUT
+) -> Observation:
+    """:func:`observe`, then observe again while only udev holds the map open, for at most ``timeout`` seconds.
+
+    A writer's last close of a map (a database shutting down, ``mkfs``, ``dd``) raises a change event (udev's
+    inotify watch); udev then opens the map for a moment (blkid in its worker, ``kpartx`` from the multipath
+    rules). A detach that looks at that moment would refuse an unused LUN as open. The wait reads, never
+    writes, so check mode does it too. After ``timeout`` the observation says the openers are udev's
+    (``udev_openers``) and how long it waited, for the refusal."""
+    observation = observe(ref=ref, host=host, snapshot=snapshot)
+    if not _udev_only(observation, host.proc_root):
+        return observation
+    start = host.clock()
+    while True:
+        host.pause(0.25)  # a udev event (the helper's change or remove) ends the pause early
+        observation = observe(ref=ref, host=host)
+        waited = round(host.clock() - start, 3)
+        if not _udev_only(observation, host.proc_root):
+            return dataclasses.replace(observation, udev_waited=waited)
+        if waited >= timeout:
+            return dataclasses.replace(observation, udev_waited=waited, udev_openers=True)
+
+
 def map_openers(*, host: Host, dm: str, paths: List[str]) -> Tuple[Opener, ...]:
     """Processes holding the map or one of its paths open (one walk of /proc); multipathd is left out of the
     paths' openers since it holds every path open for its checkers."""
@@ -333,6 +380,11 @@ def _open_refusal(observation: Observation) -> str:
     name = observation.identity.name if observation.identity is not None else observation.ref
     text = f"map {name} is open (open count {observation.open_count})"
     openers = observation.map_openers
+    if openers and observation.udev_openers:
+        return (
+            f"{text} by {describe_openers(openers)}, run by udev and still open after {observation.udev_waited:g}s "
+            "(a udev rule's program that does not end: see `udevadm monitor` and the rules that RUN it)"
+        )
     if openers:
         return f"{text} by {describe_openers(openers)}"
     if observation.holders:

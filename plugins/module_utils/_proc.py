@@ -34,7 +34,10 @@ import os
 import stat
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-__all__ = ["Opener", "describe_openers", "find_openers"]
+__all__ = ["UDEV_DAEMONS", "Opener", "describe_openers", "find_openers", "udev_spawned"]
+
+#: the task names of the udev daemon and of its workers (systemd 247 and later name them ``(udev-worker)``)
+UDEV_DAEMONS = frozenset(("systemd-udevd", "udevd", "(udev-worker)"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +116,33 @@ def find_openers(*, proc_root: str, devices: Mapping[str, Optional[str]]) -> Tup
             if name is not None and (int(pid), name) not in found:
                 found[(int(pid), name)] = Opener(pid=int(pid), command=_comm(proc_root, pid), device=name)
     return tuple(found[key] for key in sorted(found))
+
+
+def _parent(proc_root: str, pid: int) -> Optional[int]:
+    """The parent pid from ``/proc/<pid>/stat`` (the field after the state, past the command in parentheses)."""
+    try:
+        with open(os.path.join(proc_root, str(pid), "stat"), encoding="utf-8", errors="replace") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+def udev_spawned(*, proc_root: str, pid: int, depth: int = 8) -> bool:
+    """Whether ``pid`` is a udev worker or a program one runs (kpartx, blkid, scsi_id from a ``RUN`` or
+    ``IMPORT{program}`` rule): it or one of its first ``depth`` ancestors is named in :data:`UDEV_DAEMONS`.
+
+    Such an opener is transient: the change event that a writer's last close raises (udev's inotify watch)
+    makes udev open the device for a moment. A process that exited (or whose ancestry cannot be read) is not
+    one."""
+    current: Optional[int] = pid
+    for _ in range(depth):
+        if current is None or current <= 1:
+            return False
+        if _comm(proc_root, str(current)) in UDEV_DAEMONS:
+            return True
+        current = _parent(proc_root, current)
+    return False
 
 
 def describe_openers(openers: Iterable[Opener]) -> str:

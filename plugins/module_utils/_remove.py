@@ -41,6 +41,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._multipath import (
     show_paths,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._proc import find_openers as find_process_openers
+from ansible_collections.lunsafe.san.plugins.module_utils._proc import udev_spawned
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import ScsiDevice, scsi_device_delete_path
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "path_identity",
     "related_devices",
     "remove_path",
+    "settled_users",
 ]
 
 BLOCKED_STATES = frozenset(("blocked", "created-blocked"))
@@ -95,6 +97,7 @@ class Holder:
     device: str  # the kernel name held or holding (dm-3, sdb1, dm-2)
     name: Optional[str] = None  # dm name of a holder, mount point of a mount
     detail: Optional[str] = None
+    pid: Optional[int] = dataclasses.field(default=None, compare=False)  # the process, for kind open
 
     def describe(self) -> str:
         if self.kind == "mount":
@@ -247,7 +250,13 @@ def find_openers(*, host: Host, names: Iterable[str]) -> Tuple[Holder, ...]:
     or to a node with its major:minor), as holders of kind ``open`` (see :func:`_proc.find_openers`)."""
     devices = {name: _devt(host.sysfs_root, name) for name in names}
     return tuple(
-        Holder(kind="open", device=opener.device, name=opener.command, detail=f"open by {opener.describe()}")
+        Holder(
+            kind="open",
+            device=opener.device,
+            name=opener.command,
+            detail=f"open by {opener.describe()}",
+            pid=opener.pid,
+        )
         for opener in find_process_openers(proc_root=host.proc_root, devices=devices)
     )
 
@@ -269,6 +278,24 @@ def device_users(*, host: Host, devices: Sequence[ScsiDevice]) -> Tuple[Holder, 
     )
     mounts = find_mounts(sysfs_root=host.sysfs_root, names=related, mountinfo=host.mountinfo())
     return tuple(holders) + mounts + find_openers(host=host, names=related)
+
+
+def _udev_only(host: Host, users: Sequence[Holder]) -> bool:
+    return bool(users) and all(
+        user.kind == "open" and user.pid is not None and udev_spawned(proc_root=host.proc_root, pid=user.pid)
+        for user in users
+    )
+
+
+def settled_users(*, host: Host, devices: Sequence[ScsiDevice], timeout: float) -> Tuple[Holder, ...]:
+    """:func:`device_users`, looked at again while the only users are udev workers or programs they run (blkid,
+    scsi_id for the change event of a writer's last close), for at most ``timeout`` seconds (reads only)."""
+    users = device_users(host=host, devices=devices)
+    start = host.clock()
+    while _udev_only(host, users) and host.clock() - start < timeout:
+        host.pause(0.25)  # a udev event ends the pause early
+        users = device_users(host=host, devices=devices)
+    return users
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -26,7 +26,10 @@ description:
     device is neither held nor open.
   - With O(state=absent) it checks every requested LUN first (mounted, held, open or blocked paths refuse
     the whole call, nothing changed, unless O(force)), then flushes each LUN's multipath map and deletes its
-    paths in that order, and logs a session out only when no other LUN of that session remains.
+    paths in that order, and logs a session out only when no other LUN of that session remains. A map that
+    only udev has open (a worker's blkid, or C(kpartx) from the multipath rules, run for the change event that
+    the last writer's close raises) is observed again for up to 10 seconds (at most O(timeout)) before that
+    counts as open.
   - "Rollback: a LUN that fails (wrong identity, no block device or map before O(timeout)) is rolled back
     alone: the devices (and a map multipathd built for them) that this run created for it are removed, and
     the module fails naming it. LUNs that passed stay attached and are reported, because they are complete

@@ -114,6 +114,9 @@ notes:
   - Processes that opened a path device (C(/dev/sdX)) directly, instead of the map, are listed in RV(openers)
     but do not make the module refuse (C(multipathd) holds every path open for its checkers and is left out
     of that list); a mount of a path device is refused.
+  - A map that only udev has open (a worker's blkid, or C(kpartx) from the multipath rules, run for the
+    change event that the last writer's close raises) is observed again for up to 10 seconds (at most
+    O(path_timeout)) before it counts as open; a udev program still holding it then is named as such.
   - Needs neither pyudev nor C(udevadm settle). Every wait has a deadline; with pyudev on the managed node,
     the waits for the map and its paths to go wake at udev's remove events instead of polling sysfs
     (RV(wait_method)).
@@ -298,6 +301,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
+    UDEV_SETTLE_TIMEOUT,
     FlushFailed,
     Observation,
     Settings,
@@ -308,6 +312,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     journal_request,
     leftover_paths,
     observe,
+    observe_settled,
     plan_flush,
     refusal,
 )
@@ -401,7 +406,10 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
     ref = params["map"].strip()
     start = host.clock()
     snapshot = host.snapshot()
-    before = observe(ref=ref, host=host, snapshot=snapshot)
+    # udev's helpers open a map for a moment after a writer's last close: waited for (bounded), not refused
+    before = observe_settled(
+        ref=ref, host=host, snapshot=snapshot, timeout=min(UDEV_SETTLE_TIMEOUT, params["path_timeout"])
+    )
     plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
     if plan.refusals and not params["force"]:
         raise refusal(observation=before, plan=plan)

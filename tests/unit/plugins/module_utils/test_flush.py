@@ -22,6 +22,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     Settings,
     apply_plan,
     observe,
+    observe_settled,
     plan_flush,
     read_wwids,
     refusal,
@@ -29,6 +30,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, parse_dmsetup_info, show_paths
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import FakeClock
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner, StepLike
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import (
     build_sysfs,
@@ -472,3 +474,73 @@ def test_a_map_left_with_an_error_table_is_observed_without_failing(tmp_path: Pa
     observation = look(root, ScriptedRunner(script))
     assert observation.found and observation.paths == ()
     assert observation.open_count == 1 and not observation.queue_if_no_path and observation.active_paths == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# udev's helpers holding a map open for a moment (observe_settled)
+
+
+def settle_host(root: Path, runner: ScriptedRunner, clock: FakeClock) -> Host:
+    (root.parent / "mountinfo").write_text("")
+    (root.parent / "wwids").write_text("")
+    return Host(
+        runner=runner,
+        sysfs_root=str(root),
+        proc_root=str(root.parent / "proc"),
+        mountinfo_path=str(root.parent / "mountinfo"),
+        wwids_file=str(root.parent / "wwids"),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+def udev_tree(root: Path, opener: Tuple[int, str, int]) -> None:
+    """udevd (300) with a worker (301), and ``opener`` (pid, comm, ppid) holding dm-0 open."""
+    make_proc(root, {300: ("systemd-udevd", []), 301: ("(udev-worker)", []), opener[0]: (opener[1], ["/dev/dm-0"])})
+    proc = root.parent / "proc"
+    for pid, comm, ppid in ((300, "systemd-udevd", 1), (301, "(udev-worker)", 300), opener):
+        (proc / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} 0 0\n")
+
+
+def test_a_map_only_udev_holds_is_observed_again_until_udev_closes_it(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    udev_tree(root, (302, "kpartx", 301))
+    clock = FakeClock()
+    # kpartx exits on the second pause
+    clock.on_sleep.append(lambda: clock.now >= 1000.5 and shutil.rmtree(root.parent / "proc" / "302"))
+    runner = ScriptedRunner([*kernel_state(open_count=1), *kernel_state(open_count=1), *kernel_state(open_count=0)])
+    observation = observe_settled(ref="mpatha", host=settle_host(root, runner, clock), timeout=10)
+    assert observation.open_count == 0 and observation.udev_waited == 0.5 and not observation.udev_openers
+    assert plan_flush(observation=observation, force=False, remove_wwid_file=False).refusals == ()
+    assert runner.remaining == []
+
+
+def test_a_udev_program_that_does_not_end_is_refused_as_such_after_the_wait(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    udev_tree(root, (302, "sleep", 301))
+    clock = FakeClock()
+    runner = ScriptedRunner(kernel_state(open_count=1) * 6)
+    observation = observe_settled(ref="mpatha", host=settle_host(root, runner, clock), timeout=1)
+    assert observation.udev_openers and observation.udev_waited == 1.0
+    assert plan_flush(observation=observation, force=False, remove_wwid_file=False).refusals == (
+        "map mpatha is open (open count 1) by pid 302 (sleep), run by udev and still open after 1s (a udev rule's "
+        "program that does not end: see `udevadm monitor` and the rules that RUN it)",
+    )
+    assert len(runner.calls) == 15  # the first look and four more, 0.25 s apart
+
+
+def test_an_opener_that_is_not_udev_is_refused_at_once(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    udev_tree(root, (302, "qemu-kvm", 1))
+    clock = FakeClock()
+    runner = ScriptedRunner(kernel_state(open_count=1))
+    observation = observe_settled(ref="mpatha", host=settle_host(root, runner, clock), timeout=10)
+    assert observation.udev_waited is None and clock.now == 1000.0
+    assert plan_flush(observation=observation, force=False, remove_wwid_file=False).refusals == (
+        "map mpatha is open (open count 1) by pid 302 (qemu-kvm)",
+    )
+    (tmp_path / "mounted").mkdir()
+    mounted = make_root(tmp_path / "mounted")  # a mount never waits (and no process shows as an opener here)
+    host = settle_host(mounted, ScriptedRunner(kernel_state(open_count=1)), clock)
+    (mounted.parent / "mountinfo").write_text("40 22 254:0 / /srv rw - ext4 /dev/mapper/mpatha rw\n")
+    assert observe_settled(ref="mpatha", host=host).udev_waited is None

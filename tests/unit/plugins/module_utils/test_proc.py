@@ -13,7 +13,12 @@ from typing import Mapping, Sequence, Tuple
 
 import pytest
 
-from ansible_collections.lunsafe.san.plugins.module_utils._proc import Opener, describe_openers, find_openers
+from ansible_collections.lunsafe.san.plugins.module_utils._proc import (
+    Opener,
+    describe_openers,
+    find_openers,
+    udev_spawned,
+)
 
 
 def make_proc(tmp_path: Path, processes: Mapping[int, Tuple[str, Sequence[str]]]) -> Path:
@@ -81,3 +86,40 @@ def test_a_node_elsewhere_matches_by_major_minor(tmp_path: Path) -> None:
         devices={"dm-7": devt, "dm-8": f"{os.major(null.st_rdev)}:{os.minor(null.st_rdev)}"},
     )
     assert found == (Opener(3, "dd", "dm-7"),)
+
+
+def make_tree(tmp_path: Path, processes: Mapping[int, Tuple[str, int]]) -> Path:
+    """A fake /proc of ``{pid: (comm, ppid)}`` with a stat file each (a comm with spaces and parentheses too)."""
+    proc = tmp_path / "proc"
+    for pid, (comm, ppid) in processes.items():
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "comm").write_text(comm + "\n")
+        (proc / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 0 0\n")
+    return proc
+
+
+def test_udev_spawned_follows_the_parents_to_a_udev_worker(tmp_path: Path) -> None:
+    proc = make_tree(
+        tmp_path,
+        {
+            1: ("systemd", 0),
+            300: ("systemd-udevd", 1),
+            301: ("(udev-worker)", 300),
+            302: ("sh", 301),
+            303: ("kpartx", 302),  # RUN+= through a shell
+            400: ("qemu-system-x86", 1),
+            401: ("a (b) c", 400),  # a comm with spaces and parentheses: the ppid is after the last ")"
+            500: ("orphan", 9999),  # its parent is gone
+        },
+    )
+    root = str(proc)
+    assert udev_spawned(proc_root=root, pid=303)
+    assert udev_spawned(proc_root=root, pid=301)  # blkid runs inside the worker
+    assert udev_spawned(proc_root=root, pid=300)
+    assert not udev_spawned(proc_root=root, pid=400)
+    assert not udev_spawned(proc_root=root, pid=401)
+    assert not udev_spawned(proc_root=root, pid=500)
+    assert not udev_spawned(proc_root=root, pid=1)
+    assert not udev_spawned(proc_root=root, pid=303, depth=2)  # kpartx, sh: the worker is further up
+    (proc / "302" / "stat").write_text("302 (sh) S\n")  # truncated: no parent to follow
+    assert not udev_spawned(proc_root=root, pid=303)

@@ -30,6 +30,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     path_identity,
     related_devices,
     remove_path,
+    settled_users,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import read_snapshot
@@ -242,6 +243,49 @@ def test_device_users_lists_stacked_devices_mounts_and_openers(tmp_path: Path) -
         "dm-0 open by pid 99 (multipathd)",
         "sdb1 open by pid 100 (cat)",
     ]
+
+
+def _stat(tmp_path: Path, pid: int, comm: str, ppid: int) -> None:
+    (tmp_path / "proc" / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} 0 0\n")
+
+
+def test_settled_users_waits_while_only_udev_holds_the_path(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("")
+    make_proc(tmp_path, {300: ("systemd-udevd", []), 301: ("(udev-worker)", ["/dev/sdb"]), 7: ("fio", [])})
+    for pid, comm, ppid in ((300, "systemd-udevd", 1), (301, "(udev-worker)", 300), (7, "fio", 1)):
+        _stat(tmp_path, pid, comm, ppid)
+    clock = Clock()
+    fd = tmp_path / "proc" / "301" / "fd" / "0"
+    closes_after = [0.75]  # the worker's blkid closes sdb at the third pause
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock() - start >= closes_after[0]:
+            fd.unlink(missing_ok=True)
+
+    kwargs: Dict[str, Any] = {"mountinfo_path": str(mountinfo), "clock": clock, "sleep": sleep}
+    the_host = host(root, ScriptedRunner(), Kernel(root).write, **kwargs)
+    devices = [device for device in read_snapshot(sysfs_root=str(root)).devices if device.name == "sdb"]
+    start = clock()
+    assert settled_users(host=the_host, devices=devices, timeout=10) == ()
+    assert clock() - start == 0.75
+    # a worker that keeps it: reported after the wait, as the open it is
+    os.symlink("/dev/sdb", fd)
+    closes_after[0] = 100.0
+    start = clock()
+    users = settled_users(host=the_host, devices=devices, timeout=1)
+    assert [user.describe() for user in users] == ["sdb open by pid 301 ((udev-worker))"]
+    assert users[0].pid == 301 and clock() - start == 1.0
+    # another process: no wait at all
+    fd.unlink()
+    os.symlink("/dev/sdb", tmp_path / "proc" / "7" / "fd" / "0")
+    start = clock()
+    assert [user.describe() for user in settled_users(host=the_host, devices=devices, timeout=10)] == [
+        "sdb open by pid 7 (fio)"
+    ]
+    assert clock() == start
 
 
 def test_without_a_mount_table_nothing_is_declared_unused(tmp_path: Path) -> None:
