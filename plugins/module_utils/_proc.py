@@ -136,7 +136,7 @@ def udev_spawned(*, proc_root: str, pid: int, depth: int = 8) -> bool:
     makes udev open the device for a moment. A process that exited (or whose ancestry cannot be read) is not
     one."""
     current: Optional[int] = pid
-    for _ in range(depth):
+    for _level in range(depth):
         if current is None or current <= 1:
             return False
         if _comm(proc_root, str(current)) in UDEV_DAEMONS:

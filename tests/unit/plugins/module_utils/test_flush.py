@@ -506,8 +506,12 @@ def test_a_map_only_udev_holds_is_observed_again_until_udev_closes_it(tmp_path: 
     root = make_root(tmp_path)
     udev_tree(root, (302, "kpartx", 301))
     clock = FakeClock()
-    # kpartx exits on the second pause
-    clock.on_sleep.append(lambda: clock.now >= 1000.5 and shutil.rmtree(root.parent / "proc" / "302"))
+
+    def kpartx_exits() -> None:  # on the second pause
+        if clock.now >= 1000.5:
+            shutil.rmtree(root.parent / "proc" / "302", ignore_errors=True)
+
+    clock.on_sleep.append(kpartx_exits)
     runner = ScriptedRunner([*kernel_state(open_count=1), *kernel_state(open_count=1), *kernel_state(open_count=0)])
     observation = observe_settled(ref="mpatha", host=settle_host(root, runner, clock), timeout=10)
     assert observation.open_count == 0 and observation.udev_waited == 0.5 and not observation.udev_openers
