@@ -347,22 +347,52 @@ def _offline_blocked(host: Host, path: PathIdentity, record: Record) -> None:
     record.add(step)
 
 
+def _unblocked(
+    host: Host, path: PathIdentity, device: ScsiDevice, timeout: float, record: Record
+) -> Optional[ScsiDevice]:
+    """Wait at most ``timeout`` for a blocked device to leave the blocked state: its session recovers (running)
+    or gives up (``transport-offline`` after replacement_timeout), or the device goes. Its delete meanwhile could
+    hang until then. A portal that flaps during a detach blocks a path after the map is already flushed: waiting
+    here finishes the detach instead of leaving the LUN half removed. :class:`RemoveFailed` at the deadline."""
+    start = host.clock()
+    last: List[Optional[ScsiDevice]] = [device]
+
+    def settled() -> bool:
+        last[:] = [_live(host, path)]
+        return last[0] is None or last[0].state not in BLOCKED_STATES
+
+    try:
+        host.wait(
+            settled, timeout=timeout, interval=0.25, describe=f"{path.device} ({path.hctl}) to leave {device.state}"
+        )
+    except WaitTimeout:
+        state = last[0].state if last[0] is not None else device.state
+        raise RemoveFailed(
+            f"path {path.device} ({path.hctl}) is still {state} after {timeout:g}s (its session is in recovery): "
+            "not deleting it, the delete could hang until the session recovers; retry later or use force",
+            path=path.to_dict(),
+        ) from None
+    now = last[0]
+    record.warnings.append(
+        f"path {path.device} ({path.hctl}) was {device.state} (its session in recovery): waited "
+        f"{host.clock() - start:.1f}s until it was {now.state if now is not None else 'gone'} before deleting it"
+    )
+    return now
+
+
 def remove_path(*, host: Host, path: PathIdentity, force: bool, timeout: float, record: Record) -> None:
     """Delete one SCSI device and make multipathd forget it; the caller has checked users (or forces).
 
     The device is re-identified first: if its H:C:T:L now holds another device (or nothing), nothing is
-    deleted. :class:`RemoveFailed` when a blocked device is met without ``force`` (its delete could hang until
-    the session recovers), when the delete fails, or when the device does not leave sysfs in ``timeout``.
+    deleted. A blocked device (its session in recovery: a delete could hang until the session recovers) is
+    waited for up to ``timeout`` without ``force``, set offline with it. :class:`RemoveFailed` when a blocked
+    device stays blocked, when the delete fails, or when the device does not leave sysfs in ``timeout``.
     """
     device = _live(host, path)
+    if device is not None and device.state in BLOCKED_STATES and not force:
+        device = _unblocked(host, path, device, timeout, record)
     if device is not None:
         if device.state in BLOCKED_STATES:
-            if not force:
-                raise RemoveFailed(
-                    f"path {path.device} ({path.hctl}) is {device.state} (its session is in recovery): not deleting "
-                    "it, the delete could hang until the session recovers; retry later or use force",
-                    path=path.to_dict(),
-                )
             _offline_blocked(host, path, record)
         delete_file = scsi_device_delete_path(hctl=path.hctl, sysfs_root=host.sysfs_root)
         try:

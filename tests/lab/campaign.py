@@ -22,7 +22,8 @@ A long run is split into seeded shards over several VMs at once (each 1-vCPU TCG
 
 Shard k runs seed S + k from a reset array on the next free VM; each finished shard is written at once to
 OUT.shards/shard-k.json (its step lines stream to shard-k.log), so a stopped run keeps what it finished and a
-second invocation runs only the missing shards. --merge OUT.shards --out F.md reports what is there. The report
+second invocation (at once on other VMs, or later) runs only the shards not started (delete a stopped shard's
+log to run it again). --merge OUT.shards --out F.md reports what is there. The report
 sums the shards' figures and lists each shard. Run it from a checkout nobody edits meanwhile: the role steps use
 the checkout's roles as they are when they run.
 """
@@ -322,8 +323,10 @@ def run_shards(
     import threading  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
-    done = {int(path.stem.split("-")[1]) for path in folder.glob("shard-*.json")}
-    queue = [k for k in range(shards) if k not in done]
+    # a shard with a log was started by this or another invocation (running beside this one on other labs, or
+    # stopped: delete its log to run it again)
+    started = {int(path.stem.split("-")[1]) for path in folder.glob("shard-*.log")}
+    queue = [k for k in range(shards) if k not in started]
     mu = threading.Lock()
     start = time.monotonic()
 
@@ -522,6 +525,24 @@ def main() -> int:
     return 1 if summary.get("violations") or summary.get("data", {}).get("mismatches") else 0
 
 
+def wall_seconds(folder: Path) -> float:
+    """The wall time of the invocations that ran the shards (runs.txt: start and end of each, epoch seconds):
+    the length of the union of their intervals, so invocations side by side count once."""
+    runs_file = folder / "runs.txt"
+    if not runs_file.exists():
+        return 0.0
+    intervals = sorted(
+        (float(fields[0]), float(fields[1]))
+        for fields in (line.split() for line in runs_file.read_text().splitlines())
+        if len(fields) >= 2
+    )
+    total, end = 0.0, float("-inf")
+    for start, stop in intervals:
+        total += max(0.0, stop - max(start, end))
+        end = max(end, stop)
+    return total
+
+
 def main_shards(args: argparse.Namespace) -> int:
     """--labs: run the shards (or those not finished yet), then report; --merge: report what is finished."""
     folder = args.merge or args.shard_dir or (args.out.with_suffix(".shards") if args.out else None)
@@ -545,13 +566,12 @@ def main_shards(args: argparse.Namespace) -> int:
             folder=folder,
             stop_after=args.stop_after,
         )
-        wall = time.monotonic() - start
-        (folder / "wall.txt").write_text(f"{wall:.0f}\n")
+        with (folder / "runs.txt").open("a", encoding="utf-8") as runs:
+            runs.write(f"{time.time() - (time.monotonic() - start):.0f} {time.time():.0f} {args.labs}\n")
     shards = load_shards(folder)
     if not shards:
         raise SystemExit(f"campaign: no finished shard in {folder}")
-    wall_file = folder / "wall.txt"
-    wall = float(wall_file.read_text()) if wall_file.exists() else max(shard["seconds"] for shard in shards)
+    wall = wall_seconds(folder) or max(shard["seconds"] for shard in shards)
     records, summary = merged(shards)
     lines = report_lines(
         seed=min(shard["seed"] - shard["shard"] for shard in shards),

@@ -375,13 +375,48 @@ def test_a_multipathd_that_does_not_answer_is_not_waited_on(tmp_path: Path) -> N
     assert runner.argvs == [show_paths()]
 
 
-def test_a_blocked_path_is_refused_without_force(tmp_path: Path) -> None:
+def test_a_path_that_stays_blocked_is_refused_without_force_after_the_wait(tmp_path: Path) -> None:
     root = make_root(tmp_path, state="blocked")
     kernel = Kernel(root)
-    with pytest.raises(RemoveFailed, match=r"path sdb \(2:0:0:1\) is blocked .*retry later or use force") as info:
-        remove_path(host=host(root, Multipathd(), kernel.write), path=SDB, force=False, timeout=5, record=Record())
+    the_host = host(root, Multipathd(), kernel.write)
+    with pytest.raises(
+        RemoveFailed, match=r"path sdb \(2:0:0:1\) is still blocked after 5s .*retry later or use force"
+    ) as info:
+        remove_path(host=the_host, path=SDB, force=False, timeout=5, record=Record())
     assert info.value.details["path"] == SDB.to_dict()
     assert kernel.writes == []
+    assert the_host.clock() >= 5
+
+
+@pytest.mark.parametrize("after", ["running", "transport-offline"])
+def test_a_blocked_path_is_deleted_once_its_session_recovers_or_gives_up(tmp_path: Path, after: str) -> None:
+    """A portal flap during a detach blocks a path after its map was flushed: the delete waits for the session
+    (running again, or transport-offline once replacement_timeout ran out) instead of leaving half a LUN."""
+    root = make_root(tmp_path, state="blocked")
+    state_file = next(root.rglob("2:0:0:1/state"))
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:  # the session recovers 3 s into the wait
+        clock.sleep(seconds)
+        if clock() >= 3:
+            state_file.write_text(after + "\n")
+
+    kernel = Kernel(root)
+    record = Record()
+    remove_path(
+        host=host(root, Multipathd(), kernel.write, clock=clock, sleep=sleep),
+        path=SDB,
+        force=False,
+        timeout=30,
+        record=record,
+    )
+    assert kernel.writes == ["/class/scsi_device/2:0:0:1/device/delete=1"]  # no offline: it was not blocked then
+    assert record.done[0]["action"] == "delete_path"
+    assert record.paths_removed == [{"hctl": "2:0:0:1", "device": "sdb", "wwid": WWID}]
+    assert len(record.warnings) == 1
+    assert record.warnings[0].startswith("path sdb (2:0:0:1) was blocked (its session in recovery): waited ")
+    assert record.warnings[0].endswith(f"until it was {after} before deleting it")
+    assert 3 <= clock() < 30
 
 
 @pytest.mark.parametrize(
