@@ -382,7 +382,7 @@ def _open_refusal(observation: Observation) -> str:
     openers = observation.map_openers
     if openers and observation.udev_openers:
         return (
-            f"{text} by {describe_openers(openers)}, run by udev and still open after {observation.udev_waited:g}s "
+            f"{text} by {describe_openers(openers)}, run by udev and still open after {observation.udev_waited:.1f}s "
             "(a udev rule's program that does not end: see `udevadm monitor` and the rules that RUN it)"
         )
     if openers:

@@ -527,7 +527,7 @@ def test_a_udev_program_that_does_not_end_is_refused_as_such_after_the_wait(tmp_
     observation = observe_settled(ref="mpatha", host=settle_host(root, runner, clock), timeout=1)
     assert observation.udev_openers and observation.udev_waited == 1.0
     assert plan_flush(observation=observation, force=False, remove_wwid_file=False).refusals == (
-        "map mpatha is open (open count 1) by pid 302 (sleep), run by udev and still open after 1s (a udev rule's "
+        "map mpatha is open (open count 1) by pid 302 (sleep), run by udev and still open after 1.0s (a udev rule's "
         "program that does not end: see `udevadm monitor` and the rules that RUN it)",
     )
     assert len(runner.calls) == 15  # the first look and four more, 0.25 s apart
