@@ -334,10 +334,17 @@ def run_shards(
         push(lab)
         while True:
             with mu:
-                if not queue or time.monotonic() - start > stop_after:
+                shard = None
+                while queue and time.monotonic() - start <= stop_after:
+                    candidate = queue.pop(0)
+                    try:  # the log claims the shard: another invocation may have started it since this one began
+                        log = (folder / f"shard-{candidate:02d}.log").open("x", encoding="utf-8")
+                    except FileExistsError:
+                        continue
+                    shard = candidate
+                    break
+                if shard is None:
                     return
-                shard = queue.pop(0)
-            log = (folder / f"shard-{shard:02d}.log").open("w", encoding="utf-8")
 
             def emit(line: str, shard: int = shard, log=log) -> None:
                 log.write(line + "\n")
