@@ -38,30 +38,28 @@ def test_molecule_scenario(scenario: str, lab, collections_root: Path) -> None:
         ANSIBLE_NOCOLOR="1",
     )
     env.pop("ANSIBLE_INVENTORY", None)
+
+    def molecule(command: str, timeout: int) -> str:
+        """``molecule COMMAND --scenario-name SCENARIO``; asserts it succeeded, returns stdout and stderr."""
+        done = subprocess.run(
+            [str(bindir / "molecule"), command, "--scenario-name", scenario],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        text = done.stdout + done.stderr
+        if command == "test":
+            print(text[-30000:])
+        assert done.returncode == 0, f"molecule {command} {scenario} failed:\n{text[-8000:]}"
+        return text
+
     # A run killed earlier (a stopped CI job, a timeout) leaves the scenario's ephemeral state under
     # ~/.ansible/tmp/molecule.*: its inventory and state file then point the next run at a lab that is gone.
     # `molecule reset` removes that folder (the destroy step leaves the lab alone, so nothing else happens).
-    reset = subprocess.run(
-        [str(bindir / "molecule"), "reset", "--scenario-name", scenario],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert reset.returncode == 0, f"molecule reset {scenario} failed:\n{(reset.stdout + reset.stderr)[-4000:]}"
-    result = subprocess.run(
-        [str(bindir / "molecule"), "test", "--scenario-name", scenario],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    print(output[-30000:])
-    assert result.returncode == 0, f"molecule scenario {scenario} failed:\n{output[-8000:]}"
+    molecule("reset", 300)
+    output = molecule("test", 1800)
     for step in ("check", "converge", "idempotence", "verify"):
         assert f"{scenario} > {step}: Executed: Successful" in output, f"step {step} did not run:\n{output[-4000:]}"
