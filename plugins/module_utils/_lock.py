@@ -363,6 +363,7 @@ class HostLock:
                     self._unlock(fd)
                 now = self._clock()
                 if now >= deadline:
+                    self.waited = now - start  # also on a timeout: a failed run's timings say how long it waited
                     holder: Optional[str]
                     if lease is not None:
                         holder = f"lease {lease['id']!r} for {lease['remaining']:g}s more"

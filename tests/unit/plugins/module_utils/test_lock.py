@@ -203,9 +203,12 @@ def test_timeout_uses_the_injected_clock(tmp_path: Path, holders: List[subproces
         sleeps.append(seconds)
         now[0] += seconds
 
+    lock = HostLock(str(path), timeout=1, poll_interval=0.3, clock=lambda: now[0], sleep=sleep)
     with pytest.raises(LockTimeout):
-        HostLock(str(path), timeout=1, poll_interval=0.3, clock=lambda: now[0], sleep=sleep).acquire()
+        lock.acquire()
     assert sleeps == pytest.approx([0.3, 0.3, 0.3, 0.1])
+    assert lock.waited == pytest.approx(1.0)  # a failed run's timings say how long it waited
+    assert not lock.held
 
 
 def test_symlink_is_refused(tmp_path: Path) -> None:
