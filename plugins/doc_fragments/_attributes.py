@@ -51,12 +51,22 @@ options:
         file is created if needed). In check mode it is taken only when O(lock_file) exists (check mode
         creates no file), so the prediction is read while no other run of this collection changes the
         host; leases are neither waited on nor written in check mode."
+      - "Who may affect the lock: the default lives in V(/run/lunsafe-san), created with mode 0700, so no other
+        user can open, plant or replace anything there. The lock's directory is refused when its group or
+        others may write it (a sticky V(/tmp) or V(/run/lock) included: anyone could create the lock, its lease or
+        its journal first). The lock, C(<lock_file>.lease) and C(<lock_file>.journal) are opened without following
+        links and must be regular files owned by root or by the directory's owner (the service user of os-brick's
+        lock path), not writable by group or others; anything else is refused naming the file, its owner and its
+        mode, and nothing is changed. A lock file that other users can open (os-brick's is often mode 0644) works,
+        with a warning: any of them could flock it and block every run."
+      - Files this collection creates there (the lock, the lease, the journal) get mode 0600.
     type: path
-    default: /run/lock/lunsafe-san.lock
+    default: /run/lunsafe-san/lunsafe-san.lock
   lock_timeout:
     description:
       - Seconds to wait for the host lock (and for another run's O(lock_lease)) before failing with the
-        holder's PID and name, or the lease's id.
+        holder's PID and name, or the lease's id. V(0) tries once and does not wait; a negative or non-finite
+        value is refused.
     type: float
     default: 300
   lock_lease:
@@ -87,8 +97,11 @@ options:
         default: held
       ttl:
         description:
-          - Seconds the lease lives after the run that wrote it; it never outlives a reboot. It bounds how long
-            a play that died mid-procedure can block the host.
+          - Seconds the lease lives after the run that wrote it, from 1 to 86400 (a day); V(0) or more than a day
+            is refused. It never outlives a reboot. It bounds how long a play that died mid-procedure can block
+            the host.
+          - A lease file whose expiry lies further ahead than its own TTL, or whose TTL is outside that range, was
+            not written by this collection and is not honoured.
         type: int
         default: 900
 """
@@ -101,7 +114,7 @@ options:
       - Accepted so that one C(module_defaults) entry for the action group C(group/lunsafe.san.lunsafe) can set
         the host lock of every module of the collection; this module reads only and never takes the lock.
     type: path
-    default: /run/lock/lunsafe-san.lock
+    default: /run/lunsafe-san/lunsafe-san.lock
   lock_timeout:
     description:
       - Accepted for C(group/lunsafe.san.lunsafe) C(module_defaults), like O(lock_file); not used.

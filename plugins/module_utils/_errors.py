@@ -22,6 +22,7 @@ __all__ = [
     "DaemonUnavailable",
     "InputError",
     "LockTimeout",
+    "UnsafeFile",
     "LunsafeError",
     "ParseError",
     "ToolError",
@@ -160,6 +161,15 @@ class LockTimeout(LunsafeError):
         self.lock_file = lock_file
         self.timeout = timeout
         self.holder = holder
+
+
+class UnsafeFile(LunsafeError):
+    """A file beside the host lock (the lock, its lease or journal, or their directory) that someone other than
+    root (or the lock directory's owner) could have written or planted: not used, nothing changed."""
+
+    def __init__(self, msg: str, *, path: str, owner: Optional[str] = None, mode: Optional[str] = None) -> None:
+        super().__init__(msg, path=path, owner=owner, mode=mode)
+        self.path = path
 
 
 class WaitTimeout(LunsafeError):

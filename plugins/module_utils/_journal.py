@@ -39,7 +39,13 @@ import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import read_boot_id, replace_file
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import (
+    LockDir,
+    read_boot_id,
+    read_trusted,
+    remove_file,
+    replace_file,
+)
 
 __all__ = [
     "RESOLUTIONS",
@@ -162,25 +168,22 @@ class Journal:
     def read(self) -> List[Dict[str, Any]]:
         """Every entry in the file (none if there is no file). An unreadable file is kept aside as
         ``<journal>.bad`` and :attr:`problem` says why: its content is not lost, and the run goes on."""
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except FileNotFoundError:
+        text = read_trusted(self.path, what="journal")  # refuses a file another user could have planted
+        if text is None:
             return []
         entries, problem = load_entries(text)
         if problem is not None:
             self.problem = f"the journal {self.path} could not be read fully: {problem}"
             if not entries:
-                with contextlib.suppress(OSError):
-                    os.replace(self.path, self.path + ".bad")
+                with contextlib.suppress(OSError), LockDir.opened(os.path.dirname(self.path)) as directory:
+                    directory.rename(os.path.basename(self.path), os.path.basename(self.path) + ".bad")
                 self.problem += f"; it was kept as {self.path}.bad"
         return entries
 
     def write(self, entries: Sequence[Dict[str, Any]]) -> None:
         """Replace the file's entries (the file is removed when none is left)."""
         if not entries:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            remove_file(self.path)
             return
         text = json.dumps({"version": JOURNAL_VERSION, "entries": list(entries)}, sort_keys=True, indent=1)
         replace_file(self.path, text, mode=_FILE_MODE)

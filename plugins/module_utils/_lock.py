@@ -31,7 +31,25 @@ Caveats, documented for users of the lock_file option:
   would not exclude the first.  Take the lock once per module run;
 * the file is opened for append and never written, truncated or removed (removing
   a lock file while someone waits on it breaks the exclusion).  It is created
-  with mode 0644, parent directories 0755, when missing; a symlink is refused.
+  with mode 0600 (its directory 0700) when missing.
+
+Who may affect the lock: the files beside it
+--------------------------------------------
+The lock, its lease and its journal decide whether a run waits, and the journal
+tells the operator what to detach: a local user who could write, plant or merely
+open them could block or steer every attach and detach on the host.  So (see
+:class:`LockDir`) the lock's directory is opened once, refused when group or
+others may write it (they could create or replace any of the three files; a
+sticky /tmp or /run/lock included), and each file is opened relative to it
+without following links (a symbolic link, a FIFO or another non-regular file is
+refused) and checked after open: it must belong to root or to the directory's
+owner (the owner of os-brick's lock path, when lock_file points there) and must
+not be writable by group or others.  A file that fails is refused with a message
+naming it, its owner and its mode; nothing is read from it and nothing is
+written.  The default lock lives in a directory only root can enter
+(/run/lunsafe-san, created 0700), so no other user can even open it for a
+read-only flock(1).  A configured lock file that others can open (os-brick's is
+often 0644) works, with a warning that any local user can flock it.
 
 Acquisition is polled (non-blocking attempts) until a monotonic deadline; on
 timeout LockTimeout names the file and, from /proc/locks, the holder's pid and
@@ -62,34 +80,45 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
+import pwd
+import stat
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LockTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LockTimeout, UnsafeFile
 
 __all__ = [
+    "DEFAULT_LOCK_DIR",
     "DEFAULT_LOCK_FILE",
+    "LEASE_TTL_MAX",
     "LEASE_STATES",
     "LOCK_ARGUMENT_SPEC",
     "LOCK_MODES",
     "HostLock",
+    "LockDir",
     "active_lease",
     "describe_holders",
     "lease_path",
     "lock_from_params",
     "parse_proc_locks",
+    "read_trusted",
     "render_lease",
     "replace_file",
 ]
 
-DEFAULT_LOCK_FILE = "/run/lock/lunsafe-san.lock"
+DEFAULT_LOCK_DIR = "/run/lunsafe-san"
+DEFAULT_LOCK_FILE = DEFAULT_LOCK_DIR + "/lunsafe-san.lock"
 LOCK_MODES = ("both", "posix", "flock")
-_FILE_MODE = 0o644
-_DIR_MODE = 0o755
+_FILE_MODE = 0o600  # the lock, lease and journal: only their owner may open them (no read-only flock by others)
+_DIR_MODE = 0o700  # a lock directory this collection creates
+_READ_MAX = 16 * 1024 * 1024  # a lease or journal larger than this is not ours
+LEASE_TTL_MAX = 86400  # a lease lasts at most a day; a lease file claiming more is not honoured
 _BUSY_ERRNOS = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 LEASE_STATES = ("held", "released")
 _LEASE_ID_MAX = 200
+_LEASE_SLACK = 1.0  # seconds: rounding of the expiry written
 
 # The lock options every lock-taking module of the collection accepts (documented in
 # the lunsafe.san._attributes.LOCK doc fragment).
@@ -107,17 +136,167 @@ LOCK_ARGUMENT_SPEC: Dict[str, Any] = {
 }
 
 
-def replace_file(path: str, text: str, *, mode: int) -> None:
-    """Replace ``path`` with ``text`` whole: a temporary file beside it, fsync, rename. A process killed at any
-    point leaves the old file or the new one, never a part (the lease and the journal beside the lock)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
+def _owner(uid: int) -> str:
     try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _mode(st: os.stat_result) -> str:
+    return f"{stat.S_IMODE(st.st_mode):04o}"
+
+
+class LockDir:
+    """The directory of a lock file, opened once and checked; the lock, its lease and its journal are opened
+    relative to it (``dir_fd``), never following a link, and checked after open (see the module docstring).
+
+    Trusted owners are root and the directory's owner.  Use as a context manager::
+
+        with LockDir.opened("/run/lunsafe-san", create=True) as directory:
+            text = directory.read("lunsafe-san.lock.lease", what="lease")
+    """
+
+    _OPEN = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK  # NONBLOCK: a planted FIFO cannot hang us
+
+    def __init__(self, path: str, fd: int, st: os.stat_result) -> None:
+        self.path = path
+        self.fd = fd
+        self.st = st
+        self.trusted = {0, st.st_uid}
+
+    @classmethod
+    @contextlib.contextmanager
+    def opened(cls, path: str, *, create: bool = False) -> Iterator[LockDir]:
+        """The checked directory ``path`` (created 0700, with missing parents, when ``create``)."""
+        if create and not os.path.isdir(path):
+            os.makedirs(path, mode=_DIR_MODE, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if stat.S_IMODE(st.st_mode) & 0o022:
+                who = "group and others" if st.st_mode & 0o020 and st.st_mode & 0o002 else (
+                    "others" if st.st_mode & 0o002 else "its group"
+                )
+                raise UnsafeFile(
+                    f"the lock directory {path} (owner {_owner(st.st_uid)}, mode {_mode(st)}) is writable by {who}: "
+                    "any of them could create or replace the lock, its lease or its journal there and so block or "
+                    "steer this collection's work; nothing was done. Point lock_file at a file in a directory only "
+                    f"root (or the lock's owner) can write, such as the default {DEFAULT_LOCK_DIR}/",
+                    path=path,
+                    owner=_owner(st.st_uid),
+                    mode=_mode(st),
+                )
+            yield cls(path, fd, st)
+        finally:
+            os.close(fd)
+
+    def _check(self, fd: int, name: str, what: str) -> os.stat_result:
+        st = os.fstat(fd)
+        path = os.path.join(self.path, name)
+        details = {"path": path, "owner": _owner(st.st_uid), "mode": _mode(st)}
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(f"the {what} {path} is not a regular file (mode {_mode(st)}): refused", **details)
+        if st.st_uid not in self.trusted:
+            owners = " or ".join(_owner(uid) for uid in sorted(self.trusted))
+            raise UnsafeFile(
+                f"the {what} {path} belongs to {_owner(st.st_uid)} (mode {_mode(st)}), not to {owners}: another user "
+                "made it, so it was not used and nothing was done. Find out who created it, then remove it",
+                **details,
+            )
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            raise UnsafeFile(
+                f"the {what} {path} (owner {_owner(st.st_uid)}, mode {_mode(st)}) is writable by group or others: "
+                f"it was not used and nothing was done. Remove it, or chmod go-w {path}",
+                **details,
+            )
+        return st
+
+    def open(self, name: str, flags: int, *, what: str, create_mode: int = _FILE_MODE) -> int:
+        """``name`` in this directory, opened without following a link and checked (raises FileNotFoundError
+        when it does not exist and ``flags`` do not create it)."""
+        try:
+            fd = os.open(name, flags | self._OPEN, create_mode, dir_fd=self.fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                path = os.path.join(self.path, name)
+                raise UnsafeFile(
+                    f"the {what} {path} is a symbolic link: refused, nothing was followed or written. Remove the "
+                    "link, or point lock_file at the real file",
+                    path=path,
+                ) from None
+            raise
+        try:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                os.fchmod(fd, create_mode)  # the creation mode is filtered by the umask
+            self._check(fd, name, what)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def read(self, name: str, *, what: str) -> Optional[str]:
+        """The text of ``name`` (None when it does not exist), from a file that passed the checks."""
+        try:
+            fd = self.open(name, os.O_RDONLY, what=what)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(_READ_MAX + 1)
+        if len(data) > _READ_MAX:
+            raise UnsafeFile(
+                f"the {what} {os.path.join(self.path, name)} is larger than {_READ_MAX} bytes: not ours, refused",
+                path=os.path.join(self.path, name),
+            )
+        return data.decode("utf-8", errors="replace")
+
+    def replace(self, name: str, text: str, *, mode: int = _FILE_MODE) -> None:
+        """Replace ``name`` with ``text`` whole: a new temporary file beside it, fsync, rename. A process killed
+        at any point leaves the old file or the new one, never a part."""
+        tmp = f"{name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=self.fd)  # one a killed run of the same pid left
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | self._OPEN, mode, dir_fd=self.fd)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def unlink(self, name: str) -> None:
+        """Remove ``name`` (a link itself, never what it points to); a missing file is fine."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def rename(self, name: str, new_name: str) -> None:
+        os.replace(name, new_name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+
+def read_trusted(path: str, *, what: str) -> Optional[str]:
+    """The text of a file beside the lock (None when it, or its directory, does not exist), checked."""
+    try:
+        with LockDir.opened(os.path.dirname(path)) as directory:
+            return directory.read(os.path.basename(path), what=what)
+    except FileNotFoundError:
+        return None
+
+
+def replace_file(path: str, text: str, *, mode: int = _FILE_MODE) -> None:
+    """Replace ``path`` (the lease or the journal beside the lock) with ``text`` whole, in its checked
+    directory (see :meth:`LockDir.replace`)."""
+    with LockDir.opened(os.path.dirname(path)) as directory:
+        directory.replace(os.path.basename(path), text, mode=mode)
+
+
+def remove_file(path: str) -> None:
+    """Remove ``path`` (the lease or the journal) from its checked directory; a missing one is fine."""
+    try:
+        with LockDir.opened(os.path.dirname(path)) as directory:
+            directory.unlink(os.path.basename(path))
+    except FileNotFoundError:
+        pass
 
 
 def lease_path(lock_file: str) -> str:
@@ -164,6 +343,13 @@ def active_lease(text: str, *, now: float, boot_id: str) -> Optional[Dict[str, A
     if boot_id and data.get("boot_id") != boot_id:
         return None
     if expires <= now:
+        return None
+    # the remaining time is capped by the lease's own TTL (itself at most LEASE_TTL_MAX): a lease whose expiry
+    # lies further ahead than its TTL was not written by HostLock.end_lease and is not honoured
+    ttl = data.get("ttl")
+    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 0 < ttl <= LEASE_TTL_MAX:
+        return None
+    if expires - now > ttl + _LEASE_SLACK:
         return None
     return {"id": data["id"], "expires": float(expires), "remaining": round(float(expires) - now, 1)}
 
@@ -267,8 +453,12 @@ class HostLock:
             raise InputError(
                 f"lock mode must be one of {', '.join(LOCK_MODES)}, got {mode!r}", option="lock_mode", value=mode
             )
-        if timeout < 0:
-            raise InputError(f"lock timeout cannot be negative, got {timeout!r}", option="lock_timeout", value=timeout)
+        if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout < 0:
+            raise InputError(
+                f"lock_timeout must be a number of seconds, 0 (one attempt) or more, got {timeout!r}",
+                option="lock_timeout",
+                value=timeout,
+            )
         if poll_interval <= 0:
             raise InputError("lock poll interval must be positive", option="poll_interval", value=poll_interval)
         if lease_id is not None:
@@ -279,9 +469,11 @@ class HostLock:
                     option="lock_lease.state",
                     value=lease_state,
                 )
-            if lease_ttl <= 0:
+            if not isinstance(lease_ttl, (int, float)) or not math.isfinite(lease_ttl) or not 0 < lease_ttl <= LEASE_TTL_MAX:
                 raise InputError(
-                    f"lock_lease.ttl must be positive, got {lease_ttl!r}", option="lock_lease.ttl", value=lease_ttl
+                    f"lock_lease.ttl must be a number of seconds from 1 to {LEASE_TTL_MAX}, got {lease_ttl!r}",
+                    option="lock_lease.ttl",
+                    value=lease_ttl,
                 )
         self.path = path
         self.lease_file = lease_path(path)
@@ -301,33 +493,31 @@ class HostLock:
         self.waited: float = 0.0
         # set by the caller when the work under the lock failed without raising: no lease is written then
         self.work_failed = False
+        # what the module should tell its user about the lock file (one it did not create, that others can open)
+        self.warnings: List[str] = []
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def _open(self) -> int:
-        parent = os.path.dirname(self.path)
-        if parent and not os.path.isdir(parent):
-            os.makedirs(parent, mode=_DIR_MODE, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-        except FileExistsError:
-            pass
-        else:
-            os.fchmod(fd, _FILE_MODE)  # creation mode is filtered by the umask
+        """The lock file, opened for append in its checked directory (created 0600 there when missing)."""
+        directory_path, name = os.path.split(self.path)
+        flags = os.O_WRONLY | os.O_APPEND
+        with LockDir.opened(directory_path, create=True) as directory:
+            try:
+                return directory.open(name, flags | os.O_CREAT | os.O_EXCL, what="lock_file")
+            except FileExistsError:
+                pass
+            fd = directory.open(name, flags, what="lock_file")
+            st = os.fstat(fd)
+            if st.st_mode & 0o044 and directory.st.st_mode & 0o001:
+                self.warnings.append(
+                    f"the lock file {self.path} (owner {_owner(st.st_uid)}, mode {_mode(st)}) can be opened by other "
+                    "users: any of them can flock it read-only and so block every run of this collection (and of "
+                    f"whatever else uses it) until they stop. chmod go-rw {self.path} keeps it working for its owner"
+                )
             return fd
-        try:
-            return os.open(self.path, flags)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise InputError(
-                    f"lock_file {self.path} is a symbolic link; point the option at the real file",
-                    option="lock_file",
-                    value=self.path,
-                ) from None
-            raise
 
     def _try(self, fd: int) -> bool:
         """One non-blocking attempt; True if every requested lock kind is held."""
@@ -391,10 +581,8 @@ class HostLock:
             fcntl.lockf(fd, fcntl.LOCK_UN)
 
     def _read_lease(self) -> Optional[Dict[str, Any]]:
-        try:
-            with open(self.lease_file, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except FileNotFoundError:
+        text = read_trusted(self.lease_file, what="lease")
+        if text is None:
             return None
         return active_lease(text, now=self._lease_clock(), boot_id=read_boot_id(proc_root=self._proc_root))
 
@@ -419,8 +607,7 @@ class HostLock:
             lease = self._read_lease()
             if lease is not None and lease["id"] != self.lease_id:
                 return None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lease_file)
+            remove_file(self.lease_file)
             self.lease_outcome = "released"
             return self.lease_outcome
         if not succeeded:
@@ -432,7 +619,7 @@ class HostLock:
             boot_id=read_boot_id(proc_root=self._proc_root),
             pid=os.getpid(),
         )
-        replace_file(self.lease_file, text, mode=_FILE_MODE)
+        replace_file(self.lease_file, text)
         self.lease_outcome = "held"
         return self.lease_outcome
 
@@ -478,5 +665,5 @@ def lock_from_params(params: Dict[str, Any], *, check_mode: bool) -> Optional[Ho
         timeout=params["lock_timeout"],
         lease_id=lease.get("id"),
         lease_state=lease.get("state") or "held",
-        lease_ttl=float(lease.get("ttl") or 900),
+        lease_ttl=900.0 if lease.get("ttl") is None else lease["ttl"],  # 0 is refused, not taken for the default
     )

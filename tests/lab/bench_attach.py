@@ -254,7 +254,7 @@ def wait_for_stray_runs(lab: lab_module.Lab, timeout: float = 900) -> None:
     nothing holds the host lock file before measuring."""
     deadline = time.monotonic() + timeout
     while True:
-        proc = lab.ssh(["sh", "-c", "fuser /run/lock/lunsafe-san.lock 2>/dev/null || true"], timeout=60)
+        proc = lab.ssh(["sh", "-c", "fuser /run/lunsafe-san/lunsafe-san.lock 2>/dev/null || true"], timeout=60)
         holders = proc.stdout.split()
         if not holders:
             return

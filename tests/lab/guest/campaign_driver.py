@@ -52,7 +52,7 @@ PORTALS = ("127.0.0.1:3260", "127.0.0.2:3260")
 FLAP_PORTAL = "127.0.0.2"
 LABCTL = ["python3", "/usr/local/lib/lunsafe-lab/labctl.py"]
 LABCTL_STATE = "/var/lib/lunsafe-lab/state.json"
-LOCK_FILE = "/run/lock/lunsafe-san.lock"
+LOCK_FILE = "/run/lunsafe-san/lunsafe-san.lock"
 JOURNAL = LOCK_FILE + ".journal"
 LOCK_TIMEOUT = 1200  # module runs queue on the host lock behind the other workers' runs: generous on purpose
 PATTERN_BYTES = 4 * 1024 * 1024  # written through the map before each detach, read back after re-attach
@@ -934,7 +934,7 @@ class Campaign:
                 found.append(f"map {dm_map[0]} of WWID {dm_map[1]} for a LUN nobody holds")
             if len(dm_map) >= 3 and dm_map[2] == "0":
                 found.append(f"map {dm_map[0]} has no path")
-        for lease in glob.glob("/run/lock/*.lease"):
+        for lease in glob.glob("/run/lunsafe-san/*.lease"):
             age = time.time() - os.path.getmtime(lease)
             if age > 600:
                 found.append(f"lock lease {lease} held {age:.0f}s after the step")

@@ -473,7 +473,8 @@ def _remove_test_leftovers():
         name = line.split()[0] if line.split() else ""
         if name.startswith("lunsafe-"):
             steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
-    for lease in glob.glob("/run/lock/*.lease"):
+    # the collection's lock directory, and /run/lock where releases before 0.2 kept the lock
+    for lease in glob.glob("/run/lunsafe-san/*.lease") + glob.glob("/run/lock/*.lease"):
         os.unlink(lease)
         steps.append({"removed": lease})
     return steps
@@ -515,8 +516,8 @@ def cmd_reset(args):
         if os.path.exists(leftover):
             with open(leftover, "w", encoding="ascii") as handle:
                 handle.write("")
-    for lock in glob.glob("/run/lock/lunsafe*"):
-        with contextlib.suppress(FileNotFoundError):
+    for lock in glob.glob("/run/lunsafe-san/*") + glob.glob("/run/lock/lunsafe*"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(lock)
     steps.append(run(["multipathd", "reconfigure"], timeout=30))
     _wait_no_iscsi_devices(deadline=time.monotonic() + 30)

@@ -16,7 +16,7 @@ from typing import Iterator, List
 
 import pytest
 
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LockTimeout
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LockTimeout, UnsafeFile
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import (
     HostLock,
     active_lease,
@@ -107,15 +107,17 @@ def probe(path: Path, kind: str) -> str:
     return result.stdout.strip()
 
 
-def test_creates_parent_directories_and_a_0644_file(tmp_path: Path) -> None:
-    path = tmp_path / "run" / "lock" / "lunsafe-san.lock"
-    old_umask = os.umask(0o077)
+def test_creates_a_root_only_directory_and_a_0600_file(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "lunsafe-san" / "lunsafe-san.lock"
+    old_umask = os.umask(0)
     try:
         with HostLock(str(path), timeout=1) as lock:
             assert lock.held
     finally:
         os.umask(old_umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # nobody else can open it, not even for a read-only flock
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert lock.warnings == []
     assert path.read_text() == ""  # never written
     assert not lock.held
 
@@ -216,13 +218,20 @@ def test_symlink_is_refused(tmp_path: Path) -> None:
     target.write_text("")
     link = tmp_path / "link.lock"
     link.symlink_to(target)
-    with pytest.raises(InputError, match="symbolic link"):
+    with pytest.raises(UnsafeFile, match="symbolic link"):
         HostLock(str(link), timeout=0).acquire()
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"path": "relative.lock"}, {"mode": "fcntl"}, {"timeout": -1}, {"poll_interval": 0}],
+    [
+        {"path": "relative.lock"},
+        {"mode": "fcntl"},
+        {"timeout": -1},
+        {"timeout": float("nan")},
+        {"timeout": float("inf")},
+        {"poll_interval": 0},
+    ],
 )
 def test_invalid_arguments(tmp_path: Path, kwargs: dict) -> None:
     arguments = {"path": str(tmp_path / "x.lock"), **kwargs}
