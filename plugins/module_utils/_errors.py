@@ -168,8 +168,11 @@ class UnsafeFile(LunsafeError):
     root (or the lock directory's owner) could have written or planted: not used, nothing changed."""
 
     def __init__(self, msg: str, *, path: str, owner: Optional[str] = None, mode: Optional[str] = None) -> None:
-        super().__init__(msg, path=path, owner=owner, mode=mode)
+        # one key: fail_json would take a top-level 'path' for a file of its own and stat it
+        super().__init__(msg, unsafe_file={"path": path, "owner": owner, "mode": mode})
         self.path = path
+        self.owner = owner
+        self.mode = mode
 
 
 class WaitTimeout(LunsafeError):

@@ -527,7 +527,11 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
         return
     runner.add_redaction(*request.secrets())
     work = procedure.detach if params["state"] == "absent" else procedure.attach
-    lock = lock_from_params(params, check_mode=module.check_mode)
+    try:
+        lock = lock_from_params(params, check_mode=module.check_mode)
+    except LunsafeError as exc:  # a lock option out of range (lock_lease.ttl, lock_timeout)
+        module.fail_json(**exc.to_fail_kwargs(), **result_keys(_empty_result(timings), single=single))
+        return
     # the journal beside the lock: what runs killed before this one left, and this run's own trail
     trail = Trail(
         journal_for(params["lock_file"]),
@@ -553,7 +557,7 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     result = result_keys(outcome.result, single=single)
     result["lock_lease"] = None if lock is None else lock.lease_outcome
     result["interrupted"] = trail.result()
-    for warning in result.pop("warnings", []) + trail.warnings:
+    for warning in result.pop("warnings", []) + trail.warnings + ([] if lock is None else lock.warnings):
         module.warn(warning)
     if not module._diff:
         result.pop("diff", None)

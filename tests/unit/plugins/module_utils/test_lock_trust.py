@@ -83,7 +83,11 @@ def test_a_lock_file_another_user_created_is_refused(tmp_path: Path) -> None:
     msg = info.value.msg
     assert f"the lock_file {directory}/x.lock belongs to nobody (uid {OTHER}) (mode 0644)" in msg
     assert "not to root (uid 0)" in msg
-    assert info.value.details["owner"] == f"nobody (uid {OTHER})" and info.value.details["mode"] == "0644"
+    assert info.value.to_fail_kwargs()["unsafe_file"] == {
+        "path": f"{directory}/x.lock",
+        "owner": f"nobody (uid {OTHER})",
+        "mode": "0644",
+    }
 
 
 @needs_root
