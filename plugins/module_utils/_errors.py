@@ -22,11 +22,11 @@ __all__ = [
     "DaemonUnavailable",
     "InputError",
     "LockTimeout",
-    "UnsafeFile",
     "LunsafeError",
     "ParseError",
     "ToolError",
     "ToolTimeout",
+    "UnsafeFile",
     "WaitTimeout",
     "redact_text",
 ]

@@ -92,8 +92,8 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputEr
 __all__ = [
     "DEFAULT_LOCK_DIR",
     "DEFAULT_LOCK_FILE",
-    "LEASE_TTL_MAX",
     "LEASE_STATES",
+    "LEASE_TTL_MAX",
     "LOCK_ARGUMENT_SPEC",
     "LOCK_MODES",
     "HostLock",
@@ -175,8 +175,10 @@ class LockDir:
         try:
             st = os.fstat(fd)
             if stat.S_IMODE(st.st_mode) & 0o022:
-                who = "group and others" if st.st_mode & 0o020 and st.st_mode & 0o002 else (
-                    "others" if st.st_mode & 0o002 else "its group"
+                who = (
+                    "group and others"
+                    if st.st_mode & 0o020 and st.st_mode & 0o002
+                    else ("others" if st.st_mode & 0o002 else "its group")
                 )
                 raise UnsafeFile(
                     f"the lock directory {path} (owner {_owner(st.st_uid)}, mode {_mode(st)}) is writable by {who}: "
@@ -325,11 +327,17 @@ def render_lease(*, lease_id: str, ttl: float, now: float, boot_id: str, pid: in
     )
 
 
-def active_lease(text: str, *, now: float, boot_id: str) -> Optional[Dict[str, Any]]:
-    """The lease in ``text`` if it is still live: same boot, not expired; None otherwise.
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-    An unreadable lease (not JSON, wrong types) counts as absent: it cannot be
-    honoured, and the lock itself still serializes every step.
+
+def active_lease(text: str, *, now: float, boot_id: str) -> Optional[Dict[str, Any]]:
+    """The lease in ``text`` if it is still live: same boot, not expired, within its own TTL; None otherwise.
+
+    An unreadable lease (not JSON, wrong types) counts as absent: it cannot be honoured, and the lock itself
+    still serializes every step. The remaining time is capped by the lease's TTL (itself at most
+    LEASE_TTL_MAX): a lease whose expiry lies further ahead than its TTL was not written by
+    :meth:`HostLock.end_lease` and is not honoured either.
     """
     try:
         data = json.loads(text)
@@ -337,19 +345,16 @@ def active_lease(text: str, *, now: float, boot_id: str) -> Optional[Dict[str, A
         return None
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         return None
-    expires = data.get("expires")
-    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
-        return None
-    if boot_id and data.get("boot_id") != boot_id:
-        return None
-    if expires <= now:
-        return None
-    # the remaining time is capped by the lease's own TTL (itself at most LEASE_TTL_MAX): a lease whose expiry
-    # lies further ahead than its TTL was not written by HostLock.end_lease and is not honoured
-    ttl = data.get("ttl")
-    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 0 < ttl <= LEASE_TTL_MAX:
-        return None
-    if expires - now > ttl + _LEASE_SLACK:
+    expires: Any = data.get("expires")
+    ttl: Any = data.get("ttl")
+    live = (
+        _number(expires)
+        and _number(ttl)
+        and 0 < ttl <= LEASE_TTL_MAX
+        and not (boot_id and data.get("boot_id") != boot_id)
+        and now < expires <= now + ttl + _LEASE_SLACK
+    )
+    if not live:
         return None
     return {"id": data["id"], "expires": float(expires), "remaining": round(float(expires) - now, 1)}
 
@@ -453,7 +458,7 @@ class HostLock:
             raise InputError(
                 f"lock mode must be one of {', '.join(LOCK_MODES)}, got {mode!r}", option="lock_mode", value=mode
             )
-        if not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout < 0:
+        if not _number(timeout) or timeout < 0:
             raise InputError(
                 f"lock_timeout must be a number of seconds, 0 (one attempt) or more, got {timeout!r}",
                 option="lock_timeout",
@@ -469,7 +474,7 @@ class HostLock:
                     option="lock_lease.state",
                     value=lease_state,
                 )
-            if not isinstance(lease_ttl, (int, float)) or not math.isfinite(lease_ttl) or not 0 < lease_ttl <= LEASE_TTL_MAX:
+            if not _number(lease_ttl) or not 0 < lease_ttl <= LEASE_TTL_MAX:
                 raise InputError(
                     f"lock_lease.ttl must be a number of seconds from 1 to {LEASE_TTL_MAX}, got {lease_ttl!r}",
                     option="lock_lease.ttl",

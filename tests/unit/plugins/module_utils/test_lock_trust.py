@@ -129,9 +129,9 @@ def test_symlinks_are_refused_and_never_followed(tmp_path: Path, name: str) -> N
     victim = tmp_path / "victim"
     victim.write_text("keep me")
     (directory / name).symlink_to(victim)
+    lock = HostLock(str(directory / "x.lock"), timeout=0, lease_id="d", lease_ttl=60)
     with pytest.raises(UnsafeFile, match="is a symbolic link"):
-        with HostLock(str(directory / "x.lock"), timeout=0, lease_id="d", lease_ttl=60):
-            pass
+        lock.acquire()
     assert victim.read_text() == "keep me"
     assert (directory / name).is_symlink()
 
@@ -159,7 +159,7 @@ def test_a_planted_lease_is_refused_naming_owner_and_mode(tmp_path: Path) -> Non
 def test_a_lease_file_others_can_write_is_refused(tmp_path: Path) -> None:
     directory = lock_dir(tmp_path)
     plant(directory / "x.lock.lease", "{}", mode=0o622)
-    with pytest.raises(UnsafeFile, match="lease .* is writable by group or others"):
+    with pytest.raises(UnsafeFile, match=r"lease .* is writable by group or others"):
         HostLock(str(directory / "x.lock"), timeout=0).acquire()
 
 
@@ -193,8 +193,19 @@ def test_the_default_ttl_applies_only_when_none_is_given(tmp_path: Path) -> None
 @needs_root
 def test_a_planted_journal_is_refused_and_never_carried_over(tmp_path: Path) -> None:
     directory = lock_dir(tmp_path)
-    forged = {"version": 1, "entries": [{"id": "1", "module": "iscsi_lun_attach", "op": "detach", "pid": 1,
-                                         "request": {"targets": ["iqn.x"], "luns": [1]}, "done": []}]}
+    forged = {
+        "version": 1,
+        "entries": [
+            {
+                "id": "1",
+                "module": "iscsi_lun_attach",
+                "op": "detach",
+                "pid": 1,
+                "request": {"targets": ["iqn.x"], "luns": [1]},
+                "done": [],
+            }
+        ],
+    }
     plant(directory / "x.lock.journal", json.dumps(forged), uid=OTHER, mode=0o600)
     journal = Journal(str(directory / "x.lock.journal"))
     with pytest.raises(UnsafeFile, match=f"the journal .* belongs to nobody \\(uid {OTHER}\\)"):
