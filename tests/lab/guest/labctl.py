@@ -473,7 +473,7 @@ def _remove_test_leftovers():
         name = line.split()[0] if line.split() else ""
         if name.startswith("lunsafe-"):
             steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
-    # the collection's lock directory, and /run/lock where releases before 0.2 kept the lock
+    # the collection's lock directory, and /run/lock where earlier versions kept the lock
     for lease in glob.glob("/run/lunsafe-san/*.lease") + glob.glob("/run/lock/*.lease"):
         os.unlink(lease)
         steps.append({"removed": lease})
