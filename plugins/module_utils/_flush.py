@@ -249,6 +249,7 @@ def resolve(*, snapshot: Snapshot, ref: str) -> Optional[MapIdentity]:
     """
     dm_map = snapshot.map(ref=ref)
     if dm_map is None:
+        _refuse_path_device(snapshot, ref)
         return None
     identity = _identity(dm_map)
     if identity is None:
@@ -258,6 +259,45 @@ def resolve(*, snapshot: Snapshot, ref: str) -> Optional[MapIdentity]:
             value=ref,
         )
     return identity
+
+
+def _map_names(identity: MapIdentity) -> str:
+    """Every way O(map) can name this map, for a message that asks for one of them."""
+    names = [identity.name, f"/dev/mapper/{identity.name}", f"/dev/{identity.dm}", identity.wwid, identity.uuid]
+    return ", ".join(dict.fromkeys(names))
+
+
+def _refuse_path_device(snapshot: Snapshot, ref: str) -> None:
+    """:class:`InputError` when ``ref`` names a SCSI disk (``sdc``, ``/dev/sdc``) or one of its partitions rather
+    than a map: a flush by a path's name would otherwise answer "not found" while the map is there."""
+    text = ref.strip()
+    if text.startswith("/dev/mapper/") or "/" in text[len("/dev/") if text.startswith("/dev/") else 0 :]:
+        return
+    name = os.path.basename(text)
+    device = snapshot.device(name=name)
+    partition = None
+    if device is None:
+        device = next((d for d in snapshot.devices if d.name is not None and name in d.partitions), None)
+        partition = name if device is not None else None
+    if device is None or device.name is None:
+        return
+    what = f"{ref!r} is " + (f"partition {partition} of " if partition else "") + f"SCSI device {device.name}"
+    what += f" ({device.hctl}, WWID {device.wwid or 'unknown'})"
+    owner = next((dm_map for dm_map in snapshot.maps_holding(names=[device.name]) if dm_map.is_multipath), None)
+    identity = _identity(owner) if owner is not None else None
+    if identity is None:
+        raise InputError(
+            f"{what}, which no multipath map holds: this module flushes multipath maps only (to remove a LUN's "
+            "paths without a map use lunsafe.san.iscsi_lun_attach with state=absent)",
+            option="map",
+            value=ref,
+        )
+    raise InputError(
+        f"{what}, a path of multipath map {identity.name} ({identity.dm}, WWID {identity.wwid}), not a map: "
+        f"name the map instead ({_map_names(identity)})",
+        option="map",
+        value=ref,
+    )
 
 
 def _paths(snapshot: Snapshot, identity: MapIdentity) -> Tuple[PathIdentity, ...]:
@@ -375,6 +415,19 @@ def map_openers(*, host: Host, dm: str, paths: List[str]) -> Tuple[Opener, ...]:
     )
 
 
+def _mount_refusal(holder: Holder) -> str:
+    """``mounted at /srv/data (dm-0, ext4 from /dev/mapper/mpatha)``."""
+    return f"mounted at {holder.name} ({holder.device}" + (f", {holder.detail})" if holder.detail else ")")
+
+
+def _kernel_opener(holder: Holder) -> str:
+    """What a mount or a stacked device is to the kernel's open count: ``the mount at /srv/data (dm-0)``,
+    ``lvm dm-2 (vg-lv) on dm-0``."""
+    if holder.kind == "mount":
+        return f"the mount at {holder.name} ({holder.device})"
+    return holder.describe()
+
+
 def _open_refusal(observation: Observation) -> str:
     """``map mpatha is open (open count 1) by pid 1234 (udev-worker)``, or why no process is named."""
     name = observation.identity.name if observation.identity is not None else observation.ref
@@ -388,7 +441,8 @@ def _open_refusal(observation: Observation) -> str:
     if openers:
         return f"{text} by {describe_openers(openers)}"
     if observation.holders:
-        return f"{text} by what is named before (the kernel counts a mount or a stacked device as an opener)"
+        users = "; ".join(_kernel_opener(holder) for holder in observation.holders)
+        return f"{text} by no process /proc shows, but by the kernel for {users}"
     return (
         f"{text}, by no process that /proc shows (a kernel user such as swap or an md array, a process of another "
         "user namespace, or one that closed it meanwhile)"
@@ -414,8 +468,7 @@ def plan_flush(*, observation: Observation, force: bool, remove_wwid_file: bool)
     refusals: List[str] = []
     mounts = [holder for holder in observation.holders if holder.kind == "mount"]
     stacked = [holder for holder in observation.holders if holder.kind != "mount"]
-    if mounts:
-        refusals.append("mounted: " + "; ".join(holder.describe() for holder in mounts))
+    refusals.extend(_mount_refusal(holder) for holder in mounts)
     if stacked:
         refusals.append("held by " + "; ".join(holder.describe() for holder in stacked))
     if observation.open_count:

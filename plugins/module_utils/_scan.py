@@ -453,7 +453,8 @@ def make_plan(*, items: Sequence[ScanItem], sessions: Sequence[IscsiSession]) ->
     unique = _dedupe(items)
     if all(item.action == ACTION_SKIP for item in unique):
         reasons = "; ".join(_dedupe(item.reason for item in unique))
-        raise ResolveError(f"nothing can be scanned: {reasons}", skipped=[item.address for item in unique])
+        # not "skipped": Ansible reads that key of a failed result as a skipped task and ignores failed_when
+        raise ResolveError(f"nothing can be scanned: {reasons}", unscannable=[item.address for item in unique])
     return ScanPlan(items=unique, sessions=tuple(sessions))
 
 
@@ -515,18 +516,23 @@ def apply_plan(*, plan: ScanPlan, host: Host) -> Tuple[SysfsWrite, ...]:
         if sid is not None:
             state = read_attribute(os.path.join(host.sysfs_root, "class", "iscsi_session", f"session{sid}", "state"))
             item = dataclasses.replace(planned, session_state=state)
-        try:
-            host.write(item.path, item.text)
-        except OSError as exc:
-            raise ScanWriteError(
-                f"writing '{item.text}' to {item.path} failed: {exc.strerror or exc}",
-                path=item.path,
-                line=item.text,
-                errno=exc.errno,
-                scanned=[w.to_dict() for w in done],
-            ) from None
+        _write(host, item, done)
         done.append(item)
     return tuple(done)
+
+
+def _write(host: Host, write: SysfsWrite, done: Sequence[SysfsWrite]) -> None:
+    """One sysfs write; :class:`ScanWriteError` if the kernel refused it, with ``scanned``: the writes done before
+    it and this one, marked with its ``error`` (a write was made, and refused)."""
+    try:
+        host.write(write.path, write.text)
+    except OSError as exc:
+        error = exc.strerror or str(exc)
+        raise ScanWriteError(
+            f"writing '{write.text}' to {write.path} failed: {error}"
+            + (f" (after {len(done)} write(s) that succeeded)" if done else ""),
+            scanned=[*(w.to_dict() for w in done), {**write.to_dict(), "error": error, "errno": exc.errno}],
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -621,11 +627,10 @@ def wait_for_devices(
             if key in lost:
                 del lost[key]
                 path = scsi_host_scan_path(host=item.host, sysfs_root=host.sysfs_root)
-                host.write(path, item.line)
+                write = SysfsWrite(kind="scan", path=path, text=item.line, host=item.host, address=item.address)
+                _write(host, write, [*scanned, *(again or [])])
                 if again is not None:
-                    again.append(
-                        SysfsWrite(kind="scan", path=path, text=item.line, host=item.host, address=item.address)
-                    )
+                    again.append(write)
 
     def poll() -> Optional[Snapshot]:
         snapshot = host.snapshot()

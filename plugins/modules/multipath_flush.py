@@ -70,6 +70,9 @@ options:
         C(dm-N) kernel name, V(/dev/mapper/NAME) or V(/dev/dm-N).
       - A device-mapper device that is not a multipath map (an LVM volume, a dm-crypt mapping, a partition) is
         refused.
+      - A SCSI path device (V(sdc), V(/dev/sdc)) or one of its partitions is refused before anything is done,
+        naming the multipath map that holds it (its name and WWID) and the names to give instead; a SCSI disk
+        that no map holds is refused too.
     type: str
     required: true
   force:
@@ -96,18 +99,24 @@ options:
     default: 3
   retry_interval:
     description:
-      - Seconds between two flush attempts.
+      - Seconds between two flush attempts; V(0) retries at once.
+      - "Durations, the same rule in every module of this collection: a deadline (O(command_timeout),
+        O(path_timeout), O(lock_lease.ttl)) must be a finite number of seconds greater than 0; a pause or
+        patience whose 0 means something (O(retry_interval), O(lock_timeout): V(0) tries the lock once) must be
+        finite and at least 0. Anything else is refused before anything runs, naming the option and the value."
     type: float
     default: 2
   command_timeout:
     description:
       - Seconds each flush or removal command may run before it is killed and counted as a failed attempt.
+      - Greater than 0 and finite (see O(retry_interval) for the rule of every duration).
     type: float
     default: 30
   path_timeout:
     description:
       - Seconds to wait for each deleted path to leave sysfs, after which the module fails saying which path
         is still there.
+      - Greater than 0 and finite (see O(retry_interval) for the rule of every duration).
     type: float
     default: 30
 notes:
@@ -155,12 +164,16 @@ RETURN = r"""
 lock_lease:
   description:
     - What happened to O(lock_lease) at the end of the run; V(null) when no lease was given or in check mode.
-    - V(held) (written or renewed), V(released) (removed).
+    - V(held) (written or renewed), V(released) (removed). Also on a failure (a failed run removes a lease
+      with O(lock_lease.state=released) and writes none with V(held)).
   returned: always
   type: str
   sample: held
 found:
-  description: Whether O(map) named an existing multipath map when the module started.
+  description:
+    - Whether O(map) named an existing multipath map when the module started.
+    - Also on a refusal (mounted, held, open, blocked paths) or a failure after the map was observed, with
+      RV(map), RV(holders), RV(openers) and RV(open_count) saying what was seen, in check mode too.
   returned: always
   type: bool
   sample: true
@@ -261,10 +274,18 @@ deferred_removal:
   type: bool
   sample: false
 elapsed_seconds:
-  description: Wall-clock seconds spent with the host lock held.
+  description: Wall-clock seconds spent with the host lock held (V(0.0) when the lock could not be taken).
   returned: always
   type: float
   sample: 1.42
+timings:
+  description:
+    - Seconds measured inside the module on the managed node. C(lock) is the wait for the host lock (or for
+      another procedure's O(lock_lease)), also when the lock could not be taken within O(lock_timeout);
+      C(total) is C(lock) plus RV(elapsed_seconds).
+  returned: always
+  type: dict
+  sample: {"lock": 0.002, "total": 1.422}
 interrupted:
   description:
     - Runs of this collection's modules that were killed before this one and left an entry in the journal beside
@@ -295,10 +316,11 @@ wait_method_reason:
   sample: "pyudev 0.24.0: a netlink monitor of block, scsi events"
 """
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lunsafe.san.plugins.module_utils._durations import check_durations
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
     UDEV_SETTLE_TIMEOUT,
@@ -318,8 +340,9 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import Snapshot
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "map": {"type": "str", "required": True},
@@ -332,6 +355,10 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     **LOCK_ARGUMENT_SPEC,
 }
 
+# the duration options (seconds), checked by one rule before anything runs (see _durations)
+DEADLINES = ("command_timeout", "path_timeout", "lock_lease.ttl")
+ZERO_ALLOWED = ("retry_interval", "lock_timeout")
+
 
 def _validate(params: Dict[str, Any]) -> None:
     if not params["map"] or not params["map"].strip():
@@ -340,11 +367,7 @@ def _validate(params: Dict[str, Any]) -> None:
         raise InputError(
             f"retries must not be negative, got {params['retries']}", option="retries", value=params["retries"]
         )
-    for option, minimum in (("retry_interval", 0.0), ("command_timeout", 0.001), ("path_timeout", 0.0)):
-        if params[option] < minimum:
-            raise InputError(
-                f"{option} must be at least {minimum:g}, got {params[option]:g}", option=option, value=params[option]
-            )
+    check_durations(params, deadlines=DEADLINES, zero_allowed=ZERO_ALLOWED)
 
 
 def _describe(observation: Observation) -> Dict[str, Any]:
@@ -376,6 +399,7 @@ FAILED_RESULT: Dict[str, Any] = {
     "last_resort": None,
     "deferred_removal": False,
     "elapsed_seconds": 0.0,
+    "timings": {"lock": 0.0, "total": 0.0},
     "interrupted": [],
     "wait_method": "sysfs-poll",
     "wait_method_reason": "the run failed before it waited",
@@ -383,17 +407,73 @@ FAILED_RESULT: Dict[str, Any] = {
 
 
 def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
-    """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
+    """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result.
+
+    The lease and the timings are read once the lock's ``__exit__`` has ended the lease (written, renewed or
+    released) and released the lock, on success and on failure alike (a failure carries them in its details).
+    """
     params = module.params
     _validate(params)
     lock = lock_from_params(params, check_mode=module.check_mode)
-    if lock is None:  # check mode without a lock file: nothing to wait for
-        return _work(module, host, None)
-    with lock:
-        return _work(module, host, lock)
+    try:
+        if lock is None:  # check mode without a lock file: nothing to wait for
+            result = _work(module, host)
+        else:
+            with lock:
+                result = _work(module, host)
+    except LunsafeError as exc:
+        exc.details.update(_lock_keys(lock, exc.details.get("elapsed_seconds", 0.0)))
+        raise
+    result.update(_lock_keys(lock, result["elapsed_seconds"]))
+    return result
 
 
-def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
+def _lock_keys(lock: Optional[HostLock], elapsed: float) -> Dict[str, Any]:
+    """``lock_lease`` and ``timings`` once the lock is released (``waited`` is set on a lock timeout too)."""
+    waited = round(lock.waited, 3) if lock is not None else 0.0
+    return {
+        "lock_lease": lock.lease_outcome if lock is not None else None,
+        "timings": {"lock": waited, "total": round(waited + elapsed, 3)},
+    }
+
+
+def _observed(observation: Observation) -> Dict[str, Any]:
+    """The result keys that say what the run found, also for a refusal or a failure after the observation."""
+    identity = observation.identity
+    return {
+        "found": observation.found,
+        "map": identity.to_dict() if identity is not None else {},
+        "holders": [holder.to_dict() for holder in observation.holders],
+        "openers": [opener.to_dict() for opener in observation.openers],
+        "open_count": observation.open_count,
+    }
+
+
+def _work(module: AnsibleModule, host: Host) -> Dict[str, Any]:
+    params = module.params
+    start = host.clock()
+    snapshot = host.snapshot()
+    # udev's helpers open a map for a moment after a writer's last close: waited for (bounded), not refused
+    before = observe_settled(
+        ref=params["map"].strip(),
+        host=host,
+        snapshot=snapshot,
+        timeout=min(UDEV_SETTLE_TIMEOUT, params["path_timeout"]),
+    )
+    try:
+        result = _flush_observed(module, host, before, snapshot)
+    except LunsafeError as exc:
+        # a refusal or a failure says what was observed: the map exists (found), what holds it, who has it open
+        for key, value in _observed(before).items():
+            if exc.details.get(key) is None:
+                exc.details[key] = value
+        exc.details["elapsed_seconds"] = round(host.clock() - start, 3)
+        raise
+    result["elapsed_seconds"] = round(host.clock() - start, 3)
+    return result
+
+
+def _flush_observed(module: AnsibleModule, host: Host, before: Observation, snapshot: Snapshot) -> Dict[str, Any]:
     params = module.params
     settings = Settings(
         host=host,
@@ -404,12 +484,6 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
         force=params["force"],
     )
     ref = params["map"].strip()
-    start = host.clock()
-    snapshot = host.snapshot()
-    # udev's helpers open a map for a moment after a writer's last close: waited for (bounded), not refused
-    before = observe_settled(
-        ref=ref, host=host, snapshot=snapshot, timeout=min(UDEV_SETTLE_TIMEOUT, params["path_timeout"])
-    )
     plan = plan_flush(observation=before, force=params["force"], remove_wwid_file=params["remove_wwid"])
     if plan.refusals and not params["force"]:
         raise refusal(observation=before, plan=plan)
@@ -487,20 +561,14 @@ def _work(module: AnsibleModule, host: Host, lock: Any) -> Dict[str, Any]:
         module.warn(warning)
     result: Dict[str, Any] = {
         "changed": changed,
-        "found": before.found,
-        "map": before.identity.to_dict() if before.identity is not None else {},
+        **_observed(before),
         "paths_removed": paths_removed,
         "plan": [step.to_dict() for step in plan.steps],
         "steps": steps,
-        "holders": [holder.to_dict() for holder in before.holders],
-        "openers": [opener.to_dict() for opener in before.openers],
-        "open_count": before.open_count,
         "queueing_disabled": queueing_disabled,
         "forced": plan.forced or last_resort is not None,
         "last_resort": last_resort,
         "deferred_removal": deferred,
-        "elapsed_seconds": round(host.clock() - start, 3),
-        "lock_lease": lock.lease_outcome if lock is not None else None,
         "interrupted": trail.result(),
         **host.wait_info(),
     }

@@ -140,6 +140,9 @@ options:
         sysfs showed for them and the lines it wrote. A LUN the array does not present ends this way.
       - With O(resize=true), the resize after the scan (paths agreeing, multipathd, the map's new size) has one
         deadline of this many seconds for all its LUNs.
+      - "Durations, the same rule in every module of this collection: a deadline (O(timeout), O(lock_lease.ttl))
+        must be a finite number of seconds greater than 0; O(lock_timeout) must be finite and at least 0 (V(0)
+        tries the lock once). Anything else is refused before anything runs, naming the option and the value."
     type: float
     default: 30
 notes:
@@ -211,7 +214,8 @@ RETURN = r"""
 lock_lease:
   description:
     - What happened to O(lock_lease) at the end of the run; V(null) when no lease was given or in check mode.
-    - V(held) (written or renewed), V(released) (removed).
+    - V(held) (written or renewed), V(released) (removed). Also on a failure (a failed run removes a lease
+      with O(lock_lease.state=released) and writes none with V(held)).
   returned: always
   type: str
   sample: held
@@ -305,9 +309,40 @@ scanned:
     - The exact sysfs writes, in order. C(kind) is V(scan) (a C(C T L) line to a host's scan file) or
       V(rescan) (C(1) to a device's rescan file, with O(refresh=true) or O(resize=true)).
     - In check mode, the writes that would be done.
+    - A write the kernel refused is listed too, last, with its C(error) and C(errno); the run fails there and
+      makes no further write.
   returned: always
   type: list
   elements: dict
+  contains:
+    kind:
+      description: V(scan) or V(rescan).
+      type: str
+      sample: scan
+    host:
+      description: The SCSI host number.
+      type: int
+      sample: 2
+    path:
+      description: The sysfs file written.
+      type: str
+      sample: /sys/class/scsi_host/host2/scan
+    line:
+      description: The text written.
+      type: str
+      sample: "0 0 1"
+    hctl:
+      description: The address scanned or rescanned (C(H:-:-:L) for a wildcard scan).
+      type: str
+      sample: "2:0:0:1"
+    error:
+      description: Only on a write the kernel refused, the error it returned.
+      type: str
+      sample: No such device
+    errno:
+      description: Only on a write the kernel refused, its error number.
+      type: int
+      sample: 19
   sample:
     - {kind: scan, host: 2, path: /sys/class/scsi_host/host2/scan, line: "0 0 1", hctl: "2:0:0:1"}
     - {kind: scan, host: 3, path: /sys/class/scsi_host/host3/scan, line: "0 0 1", hctl: "3:0:0:1"}
@@ -372,6 +407,42 @@ waited_seconds:
   returned: always
   type: float
   sample: 0.42
+timings:
+  description:
+    - Seconds measured inside the module on the managed node. C(lock) is the wait for the host lock (or for
+      another procedure's O(lock_lease)), also when the lock could not be taken within O(lock_timeout);
+      C(total) is C(lock) plus the work done under the lock.
+  returned: always
+  type: dict
+  sample: {"lock": 0.002, "total": 0.61}
+missing:
+  description:
+    - When the wait for the block devices timed out, the addresses scanned that still had none (the run then
+      fails).
+  returned: when the wait for the block devices timed out
+  type: list
+  elements: str
+  sample: ["2:0:0:3", "3:0:0:3"]
+recovery:
+  description:
+    - When the wait timed out, for each address of RV(missing) whose iSCSI session went into recovery during the
+      wait, what the session went through (its scan was written again when it logged in).
+  returned: when the wait for the block devices timed out
+  type: dict
+  sample: {"2:0:0:3": "session 1 (host2) was FAILED"}
+timeout:
+  description: When the wait timed out, the deadline that ran out (O(timeout)).
+  returned: when the wait for the block devices timed out
+  type: float
+  sample: 30.0
+unscannable:
+  description:
+    - When nothing could be scanned (every session of the LUNs is out of C(LOGGED_IN)), the addresses refused;
+      the run then fails and says why in its message.
+  returned: when nothing could be scanned
+  type: list
+  elements: str
+  sample: ["2:0:0:1"]
 wait_method:
   description:
     - How waits were done. V(udev-events) when pyudev imports, udevd runs and its netlink monitor opened
@@ -390,6 +461,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.lunsafe.san.plugins.module_utils._durations import check_durations
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
@@ -434,6 +506,10 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     **LOCK_ARGUMENT_SPEC,
 }
 
+# the duration options (seconds), checked by one rule before anything runs (see _durations)
+DEADLINES = ("timeout", "lock_lease.ttl")
+ZERO_ALLOWED = ("lock_timeout",)
+
 
 # every key RETURN documents as always, for a run that failed before it could fill them
 FAILED_RESULT: Dict[str, Any] = {
@@ -443,6 +519,7 @@ FAILED_RESULT: Dict[str, Any] = {
     "pending": [],
     "resized": [],
     "waited_seconds": 0.0,
+    "timings": {"lock": 0.0, "total": 0.0},
     "wait_method": "sysfs-poll",
     "wait_method_reason": "the run failed before it waited",
 }
@@ -451,10 +528,7 @@ FAILED_RESULT: Dict[str, Any] = {
 def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
     params = module.params
-    if params["timeout"] < 0:
-        raise InputError(
-            f"timeout must not be negative, got {params['timeout']:g}", option="timeout", value=params["timeout"]
-        )
+    check_durations(params, deadlines=DEADLINES, zero_allowed=ZERO_ALLOWED)
     if params["resize"] and not params["wait"]:
         raise InputError(
             "resize=true waits for every path and the map to reach the new size: it cannot be combined with wait=false",
@@ -474,13 +548,33 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     for warning in request.warnings:
         module.warn(warning)
     lock = lock_from_params(params, check_mode=module.check_mode)
-    if lock is None:  # check mode without a lock file: nothing to wait for
-        return _work(module, host, request, None)
-    with lock:
-        return _work(module, host, request, lock)
+    begun: List[float] = []  # when the work under the lock began (never, when the lock could not be taken)
+    try:
+        if lock is None:  # check mode without a lock file: nothing to wait for
+            result = _work(module, host, request, begun)
+        else:
+            with lock:
+                result = _work(module, host, request, begun)
+    except LunsafeError as exc:
+        exc.details.update(_lock_keys(lock, host, begun))
+        raise
+    # read once the lock's __exit__ has written, renewed or removed the lease and released the lock
+    result.update(_lock_keys(lock, host, begun))
+    return result
 
 
-def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLock]) -> Dict[str, Any]:
+def _lock_keys(lock: Optional[HostLock], host: Host, begun: List[float]) -> Dict[str, Any]:
+    """``lock_lease`` and ``timings`` (``waited`` is set on a lock timeout too)."""
+    waited = round(lock.waited, 3) if lock is not None else 0.0
+    work = host.clock() - begun[0] if begun else 0.0
+    return {
+        "lock_lease": lock.lease_outcome if lock is not None else None,
+        "timings": {"lock": waited, "total": round(waited + work, 3)},
+    }
+
+
+def _work(module: AnsibleModule, host: Host, request: Any, begun: List[float]) -> Dict[str, Any]:
+    begun.append(host.clock())
     params = module.params
     before = host.snapshot()
     plan = plan_scan(request=request, snapshot=before)
@@ -547,7 +641,6 @@ def _work(module: AnsibleModule, host: Host, request: Any, lock: Optional[HostLo
         "resized": resized,
         "waited_seconds": round(waited, 3),
         **host.wait_info(),
-        "lock_lease": lock.lease_outcome if lock is not None else None,
     }
     if module._diff:
         result["diff"] = summary["diff"]

@@ -173,7 +173,7 @@ def test_mount_of_the_map_is_refused_naming_the_mount_point(tmp_path: Path) -> N
     mountinfo += "41 22 254:1 / /srv/other rw shared:21 - ext4 /dev/mapper/mpathb rw\n"
     observation = look(make_root(tmp_path), ScriptedRunner(kernel_state(open_count=1)), mountinfo=mountinfo)
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
-    assert plan.refusals[0] == "mounted: dm-0 mounted on /srv/data (ext4 from /dev/mapper/mpatha)"
+    assert plan.refusals[0] == "mounted at /srv/data (dm-0, ext4 from /dev/mapper/mpatha)"
     assert [holder.name for holder in observation.holders] == ["/srv/data"]
 
 
@@ -189,7 +189,11 @@ def test_lvm_and_partition_holders_are_named(tmp_path: Path) -> None:
         {"kind": "lvm", "device": "dm-2", "name": "vg-lv", "detail": "on dm-0"}
     ]
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
-    assert plan.refusals[0] == "held by lvm dm-2 (vg-lv) on dm-0"
+    assert plan.refusals == (
+        "held by lvm dm-2 (vg-lv) on dm-0",
+        # the open count names its concrete cause, not "what is named before"
+        "map mpatha is open (open count 1) by no process /proc shows, but by the kernel for lvm dm-2 (vg-lv) on dm-0",
+    )
 
 
 def test_blocked_path_is_refused_and_taken_offline_under_force(tmp_path: Path) -> None:

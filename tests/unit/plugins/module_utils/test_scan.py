@@ -304,7 +304,11 @@ def test_apply_reports_failed_write_and_writes_done(tmp_path: Path) -> None:
 
     with pytest.raises(ScanWriteError, match=r"writing '0 0 1' to .*host3/scan failed: Invalid argument") as info:
         apply_plan(plan=plan, host=_host(root, writer=write))
-    assert [entry["host"] for entry in info.value.details["scanned"]] == [2]
+    # the refused write is reported too (a write was made), with the kernel's error
+    assert [(e["host"], e.get("error"), e.get("errno")) for e in info.value.details["scanned"]] == [
+        (2, None, None),
+        (3, "Invalid argument", 22),
+    ]
     assert len(seen) == 1
 
 

@@ -7,6 +7,7 @@ same: the first scan written to the chosen SCSI host takes its session to FAILED
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -147,3 +148,39 @@ def test_a_scan_written_to_a_session_in_recovery_is_written_again_even_if_it_is_
     after, _waited = scan.wait_for_devices(plan=plan, host=host, timeout=5, scanned=writes, again=again)
     assert [w.address for w in again] == ["3:0:0:1"] and scans_to(fake, 3) == ["0 0 1", "0 0 1"]
     assert after.device_at(hctl=items[1].hctl) is not None  # type: ignore[arg-type]
+
+
+def test_a_scan_written_again_that_the_kernel_refuses_is_reported_with_its_error(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    attach_lun(fake, "2")
+    session = next(s for s in fake.sessions if s["host"] == 3)
+    real = fake.write
+    refused: List[str] = []
+
+    def write(path: str, text: str) -> None:  # the first scan is dropped; the one written again is refused
+        if path.endswith("/host3/scan"):
+            if session["state"] != "LOGGED_IN":
+                session["state"] = "LOGGED_IN"
+                fake.rebuild()
+                return
+            refused.append(text)
+            raise OSError(errno.ENODEV, "No such device")
+        real(path, text)
+
+    fake.write = write  # type: ignore[method-assign]
+    host = fake.host()
+    snapshot = host.snapshot()
+    sessions = tuple(sorted(snapshot.sessions, key=lambda s: s.sid))
+    items = tuple(scan.session_item(snapshot=snapshot, session=s, lun=1, array_lun=1) for s in sessions)
+    plan = scan.ScanPlan(items=items, sessions=sessions)
+    session["state"] = "FAILED"
+    fake.rebuild()
+    writes = scan.apply_plan(plan=plan, host=host)
+    with pytest.raises(scan.ScanWriteError, match=r"host3/scan failed: No such device \(after 2 write") as info:
+        scan.wait_for_devices(plan=plan, host=host, timeout=5, scanned=writes, again=[])
+    assert [(e["hctl"], e.get("error")) for e in info.value.details["scanned"]] == [
+        ("2:0:0:1", None),
+        ("3:0:0:1", None),
+        ("3:0:0:1", "No such device"),
+    ]
+    assert refused == ["0 0 1"]

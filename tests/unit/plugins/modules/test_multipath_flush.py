@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -207,9 +208,16 @@ def test_mounted_map_is_refused_with_nothing_run(host: Dict[str, Any], capsys: p
     kernel = Kernel(host["root"], kernel_state(open_count=1))
     result = run_module({"map": "dm-0", "lock_file": host["lock"]}, kernel, host, capsys)
     assert result["failed"] is True
-    assert "mounted: dm-0 mounted on /srv/data" in result["msg"]
-    assert "map mpatha is open (open count 1) by what is named before" in result["msg"]
+    assert "mounted at /srv/data (dm-0, ext4 from /dev/mapper/mpatha)" in result["msg"]
+    assert (
+        "map mpatha is open (open count 1) by no process /proc shows, but by the kernel for the mount at "
+        "/srv/data (dm-0) (use force" in result["msg"]
+    )
+    assert "named before" not in result["msg"]
     assert result["holders"][0]["name"] == "/srv/data" and result["openers"] == []
+    # the refusal says what it found: the map exists
+    assert result["found"] is True and result["map"] == {"name": "mpatha", "dm": "dm-0", "uuid": UUID, "wwid": WWID}
+    assert result["open_count"] == 1 and result["paths_removed"] == [] and result["changed"] is False
     assert kernel.writes == [] and len(kernel.calls) == 3  # the three read-only dmsetup queries
     assert (host["root"] / "block" / "dm-0").exists()
 
@@ -219,7 +227,29 @@ def test_mounted_map_is_refused_with_nothing_run(host: Dict[str, Any], capsys: p
     [
         ({"map": "mpatha", "retries": -1}, "retries", "retries must not be negative, got -1"),
         ({"map": "  "}, "map", "map must name a multipath map, got an empty string"),
-        ({"map": "mpatha", "path_timeout": -1}, "path_timeout", "path_timeout must be at least 0, got -1"),
+        ({"map": "mpatha", "path_timeout": -1}, "path_timeout", "path_timeout must be greater than 0 seconds, got -1"),
+        ({"map": "mpatha", "path_timeout": 0}, "path_timeout", "path_timeout must be greater than 0 seconds, got 0"),
+        (
+            {"map": "mpatha", "path_timeout": "inf"},
+            "path_timeout",
+            "path_timeout must be a finite number of seconds, got inf",
+        ),
+        (
+            {"map": "mpatha", "command_timeout": "nan"},
+            "command_timeout",
+            "command_timeout must be a finite number of seconds, got nan",
+        ),
+        (
+            {"map": "mpatha", "retry_interval": -0.5},
+            "retry_interval",
+            "retry_interval must be at least 0 seconds, got -0.5",
+        ),
+        ({"map": "mpatha", "lock_timeout": -1}, "lock_timeout", "lock_timeout must be at least 0 seconds, got -1"),
+        (
+            {"map": "mpatha", "lock_lease": {"id": "a", "ttl": 0}},
+            "lock_lease.ttl",
+            "lock_lease.ttl must be greater than 0 seconds, got 0",
+        ),
     ],
 )
 def test_invalid_input_fails_before_anything_runs(
@@ -238,7 +268,10 @@ def test_a_zero_command_timeout_is_named_as_the_option(
     kernel = Kernel(host["root"], [])
     result = run_module({"map": "mpatha", "command_timeout": 0, "lock_file": host["lock"]}, kernel, host, capsys)
     assert result["failed"] is True and kernel.calls == []
-    assert (result["option"], result["msg"]) == ("command_timeout", "command_timeout must be at least 0.001, got 0")
+    assert (result["option"], result["msg"]) == (
+        "command_timeout",
+        "command_timeout must be greater than 0 seconds, got 0",
+    )
 
 
 def test_a_flush_that_keeps_failing_reports_what_ran_and_the_plan(
@@ -286,3 +319,123 @@ def test_an_open_map_is_refused_naming_the_processes_holding_it(
     assert "map mpatha is open (open count 1) by pid 4242 (qemu-kvm) (use force" in result["msg"]
     assert result["openers"] == [{"pid": 4242, "command": "qemu-kvm", "device": "dm-0"}]
     assert kernel.writes == [] and len(kernel.calls) == 3
+
+
+def test_an_open_map_is_refused_in_check_mode_too_with_what_was_observed(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fd_dir = host["proc"] / "4242" / "fd"
+    fd_dir.mkdir(parents=True)
+    (host["proc"] / "4242" / "comm").write_text("sleep\n")
+    os.symlink("/dev/dm-0", fd_dir / "3")
+    kernel = Kernel(host["root"], kernel_state(open_count=1))
+    args = {"map": "/dev/dm-0", "lock_file": host["lock"], "_ansible_check_mode": True}
+    result = run_module(args, kernel, host, capsys)
+    assert result["failed"] is True and result["changed"] is False
+    assert "map mpatha is open (open count 1) by pid 4242 (sleep)" in result["msg"]
+    assert result["found"] is True and result["map"]["uuid"] == UUID and result["open_count"] == 1
+    assert result["openers"] == [{"pid": 4242, "command": "sleep", "device": "dm-0"}]
+    assert [step["action"] for step in result["plan"]][:2] == ["flush_map", "delete_path"]
+    assert kernel.writes == []
+
+
+@pytest.mark.parametrize(
+    ("ref", "what"),
+    [
+        ("/dev/sdc", "'/dev/sdc' is SCSI device sdc (3:0:0:1, WWID " + WWID + ")"),
+        ("sdb", "'sdb' is SCSI device sdb (2:0:0:1, WWID " + WWID + ")"),
+    ],
+)
+def test_a_path_device_is_refused_naming_its_map(
+    ref: str, what: str, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernel = Kernel(host["root"], [])
+    for check_mode in (True, False):
+        args = {"map": ref, "lock_file": host["lock"], "_ansible_check_mode": check_mode}
+        result = run_module(args, kernel, host, capsys)
+        assert result["failed"] is True and result["option"] == "map" and result["value"] == ref
+        assert result["msg"] == (
+            f"{what}, a path of multipath map mpatha (dm-0, WWID {WWID}), not a map: name the map instead "
+            f"(mpatha, /dev/mapper/mpatha, /dev/dm-0, {WWID}, {UUID})"
+        )
+    assert kernel.calls == [] and kernel.writes == []
+    assert (host["root"] / "block" / "dm-0").exists()
+
+
+def test_a_partition_of_a_path_and_a_disk_without_a_map_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    devices = [{**DEVICES[0], "partitions": ["sdb1"]}, DEVICES[1]]
+    root = build_sysfs(tmp_path, sessions=SESSIONS, devices=devices, maps=[{**MAPS[0], "slaves": ["sdb"]}])
+    (tmp_path / "proc").mkdir()
+    setup = {"root": root, "proc": tmp_path / "proc", "mountinfo": tmp_path / "mi", "wwids": tmp_path / "wwids"}
+    setup["mountinfo"].write_text("")
+    kernel = Kernel(root, [])
+    result = run_module({"map": "/dev/sdb1", "lock_file": str(tmp_path / "lock")}, kernel, setup, capsys)
+    assert result["msg"].startswith("'/dev/sdb1' is partition sdb1 of SCSI device sdb (2:0:0:1, WWID")
+    assert "a path of multipath map mpatha (dm-0" in result["msg"]
+    result = run_module({"map": "sdc", "lock_file": str(tmp_path / "lock")}, kernel, setup, capsys)
+    assert result["msg"].startswith(f"'sdc' is SCSI device sdc (3:0:0:1, WWID {WWID}), which no multipath map holds")
+    assert result["found"] is False and kernel.calls == []
+
+
+def lease(host: Dict[str, Any]) -> Dict[str, Any]:
+    data: Dict[str, Any] = json.loads(Path(host["lock"] + ".lease").read_text())
+    return data
+
+
+def test_lock_lease_is_reported_once_the_lease_is_held_renewed_and_released(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def flush(state: str) -> Dict[str, Any]:
+        args = {"map": "mpathz", "lock_file": host["lock"], "lock_lease": {"id": "detach-1", "state": state}}
+        return run_module(args, Kernel(host["root"], []), host, capsys)
+
+    held = flush("held")
+    assert held["lock_lease"] == "held" and held["found"] is False
+    first = lease(host)
+    assert first["id"] == "detach-1"
+    renewed = flush("held")
+    assert renewed["lock_lease"] == "held" and lease(host)["expires"] >= first["expires"]
+    released = flush("released")
+    assert released["lock_lease"] == "released"
+    assert not Path(host["lock"] + ".lease").exists()
+    assert released["timings"]["lock"] >= 0 and released["timings"]["total"] >= released["elapsed_seconds"]
+
+
+def test_a_refused_flush_reports_the_released_lease(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    host["mountinfo"].write_text("40 22 254:0 / /srv/data rw shared:20 - ext4 /dev/mapper/mpatha rw\n")
+    args = {"map": "mpatha", "lock_file": host["lock"], "lock_lease": {"id": "detach-1"}}
+    run_module({**args, "map": "mpathz"}, Kernel(host["root"], []), host, capsys)
+    assert Path(host["lock"] + ".lease").exists()
+    refused = run_module(
+        {**args, "lock_lease": {"id": "detach-1", "state": "released"}},
+        Kernel(host["root"], kernel_state(open_count=1)),
+        host,
+        capsys,
+    )
+    assert refused["failed"] is True and refused["found"] is True
+    assert refused["lock_lease"] == "released" and not Path(host["lock"] + ".lease").exists()
+
+
+def test_a_lock_timeout_reports_how_long_it_waited(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    os.makedirs(os.path.dirname(host["lock"]))
+    fd = os.open(host["lock"], os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # another holder of the lock (flock(2) excludes this process's own run too)
+        kernel = Kernel(host["root"], [])
+        result = run_module({"map": "mpatha", "lock_file": host["lock"], "lock_timeout": 0.3}, kernel, host, capsys)
+    finally:
+        os.close(fd)
+    assert result["failed"] is True and result["msg"].startswith(f"could not take the host lock {host['lock']}")
+    assert 0.3 <= result["timings"]["lock"] < 5 and result["timings"]["total"] == result["timings"]["lock"]
+    assert result["elapsed_seconds"] == 0.0 and result["found"] is False and kernel.calls == []
+
+
+def test_lock_timeout_zero_is_one_attempt_and_retry_interval_zero_is_accepted(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = {"map": "mpathz", "lock_file": host["lock"], "lock_timeout": 0, "retry_interval": 0}
+    result = run_module(args, Kernel(host["root"], []), host, capsys)
+    assert result.get("failed") is None and result["found"] is False
+    assert result["timings"]["lock"] < 1

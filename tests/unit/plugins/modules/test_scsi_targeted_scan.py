@@ -7,7 +7,10 @@ that a write would produce."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -171,6 +174,8 @@ def test_lun_not_presented_fails_after_deadline(
     assert result["msg"].startswith("timed out after 0.3s waiting for the block device of 2:0:0:3, 3:0:0:3")
     assert "Scanned: host2 '0 0 3', host3 '0 0 3'" in result["msg"]
     assert result["missing"] == ["2:0:0:3", "3:0:0:3"]
+    assert result["recovery"] == {} and result["timeout"] == 0.3  # documented, with the failure's other keys
+    assert [entry["line"] for entry in result["scanned"]] == ["0 0 3", "0 0 3"]
     assert result["changed"] is False
     assert result["devices"] == []
     assert 0.3 <= result["waited_seconds"] < 2
@@ -203,7 +208,12 @@ def test_unrequested_devices_are_warned_about(
         ({"target": IQN, "luns": ["-"]}, "wildcard"),
         ({"target": IQN, "luns": ["12345678901234567"]}, "16-character"),
         ({"hctl": ["2:0:0"]}, "is not an H:C:T:L address"),
-        ({"hctl": ["2:0:0:1"], "timeout": -1}, "timeout must not be negative"),
+        ({"hctl": ["2:0:0:1"], "timeout": -1}, "timeout must be greater than 0 seconds, got -1"),
+        ({"hctl": ["2:0:0:1"], "timeout": 0}, "timeout must be greater than 0 seconds, got 0"),
+        ({"hctl": ["2:0:0:1"], "timeout": "nan"}, "timeout must be a finite number of seconds, got nan"),
+        ({"hctl": ["2:0:0:1"], "lock_timeout": -1}, "lock_timeout must be at least 0 seconds, got -1"),
+        ({"hctl": ["2:0:0:1"], "lock_timeout": "inf"}, "lock_timeout must be a finite number of seconds, got inf"),
+        ({"hctl": ["2:0:0:1"], "lock_lease": {"id": "a", "ttl": 0}}, "lock_lease.ttl must be greater than 0 seconds"),
         ({"target": "iqn.2003-01.org.lunsafe.test:none", "luns": [1]}, "no iSCSI session to target"),
     ],
 )
@@ -405,3 +415,89 @@ def test_resize_is_changed_when_only_a_path_through_another_portal_grew(
         ("3:0:0:1", GIB, 2 * GIB),
     ]
     assert result["changed"] is True
+
+
+class RefusingKernel(Kernel):
+    """The kernel refuses the scan write to host3 (its host went away between the plan and the write)."""
+
+    def write(self, path: str, text: str) -> None:
+        if "/host3/" in path:
+            raise OSError(errno.ENODEV, "No such device")
+        super().write(path, text)
+
+
+def test_a_scan_write_the_kernel_refused_is_reported_in_scanned(
+    tmp_path: Path, host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kernel = RefusingKernel(host["root"], None)
+    host["make_host"] = fake_host(host["root"], kernel)
+    result = run_module({"target": IQN, "luns": [1], "lock_file": host["lock"]}, capsys, host)
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"writing '0 0 1' to {host['root']}/class/scsi_host/host3/scan failed: No such device "
+        "(after 1 write(s) that succeeded)"
+    )
+    assert [(entry["hctl"], entry.get("error"), entry.get("errno")) for entry in result["scanned"]] == [
+        ("2:0:0:1", None, None),
+        ("3:0:0:1", "No such device", errno.ENODEV),
+    ]
+    assert kernel.writes == [("/class/scsi_host/host2/scan", "0 0 1")]
+    assert not {"path", "line", "errno"} & set(result)  # folded into the scanned entry
+
+
+def test_nothing_scannable_fails_without_a_skipped_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = build_sysfs(tmp_path, sessions=[{**SESSIONS[0], "state": "FAILED"}])
+    kernel = Kernel(root, None)
+    host = {"make_host": fake_host(root, kernel)}
+    result = run_module({"target": IQN, "luns": [1], "lock_file": str(tmp_path / "lock")}, capsys, host)
+    assert result["failed"] is True and result["msg"].startswith("nothing can be scanned: session 1 is FAILED")
+    # Ansible reads "skipped" in a failed result as a skipped task and would ignore failed_when
+    assert "skipped" not in result and result["unscannable"] == ["2:0:0:1"]
+    assert kernel.writes == []
+
+
+def lease(lock: str) -> Dict[str, Any]:
+    data: Dict[str, Any] = json.loads(Path(lock + ".lease").read_text())
+    return data
+
+
+def test_lock_lease_is_reported_once_the_lease_is_held_renewed_and_released(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def scan(state: str) -> Dict[str, Any]:
+        args = {"target": IQN, "luns": [1], "lock_file": host["lock"], "lock_lease": {"id": "resize-1", "state": state}}
+        return run_module(args, capsys, host)
+
+    held = scan("held")
+    assert held["lock_lease"] == "held" and held["changed"] is True
+    first = lease(host["lock"])
+    assert first["id"] == "resize-1"
+    renewed = scan("held")
+    assert renewed["lock_lease"] == "held" and lease(host["lock"])["expires"] >= first["expires"]
+    released = scan("released")
+    assert released["lock_lease"] == "released" and not Path(host["lock"] + ".lease").exists()
+    assert released["timings"]["total"] >= released["timings"]["lock"] >= 0
+
+
+def test_a_failed_scan_reports_the_released_lease(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    run_module({"target": IQN, "luns": [1], "lock_file": host["lock"], "lock_lease": {"id": "x"}}, capsys, host)
+    assert Path(host["lock"] + ".lease").exists()
+    host["kernel"].after = None
+    args = {"target": IQN, "luns": [3], "timeout": 0.3, "lock_file": host["lock"]}
+    failed = run_module({**args, "lock_lease": {"id": "x", "state": "released"}}, capsys, host)
+    assert failed["failed"] is True and failed["lock_lease"] == "released"
+    assert not Path(host["lock"] + ".lease").exists()
+    assert failed["timings"]["total"] >= 0.3  # the wait is work under the lock
+
+
+def test_a_lock_timeout_reports_how_long_it_waited(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    os.makedirs(os.path.dirname(host["lock"]))
+    fd = os.open(host["lock"], os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # another holder of the lock
+        result = run_module({"target": IQN, "luns": [1], "lock_file": host["lock"], "lock_timeout": 0.3}, capsys, host)
+    finally:
+        os.close(fd)
+    assert result["failed"] is True and result["msg"].startswith(f"could not take the host lock {host['lock']}")
+    assert 0.3 <= result["timings"]["lock"] < 5 and result["timings"]["total"] == result["timings"]["lock"]
+    assert result["scanned"] == [] and host["kernel"].writes == []
