@@ -424,6 +424,9 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     except LunsafeError as exc:
         exc.details.update(_lock_keys(lock, exc.details.get("elapsed_seconds", 0.0)))
         raise
+    finally:
+        for warning in lock.warnings if lock is not None else []:  # a lock file other users can open
+            module.warn(warning)
     result.update(_lock_keys(lock, result["elapsed_seconds"]))
     return result
 

@@ -558,6 +558,9 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     except LunsafeError as exc:
         exc.details.update(_lock_keys(lock, host, begun))
         raise
+    finally:
+        for warning in lock.warnings if lock is not None else []:  # a lock file other users can open
+            module.warn(warning)
     # read once the lock's __exit__ has written, renewed or removed the lease and released the lock
     result.update(_lock_keys(lock, host, begun))
     return result

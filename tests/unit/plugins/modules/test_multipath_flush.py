@@ -439,3 +439,22 @@ def test_lock_timeout_zero_is_one_attempt_and_retry_interval_zero_is_accepted(
     result = run_module(args, Kernel(host["root"], []), host, capsys)
     assert result.get("failed") is None and result["found"] is False
     assert result["timings"]["lock"] < 1
+
+
+def test_a_planted_lease_is_refused_before_the_map_is_looked_at(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o755)
+    lease = locks / "x.lock.lease"
+    lease.write_text('{"id": "evil", "expires": 1e12, "ttl": 99999, "boot_id": "", "pid": 1}')
+    os.chown(lease, 65534, -1)
+    kernel = Kernel(host["root"], kernel_state())
+    result = run_module({"map": "mpatha", "lock_file": str(locks / "x.lock")}, kernel, host, capsys)
+    assert result["failed"] is True
+    assert f"the lease {lease} belongs to nobody (uid 65534)" in result["msg"]
+    assert result["unsafe_file"]["path"] == str(lease)
+    assert result["timings"] == {"lock": 0.0, "total": 0.0} and result["changed"] is False
+    assert kernel.writes == [] and kernel.argvs == []  # nothing looked at, nothing changed

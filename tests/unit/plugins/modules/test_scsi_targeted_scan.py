@@ -501,3 +501,31 @@ def test_a_lock_timeout_reports_how_long_it_waited(host: Dict[str, Any], capsys:
     assert result["failed"] is True and result["msg"].startswith(f"could not take the host lock {host['lock']}")
     assert 0.3 <= result["timings"]["lock"] < 5 and result["timings"]["total"] == result["timings"]["lock"]
     assert result["scanned"] == [] and host["kernel"].writes == []
+
+
+def test_a_lock_directory_others_may_write_is_refused_before_any_scan(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    result = run_module({"target": IQN, "luns": [1], "lock_file": str(shared / "x.lock")}, capsys, host)
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"the lock directory {shared} (owner root (uid 0), mode 1777) is writable")
+    assert result["unsafe_file"] == {"path": str(shared), "owner": "root (uid 0)", "mode": "1777"}
+    assert result["scanned"] == [] and result["timings"] == {"lock": 0.0, "total": 0.0}
+    assert list(shared.iterdir()) == []
+    assert host["kernel"].writes == []
+
+
+def test_a_lock_file_others_can_open_gives_a_warning(
+    host: Dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    locks = tmp_path / "open-locks"
+    locks.mkdir(mode=0o755)
+    (locks / "x.lock").write_text("")
+    (locks / "x.lock").chmod(0o644)
+    result = run_module({"target": IQN, "luns": [1], "lock_file": str(locks / "x.lock")}, capsys, host)
+    assert result.get("failed") is not True, result
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]  # 2.19: WarningSummary
+    assert [w for w in warnings if "can be opened by other users" in w] != [], warnings
