@@ -822,12 +822,21 @@ class _Attach(_Run):
         ]
 
     def plan_only(self, before: Snapshot, changes: List[login.NodeChange], missing: List[PathRequest]) -> None:
-        """Check mode: report the scans that would be written on the sessions that exist now."""
+        """Check mode: report the scans that would be written on the sessions that exist now, and fail a LUN
+        that is attached with another identity than expected (as the real run does)."""
         items: List[scan.ScanItem] = []
         for lun in self.luns:
             lun.devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
             lun.before = tuple(str(d.hctl) for d in lun.devices)
             lun.state = "attached" if lun.devices else "absent"
+            if lun.devices:  # an attached LUN fails the real run's identity check the same way (issue 23)
+                try:
+                    check_identity(
+                        devices=lun.devices, expected_wwid=lun.req.expected_wwid, paths_expected=len(lun.devices)
+                    )
+                except IdentityError as exc:
+                    lun.fail(exc)
+                    observe_left(lun, before)
             try:
                 items.extend(self.scan_items(before, lun))
             except scan.ResolveError as exc:

@@ -201,3 +201,17 @@ def test_lu_identity_and_the_refusal_text() -> None:
     assert identity.agree and not identity.mismatch
     assert attach.LuIdentity(wwids=("", wwid_of(1)), expected=None).known == (wwid_of(1),)
     assert attach.LuIdentity(wwids=(wwid_of(1),), expected=wwid_of(2)).mismatch
+
+
+def test_check_mode_fails_an_attached_lun_with_another_wwid_like_the_real_run(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run(fake, lun="1")
+    fake.writes.clear()
+    check = run(fake, lun="1", expected_wwid=wwid_of(5), check=True)
+    real = run(fake, lun="1", expected_wwid=wwid_of(5))
+    assert check.error is not None and real.error is not None and check.error.msg == real.error.msg
+    assert check.result["failed_luns"] == real.result["failed_luns"] == ["1"]
+    assert entry(check, "1")["wwid"] == entry(real, "1")["wwid"] == wwid_of(1)
+    assert entry(check, "1")["dm"]["uuid"] == f"mpath-{wwid_of(1)}"
+    assert fake.writes == [] and check.result["changed"] is False
+    assert run(fake, lun="1", expected_wwid=wwid_of(1), check=True).error is None
