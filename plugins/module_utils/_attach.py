@@ -1419,7 +1419,8 @@ class _Detach(_Run):
                 lun.dm_map = None  # paths of different LUs, in different maps: named by the identity refusal
             known = lu_identity(devices=lun.devices, expected_wwid=None).known
             lun.wwid = lun.dm_map.wwid if lun.dm_map is not None else (known[0] if len(known) == 1 else None)
-            lun.size_bytes = lun.devices[0].size_bytes if not mismatch or len(known) == 1 else None
+            if mismatch and len(known) == 1:  # refused, so still attached: its size as observed
+                lun.size_bytes = lun.devices[0].size_bytes
             if lun.dm_map is not None and lun.dm_map.uuid is not None:
                 # udev's helpers open a map for a moment after a writer's last close: waited for, not refused
                 observation = flush.observe_settled(

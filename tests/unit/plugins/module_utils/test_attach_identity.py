@@ -64,6 +64,7 @@ def test_a_detach_with_another_lus_wwid_refuses_before_any_change(tmp_path: Path
     assert one["msg"].startswith("the kernel reports WWID")
     # the entry says what is attached
     assert one["wwid"] == wwid_of(1) and one["dm"]["uuid"] == f"mpath-{wwid_of(1)}"
+    assert one["size_bytes"] == 2097152 * 512
     assert one["hctl"] == ["2:0:0:1", "3:0:0:1"] and one["by_id"] == f"/dev/disk/by-id/dm-uuid-mpath-{wwid_of(1)}"
 
 
