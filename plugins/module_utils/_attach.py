@@ -67,6 +67,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
 
 __all__ = [
     "IdentityError",
+    "LuIdentity",
     "LunRequest",
     "MapTimeout",
     "Outcome",
@@ -75,9 +76,12 @@ __all__ = [
     "attach",
     "build_request",
     "check_identity",
+    "describe_paths",
     "detach",
+    "detach_identity_refusal",
     "empty_result",
     "expected",
+    "lu_identity",
     "lun_devices",
     "map_facts",
     "session_facts",
@@ -397,6 +401,39 @@ def stale_devices(
     return stale
 
 
+@dataclasses.dataclass(frozen=True)
+class LuIdentity:
+    """What the paths of one LUN say about the LU behind them: the one identity check of attach and detach."""
+
+    wwids: Tuple[str, ...]  # the distinct WWIDs the paths carry, sorted ("" for a path that reports none)
+    expected: Optional[str]  # the expected WWID (multipath spelling), None when none was given
+
+    @property
+    def agree(self) -> bool:
+        """Every path carries one and the same WWID."""
+        return len(self.wwids) == 1 and bool(self.wwids[0])
+
+    @property
+    def known(self) -> Tuple[str, ...]:
+        return tuple(w for w in self.wwids if w)
+
+    @property
+    def mismatch(self) -> bool:
+        """An expected WWID was given and the paths do not all carry it."""
+        return self.expected is not None and self.wwids != (self.expected,)
+
+
+def lu_identity(*, devices: Sequence[ScsiDevice], expected_wwid: Optional[str]) -> LuIdentity:
+    return LuIdentity(wwids=tuple(sorted({d.wwid or "" for d in devices})), expected=expected(expected_wwid))
+
+
+def describe_paths(devices: Sequence[ScsiDevice], *, wwid: bool = False) -> str:
+    """``2:0:0:3 sdc, 3:0:0:3 sdd`` (with ``wwid``: ``2:0:0:3 sdc WWID 3600…``) for messages."""
+    return ", ".join(
+        f"{d.hctl} {d.name or '(no block device)'}" + (f" WWID {d.wwid or '(none)'}" if wwid else "") for d in devices
+    )
+
+
 def check_identity(
     *, devices: Sequence[ScsiDevice], expected_wwid: Optional[str], paths_expected: int
 ) -> Dict[str, Any]:
@@ -414,11 +451,12 @@ def check_identity(
             paths=seen,
             paths_expected=paths_expected,
         )
-    wwids = sorted({d.wwid or "" for d in devices})
-    if len(wwids) != 1 or not wwids[0]:
+    identity = lu_identity(devices=devices, expected_wwid=expected_wwid)
+    if not identity.agree:
         raise IdentityError(
             "the paths of this LUN report different or missing WWIDs: they are not the same LU "
-            "(the array may have reused the LUN number on one portal, or gives identical serials to distinct LUs)",
+            "(the array may have reused the LUN number on one portal, or gives identical serials to distinct LUs): "
+            + describe_paths(devices, wwid=True),
             paths=seen,
         )
     sizes = sorted({d.size_bytes or 0 for d in devices})
@@ -427,15 +465,36 @@ def check_identity(
     hosts = [d.hctl.host for d in devices]
     if len(set(hosts)) != len(hosts):
         raise IdentityError("two paths of this LUN sit on the same SCSI host", paths=seen)
-    want = expected(expected_wwid)
-    if want is not None and wwids[0] != want:
+    if identity.mismatch:
         raise IdentityError(
-            f"the LUN carries WWID {wwids[0]}, not the expected {want}: refusing to use it (check the LUN number, "
-            "the target and expected_wwid)",
+            f"the LUN carries WWID {identity.wwids[0]}, not the expected {identity.expected}: refusing to use it "
+            "(check the LUN number, the target and expected_wwid)",
             paths=seen,
-            wwid=wwids[0],
+            wwid=identity.wwids[0],
         )
-    return {"wwid": wwids[0], "size_bytes": sizes[0]}
+    return {"wwid": identity.wwids[0], "size_bytes": sizes[0]}
+
+
+def detach_identity_refusal(*, given: str, devices: Sequence[ScsiDevice], expected_wwid: Optional[str]) -> str:
+    """Why LUN ``given`` must not be removed by its number ("" when it may): its paths carry another WWID than
+    the expected one, or different WWIDs among themselves. A LUN without a path has nothing to check."""
+    if not devices:
+        return ""
+    identity = lu_identity(devices=devices, expected_wwid=expected_wwid)
+    if len(identity.known) > 1 or (identity.expected is not None and not identity.agree):
+        return (
+            f"LUN {given}: its paths carry different or missing WWIDs ({describe_paths(devices, wwid=True)})"
+            + (f", expected {identity.expected}" if identity.expected is not None else "")
+            + ": they are not one LU (the array may have reused the LUN number for another LU on one of them), "
+            "so nothing was removed; detach through one portal at a time, each with the WWID it carries"
+        )
+    if identity.mismatch:
+        return (
+            f"LUN {given}: the kernel reports WWID {identity.wwids[0]} for it ({describe_paths(devices)}), not the "
+            f"expected {identity.expected}: the array may have reused the LUN number for another LU, so nothing was "
+            "removed (check the LUN number, the target and expected_wwid)"
+        )
+    return ""
 
 
 def complete_map(snapshot: Snapshot, names: Sequence[str], wwid: str) -> Optional[DmMap]:
@@ -483,6 +542,24 @@ def _diff_lines(devices: Sequence[ScsiDevice]) -> str:
     return "".join(f"{d.hctl} {d.name or '-'} {d.wwid or '-'}\n" for d in devices)
 
 
+def observe_left(lun: LunRun, snapshot: Snapshot) -> None:
+    """A LUN that failed but is still there (attached before the run, or left by the rollback): its WWID,
+    size and map as observed, so that the result says what is attached (None where the paths disagree)."""
+    if not lun.devices:
+        lun.wwid, lun.size_bytes, lun.dm_map = None, None, None
+        return
+    identity = lu_identity(devices=lun.devices, expected_wwid=None)
+    sizes = {d.size_bytes for d in lun.devices}
+    lun.wwid = identity.wwids[0] if identity.agree else None
+    lun.size_bytes = sizes.pop() if len(sizes) == 1 else None
+    names = [d.name for d in lun.devices if d.name]
+    try:
+        dm_map = snapshot.multipath_map_for(names=names) if names else None
+    except SysfsError:
+        dm_map = None
+    lun.dm_map = dm_map if dm_map is not None and dm_map.wwid == lun.wwid else None
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the run
 
@@ -517,7 +594,8 @@ class LunRun:
     def facts(self, snapshot: Snapshot, host: Host) -> Dict[str, Any]:
         dm = map_facts(self.dm_map, host.udev_properties(self.dm_map.dm) if self.dm_map is not None else None)
         by_id = None
-        if self.wwid is not None and self.state == "attached":
+        # a LUN that failed but is attached (an expected_wwid mismatch on a LUN attached before) has one too
+        if self.wwid is not None and self.devices and self.state in ("attached", "failed"):
             by_id = f"/dev/disk/by-id/dm-uuid-mpath-{self.wwid}" if dm else f"/dev/disk/by-id/scsi-{self.wwid}"
         entry: Dict[str, Any] = {
             "lun": self.req.given,
@@ -571,6 +649,8 @@ def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
         "rolled_back": [],
         "interrupted": [],
         "luns": [],
+        "failed_luns": [],
+        "sessions_kept": [],
         "wait_method": "sysfs-poll",
         "wait_method_reason": "the run ended before it waited",
     }
@@ -633,6 +713,7 @@ class _Run:
         self.result["warnings"] = self.warnings
         self.result.update(self.host.wait_info())  # at the end: the monitor opens at the first sysfs write
         failed = [lun for lun in self.luns if lun.error is not None]
+        self.result["failed_luns"] = [lun.req.given for lun in failed]
         if error is None and failed:
             if len(failed) == 1 and self.request.single:
                 error = failed[0].error
@@ -741,12 +822,21 @@ class _Attach(_Run):
         ]
 
     def plan_only(self, before: Snapshot, changes: List[login.NodeChange], missing: List[PathRequest]) -> None:
-        """Check mode: report the scans that would be written on the sessions that exist now."""
+        """Check mode: report the scans that would be written on the sessions that exist now, and fail a LUN
+        that is attached with another identity than expected (as the real run does)."""
         items: List[scan.ScanItem] = []
         for lun in self.luns:
             lun.devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
             lun.before = tuple(str(d.hctl) for d in lun.devices)
             lun.state = "attached" if lun.devices else "absent"
+            if lun.devices:  # an attached LUN fails the real run's identity check the same way (issue 23)
+                try:
+                    check_identity(
+                        devices=lun.devices, expected_wwid=lun.req.expected_wwid, paths_expected=len(lun.devices)
+                    )
+                except IdentityError as exc:
+                    lun.fail(exc)
+                    observe_left(lun, before)
             try:
                 items.extend(self.scan_items(before, lun))
             except scan.ResolveError as exc:
@@ -1191,6 +1281,8 @@ class _Attach(_Run):
         final = self.host.snapshot()
         for lun in self.luns:
             lun.devices = lun_devices(snapshot=final, sessions=self.sessions(final), lun=lun.req.linux_lun)
+            if not lun.ok:
+                observe_left(lun, final)
         self.result["changed"] = bool(
             self.result["nodes"]
             or self.logged_in
@@ -1295,19 +1387,40 @@ def attach(
 
 
 class _Detach(_Run):
-    def plan(self, snapshot: Snapshot) -> Tuple[List[Tuple[LunRun, Any]], List[str]]:
-        """Per LUN: (lun, flush observation and plan, or None for paths without a map) and the refusals."""
+    def plan(self, snapshot: Snapshot) -> Tuple[List[Tuple[LunRun, Any]], List[str], List[str]]:
+        """Per LUN: (lun, flush observation and plan, or None for paths without a map); the refusals that
+        ``force`` overrides (in use, blocked) and the identity refusals that nothing overrides.
+
+        The identity comes first: a LUN whose paths do not carry its ``expected_wwid``, or carry different
+        WWIDs among themselves, is another LU than the one meant (the array reused the LUN number), and the
+        whole call is refused before anything is changed. Its use is still observed, to be named after it.
+        """
         sessions = self.sessions(snapshot)
         planned: List[Tuple[LunRun, Any]] = []
         refusals: List[str] = []
+        identity: List[str] = []
         for lun in self.luns:
             lun.devices = lun_devices(snapshot=snapshot, sessions=sessions, lun=lun.req.linux_lun)
             lun.before = tuple(str(d.hctl) for d in lun.devices)
-            names = [d.name for d in lun.devices if d.name]
-            lun.dm_map = snapshot.multipath_map_for(names=names) if names else None
-            lun.wwid = lun.dm_map.wwid if lun.dm_map is not None else (lun.devices[0].wwid if lun.devices else None)
-            if not lun.devices:
+            if not lun.devices:  # nothing to remove, nothing to check (not a mismatch)
                 continue
+            mismatch = detach_identity_refusal(
+                given=lun.req.given, devices=lun.devices, expected_wwid=lun.req.expected_wwid
+            )
+            if mismatch:
+                identity.append(mismatch)
+                lun.fail(IdentityError(mismatch.split(": ", 1)[1]))
+            names = [d.name for d in lun.devices if d.name]
+            try:
+                lun.dm_map = snapshot.multipath_map_for(names=names) if names else None
+            except SysfsError:
+                if not mismatch:
+                    raise
+                lun.dm_map = None  # paths of different LUs, in different maps: named by the identity refusal
+            known = lu_identity(devices=lun.devices, expected_wwid=None).known
+            lun.wwid = lun.dm_map.wwid if lun.dm_map is not None else (known[0] if len(known) == 1 else None)
+            if mismatch and len(known) == 1:  # refused, so still attached: its size as observed
+                lun.size_bytes = lun.devices[0].size_bytes
             if lun.dm_map is not None and lun.dm_map.uuid is not None:
                 # udev's helpers open a map for a moment after a writer's last close: waited for, not refused
                 observation = flush.observe_settled(
@@ -1320,21 +1433,23 @@ class _Detach(_Run):
                 lun.plan = [step.to_dict() for step in fplan.steps]
                 refusals.extend(f"LUN {lun.req.given}: {reason}" for reason in fplan.refusals)
                 planned.append((lun, (observation, fplan)))
-                continue
-            users = settled_users(
-                host=self.host, devices=lun.devices, timeout=min(flush.UDEV_SETTLE_TIMEOUT, self.request.timeout)
-            )
-            blocked = [d for d in lun.devices if d.state in ("blocked", "created-blocked")]
-            if users:
-                refusals.append(f"LUN {lun.req.given}: in use: " + "; ".join(u.describe() for u in users))
-            if blocked:
-                refusals.append(
-                    f"LUN {lun.req.given}: blocked paths (session in recovery, a delete could hang): "
-                    + ", ".join(f"{d.name} ({d.hctl})" for d in blocked)
+            else:
+                users = settled_users(
+                    host=self.host, devices=lun.devices, timeout=min(flush.UDEV_SETTLE_TIMEOUT, self.request.timeout)
                 )
-            lun.plan = [{"action": "delete_path", "target": d.name, "hctl": str(d.hctl)} for d in lun.devices]
-            planned.append((lun, None))
-        return planned, refusals
+                blocked = [d for d in lun.devices if d.state in ("blocked", "created-blocked")]
+                if users:
+                    refusals.append(f"LUN {lun.req.given}: in use: " + "; ".join(u.describe() for u in users))
+                if blocked:
+                    refusals.append(
+                        f"LUN {lun.req.given}: blocked paths (session in recovery, a delete could hang): "
+                        + ", ".join(f"{d.name} ({d.hctl})" for d in blocked)
+                    )
+                lun.plan = [{"action": "delete_path", "target": d.name, "hctl": str(d.hctl)} for d in lun.devices]
+                planned.append((lun, None))
+            if mismatch:
+                lun.plan = []  # nothing is removed for it, whatever the options
+        return planned, refusals, identity
 
     def remove_one(self, lun: LunRun, flushing: Any) -> None:
         """Remove one LUN; with keep_going, its failure is recorded on the LUN and the next one goes on."""
@@ -1422,6 +1537,7 @@ class _Detach(_Run):
                 if d.name is None or d.name in left or (d.name not in removing and d.hctl.lun not in ours)
             ]
             if others:
+                self.keep_session(path, sessions, others, left)
                 continue
             if sessions:
                 if not self.check:
@@ -1443,20 +1559,60 @@ class _Detach(_Run):
                     login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
                 self.result["nodes_removed"].append(str(path.portal))
 
+    def keep_session(
+        self, path: PathRequest, sessions: Sequence[IscsiSession], others: Sequence[ScsiDevice], left: Set[str]
+    ) -> None:
+        """Say why a path's sessions stay logged in: the other LUNs they carry (also a controller LUN 0 with
+        no block device that a global rescan brought in), or one of ours that could not be removed."""
+        carries = [
+            {
+                "hctl": str(d.hctl),
+                "device": d.name,
+                "lun": d.hctl.lun,
+                "wwid": d.wwid,
+                "ours": bool(d.name and d.name in left),  # one of this call's LUNs that could not be removed
+            }
+            for d in sorted(others, key=lambda d: d.hctl)
+        ]
+        self.result["sessions_kept"].append(
+            {
+                "portal": str(path.portal),
+                "target": path.target,
+                "sids": [s.sid for s in sessions],
+                "carries": carries,
+            }
+        )
+        named = ", ".join(
+            f"LUN {entry['lun']} ({entry['hctl']} {entry['device'] or 'no block device'}"
+            + (", not removed" if entry["ours"] else "")
+            + ")"
+            for entry in carries
+        )
+        self.warnings.append(
+            f"{'would keep' if self.check else 'kept'} the session to {path.portal} ({path.target}) logged in: it "
+            f"still carries {named}; it is logged out once no LUN is left on it"
+        )
+
     def run(self) -> Outcome:
         self.review_journal()
         before = self.host.snapshot()
         try:
-            planned, refusals = self.plan(before)
+            planned, refusals, identity = self.plan(before)
         except LunsafeError as exc:  # nothing was changed
             return self.finish(before, exc)
         self.mark("observe")
-        if refusals and not self.request.force:
+        if identity or (refusals and not self.request.force):
             for lun in self.luns:
-                lun.state = "attached" if lun.devices else "absent"
+                if lun.ok:
+                    lun.state = "attached" if lun.devices else "absent"
+            tail = (
+                " (an identity refusal is not overridden by force or keep_going)"
+                if identity
+                else " (use force to override)"
+            )
             error = DetachRefused(
-                "refusing to detach, nothing was changed: " + "; ".join(refusals) + " (use force to override)",
-                refusals=refusals,
+                "refusing to detach, nothing was changed: " + "; ".join(identity + refusals) + tail,
+                refusals=identity + refusals,
             )
             return self.finish(before, error)
         try:

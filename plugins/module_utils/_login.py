@@ -76,9 +76,24 @@ _MUTUAL_HINT_19 = (
 )
 
 
-def hint(rc: Optional[int], *, discovery: bool = False, mutual: bool = False) -> str:
-    """An actionable hint for an iscsiadm exit code ("" when there is none)."""
-    if rc == 19 and mutual and not discovery:
+# A discovery session carries no target name and attaches nothing: a refusal there is about the portal's
+# discovery authentication, never the target's LUN mapping (the login hint of 19).
+_DISCOVERY_HINT_19 = (
+    "the portal refused the discovery session: check discovery_chap_username and discovery_chap_password "
+    "against the portal's discovery authentication settings (a wrong secret, or a user name it does not know)"
+)
+_DISCOVERY_HINT_19_NO_CHAP = (
+    "the portal refused the discovery session: if its discovery authentication settings require CHAP, give "
+    "discovery_chap_username and discovery_chap_password"
+)
+
+
+def hint(rc: Optional[int], *, discovery: bool = False, mutual: bool = False, chap: bool = True) -> str:
+    """An actionable hint for an iscsiadm exit code ("" when there is none); ``chap``: credentials were given
+    for this session (for a discovery, the discovery CHAP)."""
+    if rc == 19 and discovery:
+        return _DISCOVERY_HINT_19 if chap else _DISCOVERY_HINT_19_NO_CHAP
+    if rc == 19 and mutual:
         return _MUTUAL_HINT_19
     if rc is None or rc not in _HINTS:
         return ""
@@ -345,7 +360,7 @@ def discover(
         rc = exc.details.get("rc")
         if not (isinstance(rc, int) and rc in iscsiadm.EXIT_CODES):
             raise
-        advice = hint(rc, discovery=True)
+        advice = hint(rc, discovery=True, chap=chap is not None)
         raise DiscoveryError(
             f"SendTargets discovery at {portal.for_iscsiadm()} failed: {iscsiadm.describe_rc(rc)}"
             + (f"; {advice}" if advice else ""),

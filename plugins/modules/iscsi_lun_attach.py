@@ -26,10 +26,18 @@ description:
     device is neither held nor open.
   - With O(state=absent) it checks every requested LUN first (mounted, held, open or blocked paths refuse
     the whole call, nothing changed, unless O(force)), then flushes each LUN's multipath map and deletes its
-    paths in that order, and logs a session out only when no other LUN of that session remains. A map that
+    paths in that order, and logs a session out only when no other LUN of that session remains (each
+    session kept for another LUN is named in RV(sessions_kept), with a warning). A map that
     only udev has open (a worker's blkid, or C(kpartx) from the multipath rules, run for the change event that
     the last writer's close raises) is observed again for up to 10 seconds (at most O(timeout)) before that
     counts as open.
+  - "Identity on detach: a LUN given with O(expected_wwid) (or C(expected_wwid) of its O(luns) entry) whose
+    paths carry another WWID than the kernel reports for it, or whose paths carry different WWIDs among
+    themselves (with or without O(expected_wwid)), refuses the whole call before anything is changed, also in
+    check mode: no flush, no delete, no logout, no node record change, no journal entry. The message names
+    the LUN, the expected WWID and the one found with the paths (H:C:T:L and sdX) that carry it: the array
+    may have reused the LUN number for another LU. Neither O(force) nor O(keep_going) overrides it (they are
+    about devices in use). A LUN with no path at all has nothing to check or remove and is reported V(absent)."
   - "Rollback: a LUN that fails (wrong identity, no block device or map before O(timeout)) is rolled back
     alone: the devices (and a map multipathd built for them) that this run created for it are removed, and
     the module fails naming it. LUNs that passed stay attached and are reported, because they are complete
@@ -164,7 +172,10 @@ options:
     description:
       - The WWID the LUN must carry, in multipath form (V(36001405...)) or as the kernel shows it (V(naa.6001405...)).
       - The attach fails, and removes what it created, when the LUN carries another WWID. A LUN that was
-        attached before the run is left as it was.
+        attached before the run is left as it was, and its result entry says what is attached (RV(wwid),
+        RV(dm), RV(by_id) as observed).
+      - With O(state=absent), a LUN whose paths carry another WWID (or different WWIDs) refuses the whole
+        detach before any change, whatever O(force) and O(keep_going) say; a LUN with no path is V(absent).
       - Refused at once when it is not a WWID. Goes with O(lun); with O(luns) give it per entry.
     type: str
   stale_device:
@@ -207,6 +218,8 @@ options:
     description:
       - With O(state=absent), remove the LUN's map and paths even when they are mounted, held or open.
         This can lose data that was not written yet.
+      - It does not override the identity check of O(expected_wwid). A LUN that carries another WWID is
+        never removed by its number.
     type: bool
     default: false
   keep_going:
@@ -215,7 +228,7 @@ options:
         C(ignore_errors) detach. With O(state=absent) and O(force=true) only.
       - A LUN whose map cannot be flushed, or a path that cannot be deleted, does not stop the run. The
         module goes on with the LUN's other paths and the other LUNs, then fails at the end, naming each
-        failure (C(msg) of each entry in RV(luns), and C(failed_luns)). What could be removed is gone, and
+        failure (C(msg) of each entry in RV(luns), and RV(failed_luns)). What could be removed is gone, and
         C(removed) of the entry says what. A session that still carries one of these LUNs' devices is not
         logged out.
       - The risk is the one of O(force) times every LUN given. Devices in use are removed, and a map that
@@ -340,7 +353,10 @@ devices:
   sample: [{"hctl": "2:0:0:3", "name": "sdc", "path": "/dev/sdc", "wwid": "36001405a1b2c3d4e5f60718293a4b5c6",
             "state": "running", "size_bytes": 67108864, "new": true}]
 wwid:
-  description: The LUN's WWID in multipath form (with O(lun)).
+  description:
+    - The LUN's WWID in multipath form (with O(lun)).
+    - Also on failure when the LUN is attached (an O(expected_wwid) mismatch on a LUN attached before the
+      run), the WWID its paths carry (null when they disagree).
   returned: always (null when the LUN is not attached)
   type: str
   sample: 36001405a1b2c3d4e5f60718293a4b5c6
@@ -360,7 +376,9 @@ dm:
   sample: {"dm": "dm-0", "name": "mpatha", "uuid": "mpath-36001405a1b2c3d4e5f60718293a4b5c6",
            "path": "/dev/mapper/mpatha", "slaves": ["sdc", "sdd"]}
 by_id:
-  description: The stable /dev/disk/by-id path of the LUN (the map's when multipath is used; with O(lun)).
+  description:
+    - The stable /dev/disk/by-id path of the LUN (the map's when multipath is used; with O(lun)).
+    - Also on failure when the LUN is attached (see RV(wwid)); null after a detach.
   returned: always (null when the LUN is not attached)
   type: str
   sample: /dev/disk/by-id/dm-uuid-mpath-36001405a1b2c3d4e5f60718293a4b5c6
@@ -416,7 +434,8 @@ timings:
       procedure's O(lock_lease)); C(scan) runs from the scan-file writes until every path's block device
       exists.
     - On failure, C(failed) is the time from the last completed phase to the error (rollback included)
-      and C(total) the time to the error.
+      and C(total) the time to the error. A run that could not take the lock (or waited out another
+      procedure's lease) returns C(lock) and C(total), the time it waited.
   returned: always (also on failure, once the options were accepted)
   type: dict
   sample: {"observe": 0.08, "login": 0.61, "stale_check": 0.0, "scan": 0.21, "map": 0.35, "total": 1.25}
@@ -440,6 +459,52 @@ nodes_removed:
   type: list
   elements: str
   sample: ["192.0.2.10:3260"]
+failed_luns:
+  description:
+    - The LUNs (as given) whose entry in RV(luns) has C(state=failed), each with its C(msg); empty when none
+      failed. A whole detach refused for a LUN in use names it in the message, not here; one refused for its
+      identity (O(expected_wwid)) is here.
+  returned: always
+  type: list
+  elements: str
+  sample: ["2"]
+sessions_kept:
+  description:
+    - With O(state=absent) and O(logout=true), one entry per requested path whose sessions stay logged in
+      because they still carry another LUN, or one of this call's LUNs that could not be removed (with
+      O(keep_going)); each also gives a warning. In check mode, the sessions that would be kept.
+    - C(carries) names each such LUN, C(hctl), C(device) (sdX, or null for a SCSI device without a block
+      device, such as a controller LUN 0 a global rescan brought in), C(lun), C(wwid) and C(ours) (one of
+      this call's LUNs, not removed).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"portal": "192.0.2.10:3260", "target": "iqn.2003-01.org.example:array", "sids": [1],
+            "carries": [{"hctl": "2:0:0:0", "device": null, "lun": 0, "wwid": null, "ours": false}]}]
+paths:
+  description:
+    - With O(lun), when the LUN's identity check failed on attach, what each path showed (C(hctl), C(name),
+      C(wwid), C(size_bytes), C(host)); the message names the WWIDs too. With O(luns), see C(msg) of each entry.
+  returned: on an identity failure with O(lun)
+  type: list
+  elements: dict
+  sample: [{"hctl": "2:0:0:3", "name": "sdc", "wwid": "36001405a1b2c3d4e5f60718293a4b5c6",
+            "size_bytes": 67108864, "host": 2}]
+refusals:
+  description: With O(state=absent), each reason the detach was refused (identity refusals first).
+  returned: when a detach was refused
+  type: list
+  elements: str
+  sample: ["LUN 3: dm-0 mounted on /srv"]
+stale:
+  description:
+    - Devices at the LUN's address that carry another LU's identity (C(hctl), C(name), C(wwid) the kernel
+      recorded, C(now) the WWID the LU answers with, C(reasons)), when the attach refused them.
+  returned: when a stale device was refused
+  type: list
+  elements: dict
+  sample: [{"hctl": "2:0:0:2", "name": "sdc", "wwid": "36001405aaaa", "now": "36001405bbbb",
+            "reasons": ["the LU now answers with WWID 36001405bbbb, the kernel recorded 36001405aaaa"]}]
 removed:
   description: With O(state=absent), the map and paths removed (with O(lun)).
   returned: always
@@ -452,7 +517,7 @@ from typing import Any, Callable, Dict
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as procedure
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LockTimeout, LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
@@ -550,6 +615,8 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
                 lock.work_failed = outcome.error is not None
                 trail.end(succeeded=outcome.error is None)
     except LunsafeError as exc:  # the lock, or a failure no LUN could own
+        if lock is not None and isinstance(exc, LockTimeout):
+            timings["lock"] = timings["total"] = round(lock.waited, 3)  # how long it waited before giving up
         module.fail_json(
             **exc.to_fail_kwargs(redact=request.secrets()), **result_keys(_empty_result(timings), single=single)
         )

@@ -287,3 +287,26 @@ def test_remove_discovery_accepts_a_missing_record() -> None:
     login_utils.remove_discovery(runner, portal=PORTAL6, iface=None)
     login_utils.remove_discovery(runner, portal=PORTAL6, iface=None)
     assert runner.argvs[0][-4:] == ["-p", "[::1]:3260", "-o", "delete"]
+
+
+@pytest.mark.parametrize("with_chap", [True, False])
+def test_a_refused_discovery_session_gets_a_discovery_hint_not_the_login_one(with_chap: bool) -> None:
+    """rc 19 on a discovery with discovery CHAP (a wrong secret, seen in an outside lab) is not about the target's
+    LUN mapping: a discovery session names no target (issue 23)."""
+    chap = login_utils.Chap(username="disco", password="Disc-Secret-x1") if with_chap else None
+    updates = 4 if with_chap else 1  # -o new, then each discovery CHAP setting
+    runner = ScriptedRunner(
+        [(0, "", "")] * updates
+        + [(19, "", "iscsiadm: initiator reported error (19 - encountered non-retryable iSCSI login failure)")],
+        redact=chap.secrets() if chap else (),
+    )
+    with pytest.raises(login_utils.DiscoveryError) as info:
+        login_utils.discover(runner, portal=PORTAL, iface=None, chap=chap, timeout=20)
+    msg = info.value.msg
+    assert "maps this initiator" not in msg and "mapping" not in msg
+    assert "refused the discovery session" in msg and "discovery authentication settings" in msg
+    assert ("check discovery_chap_username and discovery_chap_password" in msg) is with_chap
+    assert ("give discovery_chap_username and discovery_chap_password" in msg) is not with_chap
+    assert info.value.details["rc_name"] == "ISCSI_ERR_FATAL_LOGIN"
+    # a login refused with 19 keeps its own hint
+    assert "maps this initiator's IQN" in login_utils.hint(19)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 from typing import Any, Dict, Set
@@ -145,3 +146,46 @@ def test_a_failed_run_writes_no_lease(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "lock.lease").exists()
     ok = run_main(fake, capsys, lun="2", lock_lease=lease)
     assert ok["lock_lease"] == "held" and (tmp_path / "lock.lease").exists()
+
+
+def test_a_refused_wrong_lu_detach_writes_no_journal_and_keeps_the_documented_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world(tmp_path)
+    run_main(fake, capsys, lun="1")
+    for check in (True, False):
+        result = run_main(fake, capsys, lun="1", state="absent", expected_wwid=wwid_of(3), _ansible_check_mode=check)
+        assert result["failed"] is True and result["changed"] is False
+        assert "may have reused the LUN number for another LU, so nothing was removed" in result["msg"]
+        assert result["failed_luns"] == ["1"] and result["refusals"][0].startswith("LUN 1: the kernel reports")
+        assert result["wwid"] == wwid_of(1) and result["dm"]["name"] == "mpatha" and result["by_id"]
+        assert always_keys() - set(result) == set()
+    assert not (tmp_path / "lock.journal").exists()
+    assert len(fake.devices) == 2 and len(fake.sessions) == 2
+
+
+def test_an_attach_refused_for_its_wwid_returns_the_attached_lun_and_documented_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world(tmp_path)
+    run_main(fake, capsys, lun="1")
+    result = run_main(fake, capsys, lun="1", expected_wwid=wwid_of(3))
+    assert result["failed"] is True and result["failed_luns"] == ["1"]
+    assert result["wwid"] == wwid_of(1) and result["dm"]["uuid"] == f"mpath-{wwid_of(1)}"
+    assert result["by_id"] == f"/dev/disk/by-id/dm-uuid-mpath-{wwid_of(1)}"
+    assert [p["wwid"] for p in result["paths"]] == [wwid_of(1), wwid_of(1)]
+    documented = yaml.safe_load(iscsi_lun_attach.RETURN)
+    assert {"paths", "failed_luns", "sessions_kept", "refusals", "stale"} <= set(documented)
+
+
+def test_a_lock_timeout_reports_how_long_it_waited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = world(tmp_path)
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    with open(lock, encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run_main(fake, capsys, lun="1", lock_timeout=0.3)
+    assert result["failed"] is True and "lock" in result["msg"]
+    assert 0.3 <= result["timings"]["lock"] < 5 and result["timings"]["total"] == result["timings"]["lock"]
+    assert always_keys() - set(result) == set()
+    assert fake.calls == []
