@@ -36,6 +36,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as is
 from ansible_collections.lunsafe.san.plugins.module_utils import _login as login
 from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as multipath
 from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
+from ansible_collections.lunsafe.san.plugins.module_utils._durations import check_durations
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     DaemonUnavailable,
     InputError,
@@ -314,9 +315,8 @@ def _chap(params: Mapping[str, Any], prefix: str, mutual: bool) -> Optional[logi
 
 def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[str]]) -> Request:
     """Validate the module's parameters; :class:`InputError` names the option and the value it refused."""
-    for option in ("timeout", "login_timeout"):
-        if params.get(option) is not None and params[option] <= 0:
-            raise InputError(f"{option} must be positive, got {params[option]!r}", option=option, value=params[option])
+    # one rule for every duration option of the collection (_durations)
+    check_durations(params, deadlines=("timeout", "login_timeout", "lock_lease.ttl"), zero_allowed=("lock_timeout",))
     if params.get("keep_going") and not (params.get("force") and params.get("state") == "absent"):
         raise InputError(
             "keep_going is for a forced detach only: set state: absent and force: true with it (it goes on "
@@ -1562,8 +1562,9 @@ class _Detach(_Run):
     def keep_session(
         self, path: PathRequest, sessions: Sequence[IscsiSession], others: Sequence[ScsiDevice], left: Set[str]
     ) -> None:
-        """Say why a path's sessions stay logged in: the other LUNs they carry (also a controller LUN 0 with
-        no block device that a global rescan brought in), or one of ours that could not be removed."""
+        """Say why a path's sessions stay logged in (``sessions_kept``): the other LUNs they carry (also a
+        controller LUN 0 with no block device that a global rescan brought in), or one of ours that could not be
+        removed; the last two also as a warning."""
         carries = [
             {
                 "hctl": str(d.hctl),
@@ -1582,11 +1583,16 @@ class _Detach(_Run):
                 "carries": carries,
             }
         )
+        # another attached LUN is the normal reason (said in the result only); a device with no block device (a
+        # controller LUN a global rescan brought in) or one of ours left behind is worth a warning
+        unusual = [entry for entry in carries if entry["device"] is None or entry["ours"]]
+        if not unusual:
+            return
         named = ", ".join(
             f"LUN {entry['lun']} ({entry['hctl']} {entry['device'] or 'no block device'}"
             + (", not removed" if entry["ours"] else "")
             + ")"
-            for entry in carries
+            for entry in unusual
         )
         self.warnings.append(
             f"{'would keep' if self.check else 'kept'} the session to {path.portal} ({path.target}) logged in: it "

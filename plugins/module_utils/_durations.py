@@ -14,7 +14,7 @@
 
 Each refusal is an :class:`InputError` naming the option (``lock_lease.ttl`` for a suboption) and the value.
 
-Users: plugins/modules/multipath_flush.py, plugins/modules/scsi_targeted_scan.py.
+Users: the modules that take durations (iscsi_lun_attach through _attach.build_request).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ description:
   - With O(state=absent) it checks every requested LUN first (mounted, held, open or blocked paths refuse
     the whole call, nothing changed, unless O(force)), then flushes each LUN's multipath map and deletes its
     paths in that order, and logs a session out only when no other LUN of that session remains (each
-    session kept for another LUN is named in RV(sessions_kept), with a warning). A map that
+    session kept for another LUN is named in RV(sessions_kept); with a warning when that is a device without a
+    block device or one of this call's LUNs that could not be removed). A map that
     only udev has open (a worker's blkid, or C(kpartx) from the multipath rules, run for the change event that
     the last writer's close raises) is observed again for up to 10 seconds (at most O(timeout)) before that
     counts as open.
@@ -472,7 +473,9 @@ sessions_kept:
   description:
     - With O(state=absent) and O(logout=true), one entry per requested path whose sessions stay logged in
       because they still carry another LUN, or one of this call's LUNs that could not be removed (with
-      O(keep_going)); each also gives a warning. In check mode, the sessions that would be kept.
+      O(keep_going)). A session kept for a SCSI device without a block device (a controller LUN a global rescan
+      brought in) or for one of this call's LUNs also gives a warning; another attached LUN, the normal reason,
+      does not. In check mode, the sessions that would be kept.
     - C(carries) names each such LUN, C(hctl), C(device) (sdX, or null for a SCSI device without a block
       device, such as a controller LUN 0 a global rescan brought in), C(lun), C(wwid) and C(ours) (one of
       this call's LUNs, not removed).
@@ -517,7 +520,7 @@ from typing import Any, Callable, Dict
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as procedure
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import LockTimeout, LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
@@ -615,8 +618,10 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
                 lock.work_failed = outcome.error is not None
                 trail.end(succeeded=outcome.error is None)
     except LunsafeError as exc:  # the lock, or a failure no LUN could own
-        if lock is not None and isinstance(exc, LockTimeout):
+        if lock is not None and "lock" not in timings:  # not taken: timed out, or refused as unsafe
             timings["lock"] = timings["total"] = round(lock.waited, 3)  # how long it waited before giving up
+        for warning in lock.warnings if lock is not None else []:
+            module.warn(warning)
         module.fail_json(
             **exc.to_fail_kwargs(redact=request.secrets()), **result_keys(_empty_result(timings), single=single)
         )

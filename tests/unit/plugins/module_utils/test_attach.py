@@ -555,7 +555,7 @@ def test_keep_going_is_for_a_forced_detach_only() -> None:
         ({"target": None, "portals": ["127.0.0.1"]}, "no target name for portal(s) 127.0.0.1"),
         ({"portals": [{"portal": "127.0.0.1", "target": IQN_B}]}, "names target"),
         ({"target": "not a name"}, "target"),
-        ({"timeout": 0}, "timeout must be positive"),
+        ({"timeout": 0}, "timeout must be greater than 0 seconds"),
         ({"chap_username": "u"}, "chap_username and chap_password go together"),
         ({"chap_username": "u", "chap_password": "p", "chap_username_in": "x"}, "go together"),
     ],

@@ -116,7 +116,7 @@ def test_no_records_no_sessions(tmp_path: Path, capsys: pytest.CaptureFixture[st
     ("args", "missing", "message"),
     [
         ({}, ["iscsiadm"], "iscsiadm was not found on this host: install open-iscsi"),
-        ({"timeout": 0}, [], "timeout must be positive, got 0"),
+        ({"timeout": 0}, [], "timeout must be greater than 0 seconds, got 0"),
         ({"targets": ["nope"]}, [], "targets is not an iSCSI name"),
     ],
 )

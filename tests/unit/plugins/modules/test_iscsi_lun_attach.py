@@ -189,3 +189,44 @@ def test_a_lock_timeout_reports_how_long_it_waited(tmp_path: Path, capsys: pytes
     assert 0.3 <= result["timings"]["lock"] < 5 and result["timings"]["total"] == result["timings"]["lock"]
     assert always_keys() - set(result) == set()
     assert fake.calls == []
+
+
+def test_a_lock_directory_others_may_write_is_refused_with_the_documented_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    result = run_main(fake, capsys, lun="1", lock_file=str(shared / "x.lock"))
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith(f"the lock directory {shared} (owner root (uid 0), mode 1777) is writable")
+    assert result["unsafe_file"] == {"path": str(shared), "owner": "root (uid 0)", "mode": "1777"}
+    assert result["timings"] == {"lock": 0.0, "total": 0.0}  # it failed at the lock, before any work
+    assert always_keys() - set(result) == set()
+    assert fake.writes == [] and list(shared.iterdir()) == []
+
+
+def test_lease_ttl_zero_is_refused_not_taken_for_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world(tmp_path)
+    result = run_main(fake, capsys, lun="1", lock_lease={"id": "d", "ttl": 0})
+    assert result["failed"] is True
+    assert result["msg"] == "lock_lease.ttl must be greater than 0 seconds, got 0"
+    assert always_keys() - set(result) == set()
+    assert fake.writes == [] and not (tmp_path / "lock.lease").exists()
+
+
+def test_a_lock_file_others_can_open_is_used_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world(tmp_path)
+    locks = tmp_path / "open-locks"
+    locks.mkdir(mode=0o755)
+    (locks / "x.lock").write_text("")
+    (locks / "x.lock").chmod(0o644)
+    result = run_main(fake, capsys, lun="1", lock_file=str(locks / "x.lock"))
+    assert result.get("failed") is not True, result
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]
+    assert [w for w in warnings if "can be opened by other users" in w] != [], warnings
