@@ -218,9 +218,7 @@ def test_lease_ttl_zero_is_refused_not_taken_for_the_default(
     assert fake.writes == [] and not (tmp_path / "lock.lease").exists()
 
 
-def test_a_lock_file_others_can_open_is_used_with_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_lock_file_others_can_open_is_used_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fake = world(tmp_path)
     locks = tmp_path / "open-locks"
     locks.mkdir(mode=0o755)
