@@ -22,6 +22,12 @@ though its device is gone.  ``ghost`` (ALUA standby), ``i/o pending`` and ``dela
 faults.  A map is faulty when it has no active path (dead; worse when it queues I/O), when a table
 entry names a device that no longer exists (orphan), when no logged-in session presents its LUN
 any more, when it is suspended, or when one of its paths is faulty.
+
+Two more things are reported that are not faults of a path's I/O: a SCSI device on an iSCSI session without a
+block device (a controller LUN, a device the sd driver is not bound to: ``dev`` null, ``block_device`` false),
+and an unmapped path - a block device that multipath claims (its WWID is in multipath's wwids file, and
+multipathd, when it answers, lists the path) but that no multipath map holds, as when the map was flushed and
+the paths were left behind.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ __all__ = [
     "make_filters",
     "parse_dmsetup_all",
     "read_devts",
+    "read_multipath_wwids",
 ]
 
 FACTS_NAME = "lunsafe_multipath"
@@ -95,6 +102,7 @@ SOURCE_NOT_RUNNING = "not_running"
 SOURCE_TIMEOUT = "timeout"
 SOURCE_ERROR = "error"
 SOURCE_NOT_USED = "not_used"
+SOURCE_NOT_FOUND = "not_found"
 
 # path reason codes
 CHECKER_REASONS = {
@@ -136,6 +144,7 @@ class Observation:
     dm_tables: Optional[Mapping[str, DmMultipathTable]] = None
     ll_maps: Optional[Sequence[LlMap]] = None
     openers: Sequence[Opener] = ()  # processes holding a multipath map or an sd device open (from /proc)
+    multipath_wwids: Tuple[str, ...] = ()  # the WWIDs in multipath's wwids file (the LUNs multipath claims)
     sources: Dict[str, str] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
 
@@ -148,6 +157,19 @@ def read_devts(*, sysfs_root: str = DEFAULT_SYSFS_ROOT, names: Iterable[str]) ->
         if text is not None and _DEVT_RE.fullmatch(text):
             devts[name] = text
     return devts
+
+
+def read_multipath_wwids(path: str) -> Tuple[Tuple[str, ...], str]:
+    """The WWIDs of multipath's wwids file (``/3600140.../`` lines) and the source state of the file."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return (), SOURCE_NOT_FOUND
+    except OSError:
+        return (), SOURCE_ERROR
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line[1:-1] for line in lines if len(line) > 2 and line[0] == "/" and line[-1] == "/"), SOURCE_OK
 
 
 def _ask_multipathd(runner: CommandRunner, argv: Sequence[str], *, timeout: float) -> str:
@@ -228,10 +250,14 @@ def collect(
     runner: CommandRunner,
     sysfs_root: str = DEFAULT_SYSFS_ROOT,
     proc_root: str = "/proc",
+    wwids_file: Optional[str] = None,
     timeout: float = 15.0,
     ll_fallback: bool = True,
 ) -> Observation:
-    """Observe the host, read-only.  Never raises for a missing or silent tool: see ``sources``."""
+    """Observe the host, read-only.  Never raises for a missing or silent tool: see ``sources``.
+
+    ``wwids_file`` is multipath's wwids file (the module gives ``/etc/multipath/wwids``); None reads none, and
+    then no path is found unmapped."""
     snapshot = read_snapshot(sysfs_root=sysfs_root, device_detail=False)
     names = [d.name for d in snapshot.devices if d.name is not None]
     obs = Observation(snapshot=snapshot, devts=read_devts(sysfs_root=sysfs_root, names=names))
@@ -243,6 +269,12 @@ def collect(
     obs.sources["sysfs"] = SOURCE_OK
     if not snapshot.hosts:
         obs.sources["sysfs"] = "no_scsi"
+    if wwids_file is None:
+        obs.sources["wwids_file"] = SOURCE_NOT_USED
+    else:
+        obs.multipath_wwids, obs.sources["wwids_file"] = read_multipath_wwids(wwids_file)
+    if obs.sources["wwids_file"] == SOURCE_ERROR:
+        obs.warnings.append(f"multipath's wwids file {wwids_file} could not be read: unmapped paths are not reported")
     _multipathd(runner, obs, timeout=timeout)
     has_mpath = any(m.is_multipath for m in snapshot.maps)
     if has_mpath or obs.mp_maps:
@@ -354,8 +386,8 @@ class _Path:
         return reasons
 
     def usable(self) -> bool:
-        """Carries I/O for its LUN: logged-in session, running device, checker up (when known)."""
-        if self.device is None or self.device.state != "running":
+        """Carries I/O for its LUN: a block device, logged-in session, running device, checker up (when known)."""
+        if self.device is None or self.device.name is None or self.device.state != "running":
             return False
         if self.device.sid is not None and (self.session is None or not self.session.logged_in):
             return False
@@ -391,12 +423,13 @@ def _merge_paths(obs: Observation, sysfs_names: Set[str]) -> Tuple[Dict[str, _Pa
             paths[key] = path
         return path
 
-    # 1. sysfs: every iSCSI device and every slave of a multipath map
+    # 1. sysfs: every iSCSI device (with a block device or not) and every slave of a multipath map
     slaves = {s for m in snap.maps if m.is_multipath for s in m.slaves}
     for device in snap.devices:
-        if device.name is None or (device.sid is None and device.name not in slaves):
+        if device.sid is None and (device.name is None or device.name not in slaves):
             continue
-        path = get(device.name, None)
+        # no block device (a controller LUN, sd not bound): keyed by its address
+        path = get(device.name, None) if device.name else paths.setdefault(f"hctl:{device.hctl}", _Path(dev=None))
         path.device = device
         path.hctl = str(device.hctl)
         path.wwid = device.wwid
@@ -530,11 +563,21 @@ def _merge_dm(obs: Observation, paths: Dict[str, _Path], orphans: List[Dict[str,
             )
 
 
-def _path_dict(path: _Path, *, sysfs_names: Set[str]) -> Dict[str, Any]:
-    reasons = path.reasons(sysfs_has_device=path.dev in sysfs_names)
+def _path_dict(path: _Path, *, sysfs_names: Set[str], claimed: Set[str], multipathd_answers: bool) -> Dict[str, Any]:
+    block_device = path.dev is not None and path.dev in sysfs_names
+    reasons = path.reasons(sysfs_has_device=block_device or (path.dev is None and path.device is not None))
     dm_state = path.dm_state
     if dm_state is None and path.dm_active is not None:
         dm_state = "active" if path.dm_active else "failed"
+    # multipath would map it (its WWID is in the wwids file; multipathd, when it answers, lists the path, so it
+    # is not blacklisted) and no map holds it: a map flushed with its paths left behind, or not built yet
+    unmapped = (
+        block_device
+        and path.map is None
+        and path.wwid is not None
+        and path.wwid in claimed
+        and (path.known_to_multipathd or not multipathd_answers)
+    )
     return {
         "dev": path.dev,
         "devt": path.devt,
@@ -545,10 +588,12 @@ def _path_dict(path: _Path, *, sysfs_names: Set[str]) -> Dict[str, Any]:
         "dm_fail_count": path.fail_count,
         "checker_state": path.checker_state,
         "checker": path.checker,
+        "block_device": block_device,
         "device_state": path.device.state if path.device is not None else None,
         "multipathd_state": path.online_state,
         "known_to_multipathd": path.known_to_multipathd,
         "session": _session_dict(path.session),
+        "unmapped": unmapped,
         "faulty": bool(reasons),
         "reasons": reasons,
     }
@@ -658,13 +703,21 @@ def _map_dict(
     }
 
 
-def classify(obs: Observation, *, filters: Optional[Filters] = None) -> Dict[str, Any]:
-    """The facts dictionary (``ansible_facts.lunsafe_multipath``) from one observation."""
+def classify(obs: Observation, *, filters: Optional[Filters] = None, warn_unmatched: bool = True) -> Dict[str, Any]:
+    """The facts dictionary (``ansible_facts.lunsafe_multipath``) from one observation.
+
+    A filter entry that matches nothing is listed in ``unmatched``, and in ``warnings`` unless ``warn_unmatched``
+    is false (a read before the LUNs it names are attached)."""
     snap = obs.snapshot
     sysfs_names = {d.name for d in snap.devices if d.name is not None}
     paths, orphans = _merge_paths(obs, sysfs_names)
     _merge_dm(obs, paths, orphans, sysfs_names)
-    path_out = {key: _path_dict(path, sysfs_names=sysfs_names) for key, path in paths.items()}
+    claimed = set(obs.multipath_wwids)
+    answers = obs.sources.get("multipathd") == SOURCE_OK
+    path_out = {
+        key: _path_dict(path, sysfs_names=sysfs_names, claimed=claimed, multipathd_answers=answers)
+        for key, path in paths.items()
+    }
     sysfs_maps = _by_name(snap.maps)
     mp_maps = {m.name: m for m in obs.mp_maps or ()}
     ll_maps = {m.name: m for m in obs.ll_maps or ()}
@@ -686,34 +739,48 @@ def classify(obs: Observation, *, filters: Optional[Filters] = None) -> Dict[str
         for name in _map_names(obs)
     ]
     paths_list = sorted(path_out.values(), key=_path_sort_key)
-    facts = _apply_filters(map_out, paths_list, orphans, filters or Filters())
+    active = filters or Filters()
+    facts = _apply_filters(map_out, paths_list, orphans, active)
+    unmatched = unmatched_filters(map_out, paths_list, active)
     facts["schema"] = SCHEMA_VERSION
     facts["sources"] = dict(obs.sources)
-    facts["warnings"] = list(obs.warnings) + unmatched_filters(map_out, paths_list, filters or Filters())
+    facts["unmatched"] = {option: [value for value, _ in entries] for option, entries in unmatched.items()}
+    facts["warnings"] = list(obs.warnings)
+    if warn_unmatched:
+        facts["warnings"].extend(text for entries in unmatched.values() for _, text in entries)
     return facts
 
 
-def unmatched_filters(maps: Sequence[Dict[str, Any]], paths: Sequence[Dict[str, Any]], filters: Filters) -> List[str]:
-    """A warning for every filter entry that matches nothing on the host (a typo must not look healthy)."""
-    warnings = []
+def unmatched_filters(
+    maps: Sequence[Dict[str, Any]], paths: Sequence[Dict[str, Any]], filters: Filters
+) -> Dict[str, List[Tuple[str, str]]]:
+    """Every filter entry that matches nothing on the host, per option, with its warning (a typo must not look
+    healthy)."""
     wwids = {m["wwid"] for m in maps} | {p["wwid"] for p in paths}
-    for wwid in filters.wwids:
-        if wwid not in wwids:
-            warnings.append(f"wwids filter entry {wwid!r} matches no multipath map and no path")
     names = {value for m in maps for value in (m["name"], m["dm"], m["wwid"]) if value is not None}
-    for name in filters.maps:
-        if name not in names:
-            warnings.append(f"maps filter entry {name!r} matches no multipath map (by name, dm-N or WWID)")
     targets = {str(p["session"]["target"]).lower() for p in paths if p["session"] and p["session"]["target"]}
-    for target in filters.targets:
-        if target not in targets:
-            warnings.append(f"targets filter entry {target!r} matches no path on an iSCSI session")
-    return warnings
+    return {
+        "wwids": [
+            (wwid, f"wwids filter entry {wwid!r} matches no multipath map and no path")
+            for wwid in filters.wwids
+            if wwid not in wwids
+        ],
+        "maps": [
+            (name, f"maps filter entry {name!r} matches no multipath map (by name, dm-N or WWID)")
+            for name in filters.maps
+            if name not in names
+        ],
+        "targets": [
+            (target, f"targets filter entry {target!r} matches no path on an iSCSI session")
+            for target in filters.targets
+            if target not in targets
+        ],
+    }
 
 
 def _path_sort_key(path: Dict[str, Any]) -> Tuple[int, str]:
     dev = path["dev"] or ""
-    return (len(dev), dev or (path["devt"] or ""))
+    return (len(dev), dev or path["devt"] or path["hctl"] or "")
 
 
 def _apply_filters(
@@ -760,6 +827,7 @@ def _apply_filters(
         "unpresented_maps": sum(1 for m in kept_maps if not m["presented"]),
         "paths": len(kept_paths),
         "faulty_paths": sum(1 for p in kept_paths if p["faulty"]),
+        "unmapped_paths": sum(1 for p in kept_paths if p["unmapped"]),
         "orphans": len(kept_orphans),
     }
     return {

@@ -18,7 +18,8 @@ description:
     C(ansible_facts.lunsafe_multipath).
   - Names the processes holding each map or its paths open (process id and command name, from C(/proc)).
   - A filter entry (O(wwids), O(maps), O(targets)) that matches nothing gives a warning, so that a typo is not
-    taken for a healthy host.
+    taken for a healthy host (unless O(warn_unmatched=false)); it is listed in
+    RV(ansible_facts.lunsafe_multipath.unmatched) either way.
   - Sources, from the most to the least machine-friendly. sysfs (sessions, SCSI devices and their states,
     dm maps, slaves and holders). C(multipathd show paths raw format) and C(multipathd show maps raw format)
     (checker state, dm state, active path count, queueing). C(dmsetup status --target multipath) and
@@ -34,6 +35,16 @@ description:
     exists (an orphan entry, the C(#:#:#:#) rows of C(multipath -ll)), when no SCSI device with its WWID is
     running on a logged-in session with a checker that is up (its LUN is no longer presented), when it is
     suspended, or when one of its paths is faulty.
+  - Every SCSI device on an iSCSI session is listed in RV(ansible_facts.lunsafe_multipath.paths), also one
+    without a block device (a controller LUN the array presents, a device the C(sd) driver is not bound to) -
+    with C(dev) V(null) and C(block_device) V(false).
+  - A path left without its map is reported as unmapped (RV(ansible_facts.lunsafe_multipath.paths[].unmapped),
+    counted in C(summary.unmapped_paths)) - a block device that no multipath map holds although multipath
+    claims it (its WWID is in multipath's wwids file C(/etc/multipath/wwids), and multipathd, when it answers,
+    lists the path, so it is not blacklisted). That is what C(multipath -f) or C(dmsetup remove) of a map
+    leaves behind when its paths are not deleted; I/O on such a path bypasses multipath. It is not a fault of
+    the path (it is not counted in C(faulty_paths)); a path seen while multipathd is still building its map
+    is unmapped for that moment too.
   - Changes nothing, runs no I/O on any map or path, and does not take the host lock. Every command runs with
     a deadline (O(timeout)).
   - On a host without multipathd (not installed or not running), without device-mapper tools or without any
@@ -82,6 +93,14 @@ options:
         answer in time is killed and its source is reported as V(timeout).
     type: float
     default: 15
+  warn_unmatched:
+    description:
+      - Warn about each filter entry that matches nothing.
+      - V(false) for a read made before the LUNs the filters name are attached (as the C(lunsafe.san.lun_attach)
+        role's preflight does), where no match is expected; the entries are still listed in
+        RV(ansible_facts.lunsafe_multipath.unmatched).
+    type: bool
+    default: true
   multipath_ll_fallback:
     description:
       - When multipathd does not answer and multipath maps exist, run C(multipath -ll) for the checker states
@@ -198,13 +217,19 @@ ansible_facts:
               type: int
               returned: always
               sample: 2
+            unmapped_paths:
+              description:
+                - Paths left without their multipath map (RV(ansible_facts.lunsafe_multipath.paths[].unmapped)).
+              type: int
+              returned: always
+              sample: 0
             orphans:
               description: Orphan table entries reported.
               type: int
               returned: always
               sample: 0
           sample: {maps: 4, faulty_maps: 1, dead_maps: 1, queueing_dead_maps: 1, unpresented_maps: 1, paths: 8,
-                   faulty_paths: 2, orphans: 0}
+                   faulty_paths: 2, unmapped_paths: 0, orphans: 0}
         maps:
           description: Multipath maps (from sysfs, multipathd and dmsetup), in dm order.
           returned: always
@@ -330,19 +355,22 @@ ansible_facts:
               sample: [no_active_path, queueing_without_path, unpresented, faulty_paths]
         paths:
           description:
-            - Paths - every SCSI device on an iSCSI session, every slave of a multipath map, every path multipathd
-              knows - keyed by device.
+            - Paths - every SCSI device on an iSCSI session (with a block device or not), every slave of a multipath
+              map, every path multipathd knows - one entry per device, sorted by kernel name (devices without a
+              block device first, by C(hctl)).
           returned: always
           type: list
           elements: dict
           contains:
             dev:
-              description: Kernel name C(sdX); V(null) if only the device number is known.
+              description:
+                - Kernel name C(sdX); V(null) if only the device number is known, or for a SCSI device without a
+                  block device (RV(ansible_facts.lunsafe_multipath.paths[].block_device) is V(false)).
               type: str
               returned: always
               sample: sdg
             devt:
-              description: C(major:minor).
+              description: C(major:minor); V(null) for a SCSI device without a block device.
               type: str
               returned: always
               sample: "8:96"
@@ -382,6 +410,15 @@ ansible_facts:
               type: str
               returned: always
               sample: tur
+            block_device:
+              description:
+                - The device has a block device (C(/dev/sdX)) in sysfs. V(false) for a SCSI device without one (a
+                  controller LUN, a device the C(sd) driver is not bound to; it is listed with its C(hctl), C(wwid),
+                  C(device_state) and C(session)) and for a path multipathd or a dm table still names whose device
+                  is gone.
+              type: bool
+              returned: always
+              sample: true
             device_state:
               description: SCSI device state from sysfs (V(running), V(offline), V(blocked), V(transport-offline), ...);
                 V(null) when the device is gone.
@@ -440,6 +477,18 @@ ansible_facts:
                   type: str
                   returned: always
                   sample: iscsi_tcp
+            unmapped:
+              description:
+                - The path is left without its multipath map - a block device with a WWID that multipath claims (listed
+                  in multipath's wwids file; multipathd, when it answers, lists the path, so it is not blacklisted)
+                  and that no multipath map holds. C(multipath -f MAP) or C(dmsetup remove MAP) without deleting
+                  the paths leaves them so.
+                - Not a reason of RV(ansible_facts.lunsafe_multipath.paths[].faulty). Recreate the map
+                  (C(multipath WWID)) when the LUN is still wanted, or delete the paths (the
+                  C(lunsafe.san.lun_detach) role) when it is not.
+              type: bool
+              returned: always
+              sample: false
             faulty:
               description: The path has at least one reason.
               type: bool
@@ -506,15 +555,24 @@ ansible_facts:
         sources:
           description:
             - State of each source - C(sysfs) (V(ok), or V(no_scsi) when the host has no SCSI host), C(multipathd),
-              C(dmsetup), C(multipath_ll) (V(ok), V(not_installed), V(not_running), V(timeout), V(error), V(not_used)).
+              C(dmsetup), C(multipath_ll) (V(ok), V(not_installed), V(not_running), V(timeout), V(error), V(not_used)),
+              C(wwids_file) (multipath's C(/etc/multipath/wwids), read to find unmapped paths - V(ok), V(not_found),
+              V(error)).
           returned: always
           type: dict
-          sample: {sysfs: ok, multipathd: ok, dmsetup: ok, multipath_ll: not_used}
+          sample: {sysfs: ok, wwids_file: ok, multipathd: ok, dmsetup: ok, multipath_ll: not_used}
         filters:
           description: The filters applied (O(wwids), O(maps), O(targets), normalized).
           returned: always
           type: dict
           sample: {wwids: [], maps: [], targets: []}
+        unmatched:
+          description:
+            - The filter entries (normalized) that match nothing on the host, per option; each is also a warning
+              unless O(warn_unmatched=false).
+          returned: always
+          type: dict
+          sample: {wwids: [], maps: [], targets: ["iqn.2003-01.org.example:array1"]}
         warnings:
           description:
             - Which source was degraded and what is unknown because of it, and which filter entry matched nothing
@@ -545,6 +603,7 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "maps": {"type": "list", "elements": "str"},
     "targets": {"type": "list", "elements": "str"},
     "timeout": {"type": "float", "default": 15},
+    "warn_unmatched": {"type": "bool", "default": True},
     "multipath_ll_fallback": {"type": "bool", "default": True},
     # accepted (and not used) so that module_defaults for group/lunsafe.san.lunsafe can set the lock once
     **LOCK_ARGUMENT_SPEC,
@@ -570,10 +629,11 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
         runner=host.runner,
         sysfs_root=host.sysfs_root,
         proc_root=host.proc_root,
+        wwids_file=host.wwids_file,
         timeout=params["timeout"],
         ll_fallback=params["multipath_ll_fallback"],
     )
-    facts = classify(observation, filters=filters)
+    facts = classify(observation, filters=filters, warn_unmatched=params["warn_unmatched"])
     for warning in facts["warnings"]:
         module.warn(warning)
     return {"changed": False, "ansible_facts": {FACTS_NAME: facts}}

@@ -56,8 +56,12 @@ def build_lab_sysfs(
     states: Optional[Mapping[str, str]] = None,
     removed: Collection[str] = (),
     session_states: Optional[Mapping[int, str]] = None,
+    without_maps: Collection[str] = (),
+    no_block: Collection[str] = (),
     name: str = "sys",
 ) -> Path:
+    """The lab host; ``without_maps``: map names that are gone (flushed, their paths left); ``no_block``: devices
+    listed as SCSI devices without a block device (the sd driver unbound, as for a controller LUN)."""
     states = states or {}
     session_states = session_states or {}
     sessions = [
@@ -73,17 +77,23 @@ def build_lab_sysfs(
             {
                 "hctl": hctl,
                 "sid": 1 if hctl.startswith("2:") else 2,
-                "name": dev,
+                "name": None if dev in no_block else dev,
                 "wwid": "naa." + WWID[lun][1:],
                 "state": states.get(dev, "running"),
             }
         )
     maps = []
     for dm, map_name, lun in MAPS:
-        slaves = [dev for dev, hctl, _devt in DEVICES if hctl.endswith(f":{lun}") and dev not in removed]
+        if map_name in without_maps:
+            continue
+        slaves = [
+            dev
+            for dev, hctl, _devt in DEVICES
+            if hctl.endswith(f":{lun}") and dev not in removed and dev not in no_block
+        ]
         maps.append({"dm": dm, "name": map_name, "uuid": "mpath-" + WWID[lun], "slaves": slaves})
     root = build_sysfs(tmp_path, sessions=sessions, devices=devices, maps=maps, name=name)
     for dev, _hctl, devt in DEVICES:
-        if dev not in removed:
+        if dev not in removed and dev not in no_block:
             (root / "block" / dev / "dev").write_text(devt + "\n", encoding="ascii")
     return root

@@ -62,6 +62,7 @@ def test_healthy_lab_has_no_fault_and_full_path_details(tmp_path: Path) -> None:
         "unpresented_maps": 0,
         "paths": 8,
         "faulty_paths": 0,
+        "unmapped_paths": 0,
         "orphans": 0,
     }
     maps = by(facts["maps"], "name")
@@ -80,6 +81,7 @@ def test_healthy_lab_has_no_fault_and_full_path_details(tmp_path: Path) -> None:
         "dm_fail_count": 0,
         "checker_state": "ready",
         "checker": "tur",
+        "block_device": True,
         "device_state": "running",
         "multipathd_state": "running",
         "known_to_multipathd": True,
@@ -92,6 +94,7 @@ def test_healthy_lab_has_no_fault_and_full_path_details(tmp_path: Path) -> None:
             "state": "LOGGED_IN",
             "transport": "iscsi_tcp",
         },
+        "unmapped": False,
         "faulty": False,
         "reasons": [],
     }
@@ -127,6 +130,7 @@ def test_unmapped_lun_gives_faulty_paths_and_a_queueing_dead_unpresented_map(tmp
         "unpresented_maps": 1,
         "paths": 8,
         "faulty_paths": 2,
+        "unmapped_paths": 0,
         "orphans": 0,
     }
 
@@ -230,6 +234,158 @@ def test_multipathd_path_whose_device_is_gone(tmp_path: Path) -> None:
     assert orphans == [("mpathb", "sdh", "multipathd")]  # found once, not again from the dm table
 
 
+# --- paths left without their map, SCSI devices without a block device ---------------------------------------
+
+
+def flush_map(obs: faults.Observation, name: str) -> faults.Observation:
+    """What ``multipath -f NAME`` leaves (seen in the lab): multipathd keeps the paths as ``[orphan]`` rows with
+    dm and checker states ``undef`` and device state ``unknown``; the map is gone from multipathd and dmsetup."""
+    obs.mp_paths = [
+        mp.PathRecord(
+            **{**rec.__dict__, "multipath": None, "dm_state": "undef", "checker_state": "undef", "dev_state": "unknown"}
+        )
+        if rec.multipath == name
+        else rec
+        for rec in obs.mp_paths or ()
+    ]
+    obs.mp_maps = [m for m in obs.mp_maps or () if m.name != name]
+    obs.dm_status = {k: v for k, v in (obs.dm_status or {}).items() if k != name}
+    obs.dm_tables = {k: v for k, v in (obs.dm_tables or {}).items() if k != name}
+    obs.sources["multipathd"] = "ok"
+    return obs
+
+
+def test_paths_left_by_a_flushed_map_are_unmapped_not_faulty(tmp_path: Path) -> None:
+    obs = flush_map(observe(build_lab_sysfs(tmp_path, without_maps={"mpatha"}), "healthy"), "mpatha")
+    obs.multipath_wwids = tuple(WWID.values())
+    facts = faults.classify(obs)
+    paths = by(facts["paths"], "dev")
+    for dev in ("sdd", "sdg"):  # LUN 2's paths
+        assert paths[dev]["unmapped"] is True and paths[dev]["map"] is None and paths[dev]["block_device"] is True
+        assert paths[dev]["faulty"] is False and paths[dev]["reasons"] == []
+        assert paths[dev]["checker_state"] == "undef" and paths[dev]["known_to_multipathd"] is True
+    assert [p["dev"] for p in facts["paths"] if p["unmapped"]] == ["sdd", "sdg"]
+    assert facts["summary"]["unmapped_paths"] == 2 and facts["summary"]["faulty_paths"] == 0
+    assert facts["summary"]["maps"] == 3 and "mpatha" not in by(facts["maps"], "name")
+    # the filters select them like any path: by WWID and by target, not by a map name
+    assert faults.classify(obs, filters=faults.make_filters(wwids=[WWID[2]]))["summary"]["unmapped_paths"] == 2
+    assert faults.classify(obs, filters=faults.make_filters(targets=[IQN]))["summary"]["unmapped_paths"] == 2
+    assert faults.classify(obs, filters=faults.make_filters(maps=["mpathb"]))["summary"]["unmapped_paths"] == 0
+
+
+def test_a_path_is_unmapped_only_when_multipath_claims_it(tmp_path: Path) -> None:
+    """A LUN multipath never mapped (find_multipaths: one path, WWID not in the wwids file) or a blacklisted path
+    (multipathd answers and does not list it) is not unmapped; without multipathd the wwids file decides."""
+    root = build_lab_sysfs(tmp_path, without_maps={"mpatha"})
+    not_claimed = flush_map(observe(root, "healthy"), "mpatha")
+    not_claimed.multipath_wwids = (WWID[0], WWID[1], WWID[3])
+    assert faults.classify(not_claimed)["summary"]["unmapped_paths"] == 0
+
+    blacklisted = flush_map(observe(root, "healthy"), "mpatha")
+    blacklisted.mp_paths = [rec for rec in blacklisted.mp_paths or () if rec.wwid != WWID[2]]
+    blacklisted.multipath_wwids = tuple(WWID.values())
+    assert faults.classify(blacklisted)["summary"]["unmapped_paths"] == 0
+
+    no_daemon = flush_map(observe(root, "healthy", daemon=False), "mpatha")
+    no_daemon.mp_paths = None
+    no_daemon.sources["multipathd"] = "not_running"
+    no_daemon.multipath_wwids = tuple(WWID.values())
+    facts = faults.classify(no_daemon)
+    assert [p["dev"] for p in facts["paths"] if p["unmapped"]] == ["sdd", "sdg"]
+    assert by(facts["paths"], "dev")["sdd"]["known_to_multipathd"] is False
+
+
+def test_mapped_paths_are_never_unmapped(tmp_path: Path) -> None:
+    obs = observe(build_lab_sysfs(tmp_path), "healthy")
+    obs.multipath_wwids = tuple(WWID.values())
+    facts = faults.classify(obs)
+    assert facts["summary"]["unmapped_paths"] == 0 and all(p["map"] for p in facts["paths"])
+
+
+def test_scsi_devices_without_a_block_device_are_listed(tmp_path: Path) -> None:
+    """LUN 0's device on the second session without its block device (sd unbound; a controller LUN looks the
+    same): listed by its address, with its session, no block device, no devt; its map keeps one path."""
+    root = build_lab_sysfs(tmp_path, no_block={"sde"})
+    obs = observe(root, "healthy")
+    obs.mp_paths = [rec for rec in obs.mp_paths or () if rec.dev != "sde"]
+    obs.multipath_wwids = tuple(WWID.values())
+    facts = faults.classify(obs)
+    first = facts["paths"][0]  # devices without a block device sort first, by address
+    assert first["dev"] is None and first["devt"] is None and first["hctl"] == "3:0:0:0"
+    assert first["block_device"] is False and first["unmapped"] is False and first["map"] is None
+    assert first["wwid"] == WWID[0] and first["device_state"] == "running"
+    assert first["session"]["sid"] == 2 and first["session"]["target"] == IQN
+    assert first["faulty"] is False and first["reasons"] == []
+    assert facts["summary"]["paths"] == 8 and facts["summary"]["faulty_paths"] == 0
+    # it carries no I/O: LUN 0's map counts only sda as usable
+    assert by(facts["maps"], "name")["mpathd"]["usable_paths"] == 1
+    by_target = faults.classify(obs, filters=faults.make_filters(targets=[IQN]))["paths"]
+    assert by_target[0]["hctl"] == "3:0:0:0" and len(by_target) == 8
+    assert faults.classify(obs, filters=faults.make_filters(maps=["mpathd"]))["paths"] == [
+        by(facts["paths"], "dev")["sda"]
+    ]
+
+
+def test_a_scsi_device_without_a_block_device_has_its_faults(tmp_path: Path) -> None:
+    root = build_sysfs(
+        tmp_path,
+        sessions=[{"sid": 1, "host": 2, "targetname": IQN, "address": "127.0.0.1"}],
+        devices=[
+            {"hctl": "2:0:0:0", "sid": 1, "name": None, "state": "offline", "wwid": None, "model": "RAID"},
+            {"hctl": "2:0:0:1", "sid": 1, "name": "sdb", "wwid": "naa." + WWID[1][1:]},
+        ],
+    )
+    obs = faults.collect(
+        runner=ScriptedRunner(missing_tools={"multipathd", "dmsetup", "multipath"}),
+        sysfs_root=str(root),
+        proc_root=str(tmp_path / "proc"),
+    )
+    facts = faults.classify(obs)
+    assert [(p["dev"], p["hctl"], p["block_device"]) for p in facts["paths"]] == [
+        (None, "2:0:0:0", False),
+        ("sdb", "2:0:0:1", True),
+    ]
+    assert facts["paths"][0]["reasons"] == ["device_offline"] and facts["paths"][0]["wwid"] is None
+    assert facts["summary"] == {
+        "maps": 0,
+        "faulty_maps": 0,
+        "dead_maps": 0,
+        "queueing_dead_maps": 0,
+        "unpresented_maps": 0,
+        "paths": 2,
+        "faulty_paths": 1,
+        "unmapped_paths": 0,
+        "orphans": 0,
+    }
+
+
+def test_read_multipath_wwids(tmp_path: Path) -> None:
+    wwids = tmp_path / "wwids"
+    wwids.write_text(
+        "# Multipath wwids, Version : 1.0\n# NOTE: This file is automatically maintained by multipath.\n"
+        f"#\n# Valid WWIDs:\n/{WWID[1]}/\n/{WWID[2]}/\n//\nnot a wwid\n",
+        encoding="utf-8",
+    )
+    assert faults.read_multipath_wwids(str(wwids)) == ((WWID[1], WWID[2]), "ok")
+    assert faults.read_multipath_wwids(str(tmp_path / "missing")) == ((), "not_found")
+    assert faults.read_multipath_wwids(str(tmp_path)) == ((), "error")  # a directory: cannot be read
+
+
+def test_collect_reads_the_wwids_file_and_says_when_it_cannot(tmp_path: Path) -> None:
+    wwids = tmp_path / "wwids"
+    wwids.write_text(f"/{WWID[2]}/\n", encoding="utf-8")
+    root = build_lab_sysfs(tmp_path)
+    obs = faults.collect(
+        runner=scripted("healthy"), sysfs_root=str(root), proc_root=str(tmp_path / "proc"), wwids_file=str(wwids)
+    )
+    assert obs.multipath_wwids == (WWID[2],) and obs.sources["wwids_file"] == "ok" and obs.warnings == []
+    bad = faults.collect(
+        runner=scripted("healthy"), sysfs_root=str(root), proc_root=str(tmp_path / "proc"), wwids_file=str(tmp_path)
+    )
+    assert bad.sources["wwids_file"] == "error" and bad.multipath_wwids == ()
+    assert bad.warnings == [f"multipath's wwids file {tmp_path} could not be read: unmapped paths are not reported"]
+
+
 # --- filters ------------------------------------------------------------------------------------------------
 
 
@@ -261,6 +417,19 @@ def test_filter_entries_matching_nothing_are_warnings_each(tmp_path: Path) -> No
         "wwids filter entry '36001405nope' matches no multipath map and no path",
         "maps filter entry 'dm-99' matches no multipath map (by name, dm-N or WWID)",
     ]
+
+
+def test_unmatched_filter_entries_are_listed_and_warned_about_unless_told_not_to(tmp_path: Path) -> None:
+    obs = observe(build_lab_sysfs(tmp_path), "healthy")
+    filters = faults.make_filters(wwids=["36001405nope"], maps=["dm-99"], targets=["iqn.2000-01.org.example:new"])
+    unmatched = {"wwids": ["36001405nope"], "maps": ["dm-99"], "targets": ["iqn.2000-01.org.example:new"]}
+    warned = faults.classify(obs, filters=filters)
+    assert warned["unmatched"] == unmatched and len(warned["warnings"]) == 3
+    quiet = faults.classify(obs, filters=filters, warn_unmatched=False)
+    assert quiet["unmatched"] == unmatched and quiet["warnings"] == []
+    matched = faults.classify(obs, filters=faults.make_filters(targets=[IQN]), warn_unmatched=False)
+    assert matched["unmatched"] == {"wwids": [], "maps": [], "targets": []}
+    assert matched["summary"]["paths"] == 8
 
 
 def test_collect_finds_the_openers_of_maps_and_paths_under_the_proc_root_given(tmp_path: Path) -> None:
@@ -318,7 +487,13 @@ def test_collect_uses_multipathd_and_dmsetup_and_not_multipath_ll(tmp_path: Path
     obs = faults.collect(
         runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(build_lab_sysfs(tmp_path)), timeout=7
     )
-    assert obs.sources == {"sysfs": "ok", "multipathd": "ok", "dmsetup": "ok", "multipath_ll": "not_used"}
+    assert obs.sources == {
+        "sysfs": "ok",
+        "multipathd": "ok",
+        "dmsetup": "ok",
+        "multipath_ll": "not_used",
+        "wwids_file": "not_used",
+    }
     assert runner.remaining == [] and {call.timeout for call in runner.calls} == {7}
     assert faults.classify(obs)["summary"]["dead_maps"] == 1
 
@@ -335,7 +510,13 @@ def test_collect_falls_back_when_multipathd_is_silent(tmp_path: Path) -> None:
         ]
     )
     obs = faults.collect(runner=runner, proc_root=str(tmp_path / "proc"), sysfs_root=str(root))
-    assert obs.sources == {"sysfs": "ok", "multipathd": "not_running", "dmsetup": "ok", "multipath_ll": "ok"}
+    assert obs.sources == {
+        "sysfs": "ok",
+        "multipathd": "not_running",
+        "dmsetup": "ok",
+        "multipath_ll": "ok",
+        "wwids_file": "not_used",
+    }
     assert obs.warnings and "not running" in obs.warnings[0]
     facts = faults.classify(obs)
     assert facts["summary"]["orphans"] == 1 and by(facts["paths"], "dev")["sdg"]["checker_state"] == "faulty"
@@ -367,6 +548,7 @@ def test_collect_on_a_host_without_scsi_or_multipath(tmp_path: Path) -> None:
         "multipathd": "not_installed",
         "dmsetup": "not_used",
         "multipath_ll": "not_used",
+        "wwids_file": "not_used",
     }
     assert obs.warnings == [] and runner.calls == []
     facts = faults.classify(obs)

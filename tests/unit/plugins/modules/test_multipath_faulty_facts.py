@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
@@ -56,7 +57,9 @@ def run_module(
     proc.mkdir(exist_ok=True)
     with patch_module_args(args), pytest.raises(SystemExit):
         multipath_faulty_facts.main(
-            make_host=lambda _runner: Host(runner=runner, sysfs_root=str(root), proc_root=str(proc))
+            make_host=lambda _runner: Host(
+                runner=runner, sysfs_root=str(root), proc_root=str(proc), wwids_file=str(root.parent / "wwids")
+            )
         )
     result: Dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
@@ -73,7 +76,13 @@ def test_facts_of_an_unmapped_lun_are_the_same_in_check_mode(
     assert result["changed"] is False
     facts = result["ansible_facts"]["lunsafe_multipath"]
     assert facts["summary"]["dead_maps"] == 1 and facts["summary"]["faulty_paths"] == 2
-    assert facts["sources"] == {"sysfs": "ok", "multipathd": "ok", "dmsetup": "ok", "multipath_ll": "not_used"}
+    assert facts["sources"] == {
+        "sysfs": "ok",
+        "wwids_file": "not_found",
+        "multipathd": "ok",
+        "dmsetup": "ok",
+        "multipath_ll": "not_used",
+    }
     # the facts only under ansible_facts, as package_facts and service_facts do: no copy at the top level
     assert sorted(result) == ["ansible_facts", "changed", "invocation"]
     assert facts["warnings"] == [] and "warnings" not in result
@@ -165,6 +174,54 @@ def test_a_filter_entry_matching_nothing_is_a_warning(
     assert all(warning in json.dumps(result["warnings"]) for warning in facts["warnings"])
 
 
+def test_warn_unmatched_false_lists_the_entries_without_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read before the LUNs are attached (the lun_attach role's preflight): no match is expected there."""
+    runner = ScriptedRunner(lab_script("healthy"))
+    args = {"targets": ["iqn.2000-01.org.example:new"], "warn_unmatched": False}
+    result = run_module(monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args=args)
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    assert "warnings" not in result and facts["warnings"] == []
+    assert facts["unmatched"] == {"wwids": [], "maps": [], "targets": ["iqn.2000-01.org.example:new"]}
+    assert facts["sources"]["multipathd"] == "ok" and facts["summary"]["paths"] == 0
+
+
+def flushed_script(name: str) -> List[Any]:
+    """The lab's multipathd and dmsetup output after ``multipath -f NAME``: its paths are ``[orphan]`` rows."""
+    sep = mp.FIELD_SEP
+    paths = []
+    for line in fixture("healthy", "paths").splitlines():
+        fields = line.split(sep)
+        if fields[7] == name:
+            fields[4:8] = ["undef", "undef", "unknown", "[orphan]"]
+        paths.append(sep.join(fields))
+    maps = [line for line in fixture("healthy", "maps").splitlines() if not line.startswith(name + sep)]
+    status = [line for line in fixture("healthy", "dmstatus").splitlines() if not line.startswith(name + ":")]
+    table = [line for line in fixture("healthy", "dmtable").splitlines() if not line.startswith(name + ":")]
+    return [
+        (mp.show_paths(), 0, "\n".join(paths) + "\n", ""),
+        (mp.show_maps(), 0, "\n".join(maps) + "\n", ""),
+        (mp.dmsetup_status_all(), 0, "\n".join(status) + "\n", ""),
+        (mp.dmsetup_table_all(), 0, "\n".join(table) + "\n", ""),
+    ]
+
+
+def test_paths_left_by_a_flushed_map_are_reported_unmapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_lab_sysfs(tmp_path, without_maps={"mpatha"})
+    (root.parent / "wwids").write_text("".join(f"/{wwid}/\n" for wwid in WWID.values()), encoding="utf-8")
+    runner = ScriptedRunner(flushed_script("mpatha"))
+    result = run_module(monkeypatch, capsys, root=root, runner=runner, args={})
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    assert runner.remaining == []
+    assert facts["sources"]["wwids_file"] == "ok" and facts["sources"]["multipathd"] == "ok"
+    assert [(p["dev"], p["wwid"]) for p in facts["paths"] if p["unmapped"]] == [("sdd", WWID[2]), ("sdg", WWID[2])]
+    assert facts["summary"]["unmapped_paths"] == 2 and facts["summary"]["maps"] == 3
+    assert facts["summary"]["faulty_paths"] == 0 and "warnings" not in result
+
+
 def test_openers_of_each_map_are_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,3 +251,26 @@ def test_lock_options_are_accepted_for_the_action_group_and_not_used(
     runner = ScriptedRunner(lab_script("unmapped"))
     result = run_module(monkeypatch, capsys, root=build_lab_sysfs(tmp_path), runner=runner, args=args)
     assert "failed" not in result and not lock.parent.exists()  # read-only: the lock is never taken
+
+
+def test_every_key_of_the_facts_is_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = build_lab_sysfs(tmp_path, states={"sdc": "offline"}, removed={"sdh"}, no_block={"sde"})
+    runner = ScriptedRunner(
+        [
+            (mp.show_paths(), 1, "", ""),
+            (mp.dmsetup_status_all(), 0, fixture("nodaemon", "dmstatus"), ""),
+            (mp.dmsetup_table_all(), 0, fixture("nodaemon", "dmtable"), ""),
+        ]
+    )
+    result = run_module(monkeypatch, capsys, root=root, runner=runner, args={"multipath_ll_fallback": False})
+    facts = result["ansible_facts"]["lunsafe_multipath"]
+    doc = yaml.safe_load(multipath_faulty_facts.RETURN)["ansible_facts"]["contains"]["lunsafe_multipath"]["contains"]
+    assert facts["maps"] and facts["paths"] and facts["orphans"]  # every list has an entry to compare
+    assert sorted(facts) == sorted(doc)
+    for key in ("summary", "maps", "paths", "orphans"):
+        entries = [facts[key]] if isinstance(facts[key], dict) else facts[key]
+        for entry in entries:
+            assert sorted(entry) == sorted(doc[key]["contains"]), key
+    assert sorted(facts["paths"][-1]["session"]) == sorted(doc["paths"]["contains"]["session"]["contains"])
