@@ -587,7 +587,8 @@ from typing import Any, Callable, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._durations import check_durations
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._faults import (
     FACTS_NAME,
     classify,
@@ -615,10 +616,7 @@ FAILED_RESULT: Dict[str, Any] = {"changed": False, "ansible_facts": {}}
 
 
 def _validate(params: Dict[str, Any]) -> None:
-    if params["timeout"] <= 0:
-        raise InputError(
-            f"timeout must be positive, got {params['timeout']:g}", option="timeout", value=params["timeout"]
-        )
+    check_durations(params, deadlines=("timeout",))  # the collection's one rule for durations
 
 
 def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
