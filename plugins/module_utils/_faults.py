@@ -744,10 +744,10 @@ def classify(obs: Observation, *, filters: Optional[Filters] = None, warn_unmatc
     unmatched = unmatched_filters(map_out, paths_list, active)
     facts["schema"] = SCHEMA_VERSION
     facts["sources"] = dict(obs.sources)
-    facts["unmatched"] = {option: [value for value, _ in entries] for option, entries in unmatched.items()}
+    facts["unmatched"] = {option: [entry[0] for entry in entries] for option, entries in unmatched.items()}
     facts["warnings"] = list(obs.warnings)
     if warn_unmatched:
-        facts["warnings"].extend(text for entries in unmatched.values() for _, text in entries)
+        facts["warnings"].extend(entry[1] for entries in unmatched.values() for entry in entries)
     return facts
 
 
