@@ -306,13 +306,18 @@ def test_check_mode_diff_of_an_absent_map_is_empty(host: Dict[str, Any], capsys:
     assert kernel.calls == []
 
 
+def open_map(host: Dict[str, Any], *, command: str, fd: int) -> None:
+    """Pid 4242 (``command``) holds dm-0 open on descriptor ``fd``, as /proc shows it."""
+    fd_dir = host["proc"] / "4242" / "fd"
+    fd_dir.mkdir(parents=True)
+    (host["proc"] / "4242" / "comm").write_text(command + "\n")
+    os.symlink("/dev/dm-0", fd_dir / str(fd))
+
+
 def test_an_open_map_is_refused_naming_the_processes_holding_it(
     host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fd_dir = host["proc"] / "4242" / "fd"
-    fd_dir.mkdir(parents=True)
-    (host["proc"] / "4242" / "comm").write_text("qemu-kvm\n")
-    os.symlink("/dev/dm-0", fd_dir / "7")
+    open_map(host, command="qemu-kvm", fd=7)
     kernel = Kernel(host["root"], kernel_state(open_count=1))
     result = run_module({"map": "mpatha", "lock_file": host["lock"]}, kernel, host, capsys)
     assert result["failed"] is True
@@ -324,10 +329,7 @@ def test_an_open_map_is_refused_naming_the_processes_holding_it(
 def test_an_open_map_is_refused_in_check_mode_too_with_what_was_observed(
     host: Dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fd_dir = host["proc"] / "4242" / "fd"
-    fd_dir.mkdir(parents=True)
-    (host["proc"] / "4242" / "comm").write_text("sleep\n")
-    os.symlink("/dev/dm-0", fd_dir / "3")
+    open_map(host, command="sleep", fd=3)
     kernel = Kernel(host["root"], kernel_state(open_count=1))
     args = {"map": "/dev/dm-0", "lock_file": host["lock"], "_ansible_check_mode": True}
     result = run_module(args, kernel, host, capsys)
