@@ -246,7 +246,9 @@ class PairProblem:
 
     host: int
     target: str
-    visible: bool  # the fc_host sees a remote port with that WWPN (unusable: Blocked, no target role, ...)
+    # the fc_host works as an initiator (it sees some FCP target) and sees a remote port with that WWPN that it
+    # cannot use (Blocked, Not Present, no target role yet): a path that should be there and is not
+    visible: bool
     sentence: str
 
 
@@ -260,9 +262,10 @@ class Resolution:
     pair_problems: Tuple[PairProblem, ...] = ()  # the per-pair entries of ``problems``, structured
 
     def degraded(self) -> Tuple[str, ...]:
-        """The problems worth a warning when some paths were found: pairs where the fc_host sees the target
-        port but cannot use it (Blocked, no target role, ...), and targets with no usable path anywhere.  A
-        target not seen from one fc_host is normal (each fabric reaches its own ports) and left out."""
+        """The problems worth a warning when some paths were found: pairs where an initiator fc_host sees the
+        target port but cannot use it (Blocked, no target role, ...), and targets with no usable path anywhere.
+        A target not seen from one fc_host is normal (each fabric reaches its own ports), and so is a port in
+        target mode (it sees only initiators, as LIO's tcm_fc ports do): both are left out."""
         return tuple(
             problem.sentence
             for problem in self.pair_problems
@@ -327,7 +330,8 @@ def resolve(view: FcView, *, targets: Sequence[str], initiators: Optional[Sequen
             if not usable:
                 sentence = _pair_problem(host, target, candidates)
                 problems.append(sentence)
-                pair_problems.append(PairProblem(host.host, target, bool(candidates), sentence))
+                initiator = any(rport.is_fcp_target for rport in rports)
+                pair_problems.append(PairProblem(host.host, target, bool(candidates) and initiator, sentence))
                 continue
             found.add(target)
             for rport in usable:
