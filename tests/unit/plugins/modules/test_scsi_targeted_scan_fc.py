@@ -16,6 +16,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import scsi_targeted_scan
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fixture import build_from_capture
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_tree import build_fc_sysfs
 from ansible_collections.lunsafe.san.tests.unit.plugins.modules.test_scsi_targeted_scan import Kernel, fake_host
 
@@ -262,3 +263,29 @@ def test_hctl_through_a_blocked_port_is_skipped(tmp_path: Path, capsys: pytest.C
     result = run_module({"hctl": ["2:0:1:1"]}, capsys, host)
     assert result["failed"] is True and host["kernel"].writes == []
     assert result["msg"].startswith("nothing can be scanned: rport-2:0-1 is Not Present (it stayed away longer")
+
+
+def test_real_capture_port_down_refuses_the_down_port_and_finds_the_present_lun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lab capture with target port A down: nothing to scan through A (both rports Blocked, named);
+    through B, LUN 1 is already there on both initiators, so nothing is written."""
+    root = build_from_capture(tmp_path, "port_down")
+    host = make(tmp_path, before=root, after=None)
+    down = run_module({"fc_targets": [TGT_A], "fc_initiators": [INI_A, INI_B], "luns": [1]}, capsys, host)
+    assert down["failed"] is True and host["kernel"].writes == []
+    assert down["problems"] == [
+        f"target {TGT_A} has no usable path from host2 ({INI_A}): rport-2:0-1 is Blocked (the link to it is down "
+        "and the kernel waits dev_loss_tmo for it to return).",
+        f"target {TGT_A} has no usable path from host3 ({INI_B}): rport-3:0-1 is Blocked (the link to it is down "
+        "and the kernel waits dev_loss_tmo for it to return).",
+    ]
+    present = run_module({"fc_targets": [TGT_B], "fc_initiators": [INI_A, INI_B], "luns": [1]}, capsys, host)
+    assert present["changed"] is False and host["kernel"].writes == []
+    assert [(d["hctl"], d["name"], d["rport"]) for d in present["devices"]] == [
+        ("2:0:1:1", "sdb", "rport-2:0-2"),
+        ("3:0:1:1", "sdd", "rport-3:0-2"),
+    ]
+    assert [w.split(":")[0] for w in warnings_of(present)] == [
+        "scsi_mod.scan is 'sync' on a host with Fibre Channel ports"
+    ]
