@@ -962,7 +962,7 @@ def cmd_fc_map(args):
     mapped_lun = args.lun if args.mapped_lun is None else args.mapped_lun
     changed = []
     for tpg in tpgs:
-        tpg_lun = rts.LUN(tpg, lun=args.lun, mode="lookup")
+        tpg_lun = rts.LUN(tpg, lun=args.lun)  # no storage object: a lookup
         for wwpn in initiators:
             acl = _acl(rts, tpg, wwpn)
             if not any(m.mapped_lun == mapped_lun for m in acl.mapped_luns):
