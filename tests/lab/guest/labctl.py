@@ -880,7 +880,7 @@ def _fc_set_dev_loss_tmo(hosts, seconds):
     return results
 
 
-def _fc_settle(hosts, seconds=2.0):
+def _fc_settle(hosts, seconds=1.0):
     """Let the scan work the logins queued run (under manual it does nothing) before the mode changes back."""
     time.sleep(seconds)
     run(["udevadm", "settle", "--timeout=30"], timeout=40)
