@@ -282,6 +282,8 @@ class Outcome:
 class _Run:
     """State shared by attach and detach: the host, the request, timings and the result."""
 
+    OP = "attach"
+
     def __init__(
         self,
         host: Host,
@@ -310,6 +312,7 @@ class _Run:
                 timeout=request.timeout,
                 result=self.result,
                 warnings=self.warnings,
+                op=self.OP,
             )
         )
 
@@ -822,6 +825,8 @@ def attach(
 
 
 class _Detach(_Run):
+    OP = "detach"
+
     def plan(self, snapshot: Snapshot) -> Tuple[List[Tuple[LunRun, Any]], List[str], List[str]]:
         """Per LUN: (lun, flush observation and plan, or None for paths without a map); the refusals that
         ``force`` overrides (in use, blocked) and the identity refusals that nothing overrides.

@@ -46,6 +46,7 @@ class Context:
     timeout: float
     result: Dict[str, Any]
     warnings: List[str]
+    op: str = "attach"  # or "detach"
 
 
 class Transport(Protocol):
