@@ -4,11 +4,16 @@
 multipathd and udev, reached over SSH like any fleet host.
 
     python3 tests/lab/lab.py build            build (or reuse) the cached guest image
-    python3 tests/lab/lab.py up [--luns N]    boot it, wait for SSH, provision the array, write inventory
+    python3 tests/lab/lab.py up [--luns N] [--fc-luns N]
+                                              boot it, wait for SSH, provision the array (iSCSI, then FC
+                                              over FCoE VN2VN: --fc-luns 0 boots without FC ports),
+                                              write inventory
     python3 tests/lab/lab.py down             stop the VM by PID (idempotent)
     python3 tests/lab/lab.py ssh -- CMD...    run a command in the guest
     python3 tests/lab/lab.py array ARGS...    act as the array (labctl.py: setup, reset, map, unmap, reuse,
-                                              portal, listen, target-b, status)
+                                              portal, listen, target-b, status, and for FC fc-setup,
+                                              fc-status, fc-map, fc-unmap, fc-reuse, fc-port,
+                                              fc-dev-loss-tmo, fc-scan-mode)
 
 Standard library only: it runs before any venv exists. The image is cached under
 $LUNSAFE_LAB_CACHE (default ~/.cache/lunsafe-san/lab) in a folder named by the hash of the recipe;
@@ -39,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GUEST_FILES = HERE / "guest"
 BOOT_LIMIT = 1800.0  # seconds: the longest a boot may take even while the guest keeps printing
-GUEST_TOOLS = ("labctl.py", "osbrick.py")  # copied to /usr/local/lib/lunsafe-lab/ at each boot
+GUEST_TOOLS = ("labctl.py", "osbrick.py", "fc_sysfs_dump.py")  # copied to /usr/local/lib/lunsafe-lab/ at each boot
 
 # Everything that goes into the image. Changing any of it changes the cache key.
 PACKAGES = [
@@ -116,6 +121,24 @@ iface eth0 inet static
     address 10.0.2.15/24
     gateway 10.0.2.2
 """
+
+# Fibre Channel ports (FCoE VN2VN over a qemu hub inside this VM's own qemu process: no IP anywhere, no frame
+# leaves the process). labctl.py finds each port by its MAC and gives it its role; fcoe derives the WWPN from the
+# MAC (0x2000 + MAC), so initiators are 0x2000525400fc0001/2 and target ports 0x2000525400fc0003/4.
+# e1000 NICs are PCI functions themselves, so udev's by-path names carry a PCI id (os-brick's FC connector
+# needs one); with virtio-net the sysfs element before net/ is virtioN. Override: $LUNSAFE_LAB_FC_NIC.
+FC_PORTS = (
+    ("52:54:00:fc:00:01", "initiator"),
+    ("52:54:00:fc:00:02", "initiator"),
+    ("52:54:00:fc:00:03", "target"),
+    ("52:54:00:fc:00:04", "target"),
+)
+FC_HUB = 7
+
+
+def fc_nic_model() -> str:
+    return os.environ.get("LUNSAFE_LAB_FC_NIC", "e1000")
+
 
 SSHD_CONF = """\
 PermitRootLogin prohibit-password
@@ -281,7 +304,7 @@ class Lab:
         # never signal a recycled PID: it must be our qemu with our overlay
         return pid if str(self.state / "overlay.qcow2").encode() in cmdline else None
 
-    def up(self, *, luns: int, accel: str, boot_timeout: float, watch_pid: int | None) -> dict:
+    def up(self, *, luns: int, accel: str, boot_timeout: float, watch_pid: int | None, fc_luns: int = 4) -> dict:
         start = time.monotonic()
         if self.pid():
             log(f"lab {self.name!r} already running (pid {self.pid()})")
@@ -298,7 +321,7 @@ class Lab:
         shutil.copy(folder / "id_ed25519", key)
         key.chmod(0o600)
         chosen = _choose_accel(accel, folder)
-        port = self._boot(folder, chosen, start)
+        port = self._boot(folder, chosen, start, fc=fc_luns > 0)
         info = {
             "name": self.name,
             "port": port,
@@ -308,6 +331,7 @@ class Lab:
             "kernel": (folder / "kernel-version").read_text().strip(),
             "image": str(folder),
             "state": str(self.state),
+            "fc": {"nic": fc_nic_model(), "luns": fc_luns} if fc_luns > 0 else None,
         }
         self.info_file.write_text(json.dumps(info, indent=2))
         if watch_pid:
@@ -323,12 +347,24 @@ class Lab:
                 f"array provisioned: {len(status['tpg_luns'])} LUNs on portals {', '.join(status['portals'])}",
                 start,
             )
+            if fc_luns > 0:
+                fc_status = self.array(["fc-setup", "--luns", str(fc_luns)])
+                log(
+                    "FC provisioned in {:.1f}s: initiators {}, target ports {}, {} LUNs, scan mode {}".format(
+                        fc_status["setup_seconds"],
+                        " ".join(p["port_name"] for p in fc_status["initiators"]),
+                        " ".join(p["port_name"] for p in fc_status["targets"]),
+                        len(fc_status["luns"]),
+                        fc_status["scan_mode"],
+                    ),
+                    start,
+                )
         except BaseException:
             self.down()
             raise
         return info
 
-    def _boot(self, folder: Path, accel: str, start: float) -> int:
+    def _boot(self, folder: Path, accel: str, start: float, fc: bool = True) -> int:
         console = self.state / "console.log"
         for _attempt in range(3):
             port = _free_port()
@@ -349,13 +385,14 @@ class Lab:
                 "-initrd",
                 str(folder / "initrd.img"),
                 "-append",
-                " ".join(KERNEL_ARGS),
+                " ".join(KERNEL_ARGS + fc_kernel_args(fc)),
                 "-drive",
                 "file=%s,format=qcow2,if=virtio,cache=unsafe,discard=unmap" % (self.state / "overlay.qcow2"),
                 "-netdev",
                 f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
                 "-device",
                 "virtio-net-pci,netdev=n0",
+                *fc_qemu_args(fc),
                 "-display",
                 "none",
                 "-monitor",
@@ -540,6 +577,30 @@ class Lab:
         return True
 
 
+def fc_qemu_args(enabled: bool) -> list[str]:
+    """Four FC-capable NICs on one qemu hub (hubport netdevs: frames stay inside this qemu process)."""
+    if not enabled:
+        return []
+    argv = []
+    for index, (mac, _role) in enumerate(FC_PORTS, start=1):
+        argv += [
+            "-netdev",
+            f"hubport,id=fc{index},hubid={FC_HUB}",
+            "-device",
+            f"{fc_nic_model()},netdev=fc{index},mac={mac}",
+        ]
+    return argv
+
+
+def fc_kernel_args(enabled: bool) -> list[str]:
+    """With e1000 FC NICs the guest must not load e1000 at boot: its NICs could then be probed before the
+    virtio one and take the name eth0, which carries the SSH address. labctl fc-setup loads it by name (an
+    explicit modprobe ignores the blacklist) and finds each port by its MAC."""
+    if enabled and fc_nic_model() == "e1000":
+        return ["modprobe.blacklist=e1000"]
+    return []
+
+
 def playbook_env(lab: Lab, collections_root: Path) -> dict:
     """Environment for ansible-playbook against the lab: this checkout as lunsafe.san, SSH pipelining,
     facts only under ansible_facts (as ansible-core 2.20 will have it)."""
@@ -696,6 +757,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("key", help="print the recipe hash (the cache key)")
     p = sub.add_parser("up", help="boot, wait for SSH, provision the array")
     p.add_argument("--luns", type=int, default=4)
+    p.add_argument(
+        "--fc-luns",
+        type=int,
+        default=int(os.environ.get("LUNSAFE_LAB_FC_LUNS", "4")),
+        help="FC LUNs (own LUs, mapped to both initiator WWPNs); 0: no FC ports at all",
+    )
     p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"))
     p.add_argument(
         "--boot-timeout",
@@ -724,7 +791,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "up":
             print(
                 json.dumps(
-                    lab.up(luns=args.luns, accel=args.accel, boot_timeout=args.boot_timeout, watch_pid=args.watch_pid),
+                    lab.up(
+                        luns=args.luns,
+                        accel=args.accel,
+                        boot_timeout=args.boot_timeout,
+                        watch_pid=args.watch_pid,
+                        fc_luns=args.fc_luns,
+                    ),
                     indent=2,
                 )
             )

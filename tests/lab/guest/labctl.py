@@ -483,6 +483,7 @@ def _remove_test_leftovers():
 def cmd_reset(args):
     """Bring the initiator back to a clean state and rebuild the array: between test targets."""
     steps = []
+    fc_before = load_state().get("fc")
     for mount in _lab_mounts():
         steps.append(run(["umount", "-l", mount], timeout=20))
     steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
@@ -497,6 +498,7 @@ def cmd_reset(args):
             steps.append(run(["multipath", "-f", name], timeout=30))
             if run(["dmsetup", "info", name], timeout=10)["rc"] == 0:
                 steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
+    fc_quiet = fc_quiesce()  # after the maps: FC devices go now, the FC array is rebuilt below
     for dev in _iscsi_block_devices():
         try:
             with open(f"/sys/block/{dev}/device/delete", "w", encoding="ascii") as handle:
@@ -527,7 +529,23 @@ def cmd_reset(args):
         {"argv": s.get("argv"), "rc": s.get("rc"), "stderr": s.get("stderr", "").strip()[:300]} for s in failed
     ]
     result["leftover_devices"] = _iscsi_block_devices()
+    _fc_reset(args, fc_before or {}, fc_quiet, result)
     return result
+
+
+def _fc_reset(args, fc_before, fc_quiet, result):
+    """Reset, second half: the FC array as it was provisioned (LU count, size), logins back, scan mode sync,
+    dev_loss_tmo back; FC devices left on any lab port count as leftover devices. Nothing without FC ports."""
+    if not fc_quiet["fc"]:
+        return
+    fc_luns = args.fc_luns if args.fc_luns is not None else len(fc_before.get("luns", {})) or 4
+    fc_state = fc_provision(fc_luns, fc_before.get("size_mb", args.size_mb), load_state())
+    result["fc"] = {"luns": sorted(int(n) for n in fc_state["luns"]), "deleted_devices": fc_quiet["deleted"]}
+    result["leftover_devices"] += [d["block"] or d["hctl"] for h in _all_fc_hosts() for d in _scsi_devices_of(h)]
+
+
+def _all_fc_hosts():
+    return [p["host"] for p in _fc_ports() if p["host"] is not None]
 
 
 def _lab_mounts():
@@ -547,6 +565,520 @@ def _wait_no_iscsi_devices(deadline):
         time.sleep(0.2)
 
 
+# --------------------------------------------------------------------------- Fibre Channel (FCoE VN2VN + LIO tcm_fc)
+#
+# Four NICs on one qemu hub inside the VM's own qemu process (tests/lab/lab.py adds them; no IP address on any
+# of them). The ports with MACs ...:01 and ...:02 are the initiator ports (this host's FC HBAs, as a fleet host
+# has them); ...:03 and ...:04 are the array's target ports (LIO tcm_fc), so each FC LUN has 2 x 2 = 4 paths.
+# fcoe gives each port the WWPN 0x2000<MAC> and the WWNN 0x1000<MAC>.
+
+FC_PORTS = (
+    ("52:54:00:fc:00:01", "initiator"),
+    ("52:54:00:fc:00:02", "initiator"),
+    ("52:54:00:fc:00:03", "target"),
+    ("52:54:00:fc:00:04", "target"),
+)
+SCAN_PARAM = "/sys/module/scsi_mod/parameters/scan"
+FC_MTU = 9000  # FCoE carries 2112-byte FC payloads: the NIC needs more than the Ethernet default of 1500
+FC_DEFAULT_DEV_LOSS_TMO = 60
+FC_LOGIN_TIMEOUT = 90.0
+
+
+def _read(path, default=None):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return default
+
+
+def _write(path, text):
+    """Write exactly ``text`` (no newline: the scan parameter holds 6 characters and `manual\\n` does not fit)."""
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(text)
+
+
+def fc_wwpn(mac):
+    return "0x2000" + mac.replace(":", "").lower()
+
+
+def _ifname_of(mac):
+    for path in glob.glob("/sys/class/net/*/address"):
+        if (_read(path) or "").lower() == mac:
+            return path.split("/")[-2]
+    return None
+
+
+def _fc_host_of(ifname):
+    """The scsi host number of the fcoe fc_host on NIC ``ifname`` (its device path runs through net/IF/)."""
+    for path in glob.glob("/sys/class/fc_host/host*"):
+        if f"/net/{ifname}/" in os.path.realpath(os.path.join(path, "device")):
+            return int(os.path.basename(path)[4:])
+    return None
+
+
+def _ctlr_of(ifname):
+    found = glob.glob(f"/sys/class/net/{ifname}/ctlr_*")
+    return found[0] if found else None
+
+
+def _fc_ports():
+    """Every lab FC port: MAC, role, NIC name, controller, scsi host, WWPN (None until created)."""
+    ports = []
+    for mac, role in FC_PORTS:
+        ifname = _ifname_of(mac)
+        host = _fc_host_of(ifname) if ifname else None
+        ports.append(
+            {
+                "mac": mac,
+                "role": role,
+                "ifname": ifname,
+                "ctlr": _ctlr_of(ifname) if ifname else None,
+                "host": host,
+                "wwpn": fc_wwpn(mac),
+            }
+        )
+    return ports
+
+
+def _scan_mode():
+    return _read(SCAN_PARAM)
+
+
+def _set_scan_mode(mode):
+    _write(SCAN_PARAM, mode)
+    now = _scan_mode()
+    if now != mode:
+        raise SystemExit(f"labctl: scsi_mod scan mode is {now!r} after writing {mode!r}")
+    return now
+
+
+def _rport_view(path):
+    name = os.path.basename(path)
+    target_id = _read(os.path.join(path, "scsi_target_id"))
+    return {
+        "name": name,
+        "port_name": _read(os.path.join(path, "port_name")),
+        "node_name": _read(os.path.join(path, "node_name")),
+        "port_id": _read(os.path.join(path, "port_id")),
+        "roles": [r.strip() for r in (_read(os.path.join(path, "roles")) or "").split(",") if r.strip()],
+        "port_state": _read(os.path.join(path, "port_state")),
+        "scsi_target_id": int(target_id) if target_id not in (None, "") else None,
+        "dev_loss_tmo": _read(os.path.join(path, "dev_loss_tmo")),
+        "fast_io_fail_tmo": _read(os.path.join(path, "fast_io_fail_tmo")),
+    }
+
+
+def _rports_of(host):
+    return [_rport_view(p) for p in sorted(glob.glob(f"/sys/class/fc_remote_ports/rport-{host}:*"))]
+
+
+def _scsi_devices_of(host):
+    """SCSI devices on scsi host ``host``: H:C:T:L, block name, state, sysfs wwid."""
+    devices = []
+    for path in sorted(glob.glob(f"/sys/class/scsi_device/{host}:*")):
+        hctl = os.path.basename(path)
+        blocks = _listdir(os.path.join(path, "device", "block"))
+        devices.append(
+            {
+                "hctl": hctl,
+                "block": blocks[0] if blocks else None,
+                "state": _read(os.path.join(path, "device", "state")),
+                "wwid": _read(os.path.join(path, "device", "wwid")),
+            }
+        )
+    return devices
+
+
+def _fc_targets():
+    """tcm_fc targets as {target WWPN: {tpg_luns: {lun: backstore}, acls: {initiator WWPN: {mapped: tpg lun}}}},
+    read straight from configfs (names there are colon-separated WWPNs)."""
+    view = {}
+    for tdir in sorted(glob.glob("/sys/kernel/config/target/fc/*:*")):
+        wwpn = "0x" + os.path.basename(tdir).replace(":", "")
+        tpg = os.path.join(tdir, "tpgt_1")
+        luns = {}
+        for ldir in sorted(glob.glob(os.path.join(tpg, "lun", "lun_*"))):
+            links = [os.path.realpath(p) for p in glob.glob(os.path.join(ldir, "*")) if os.path.islink(p)]
+            luns[int(os.path.basename(ldir)[4:])] = os.path.basename(links[0]) if links else None
+        acls = {}
+        for adir in sorted(glob.glob(os.path.join(tpg, "acls", "*"))):
+            mapped = {}
+            for mdir in sorted(glob.glob(os.path.join(adir, "lun_*"))):
+                links = [os.path.realpath(p) for p in glob.glob(os.path.join(mdir, "*")) if os.path.islink(p)]
+                mapped[int(os.path.basename(mdir)[4:])] = int(os.path.basename(links[0])[4:]) if links else None
+            acls["0x" + os.path.basename(adir).replace(":", "")] = mapped
+        view[wwpn] = {"tpg_luns": luns, "acls": acls}
+    return view
+
+
+def fc_wwid(wwn):
+    """The WWID the initiator sees for an LIO LU (VPD 0x83 NAA 6, OUI 001405, then the unit serial's hex digits),
+    as udev/multipath spell it: the iSCSI tests compute it the same way."""
+    return "36001405" + wwn.replace("-", "")[:25]
+
+
+def cmd_fc_status(_args):
+    state = load_state().get("fc", {})
+    ports = _fc_ports()
+    initiators, targets = [], []
+    for port in ports:
+        host = port["host"]
+        base = f"/sys/class/fc_host/host{host}" if host is not None else None
+        entry = {
+            "ifname": port["ifname"],
+            "mac": port["mac"],
+            "host": host,
+            "port_name": _read(os.path.join(base, "port_name")) if base else None,
+            "node_name": _read(os.path.join(base, "node_name")) if base else None,
+            "port_state": _read(os.path.join(base, "port_state")) if base else None,
+            "link": _read(f"/sys/class/net/{port['ifname']}/operstate") if port["ifname"] else None,
+            "mtu": _read(f"/sys/class/net/{port['ifname']}/mtu") if port["ifname"] else None,
+        }
+        if port["role"] == "initiator":
+            entry["dev_loss_tmo"] = _read(os.path.join(base, "dev_loss_tmo")) if base else None
+            entry["rports"] = _rports_of(host) if host is not None else []
+            entry["devices"] = _scsi_devices_of(host) if host is not None else []
+            initiators.append(entry)
+        else:
+            entry["devices"] = _scsi_devices_of(host) if host is not None else []
+            targets.append(entry)
+    config = _fc_targets()
+    mapping = {}
+    for twwpn, tview in config.items():
+        for iwwpn, mapped in tview["acls"].items():
+            mapping.setdefault(iwwpn, {})[twwpn] = {str(k): v for k, v in mapped.items()}
+    luns = {}
+    for lun, entry in sorted(state.get("luns", {}).items(), key=lambda kv: int(kv[0])):
+        luns[lun] = {**entry, "wwid": fc_wwid(entry["wwn"])}
+    return {
+        "scan_mode": _scan_mode(),
+        "initiators": initiators,
+        "targets": targets,
+        "luns": luns,
+        "tpg_luns": {t: sorted(v["tpg_luns"]) for t, v in config.items()},
+        "mapping": mapping,
+        "setup_seconds": state.get("setup_seconds"),
+    }
+
+
+def _fc_create_ports(steps):
+    """Load the drivers, create one VN2VN fcoe controller per lab NIC (disabled: mode first), no IP on any."""
+    for module in ("e1000", "fcoe", "tcm_fc"):
+        steps.append(run(["modprobe", module], timeout=60, check=True))
+    deadline = time.monotonic() + 30
+    while any(_ifname_of(mac) is None for mac, _role in FC_PORTS):
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"labctl: FC NICs missing (MACs {[m for m, _r in FC_PORTS]}); was the VM booted with them?"
+            )
+        time.sleep(0.2)
+    for mac, _role in FC_PORTS:
+        ifname = _ifname_of(mac)
+        _write(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")  # no link-local address either
+        run(["ip", "link", "set", ifname, "mtu", str(FC_MTU)], timeout=10, check=True)
+        run(["ip", "link", "set", ifname, "up"], timeout=10, check=True)
+        if _ctlr_of(ifname) is None:
+            _write("/sys/bus/fcoe/ctlr_create", ifname)
+        ctlr = _ctlr_of(ifname)
+        if ctlr is None:
+            raise SystemExit(f"labctl: no fcoe controller on {ifname} after ctlr_create")
+        if _read(os.path.join(ctlr, "enabled")) != "1" and _read(os.path.join(ctlr, "mode")) != "VN2VN":
+            _write(os.path.join(ctlr, "mode"), "vn2vn")
+
+
+def _fc_enable(enable):
+    wanted = "1" if enable else "0"
+    for port in _fc_ports():
+        if port["ctlr"] and _read(os.path.join(port["ctlr"], "enabled")) != wanted:
+            _write(os.path.join(port["ctlr"], "enabled"), wanted)
+
+
+def _fc_configure_targets(rts, state, *, luns, size_mb, initiators, targets):
+    """One tcm_fc target per target port, the same LUs on both (separate backstores from the iSCSI LUs),
+    LUNs mapped to each initiator WWPN through its own ACL (no automatic mapping of new LUNs)."""
+    fabric = rts.FabricModule("tcm_fc")
+    for target in list(fabric.targets):
+        target.delete()
+    tpgs = []
+    for twwpn in targets:
+        target = rts.Target(fabric, "naa." + twwpn[2:], mode="create")
+        tpg = rts.TPG(target, 1, mode="create")
+        acls = {iwwpn: rts.NodeACL(tpg, "naa." + iwwpn[2:], mode="create") for iwwpn in initiators}
+        tpgs.append((tpg, acls))
+    fc_state = {"luns": {}, "size_mb": size_mb, "initiators": initiators, "targets": targets}
+    for lun in range(luns):
+        so, name = _new_fc_backstore(rts, state, lun, size_mb)
+        for tpg, acls in tpgs:
+            tpg_lun = rts.LUN(tpg, lun=lun, storage_object=so)
+            for acl in acls.values():
+                rts.MappedLUN(acl, lun, tpg_lun)
+        fc_state["luns"][str(lun)] = {"backstore": name, "wwn": so.wwn, "mapped": sorted(initiators)}
+    return fc_state
+
+
+def _new_fc_backstore(rts, state, lun, size_mb):
+    state["generation"] = state.get("generation", 0) + 1
+    name = f"fc{lun}_g{state['generation']}"
+    so = rts.FileIOStorageObject(
+        name, dev=os.path.join(STATE, name + ".img"), size=size_mb * 1024 * 1024, write_back=False
+    )
+    return so, name
+
+
+def _fc_wait_logins(initiator_hosts, targets, timeout=FC_LOGIN_TIMEOUT):
+    """Until every initiator host sees every target port as an Online FCP Target with a SCSI target id."""
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = []
+        for host in initiator_hosts:
+            seen = {
+                r["port_name"]
+                for r in _rports_of(host)
+                if "FCP Target" in r["roles"]
+                and r["port_state"] == "Online"
+                and r["scsi_target_id"] is not None
+                and r["scsi_target_id"] >= 0
+            }
+            missing += [f"host{host} -> {t}" for t in targets if t not in seen]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"labctl: FC logins missing after {timeout:.0f}s: {', '.join(missing)}")
+        time.sleep(0.25)
+
+
+def _fc_delete_devices(hosts):
+    """Delete every SCSI device on the given (lab FC) hosts; returns what it deleted."""
+    deleted = []
+    for host in hosts:
+        for device in _scsi_devices_of(host):
+            try:
+                _write(f"/sys/class/scsi_device/{device['hctl']}/device/delete", "1")
+                deleted.append(device["hctl"])
+            except OSError as exc:
+                deleted.append({"hctl": device["hctl"], "error": str(exc)})
+    return deleted
+
+
+def _fc_set_dev_loss_tmo(hosts, seconds):
+    """dev_loss_tmo of the hosts (the default for rports found later) and of their present rports."""
+    results = []
+    for host in hosts:
+        try:
+            _write(f"/sys/class/fc_host/host{host}/dev_loss_tmo", str(seconds))
+        except OSError as exc:
+            results.append({"host": host, "error": str(exc)})
+        for rport in _rports_of(host):
+            path = f"/sys/class/fc_remote_ports/{rport['name']}/dev_loss_tmo"
+            try:
+                _write(path, str(seconds))
+                results.append({"rport": rport["name"], "dev_loss_tmo": _read(path)})
+            except OSError as exc:  # EBUSY on a Blocked / Not Present rport; EINVAL at or below fast_io_fail_tmo
+                results.append({"rport": rport["name"], "error": str(exc), "port_state": rport["port_state"]})
+    return results
+
+
+def _fc_settle(hosts, seconds=2.0):
+    """Let the scan work the logins queued run (under manual it does nothing) before the mode changes back."""
+    time.sleep(seconds)
+    run(["udevadm", "settle", "--timeout=30"], timeout=40)
+    return [d for host in hosts for d in _scsi_devices_of(host)]
+
+
+def fc_provision(luns, size_mb, state):
+    """Ports, array and logins from any state, with the kernel's automatic scans off while the rports log in
+    (LUNs would appear otherwise); ends in the kernel default (sync) with no FC SCSI device on any lab port."""
+    start = time.monotonic()
+    steps = []
+    _set_scan_mode("manual")
+    _fc_create_ports(steps)
+    _fc_enable(False)  # every rport logs out: the array changes while nobody is logged in
+    ports = _fc_ports()
+    for port in ports:
+        run(["ip", "link", "set", port["ifname"], "up"], timeout=10, check=True)
+    all_hosts = [p["host"] for p in ports if p["host"] is not None]
+    deleted = _fc_delete_devices(all_hosts)
+    initiators = [p["wwpn"] for p in ports if p["role"] == "initiator"]
+    targets = [p["wwpn"] for p in ports if p["role"] == "target"]
+    initiator_hosts = [p["host"] for p in ports if p["role"] == "initiator"]
+    fc_state = _fc_configure_targets(
+        _rtslib(), state, luns=luns, size_mb=size_mb, initiators=initiators, targets=targets
+    )
+    _fc_enable(True)
+    _fc_wait_logins(initiator_hosts, targets)
+    logged_in = time.monotonic() - start
+    leftover = _fc_settle(all_hosts)
+    _fc_set_dev_loss_tmo(initiator_hosts, FC_DEFAULT_DEV_LOSS_TMO)
+    _set_scan_mode("sync")
+    time.sleep(0.5)
+    leftover += [d for host in all_hosts for d in _scsi_devices_of(host)]
+    if leftover:
+        raise SystemExit(f"labctl: FC SCSI devices appeared during provisioning: {leftover}")
+    fc_state["setup_seconds"] = round(time.monotonic() - start, 2)
+    fc_state["login_seconds"] = round(logged_in, 2)
+    fc_state["deleted_devices"] = deleted
+    state["fc"] = fc_state
+    save_state(state)
+    return fc_state
+
+
+def cmd_fc_setup(args):
+    fc_provision(args.luns, args.size_mb, load_state())
+    return cmd_fc_status(args)
+
+
+def _fc_objects():
+    rts = _rtslib()
+    fabric = rts.FabricModule("tcm_fc")
+    state = load_state()
+    if "fc" not in state:
+        raise SystemExit("labctl: no FC array here: run fc-setup first")
+    tpgs = [
+        rts.TPG(rts.Target(fabric, "naa." + t[2:], mode="lookup"), 1, mode="lookup") for t in state["fc"]["targets"]
+    ]
+    return rts, state, tpgs
+
+
+def _chosen_initiators(args, state):
+    known = state["fc"]["initiators"]
+    chosen = [
+        w.lower() if w.lower().startswith("0x") else "0x" + w.lower().replace(":", "") for w in args.initiator or known
+    ]
+    unknown = [w for w in chosen if w not in known]
+    if unknown:
+        raise SystemExit(f"labctl: {unknown} are not lab initiator WWPNs ({known})")
+    return chosen
+
+
+def _acl(rts, tpg, wwpn):
+    return rts.NodeACL(tpg, "naa." + wwpn[2:], mode="lookup")
+
+
+def cmd_fc_map(args):
+    """Map TPG LUN --lun to the initiator(s) as LUN --mapped-lun (default the same number) on both target ports."""
+    rts, state, tpgs = _fc_objects()
+    initiators = _chosen_initiators(args, state)
+    mapped_lun = args.lun if args.mapped_lun is None else args.mapped_lun
+    changed = []
+    for tpg in tpgs:
+        tpg_lun = rts.LUN(tpg, lun=args.lun, mode="lookup")
+        for wwpn in initiators:
+            acl = _acl(rts, tpg, wwpn)
+            if not any(m.mapped_lun == mapped_lun for m in acl.mapped_luns):
+                rts.MappedLUN(acl, mapped_lun, tpg_lun)
+                changed.append({"target": "0x" + tpg.parent_target.wwn[4:], "initiator": wwpn})
+    entry = state["fc"]["luns"].setdefault(str(args.lun), {})
+    entry["mapped"] = sorted(set(entry.get("mapped", [])) | set(initiators))
+    save_state(state)
+    return {"mapped": args.lun, "mapped_lun": mapped_lun, "initiators": initiators, "changed": changed}
+
+
+def cmd_fc_unmap(args):
+    """Remove every mapping of TPG LUN --lun for the initiator(s), on both target ports."""
+    rts, state, tpgs = _fc_objects()
+    initiators = _chosen_initiators(args, state)
+    removed = []
+    for tpg in tpgs:
+        for wwpn in initiators:
+            for mapped in _acl(rts, tpg, wwpn).mapped_luns:
+                if mapped.tpg_lun.lun == args.lun:
+                    removed.append(
+                        {"target": "0x" + tpg.parent_target.wwn[4:], "initiator": wwpn, "mapped_lun": mapped.mapped_lun}
+                    )
+                    mapped.delete()
+    entry = state["fc"]["luns"].setdefault(str(args.lun), {})
+    entry["mapped"] = sorted(set(entry.get("mapped", [])) - set(initiators))
+    save_state(state)
+    return {"unmapped": args.lun, "initiators": initiators, "removed": removed}
+
+
+def cmd_fc_reuse(args):
+    """A new LU (new WWID) at TPG LUN --lun on both target ports, mapped again to whoever had it mapped."""
+    rts, state, tpgs = _fc_objects()
+    old_name = state["fc"]["luns"].get(str(args.lun), {}).get("backstore")
+    remap = []  # (tpg index, initiator, mapped lun)
+    old_so = None
+    for index, tpg in enumerate(tpgs):
+        for lun in tpg.luns:
+            if lun.lun == args.lun:
+                for acl in tpg.node_acls:
+                    for mapped in acl.mapped_luns:
+                        if mapped.tpg_lun.lun == args.lun:
+                            remap.append((index, acl.node_wwn, mapped.mapped_lun))
+                old_so = lun.storage_object
+                lun.delete()
+    if old_so is not None and old_so.name == old_name:
+        old_so.delete()
+    so, name = _new_fc_backstore(rts, state, args.lun, args.size_mb or state["fc"].get("size_mb", 64))
+    tpg_luns = [rts.LUN(tpg, lun=args.lun, storage_object=so) for tpg in tpgs]
+    if args.map:
+        for index, node_wwn, mapped_lun in remap:
+            rts.MappedLUN(rts.NodeACL(tpgs[index], node_wwn, mode="lookup"), mapped_lun, tpg_luns[index])
+    mapped = sorted({"0x" + w.replace("naa.", "").replace(":", "") for _i, w, _m in remap}) if args.map else []
+    state["fc"]["luns"][str(args.lun)] = {"backstore": name, "wwn": so.wwn, "mapped": mapped}
+    save_state(state)
+    return {"reused": args.lun, "backstore": name, "wwn": so.wwn, "wwid": fc_wwid(so.wwn), "mapped": mapped}
+
+
+def _fc_port(text):
+    text = text.strip().lower()
+    for port in _fc_ports():
+        if port["role"] == "target" and text in (port["ifname"], port["wwpn"], port["wwpn"][2:]):
+            return port
+    raise SystemExit(f"labctl: {text!r} is no lab FC target port (ifname or WWPN)")
+
+
+def _initiator_hosts():
+    return [p["host"] for p in _fc_ports() if p["role"] == "initiator" and p["host"] is not None]
+
+
+def cmd_fc_port(args):
+    """Take a target port's link down or up; then wait (--wait S) until every initiator's rport of it is
+    Blocked (down) or Online (up). After dev_loss_tmo a Blocked rport becomes Not Present and its devices go."""
+    port = _fc_port(args.port)
+    result = {"port": port["wwpn"], "ifname": port["ifname"], "action": args.action}
+    if args.dev_loss_tmo is not None:
+        result["dev_loss_tmo"] = _fc_set_dev_loss_tmo(_initiator_hosts(), args.dev_loss_tmo)
+    start = time.monotonic()
+    run(["ip", "link", "set", port["ifname"], args.action], timeout=10, check=True)
+    wanted = ("Blocked", "Not Present") if args.action == "down" else ("Online",)
+    deadline = start + args.wait
+    while True:
+        rports = [r for host in _initiator_hosts() for r in _rports_of(host) if r["port_name"] == port["wwpn"]]
+        if rports and all(r["port_state"] in wanted for r in rports):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    result["seconds"] = round(time.monotonic() - start, 2)
+    result["rports"] = rports
+    result["reached"] = bool(rports) and all(r["port_state"] in wanted for r in rports)
+    return result
+
+
+def cmd_fc_dev_loss_tmo(args):
+    """dev_loss_tmo of the initiator hosts and their present rports (must exceed fast_io_fail_tmo, 5 s)."""
+    return {"dev_loss_tmo": args.seconds, "results": _fc_set_dev_loss_tmo(_initiator_hosts(), args.seconds)}
+
+
+def cmd_fc_scan_mode(args):
+    before = _scan_mode()
+    return {"scan_mode": _set_scan_mode(args.mode), "before": before}
+
+
+def fc_quiesce():
+    """Reset, first half: automatic scans off, every lab FC SCSI device deleted (the maps over them are gone by
+    now), links up, controllers off (rports log out: the array is rebuilt under nobody's session)."""
+    if not glob.glob("/sys/bus/fcoe/devices/ctlr_*"):
+        return {"fc": False}
+    _set_scan_mode("manual")
+    ports = _fc_ports()
+    deleted = _fc_delete_devices([p["host"] for p in ports if p["host"] is not None])
+    _fc_enable(False)
+    return {"fc": True, "deleted": deleted}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lunsafe-labctl")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -562,6 +1094,8 @@ def main(argv=None):
         p.add_argument("--discovery-password")
         p.add_argument("--target-b", action="store_true", help=f"also export every LUN as {TARGET_B_IQN}")
         p.add_argument("--listen", action="append", metavar="ADDR:PORT", help="one more portal of target A")
+        if name == "reset":
+            p.add_argument("--fc-luns", type=int, help="FC LUNs after the reset (default: as many as before)")
     for name in ("map", "unmap"):
         p = sub.add_parser(name)
         p.add_argument("lun", type=int)
@@ -587,6 +1121,29 @@ def main(argv=None):
     p.add_argument("address", choices=PORTALS)
     p.add_argument("--port", type=int, default=3260)
     sub.add_parser("status")
+    p = sub.add_parser("fc-setup", help="FC ports (FCoE VN2VN), tcm_fc targets, LUs and ACLs; no FC device left")
+    p.add_argument("--luns", type=int, default=4)
+    p.add_argument("--size-mb", type=int, default=64)
+    sub.add_parser("fc-status")
+    for name in ("fc-map", "fc-unmap"):
+        p = sub.add_parser(name)
+        p.add_argument("--lun", type=int, required=True, help="the array's (TPG) LUN number")
+        p.add_argument("--initiator", action="append", metavar="WWPN", help="default: both initiator ports")
+        if name == "fc-map":
+            p.add_argument("--mapped-lun", type=int, help="the LUN number the initiator sees (default: --lun)")
+    p = sub.add_parser("fc-reuse")
+    p.add_argument("--lun", type=int, required=True)
+    p.add_argument("--no-map", dest="map", action="store_false")
+    p.add_argument("--size-mb", type=int)
+    p = sub.add_parser("fc-port")
+    p.add_argument("action", choices=("down", "up"))
+    p.add_argument("--port", required=True, help="a target port's WWPN or NIC name")
+    p.add_argument("--wait", type=float, default=60, help="seconds to wait for the initiators' rports (0: none)")
+    p.add_argument("--dev-loss-tmo", type=int, help="first set the initiators' rports' dev_loss_tmo (seconds)")
+    p = sub.add_parser("fc-dev-loss-tmo")
+    p.add_argument("seconds", type=int)
+    p = sub.add_parser("fc-scan-mode")
+    p.add_argument("mode", choices=("manual", "sync", "async"))
     args = parser.parse_args(argv)
     handler = {
         "setup": cmd_setup,
@@ -599,6 +1156,14 @@ def main(argv=None):
         "status": cmd_status,
         "target-b": cmd_target_b,
         "listen": cmd_listen,
+        "fc-setup": cmd_fc_setup,
+        "fc-status": cmd_fc_status,
+        "fc-map": cmd_fc_map,
+        "fc-unmap": cmd_fc_unmap,
+        "fc-reuse": cmd_fc_reuse,
+        "fc-port": cmd_fc_port,
+        "fc-dev-loss-tmo": cmd_fc_dev_loss_tmo,
+        "fc-scan-mode": cmd_fc_scan_mode,
     }[args.command]
     json.dump(handler(args), sys.stdout)
     sys.stdout.write("\n")
