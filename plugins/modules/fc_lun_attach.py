@@ -12,10 +12,10 @@ description:
   - Attaches one or several LUNs of a Fibre Channel array on every path to the requested target ports
     without ever scanning a whole target, so a LUN that another run is detaching at the same time cannot
     come back. The procedure is the one of M(lunsafe.san.iscsi_lun_attach); only the paths differ.
-  - A path is an I_T nexus, an fc_host (initiator port) and a remote port (target port) with a SCSI target id.
+  - "A path is an I_T nexus, an fc_host (initiator port) and a remote port (target port) with a SCSI target id.
     The paths are every usable remote port whose WWPN is in O(targets), on every fc_host (or those of
     O(initiators)). A remote port is usable when it is an FCP target, Online (or Marginal) and has a SCSI
-    target id. Nothing logs in or out: the fabric logs the ports in.
+    target id. Nothing logs in or out: the fabric logs the ports in."
   - With O(state=present) it writes C(C T L) (never a wildcard, never C(issue_lip)) for each LUN to the scan
     file of each path's fc_host, after checking the LUN against the HBA's highest LUN, verifies at once
     what each write made (the FC scan is synchronous; a write the kernel accepted proves nothing), waits for

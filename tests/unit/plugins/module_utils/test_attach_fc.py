@@ -10,15 +10,11 @@ from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils import fc_double
-
-fc_double.load()  # the real _fc once merged, else the stand-in
-
-from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach  # noqa: E402
-from ansible_collections.lunsafe.san.plugins.module_utils import _transport_fc as transport_fc  # noqa: E402
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError  # noqa: E402
-from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import wwid_of  # noqa: E402
-from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import (  # noqa: E402
+from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
+from ansible_collections.lunsafe.san.plugins.module_utils import _transport_fc as transport_fc
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import wwid_of
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import (
     I1,
     I2,
     T1,
@@ -232,7 +228,9 @@ def test_a_lun_above_the_hba_limit_fails_before_any_write(tmp_path: Path) -> Non
     fake.luns[T1][200] = wwid_of(200)
     fake.rebuild()
     outcome = run(fake, lun="200")
-    assert outcome.error is not None and "above the highest LUN host2 accepts" in outcome.error.msg
+    assert (
+        outcome.error is not None and "LUN 200 is above the highest LUN host2 (lpfc) accepts (127" in outcome.error.msg
+    )
     assert fake.writes == [] and fake.refused == []
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 from typing import Any, Dict, Set
@@ -13,13 +14,9 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils import fc_double
-
-fc_double.load()  # the real _fc once merged, else the stand-in
-
-from ansible_collections.lunsafe.san.plugins.modules import fc_lun_attach  # noqa: E402
-from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import wwid_of  # noqa: E402
-from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import (  # noqa: E402
+from ansible_collections.lunsafe.san.plugins.modules import fc_lun_attach
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import wwid_of
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import (
     T1,
     T2,
     FakeFcHost,
@@ -92,3 +89,36 @@ def test_a_bad_lock_option_fails_before_anything(tmp_path: Path, capsys: pytest.
     result = run_main(fake, capsys, lun="1", lock_lease={"id": "d", "ttl": 0})
     assert result["msg"] == "lock_lease.ttl must be greater than 0 seconds, got 0" and fake.writes == []
     assert always_keys() - set(result) == set()
+
+
+def test_check_mode_without_a_lock_file_takes_no_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = world(tmp_path)
+    lock = tmp_path / "locks" / "lunsafe.lock"
+    result = run_main(fake, capsys, lun="1", lock_file=str(lock), _ansible_check_mode=True)
+    assert result["changed"] is True and not lock.exists() and "lock" not in result["timings"]
+    assert "diff" not in result
+
+
+def test_a_lock_timeout_reports_how_long_it_waited(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = world(tmp_path)
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    with open(lock, encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = run_main(fake, capsys, lun="1", lock_timeout=0.3)
+    assert result["failed"] is True and "lock" in result["msg"]
+    assert 0.3 <= result["timings"]["lock"] < 5 and result["timings"]["total"] == result["timings"]["lock"]
+    assert always_keys() - set(result) == set()
+    assert fake.writes == []
+
+
+def test_a_refused_wrong_lu_detach_keeps_the_documented_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world(tmp_path)
+    run_main(fake, capsys, lun="1")
+    result = run_main(fake, capsys, lun="1", state="absent", expected_wwid=wwid_of(3))
+    assert result["failed"] is True and result["changed"] is False
+    assert "so nothing was removed" in result["msg"] and result["failed_luns"] == ["1"]
+    assert result["wwid"] == wwid_of(1) and result["dm"]["name"] == "mpatha"
+    assert always_keys() - set(result) == set() and len(fake.devices) == 4
