@@ -166,11 +166,14 @@ class FcTransport:
         return self.view, self.resolution
 
     def unavailable(self, resolution: fc.Resolution, view: fc.FcView) -> List[str]:
-        """Why the request cannot be served: a target or an initiator with no usable path, or (hosts chosen
-        by ``initiators``, or a remote port of the target visible but unusable) a pair without one."""
-        reasons: List[str] = []
+        """Why the request cannot be served: a target or an initiator with no usable path at all; a pair of an
+        fc_host and a target whose FCP-target remote port is there but unusable (a path down: Blocked, Not
+        Present, no target id); with ``initiators``, any pair the user asked for without a usable path. Without
+        ``initiators``, an fc_host that does not see the target, or sees its WWPN in no FCP target role (another
+        host's initiator, a target-mode port of this machine), is no path and no failure (``fc_problems``)."""
         if resolution.unmatched_initiators or resolution.unmatched_targets or not resolution.paths:
-            return list(resolution.problems) or ["no usable path to the requested targets"]
+            return list(resolution.problems) or ["no usable path to the requested targets."]
+        reasons: List[str] = []
         chosen = resolution.hosts or tuple(host.host for host in view.hosts)
         for number in chosen:
             rports = view.rports_of(host=number)
@@ -178,7 +181,7 @@ class FcTransport:
                 candidates = [r for r in rports if r.port_name == wwpn]
                 if any(r.usable for r in candidates):
                     continue
-                if candidates or self.request.initiators:  # a path down, or a pair the user asked for
+                if self.request.initiators or any(r.is_fcp_target for r in candidates):
                     named = [p for p in resolution.problems if wwpn in p and f"host{number} " in p]
                     reasons.extend(named or [f"target {wwpn} has no usable path from host{number}."])
         return list(dict.fromkeys(reasons))

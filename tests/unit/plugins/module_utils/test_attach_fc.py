@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -338,3 +339,56 @@ def test_detach_of_paths_behind_a_blocked_port_needs_force(tmp_path: Path) -> No
     assert refused.error is not None and "blocked paths" in refused.error.msg
     forced = run(fake, state="absent", force=True)
     assert forced.error is None and fake.devices == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the lab's real topology (fixtures captured by tests/lab/capture_fc_fixtures.py, kernel 6.1, FCoE VN2VN):
+# initiators host2/host3, the array's target-mode ports host4/host5 on the same machine, each port seeing the
+# others (the target ports also as plain initiators)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "fc"
+
+
+def fixture_fabric(name: str) -> Dict[str, Any]:
+    files: Dict[str, str] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))["files"]
+    hosts, rports = [], []
+    for path, text in sorted(files.items()):
+        parts = path.split("/")
+        if parts[3] == "fc_host" and parts[5] == "port_name":
+            number = int(parts[4][4:])
+            state = files[f"/sys/class/fc_host/{parts[4]}/port_state"]
+            hosts.append({"host": number, "port_name": text, "port_state": state})
+        if parts[3] == "fc_remote_ports" and parts[5] == "port_name":
+            host_channel, number = parts[4][len("rport-") :].split("-")
+            host, channel = host_channel.split(":")
+            attr = f"/sys/class/fc_remote_ports/{parts[4]}/"
+            rports.append(
+                {
+                    "host": int(host),
+                    "channel": int(channel),
+                    "number": int(number),
+                    "port_name": text,
+                    "roles": files[attr + "roles"],
+                    "port_state": files[attr + "port_state"],
+                    "scsi_target_id": int(files[attr + "scsi_target_id"]),
+                }
+            )
+    return {"fc_hosts": hosts, "rports": rports, "scan_mode": files["/sys/module/scsi_mod/parameters/scan"]}
+
+
+def test_the_lab_topology_gives_exactly_the_four_initiator_paths(tmp_path: Path) -> None:
+    fake = world(tmp_path, **fixture_fabric("attached"))
+    outcome = run(fake)
+    assert outcome.error is None, outcome.error
+    # rport-H:0-1 is target id 0 (T1), rport-H:0-2 target id 1 (T2): no scan of the target-mode hosts 4 and 5
+    assert scans(fake) == ["host2 0 0 1", "host2 0 1 1", "host3 0 0 1", "host3 0 1 1"]
+    assert [p["rport"] for p in entry(outcome)["paths"]] == ["rport-2:0-1", "rport-2:0-2", "rport-3:0-1", "rport-3:0-2"]
+    assert any("host4" in p for p in outcome.result["fc_problems"])  # named, not a failure
+    assert run(fake, initiators=[I1, I2]).error is None
+
+
+def test_the_lab_topology_with_a_port_down_names_the_blocked_remote_port(tmp_path: Path) -> None:
+    fake = world(tmp_path, **fixture_fabric("port_down"))
+    outcome = run(fake)
+    assert outcome.error is not None and fake.writes == []
+    assert "rport-2:0-1 is Blocked" in outcome.error.msg and "nothing was changed" in outcome.error.msg
