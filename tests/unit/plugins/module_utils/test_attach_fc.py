@@ -355,9 +355,8 @@ def fixture_fabric(name: str) -> Dict[str, Any]:
     for path, text in sorted(files.items()):
         parts = path.split("/")
         if parts[3] == "fc_host" and parts[5] == "port_name":
-            number = int(parts[4][4:])
             state = files[f"/sys/class/fc_host/{parts[4]}/port_state"]
-            hosts.append({"host": number, "port_name": text, "port_state": state})
+            hosts.append({"host": int(parts[4][4:]), "port_name": text, "port_state": state})
         if parts[3] == "fc_remote_ports" and parts[5] == "port_name":
             host_channel, number = parts[4][len("rport-") :].split("-")
             host, channel = host_channel.split(":")
