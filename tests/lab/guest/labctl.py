@@ -759,6 +759,7 @@ def cmd_fc_status(_args):
         "tpg_luns": {t: sorted(v["tpg_luns"]) for t, v in config.items()},
         "mapping": mapping,
         "setup_seconds": state.get("setup_seconds"),
+        "setup_phases": state.get("phases"),
     }
 
 
@@ -879,7 +880,7 @@ def _fc_set_dev_loss_tmo(hosts, seconds):
     return results
 
 
-def _fc_settle(hosts, seconds=2.0):
+def _fc_settle(hosts, seconds=1.0):
     """Let the scan work the logins queued run (under manual it does nothing) before the mode changes back."""
     time.sleep(seconds)
     run(["udevadm", "settle", "--timeout=30"], timeout=40)
@@ -888,8 +889,10 @@ def _fc_settle(hosts, seconds=2.0):
 
 def fc_provision(luns, size_mb, state):
     """Ports, array and logins from any state, with the kernel's automatic scans off while the rports log in
-    (LUNs would appear otherwise); ends in the kernel default (sync) with no FC SCSI device on any lab port."""
+    (LUNs would appear otherwise); ends in the kernel default (sync) with no FC SCSI device on any lab port.
+    ``phases`` says where the time went (seconds since the start)."""
     start = time.monotonic()
+    phases = {}
     steps = []
     _set_scan_mode("manual")
     _fc_create_ports(steps)
@@ -899,15 +902,17 @@ def fc_provision(luns, size_mb, state):
         run(["ip", "link", "set", port["ifname"], "up"], timeout=10, check=True)
     all_hosts = [p["host"] for p in ports if p["host"] is not None]
     deleted = _fc_delete_devices(all_hosts)
+    phases["ports"] = round(time.monotonic() - start, 2)
     initiators = [p["wwpn"] for p in ports if p["role"] == "initiator"]
     targets = [p["wwpn"] for p in ports if p["role"] == "target"]
     initiator_hosts = [p["host"] for p in ports if p["role"] == "initiator"]
     fc_state = _fc_configure_targets(
         _rtslib(), state, luns=luns, size_mb=size_mb, initiators=initiators, targets=targets
     )
+    phases["array"] = round(time.monotonic() - start, 2)
     _fc_enable(True)
     _fc_wait_logins(initiator_hosts, targets)
-    logged_in = time.monotonic() - start
+    phases["logins"] = round(time.monotonic() - start, 2)
     leftover = _fc_settle(all_hosts)
     _fc_set_dev_loss_tmo(initiator_hosts, FC_DEFAULT_DEV_LOSS_TMO)
     _set_scan_mode("sync")
@@ -915,8 +920,9 @@ def fc_provision(luns, size_mb, state):
     leftover += [d for host in all_hosts for d in _scsi_devices_of(host)]
     if leftover:
         raise SystemExit(f"labctl: FC SCSI devices appeared during provisioning: {leftover}")
-    fc_state["setup_seconds"] = round(time.monotonic() - start, 2)
-    fc_state["login_seconds"] = round(logged_in, 2)
+    phases["settled"] = round(time.monotonic() - start, 2)
+    fc_state["setup_seconds"] = phases["settled"]
+    fc_state["phases"] = phases
     fc_state["deleted_devices"] = deleted
     state["fc"] = fc_state
     save_state(state)
@@ -962,7 +968,7 @@ def cmd_fc_map(args):
     mapped_lun = args.lun if args.mapped_lun is None else args.mapped_lun
     changed = []
     for tpg in tpgs:
-        tpg_lun = rts.LUN(tpg, lun=args.lun, mode="lookup")
+        tpg_lun = rts.LUN(tpg, lun=args.lun)  # no storage object: a lookup
         for wwpn in initiators:
             acl = _acl(rts, tpg, wwpn)
             if not any(m.mapped_lun == mapped_lun for m in acl.mapped_luns):
