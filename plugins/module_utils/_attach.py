@@ -3,39 +3,37 @@
 #
 # This module_utils is PRIVATE to lunsafe.san. It may change without notice.
 
-"""Attaching and detaching iSCSI LUNs: the procedure behind iscsi_lun_attach.
+"""Attaching and detaching LUNs over a transport: the procedure behind iscsi_lun_attach and fc_lun_attach.
 
 Both run over a :class:`_host.Host` (sysfs root, mount table, runner, sysfs writer, clock, resolver) and
-a validated :class:`Request`, as observe -> plan -> (unless check mode) apply -> observe again:
+a validated :class:`Request`, as observe -> plan -> (unless check mode) apply -> observe again. The paths
+come from the request's transport (``_transport``: ``_transport_iscsi``, ``_transport_fc``); everything else
+is written once, here and in ``_lu``:
 
-* :func:`attach`: node records with manual scan, login on every path that has no session, one targeted
-  scan write per LUN and session, one wait for every block device, identity checks per LUN across all of
-  its paths (same WWID and size, distinct SCSI hosts, the expected WWID), one wait for every multipath map.
-  A LUN that fails is rolled back alone: the devices this run created for it are removed (through the one
-  device removal of ``_remove`` and, for a map multipathd built meanwhile, the flush of ``_flush``).
-  Sessions, node and discovery records this run created are removed only when no requested LUN is left
-  attached, since the LUNs that passed are in use by the caller's next task.
+* :func:`attach`: the transport makes the paths available (iSCSI: node records with manual scan and a login
+  on every path that has no session; FC: the rports checked), one targeted scan write per LUN and path, one
+  wait for every block device, identity checks per LUN across all of its paths (same WWID and size, distinct
+  SCSI hosts, the expected WWID), one wait for every multipath map. A LUN that fails is rolled back alone:
+  the devices this run created for it are removed (through the one device removal of ``_remove`` and, for a
+  map multipathd built meanwhile, the flush of ``_flush``). What the transport created (sessions, records)
+  is undone only when no requested LUN is left attached, since the LUNs that passed are in use by the
+  caller's next task.
 * :func:`detach`: per LUN, its map flushed and its paths removed in that order, after every LUN was
   checked (mounted, held, open or blocked refuses the whole call, nothing changed, unless ``force``);
-  then a logout of each path whose session carries no other LUN.
+  then the transport releases the paths that carry no other LUN (iSCSI: a logout).
 
-A path is (portal, target): arrays that present one target name per controller port give a target per
-portal, and identity checks, the map wait and the rollback span all of a LUN's paths.
-
-Users: plugins/modules/iscsi_lun_attach.py.
+Users: plugins/modules/iscsi_lun_attach.py, plugins/modules/fc_lun_attach.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
-from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
-from ansible_collections.lunsafe.san.plugins.module_utils import _login as login
 from ansible_collections.lunsafe.san.plugins.module_utils import _multipath as multipath
 from ansible_collections.lunsafe.san.plugins.module_utils import _scan as scan
+from ansible_collections.lunsafe.san.plugins.module_utils import _transport_iscsi as iscsi
 from ansible_collections.lunsafe.san.plugins.module_utils._durations import check_durations
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     DaemonUnavailable,
@@ -44,10 +42,26 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     ToolError,
     WaitTimeout,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._hctl import HctlError, linux_lun, parse_lun_token
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, covers
-from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal, resolve_portals
+from ansible_collections.lunsafe.san.plugins.module_utils._lu import (
+    IdentityError,
+    LuIdentity,
+    LunRequest,
+    check_identity,
+    complete_map,
+    describe_paths,
+    detach_identity_refusal,
+    diff_lines,
+    expected,
+    fresh_wwid,
+    lu_identity,
+    map_facts,
+    names_of,
+    parse_luns,
+    stale_devices,
+    validate_wwid,
+)
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     Record,
     RemoveFailed,
@@ -57,14 +71,8 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     settled_users,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
-from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
-    DmMap,
-    IscsiSession,
-    ScsiDevice,
-    Snapshot,
-    SysfsError,
-    normalize_wwid,
-)
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DmMap, ScsiDevice, Snapshot, SysfsError
+from ansible_collections.lunsafe.san.plugins.module_utils._transport import Context, Transport, TransportRequest
 
 __all__ = [
     "IdentityError",
@@ -72,40 +80,30 @@ __all__ = [
     "LunRequest",
     "MapTimeout",
     "Outcome",
-    "PathRequest",
     "Request",
     "attach",
     "build_request",
     "check_identity",
+    "common_request",
     "describe_paths",
     "detach",
     "detach_identity_refusal",
     "empty_result",
     "expected",
     "lu_identity",
-    "lun_devices",
     "map_facts",
-    "session_facts",
     "stale_devices",
+    "validate_wwid",
 ]
 
 MAP_GRACE = 5.0  # seconds without a new map before multipathd is asked to build the rest
-LOGIN_RETRIES = 2  # node.session.initial_login_retry_max: an unreachable portal fails fast
 # LUNs scanned, checked and waited for together; None: all of a call's LUNs in one wave
 WAVE: Optional[int] = None
 ROLLBACK_SETTLE = 15.0  # seconds a rollback waits for udev workers and the like to close a new device
 
 
-class IdentityError(LunsafeError):
-    """The paths of one LUN disagree (WWID, size, host) or do not carry the expected WWID."""
-
-
 class MapTimeout(LunsafeError):
     """No multipath map holding every path of the LUN appeared before the deadline."""
-
-
-class SessionTimeout(LunsafeError):
-    """A requested path has no logged-in session before the deadline."""
 
 
 class DetachRefused(LunsafeError):
@@ -117,206 +115,39 @@ class DetachRefused(LunsafeError):
 
 
 @dataclasses.dataclass(frozen=True)
-class PathRequest:
-    """One path to the LUNs: a portal (an address) and the target name presented there."""
-
-    portal: Portal
-    target: str
-    spelled: str  # the portal as the user wrote it
-
-
-@dataclasses.dataclass(frozen=True)
-class LunRequest:
-    given: str  # as the user wrote it
-    array_lun: int
-    linux_lun: int
-    expected_wwid: Optional[str]  # multipath spelling
-
-
-@dataclasses.dataclass(frozen=True)
 class Request:
-    paths: Tuple[PathRequest, ...]
+    transport: TransportRequest  # the paths: _transport_iscsi.IscsiRequest, _transport_fc.FcRequest
     luns: Tuple[LunRequest, ...]
-    iface: Optional[str] = None
-    chap: Optional[login.Chap] = None
-    discovery_chap: Optional[login.Chap] = None
-    discover: bool = False
-    node_startup: Optional[str] = None  # None: manual for records this run creates, existing ones keep theirs
     multipath: bool = True
     stale_device: str = "fail"
     timeout: float = 60.0
-    login_timeout: float = 30.0
     force: bool = False
     keep_going: bool = False  # detach: go on after a LUN or path fails, fail at the end (needs force)
-    logout: bool = True
-    remove_node: bool = True
     warnings: Tuple[str, ...] = ()
     single: bool = False  # given as ``lun``: the result keeps the single-LUN shape, errors name no LUN
 
     @property
     def targets(self) -> Tuple[str, ...]:
-        return tuple(dict.fromkeys(path.target for path in self.paths))
+        return self.transport.targets
 
     def secrets(self) -> List[str]:
-        return [s for chap in (self.chap, self.discovery_chap) if chap is not None for s in chap.secrets()]
+        return self.transport.secrets()
 
     def journal_request(self, *, state: str) -> Dict[str, Any]:
         """What the journal keeps of the request (no secret): enough to tell which later run covers it."""
-        return {
-            "state": state,
-            "targets": list(self.targets),
-            "portals": [str(path.portal) for path in self.paths],
-            "luns": [lun.linux_lun for lun in self.luns],
-        }
+        return {"state": state, **self.transport.journal_part(), "luns": [lun.linux_lun for lun in self.luns]}
 
 
-_WWID_FORMS = (
-    re.compile(r"^3(?:[0-9a-f]{16}|[0-9a-f]{32})$"),  # NAA
-    re.compile(r"^2(?:[0-9a-f]{16}|[0-9a-f]{24}|[0-9a-f]{32})$"),  # EUI-64
-    re.compile(r"^[18]\S{8,}$"),  # T10 vendor id, SCSI name string
-)
-
-
-def expected(wwid: Optional[str]) -> Optional[str]:
-    """A user's expected WWID in the multipath spelling: ``naa.6001…`` and ``3600 1…`` both work."""
-    if wwid is None:
-        return None
-    text = wwid.strip()
-    if text.lower().startswith(("naa.", "eui.", "t10.")):
-        return normalize_wwid(text)
-    if text.lower().startswith("0x"):
-        return "3" + text[2:].lower()
-    return text.lower() if text[:1] in "1238" and all(c in "0123456789abcdefABCDEF" for c in text[1:]) else text
-
-
-def validate_wwid(text: Any, *, option: str) -> str:
-    """An expected WWID in the multipath spelling; :class:`InputError` for anything that is not a WWID."""
-    normalized = expected(text) if isinstance(text, str) else None
-    if normalized is None or not any(form.match(normalized) for form in _WWID_FORMS):
-        raise InputError(
-            f"{option} {text!r} is not a WWID: give it as multipath shows it (3600140…, 2…, 1…, 8…) or as the "
-            "kernel does (naa.…, eui.…, t10.…)",
-            option=option,
-            value=text,
-        )
-    return normalized
-
-
-def _lun(token: Any, *, addressing: str, wwid: Any, option: str) -> LunRequest:
-    try:
-        array_lun = parse_lun_token(token)
-        kernel_lun = linux_lun(lun=array_lun, addressing=addressing)
-    except HctlError as exc:
-        raise InputError(f"invalid {option}: {exc}", option=option, value=token) from None
-    return LunRequest(
-        given=str(token),
-        array_lun=array_lun,
-        linux_lun=kernel_lun,
-        expected_wwid=None if wwid is None else validate_wwid(wwid, option="expected_wwid"),
-    )
-
-
-def _luns(params: Mapping[str, Any]) -> Tuple[LunRequest, ...]:
-    addressing = params.get("lun_addressing") or "peripheral"
-    if params.get("lun") is not None:
-        return (_lun(params["lun"], addressing=addressing, wwid=params.get("expected_wwid"), option="lun"),)
-    entries = params.get("luns") or []
-    if not entries:
-        raise InputError("luns must name at least one LUN", option="luns", value=entries)
-    if params.get("expected_wwid") is not None:
-        raise InputError(
-            "expected_wwid goes with lun; with luns give each LUN as {lun: N, expected_wwid: WWID}",
-            option="expected_wwid",
-            value=params.get("expected_wwid"),
-        )
-    found: List[LunRequest] = []
-    for entry in entries:
-        if isinstance(entry, Mapping):
-            unknown = sorted(set(entry) - {"lun", "expected_wwid"})
-            if unknown or entry.get("lun") is None:
-                raise InputError(
-                    "each entry of luns is a LUN or a dict with 'lun' and optionally 'expected_wwid', "
-                    f"got {dict(entry)!r}",
-                    option="luns",
-                    value=dict(entry),
-                )
-            request = _lun(entry["lun"], addressing=addressing, wwid=entry.get("expected_wwid"), option="luns")
-        else:
-            request = _lun(entry, addressing=addressing, wwid=None, option="luns")
-        twin = next((other for other in found if other.linux_lun == request.linux_lun), None)
-        if twin is not None:
-            raise InputError(
-                f"luns names LUN {request.array_lun} twice ({twin.given!r} and {request.given!r})",
-                option="luns",
-                value=entries,
-            )
-        found.append(request)
-    return tuple(found)
-
-
-def _paths(
-    params: Mapping[str, Any], resolver: Callable[[str], List[str]]
-) -> Tuple[Tuple[PathRequest, ...], List[str]]:
-    default_target = params.get("target")
-    entries: List[Tuple[str, Optional[str]]] = []
-    for entry in params.get("portals") or []:
-        if isinstance(entry, Mapping):
-            unknown = sorted(set(entry) - {"portal", "target"})
-            if unknown or not entry.get("portal"):
-                raise InputError(
-                    f"each entry of portals is a portal or a dict with 'portal' and 'target', got {dict(entry)!r}",
-                    option="portals",
-                    value=dict(entry),
-                )
-            target = entry.get("target") or default_target
-            if entry.get("target") and default_target and entry["target"] != default_target:
-                raise InputError(
-                    f"portal {entry['portal']!r} names target {entry['target']!r} but target is {default_target!r}: "
-                    "give target once for all portals, or a target per portal",
-                    option="portals",
-                    value=dict(entry),
-                )
-            entries.append((str(entry["portal"]), target))
-        else:
-            entries.append((str(entry) if entry is not None else "", default_target))
-    if not entries:
-        raise InputError("portals must name at least one portal", option="portals", value=params.get("portals"))
-    missing = [text for text, target in entries if not target]
-    if missing:
-        raise InputError(
-            f"no target name for portal(s) {', '.join(missing)}: give target, or {{portal: ..., target: ...}}",
-            option="target",
-            value=None,
-        )
-    resolved, warnings = resolve_portals(entries, resolver=resolver, option="portals")
-    paths = tuple(
-        PathRequest(
-            portal=entry.portal,
-            target=iscsiadm.validate_target_name(entry.target or "", option="target"),
-            spelled=entry.spelled,
-        )
-        for entry in resolved
-    )
-    return paths, warnings
-
-
-def _chap(params: Mapping[str, Any], prefix: str, mutual: bool) -> Optional[login.Chap]:
-    user, password = params.get(f"{prefix}_username"), params.get(f"{prefix}_password")
-    if user is None and password is None:
-        return None
-    if not user or not password:
-        raise InputError(f"{prefix}_username and {prefix}_password go together", option=f"{prefix}_username")
-    user_in = params.get(f"{prefix}_username_in") if mutual else None
-    password_in = params.get(f"{prefix}_password_in") if mutual else None
-    if (user_in is None) != (password_in is None):
-        raise InputError(f"{prefix}_username_in and {prefix}_password_in go together", option=f"{prefix}_username_in")
-    return login.Chap(username=user, password=password, username_in=user_in, password_in=password_in)
-
-
-def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[str]]) -> Request:
-    """Validate the module's parameters; :class:`InputError` names the option and the value it refused."""
+def common_request(
+    params: Mapping[str, Any],
+    *,
+    parse_transport: Callable[[], Tuple[TransportRequest, List[str]]],
+    durations: Sequence[str] = ("timeout", "lock_lease.ttl"),
+) -> Request:
+    """Validate the module's parameters with the transport's parser (called after the shared checks of the
+    options); :class:`InputError` names the option and the value it refused."""
     # one rule for every duration option of the collection (_durations)
-    check_durations(params, deadlines=("timeout", "login_timeout", "lock_lease.ttl"), zero_allowed=("lock_timeout",))
+    check_durations(params, deadlines=tuple(durations), zero_allowed=("lock_timeout",))
     if params.get("keep_going") and not (params.get("force") and params.get("state") == "absent"):
         raise InputError(
             "keep_going is for a forced detach only: set state: absent and force: true with it (it goes on "
@@ -324,222 +155,36 @@ def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[s
             option="keep_going",
             value=params.get("keep_going"),
         )
-    paths, warnings = _paths(params, resolver)
-    iface = params.get("iface")
+    transport, warnings = parse_transport()
     return Request(
-        paths=paths,
-        luns=_luns(params),
-        iface=None if iface is None else iscsiadm.validate_iface(iface),
-        chap=_chap(params, "chap", mutual=True),
-        discovery_chap=_chap(params, "discovery_chap", mutual=False),
-        discover=bool(params.get("discover")),
-        node_startup=params.get("node_startup"),
+        transport=transport,
+        luns=parse_luns(params),
         multipath=params.get("multipath", True) is not False,
         stale_device=params.get("stale_device") or "fail",
         timeout=float(params.get("timeout") or 60),
-        login_timeout=float(params.get("login_timeout") or 30),
         force=bool(params.get("force")),
         keep_going=bool(params.get("keep_going")),
-        logout=params.get("logout", True) is not False,
-        remove_node=params.get("remove_node", True) is not False,
         warnings=tuple(warnings),
         single=params.get("lun") is not None,
     )
 
 
-# ---------------------------------------------------------------------------------------------------------
-# pure helpers over snapshots
-
-
-def lun_devices(*, snapshot: Snapshot, sessions: Sequence[IscsiSession], lun: int) -> Tuple[ScsiDevice, ...]:
-    """The block devices of Linux LUN ``lun`` on these sessions (one per path), freshly resolved."""
-    found: List[ScsiDevice] = []
-    for session in sessions:
-        for device in snapshot.devices_for(sid=session.sid, lun=lun):
-            if device.name is not None and device.hctl.host == session.host:
-                found.append(device)
-    return tuple(sorted(found, key=lambda device: device.hctl))
-
-
-def fresh_wwid(runner: CommandRunner, *, name: str, scsi_id: str) -> Optional[str]:
-    """Ask the LU itself (INQUIRY VPD 0x83 through udev's scsi_id, 5 s SG_IO timeout) for its WWID now.
-
-    The kernel's ``device/wwid`` and the map keep the identity read at probe time; after the array gives
-    the LUN number to another LU, only a fresh INQUIRY tells. None when the device does not answer.
-    """
-    try:
-        result = runner.run([scsi_id, "--page=0x83", "--whitelisted", f"--device=/dev/{name}"], timeout=15)
-    except ToolError:
-        return None
-    text = result.stdout.strip()
-    return text or None
-
-
-def stale_devices(
-    *, devices: Sequence[ScsiDevice], snapshot: Snapshot, fresh: Optional[Dict[str, Optional[str]]] = None
-) -> List[Dict[str, Any]]:
-    """Devices at the LUN's address that carry another LU's identity (the array reused the LUN number).
-
-    A device is stale when the LU now answers with another WWID than the one the kernel recorded
-    (``fresh``, from :func:`fresh_wwid`), or when the multipath map holding it has another WWID. A device
-    whose WWID is merely not the expected one is not stale: the identity check reports that.
-    """
-    stale = []
-    for device in devices:
-        reasons = []
-        now = (fresh or {}).get(device.name or "")
-        if now is not None and device.wwid is not None and now != device.wwid:
-            reasons.append(f"the LU now answers with WWID {now}, the kernel recorded {device.wwid}")
-        current = now or device.wwid
-        for dm_map in snapshot.maps_holding(names=[device.name or ""]):
-            if dm_map.is_multipath and dm_map.wwid is not None and current not in (None, dm_map.wwid):
-                reasons.append(f"held by map {dm_map.name or dm_map.dm} ({dm_map.dm}) of WWID {dm_map.wwid}")
-        if reasons:
-            stale.append(
-                {"hctl": str(device.hctl), "name": device.name, "wwid": device.wwid, "now": now, "reasons": reasons}
-            )
-    return stale
-
-
-@dataclasses.dataclass(frozen=True)
-class LuIdentity:
-    """What the paths of one LUN say about the LU behind them: the one identity check of attach and detach."""
-
-    wwids: Tuple[str, ...]  # the distinct WWIDs the paths carry, sorted ("" for a path that reports none)
-    expected: Optional[str]  # the expected WWID (multipath spelling), None when none was given
-
-    @property
-    def agree(self) -> bool:
-        """Every path carries one and the same WWID."""
-        return len(self.wwids) == 1 and bool(self.wwids[0])
-
-    @property
-    def known(self) -> Tuple[str, ...]:
-        return tuple(w for w in self.wwids if w)
-
-    @property
-    def mismatch(self) -> bool:
-        """An expected WWID was given and the paths do not all carry it."""
-        return self.expected is not None and self.wwids != (self.expected,)
-
-
-def lu_identity(*, devices: Sequence[ScsiDevice], expected_wwid: Optional[str]) -> LuIdentity:
-    return LuIdentity(wwids=tuple(sorted({d.wwid or "" for d in devices})), expected=expected(expected_wwid))
-
-
-def describe_paths(devices: Sequence[ScsiDevice], *, wwid: bool = False) -> str:
-    """``2:0:0:3 sdc, 3:0:0:3 sdd`` (with ``wwid``: ``2:0:0:3 sdc WWID 3600…``) for messages."""
-    return ", ".join(
-        f"{d.hctl} {d.name or '(no block device)'}" + (f" WWID {d.wwid or '(none)'}" if wwid else "") for d in devices
+def build_request(params: Mapping[str, Any], *, resolver: Callable[[str], List[str]]) -> Request:
+    """iscsi_lun_attach's request; :class:`InputError` names the option and the value it refused."""
+    return common_request(
+        params,
+        parse_transport=lambda: iscsi.parse(params, resolver=resolver),
+        durations=("timeout", "login_timeout", "lock_lease.ttl"),
     )
 
 
-def check_identity(
-    *, devices: Sequence[ScsiDevice], expected_wwid: Optional[str], paths_expected: int
-) -> Dict[str, Any]:
-    """All paths one LUN: same WWID and size, distinct SCSI hosts, the expected WWID, the expected count.
-
-    Returns the identity (wwid, size_bytes); :class:`IdentityError` says what disagreed, per path.
-    """
-    seen = [
-        {"hctl": str(d.hctl), "name": d.name, "wwid": d.wwid, "size_bytes": d.size_bytes, "host": d.hctl.host}
-        for d in devices
-    ]
-    if len(devices) != paths_expected:
-        raise IdentityError(
-            f"expected {paths_expected} path(s) to the LUN, found {len(devices)}",
-            paths=seen,
-            paths_expected=paths_expected,
-        )
-    identity = lu_identity(devices=devices, expected_wwid=expected_wwid)
-    if not identity.agree:
-        raise IdentityError(
-            "the paths of this LUN report different or missing WWIDs: they are not the same LU "
-            "(the array may have reused the LUN number on one portal, or gives identical serials to distinct LUs): "
-            + describe_paths(devices, wwid=True),
-            paths=seen,
-        )
-    sizes = sorted({d.size_bytes or 0 for d in devices})
-    if len(sizes) != 1:
-        raise IdentityError("the paths of this LUN report different sizes", paths=seen)
-    hosts = [d.hctl.host for d in devices]
-    if len(set(hosts)) != len(hosts):
-        raise IdentityError("two paths of this LUN sit on the same SCSI host", paths=seen)
-    if identity.mismatch:
-        raise IdentityError(
-            f"the LUN carries WWID {identity.wwids[0]}, not the expected {identity.expected}: refusing to use it "
-            "(check the LUN number, the target and expected_wwid)",
-            paths=seen,
-            wwid=identity.wwids[0],
-        )
-    return {"wwid": identity.wwids[0], "size_bytes": sizes[0]}
+def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
+    """iscsi_lun_attach's result keys before anything is known (kept here for its callers)."""
+    return iscsi.empty_result(timings)
 
 
-def detach_identity_refusal(*, given: str, devices: Sequence[ScsiDevice], expected_wwid: Optional[str]) -> str:
-    """Why LUN ``given`` must not be removed by its number ("" when it may): its paths carry another WWID than
-    the expected one, or different WWIDs among themselves. A LUN without a path has nothing to check."""
-    if not devices:
-        return ""
-    identity = lu_identity(devices=devices, expected_wwid=expected_wwid)
-    if len(identity.known) > 1 or (identity.expected is not None and not identity.agree):
-        return (
-            f"LUN {given}: its paths carry different or missing WWIDs ({describe_paths(devices, wwid=True)})"
-            + (f", expected {identity.expected}" if identity.expected is not None else "")
-            + ": they are not one LU (the array may have reused the LUN number for another LU on one of them), "
-            "so nothing was removed; detach through one portal at a time, each with the WWID it carries"
-        )
-    if identity.mismatch:
-        return (
-            f"LUN {given}: the kernel reports WWID {identity.wwids[0]} for it ({describe_paths(devices)}), not the "
-            f"expected {identity.expected}: the array may have reused the LUN number for another LU, so nothing was "
-            "removed (check the LUN number, the target and expected_wwid)"
-        )
-    return ""
-
-
-def complete_map(snapshot: Snapshot, names: Sequence[str], wwid: str) -> Optional[DmMap]:
-    """The multipath map of ``wwid`` if it holds every path in ``names``."""
-    try:
-        dm_map = snapshot.multipath_map_for(names=names)
-    except SysfsError:
-        return None
-    if dm_map is None or dm_map.wwid != wwid or not set(names).issubset(dm_map.slaves):
-        return None
-    return dm_map
-
-
-def session_facts(session: IscsiSession) -> Dict[str, Any]:
-    portal = session.persistent_portal or session.portal
-    return {
-        "sid": session.sid,
-        "host": session.host,
-        "target": session.targetname,
-        "portal": None if portal is None else str(portal),
-        "state": session.state,
-        "iface": session.ifacename,
-    }
-
-
-def map_facts(dm_map: Optional[DmMap], udev: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
-    if dm_map is None:
-        return None
-    return {
-        "dm": dm_map.dm,
-        "name": dm_map.name,
-        "uuid": dm_map.uuid,
-        "wwid": dm_map.wwid,
-        "path": f"/dev/mapper/{dm_map.name}" if dm_map.name else f"/dev/{dm_map.dm}",
-        "slaves": list(dm_map.slaves),
-        "udev": udev,
-    }
-
-
-def _names(devices: Sequence[ScsiDevice]) -> str:
-    return ", ".join(f"{d.hctl} {d.name or '(no block device)'}" for d in devices)
-
-
-def _diff_lines(devices: Sequence[ScsiDevice]) -> str:
-    return "".join(f"{d.hctl} {d.name or '-'} {d.wwid or '-'}\n" for d in devices)
+# ---------------------------------------------------------------------------------------------------------
+# pure helpers over snapshots
 
 
 def observe_left(lun: LunRun, snapshot: Snapshot) -> None:
@@ -591,7 +236,7 @@ class LunRun:
     def ok(self) -> bool:
         return self.error is None
 
-    def facts(self, snapshot: Snapshot, host: Host) -> Dict[str, Any]:
+    def facts(self, snapshot: Snapshot, host: Host, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         dm = map_facts(self.dm_map, host.udev_properties(self.dm_map.dm) if self.dm_map is not None else None)
         by_id = None
         # a LUN that failed but is attached (an expected_wwid mismatch on a LUN attached before) has one too
@@ -618,6 +263,7 @@ class LunRun:
             "removed": self.removed,
             "plan": self.plan,
         }
+        entry.update(extra or {})
         if self.stale_replaced:
             entry["stale_replaced"] = self.stale_replaced
         if self.error is not None:
@@ -633,31 +279,10 @@ class Outcome:
     error: Optional[LunsafeError] = None
 
 
-def empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
-    """The result's keys before anything is known (also what a run refused before it started returns)."""
-    return {
-        "changed": False,
-        "timings": timings,
-        "sessions": [],
-        "nodes": [],
-        "logged_in": [],
-        "logged_out": [],
-        "nodes_removed": [],
-        "scanned": [],
-        "multipath_actions": [],
-        "discovered": [],
-        "rolled_back": [],
-        "interrupted": [],
-        "luns": [],
-        "failed_luns": [],
-        "sessions_kept": [],
-        "wait_method": "sysfs-poll",
-        "wait_method_reason": "the run ended before it waited",
-    }
-
-
 class _Run:
     """State shared by attach and detach: the host, the request, timings and the result."""
+
+    OP = "attach"
 
     def __init__(
         self,
@@ -672,13 +297,24 @@ class _Run:
         self.request = request
         self.check = check
         # the run's entry in the journal beside the host lock: each write is recorded just before it is made
-        self.trail = trail or Trail(None, module="iscsi_lun_attach", op="none", request={})
+        self.trail = trail or Trail(None, module=request.transport.module, op="none", request={})
         self.timings = timings
         self._last_mark = host.clock()
         self._started = self._last_mark
         self.luns = [LunRun(req=lun) for lun in request.luns]
         self.warnings: List[str] = list(request.warnings)
-        self.result = empty_result(timings)
+        self.result = request.transport.empty_result(timings)
+        self.paths: Transport = request.transport.bind(
+            Context(
+                host=host,
+                trail=self.trail,
+                check=check,
+                timeout=request.timeout,
+                result=self.result,
+                warnings=self.warnings,
+                op=self.OP,
+            )
+        )
 
     def mark(self, phase: str, *, add: bool = False) -> None:
         """Seconds spent in each phase, measured inside the module (no Ansible transport); ``add`` sums a phase
@@ -693,23 +329,19 @@ class _Run:
         targets, luns = self.request.targets, [lun.req.linux_lun for lun in self.luns]
         snapshot = self.host.snapshot(device_detail=False)
         self.trail.review(
-            lambda entry: covers(entry, module="iscsi_lun_attach", targets=targets, luns=luns),
+            lambda entry: covers(entry, module=self.request.transport.module, targets=targets, luns=luns),
             settled=lambda entry: flush.entry_settled(entry, snapshot),
         )
 
-    def path_sessions(self, snapshot: Snapshot, path: PathRequest) -> Tuple[IscsiSession, ...]:
-        return snapshot.sessions_for(targetname=path.target, portal=path.portal)
-
-    def sessions(self, snapshot: Snapshot) -> List[IscsiSession]:
-        found: Dict[int, IscsiSession] = {}
-        for path in self.request.paths:
-            for session in self.path_sessions(snapshot, path):
-                found.setdefault(session.sid, session)
-        return [found[sid] for sid in sorted(found)]
+    def lun_devices(self, snapshot: Snapshot, lun: LunRun) -> Tuple[ScsiDevice, ...]:
+        """The block devices of one LUN on the requested paths (the transport's), freshly resolved."""
+        return self.paths.lun_devices(snapshot, lun.req.linux_lun)
 
     def finish(self, snapshot: Snapshot, error: Optional[LunsafeError]) -> Outcome:
-        self.result["sessions"] = [session_facts(s) for s in self.sessions(snapshot)]
-        self.result["luns"] = [lun.facts(snapshot, self.host) for lun in self.luns]
+        self.result.update(self.paths.facts(snapshot))
+        self.result["luns"] = [
+            lun.facts(snapshot, self.host, extra=self.paths.lun_facts(lun.devices, snapshot)) for lun in self.luns
+        ]
         self.result["warnings"] = self.warnings
         self.result.update(self.host.wait_info())  # at the end: the monitor opens at the first sysfs write
         failed = [lun for lun in self.luns if lun.error is not None]
@@ -763,76 +395,27 @@ def preflight_multipathd(runner: CommandRunner) -> None:
 
 
 class _Attach(_Run):
-    def __init__(
-        self,
-        host: Host,
-        request: Request,
-        *,
-        check: bool,
-        timings: Dict[str, float],
-        trail: Optional[Trail] = None,
-    ) -> None:
-        super().__init__(host, request, check=check, timings=timings, trail=trail)
-        # a record this run creates gets the collection's settings (manual startup unless asked, few login
-        # retries so an unreachable portal fails fast); a record that exists (os-brick's, an operator's) keeps
-        # its own: only manual scan (the safety rule), the CHAP given and an explicit node_startup are written
-        self.wanted_new = login.wanted_node_settings(
-            chap=request.chap,
-            startup=request.node_startup or "manual",
-            login_retries=LOGIN_RETRIES,
-            login_timeout=int(request.login_timeout),
-        )
-        self.wanted_existing = {login.SCAN_KEY: "manual"}
-        if request.chap is not None:
-            self.wanted_existing.update(request.chap.settings(prefix="node.session.auth"))
-        if request.node_startup is not None:
-            self.wanted_existing["node.startup"] = request.node_startup
-        # what this run created, to undo when no LUN is left attached
-        self.created_nodes: List[Tuple[str, Portal]] = []
-        self.created_discovery: List[Portal] = []
-        self.logged_in: List[PathRequest] = []
-
     # -- observe and plan ------------------------------------------------------------------------------
 
-    def node_changes(self) -> List[login.NodeChange]:
-        changes = []
-        for path in self.request.paths:
-            current = login.read_node(
-                self.host.runner, target=path.target, portal=path.portal, iface=self.request.iface
-            )
-            changes.append(
-                login.plan_node(
-                    target=path.target,
-                    portal=path.portal,
-                    iface=self.request.iface,
-                    current=current,
-                    wanted=self.wanted_new if current is None else self.wanted_existing,
-                )
-            )
-        return changes
-
-    def paths_without_session(self, snapshot: Snapshot) -> List[PathRequest]:
-        """Paths with no session at all (a session in recovery is waited for, not logged in again)."""
-        return [path for path in self.request.paths if not self.path_sessions(snapshot, path)]
-
     def scan_items(self, snapshot: Snapshot, lun: LunRun) -> List[scan.ScanItem]:
-        return [
-            scan.session_item(snapshot=snapshot, session=session, lun=lun.req.linux_lun, array_lun=lun.req.array_lun)
-            for session in self.sessions(snapshot)
-        ]
+        return self.paths.scan_items(snapshot, lun.req)
 
-    def plan_only(self, before: Snapshot, changes: List[login.NodeChange], missing: List[PathRequest]) -> None:
-        """Check mode: report the scans that would be written on the sessions that exist now, and fail a LUN
+    def plan_only(self, before: Snapshot) -> None:
+        """Check mode: report the scans that would be written on the paths that exist now, and fail a LUN
         that is attached with another identity than expected (as the real run does)."""
+        transport_changes = self.paths.plan_only(before)
         items: List[scan.ScanItem] = []
         for lun in self.luns:
-            lun.devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
+            lun.devices = self.lun_devices(before, lun)
             lun.before = tuple(str(d.hctl) for d in lun.devices)
             lun.state = "attached" if lun.devices else "absent"
             if lun.devices:  # an attached LUN fails the real run's identity check the same way (issue 23)
                 try:
                     check_identity(
-                        devices=lun.devices, expected_wwid=lun.req.expected_wwid, paths_expected=len(lun.devices)
+                        devices=lun.devices,
+                        expected_wwid=lun.req.expected_wwid,
+                        paths_expected=len(lun.devices),
+                        shared_hosts=self.paths.shared_hosts,
                     )
                 except IdentityError as exc:
                     lun.fail(exc)
@@ -843,92 +426,13 @@ class _Attach(_Run):
                 self.warnings.append(f"check mode: LUN {lun.req.given}: {exc.msg}")
         plan = scan.ScanPlan(items=tuple(i for i in items if i.action == scan.ACTION_SCAN), sessions=())
         self.result["scanned"] = [w.to_dict() for w in scan.planned_writes(plan=plan, sysfs_root=self.host.sysfs_root)]
-        self.result["changed"] = bool(
-            any(c.changed for c in changes) or missing or self.result["scanned"] or self.trail.adopted_writes
-        )
+        self.result["changed"] = bool(transport_changes or self.result["scanned"] or self.trail.adopted_writes)
 
     # -- apply -----------------------------------------------------------------------------------------
 
-    def discover(self) -> None:
-        """SendTargets discovery on each portal; every record it adds gets manual scan and is undone on failure.
-
-        Discovery adds a record for every target and portal the array reports, not only the requested
-        ones: a record left with iscsid.conf's ``node.session.scan = auto`` would scan every LUN on a later
-        login, so each added record gets manual scan, and each is reported in ``discovered``.
-        """
-        runner = self.host.runner
-        known = login.list_nodes(runner)
-        had_discovery = login.discovery_records(runner)
-        for portal in dict.fromkeys(path.portal for path in self.request.paths):
-            create = not any(portal.same_as(other) for other in had_discovery)
-            if create:
-                self.created_discovery.append(portal)
-            self.trail.record(f"discovery on {portal}" + (" (new discovery record)" if create else ""))
-            login.discover(
-                runner,
-                portal=portal,
-                iface=self.request.iface,
-                chap=self.request.discovery_chap,
-                timeout=self.request.login_timeout,
-                create=create,
-            )
-        added = [
-            node
-            for node in login.list_nodes(runner)
-            if not any(old.target == node.target and old.portal.same_as(node.portal) for old in known)
-        ]
-        requested = {(path.target, path.portal.key()) for path in self.request.paths}
-        for node in added:
-            self.created_nodes.append((node.target, node.portal))
-            if (node.target, node.portal.key()) not in requested:
-                self.trail.record(f"node record {node.portal} ({node.target}): node.session.scan=manual")
-                login.apply_node(
-                    runner,
-                    login.NodeChange(
-                        target=node.target,
-                        portal=node.portal,
-                        iface=self.request.iface,
-                        create=False,
-                        updates=((login.SCAN_KEY, "manual"),),
-                    ),
-                )
-        self.result["discovered"] = [{"target": node.target, "portal": node.portal.for_iscsiadm()} for node in added]
-
-    def wait_for_sessions(self) -> Snapshot:
-        """Every path has a LOGGED_IN session in sysfs (iscsiadm returns first); the error names each path
-        that has none and the state of the session it has (a session in recovery is FAILED)."""
-        last: List[Snapshot] = []
-
-        def poll() -> Optional[Snapshot]:
-            snapshot = self.host.snapshot(device_detail=False)
-            last[:] = [snapshot]
-            ready = all(any(s.logged_in for s in self.path_sessions(snapshot, p)) for p in self.request.paths)
-            return snapshot if ready else None
-
-        try:
-            self.host.wait(poll, timeout=self.request.timeout, describe="logged-in sessions", max_interval=0.5)
-        except WaitTimeout:
-            snapshot = last[0] if last else self.host.snapshot()
-            waiting = []
-            for path in self.request.paths:
-                sessions = self.path_sessions(snapshot, path)
-                if any(s.logged_in for s in sessions):
-                    continue
-                states = ", ".join(f"session {s.sid} is {s.state or 'in an unknown state'}" for s in sessions)
-                waiting.append(
-                    f"{path.portal} ({path.target}): "
-                    + (states + " (in recovery: the portal does not answer)" if states else "no session")
-                )
-            raise SessionTimeout(
-                f"timed out after {self.request.timeout:g}s waiting for a logged-in session on: " + "; ".join(waiting),
-                paths=waiting,
-                timeout=self.request.timeout,
-            ) from None
-        return self.host.snapshot()
-
-    def replace_stale(self, snapshot: Snapshot, lun: LunRun, sessions: Sequence[IscsiSession]) -> bool:
+    def replace_stale(self, snapshot: Snapshot, lun: LunRun) -> bool:
         """Detect devices at the LUN's address that carry another LU; replace them if allowed. True if changed."""
-        devices = lun_devices(snapshot=snapshot, sessions=sessions, lun=lun.req.linux_lun)
+        devices = self.lun_devices(snapshot, lun)
         fresh: Dict[str, Optional[str]] = {}
         if self.host.scsi_id is not None:
             for device in devices:
@@ -995,12 +499,13 @@ class _Attach(_Run):
             items.extend(lun_items)
         if not items:
             return snapshot
-        plan = scan.ScanPlan(items=tuple(items), sessions=tuple(self.sessions(snapshot)))
+        plan = scan.ScanPlan(items=tuple(items), sessions=self.paths.scan_sessions(snapshot))
         for item in items:
             if item.action == scan.ACTION_SCAN:
                 self.trail.record(f"scan {item.hctl or f'{item.host}:-:-:{item.lun}'}")
         writes = scan.apply_plan(plan=plan, host=self.host)
         self.result["scanned"].extend(w.to_dict() for w in writes)
+        plan = self.verify_scans(plan, wave)
         again: List[scan.SysfsWrite] = []  # scans written again once a session had recovered
         try:
             after, _waited = scan.wait_for_devices(
@@ -1034,12 +539,27 @@ class _Attach(_Run):
         self.record_new(after, wave)
         return after
 
+    def verify_scans(self, plan: scan.ScanPlan, wave: Sequence[LunRun]) -> scan.ScanPlan:
+        """Right after the scan writes, what the transport can tell at once (FC: the scan is synchronous, so a
+        LUN with no device now is not presented); a LUN it fails leaves the plan (nothing to wait for)."""
+        failed: Set[int] = set()
+        for lun in wave:
+            if not lun.ok:
+                continue
+            items = [item for item in plan.items if item.lun == lun.req.linux_lun]
+            problem = self.paths.verify_scan(lun.req, items) if items else None
+            if problem is not None:
+                lun.fail(LunsafeError(problem, hctl=[item.address for item in items]))
+                failed.add(lun.req.linux_lun)
+        if not failed:
+            return plan
+        return dataclasses.replace(plan, items=tuple(item for item in plan.items if item.lun not in failed))
+
     def record_new(self, after: Snapshot, wave: Sequence[LunRun]) -> None:
         """What this run created, per LUN, right after its scan: the rollback removes these and nothing
         that appears later (a device another run scanned once this run no longer held the lock)."""
-        sessions = self.sessions(after)
         for lun in wave:
-            devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
+            devices = self.lun_devices(after, lun)
             lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
             lun.scanned = True
 
@@ -1185,49 +705,6 @@ class _Attach(_Run):
         users[:] = list(device_users(host=self.host, devices=[device]))
         return not users
 
-    def roll_back_sessions(self) -> None:
-        """No LUN is left attached: log out of what this run logged in to, drop the records it created.
-
-        A session that carries a device now (one the rollback had to leave, or another LUN's) is kept: a
-        logout would take that device away under its user.
-        """
-        undone: List[str] = self.result["rolled_back"]
-        runner, iface = self.host.runner, self.request.iface
-        snapshot = self.host.snapshot(device_detail=False)
-        kept: Set[Tuple[str, Tuple[str, int]]] = set()
-        for path in self.logged_in:
-            carried = [
-                d.name or str(d.hctl)
-                for session in self.path_sessions(snapshot, path)
-                for d in snapshot.devices_of_session(sid=session.sid)
-            ]
-            if carried:
-                undone.append(f"kept the session to {path.portal} ({path.target}): it carries {', '.join(carried)}")
-                kept.add((path.target, path.portal.key()))
-                continue
-            try:
-                self.trail.record(f"roll back: logout {path.portal} ({path.target})")
-                login.logout(runner, target=path.target, portal=path.portal, iface=iface, timeout=60)
-                undone.append(f"logged out of {path.portal} ({path.target})")
-            except LunsafeError as exc:
-                undone.append(f"could not log out of {path.portal}: {exc.msg}")
-        for target, portal in self.created_nodes:
-            if (target, portal.key()) in kept:  # the session stays, and so does its record
-                continue
-            try:
-                self.trail.record(f"roll back: remove node record {portal} ({target})")
-                login.remove_node(runner, target=target, portal=portal, iface=iface)
-                undone.append(f"removed node record {portal} ({target})")
-            except LunsafeError as exc:
-                undone.append(f"could not remove node record {portal}: {exc.msg}")
-        for portal in self.created_discovery:
-            try:
-                self.trail.record(f"roll back: remove discovery record {portal}")
-                login.remove_discovery(runner, portal=portal, iface=iface)
-                undone.append(f"removed discovery record {portal}")
-            except LunsafeError as exc:
-                undone.append(f"could not remove discovery record {portal}: {exc.msg}")
-
     def _flush_settings(self, force: bool) -> flush.Settings:
         return flush.Settings(
             host=self.host,
@@ -1248,21 +725,16 @@ class _Attach(_Run):
         before = self.host.snapshot()
         before_maps = {m.uuid for m in before.maps if m.uuid}
         for lun in self.luns:  # what exists before the run is never rolled back
-            devices = lun_devices(snapshot=before, sessions=self.sessions(before), lun=lun.req.linux_lun)
+            devices = self.lun_devices(before, lun)
             lun.before = tuple(str(d.hctl) for d in devices)
         try:
-            if self.request.discover and not self.check:
-                self.discover()
-            changes = self.node_changes()
-            self.result["nodes"] = [c.to_dict() for c in changes if c.changed]
-            missing = self.paths_without_session(before)
+            self.paths.observe(before)
             self.mark("observe")
             if self.check:
-                self.result["logged_in"] = [str(p.portal) for p in missing]
-                self.plan_only(before, changes, missing)
+                self.plan_only(before)
                 return self.finish(before, None)
-            snapshot = self.log_in(changes, missing)
-            self.mark("login")
+            snapshot = self.paths.make_available(before)
+            self.mark(self.paths.login_phase)
             snapshot = self.stale_check(snapshot)
             self.mark("stale_check")
             self.attach_waves(snapshot)
@@ -1280,62 +752,26 @@ class _Attach(_Run):
             self.mark("rollback")
         final = self.host.snapshot()
         for lun in self.luns:
-            lun.devices = lun_devices(snapshot=final, sessions=self.sessions(final), lun=lun.req.linux_lun)
+            lun.devices = self.lun_devices(final, lun)
             if not lun.ok:
                 observe_left(lun, final)
         self.result["changed"] = bool(
-            self.result["nodes"]
-            or self.logged_in
-            or self.result["discovered"]
+            self.paths.changed()
             or any(lun.new or lun.stale_replaced for lun in self.luns)
             or self.result["multipath_actions"]
             or self.trail.adopted_writes  # what a killed run of this request left is reported here
         )
         self.result["diff"] = {
             "before": "".join(f"{hctl}\n" for lun in self.luns for hctl in lun.before),
-            "after": "".join(_diff_lines(lun.devices) for lun in self.luns),
+            "after": "".join(diff_lines(lun.devices) for lun in self.luns),
         }
         return self.finish(final, None)
 
-    def log_in(self, changes: List[login.NodeChange], missing: List[PathRequest]) -> Snapshot:
-        """Node records (manual scan first), a login on each path without a session, then every path logged in."""
-        request = self.request
-        for change in changes:
-            if change.changed:
-                self.trail.record(
-                    f"node record {change.portal} ({change.target}): "
-                    + ("create" if change.create else "set " + ", ".join(update[0] for update in change.updates))
-                )
-                login.apply_node(self.host.runner, change)
-                if change.create:
-                    self.created_nodes.append((change.target, change.portal))
-        mutual = request.chap is not None and request.chap.username_in is not None
-        for path in missing:
-            portal = path.portal
-
-            def reachable(portal: Portal = portal) -> bool:
-                return self.host.connect(portal.address, portal.port, 3.0)
-
-            self.trail.record(f"login {path.portal} ({path.target})")
-            if login.login(
-                self.host.runner,
-                target=path.target,
-                portal=path.portal,
-                iface=request.iface,
-                timeout=request.login_timeout + 10,
-                mutual=mutual,
-                reachable=reachable,
-            ):
-                self.logged_in.append(path)
-        self.result["logged_in"] = [str(p.portal) for p in self.logged_in]
-        return self.wait_for_sessions()
-
     def stale_check(self, snapshot: Snapshot) -> Snapshot:
-        sessions = self.sessions(snapshot)
         replaced = False
         for lun in self.luns:
             try:
-                replaced = self.replace_stale(snapshot, lun, sessions) or replaced
+                replaced = self.replace_stale(snapshot, lun) or replaced
             except LunsafeError as exc:
                 lun.fail(exc)
         return self.host.snapshot() if replaced else snapshot
@@ -1343,15 +779,17 @@ class _Attach(_Run):
     def check_identities(self, after: Snapshot, wave: Sequence[LunRun]) -> Dict[int, List[str]]:
         """Each LUN's paths are one LU (across every path and target name); the map wait's names per LUN."""
         names_of: Dict[int, List[str]] = {}
-        sessions = self.sessions(after)
-        paths_expected = len([s for s in sessions if s.logged_in])
+        paths_expected = self.paths.paths_expected(after)
         for lun in wave:
-            lun.devices = lun_devices(snapshot=after, sessions=sessions, lun=lun.req.linux_lun)
+            lun.devices = self.lun_devices(after, lun)
             if not lun.ok:
                 continue
             try:
                 identity = check_identity(
-                    devices=lun.devices, expected_wwid=lun.req.expected_wwid, paths_expected=paths_expected
+                    devices=lun.devices,
+                    expected_wwid=lun.req.expected_wwid,
+                    paths_expected=paths_expected,
+                    shared_hosts=self.paths.shared_hosts,
                 )
             except IdentityError as exc:
                 lun.fail(exc)
@@ -1366,13 +804,13 @@ class _Attach(_Run):
             if lun.ok and not everything:
                 continue
             if not lun.scanned:  # the run stopped within the scan: what is new now is what it made
-                devices = lun_devices(snapshot=snapshot, sessions=self.sessions(snapshot), lun=lun.req.linux_lun)
+                devices = self.lun_devices(snapshot, lun)
                 lun.new = [d.name for d in devices if d.name and str(d.hctl) not in lun.before]
             self.roll_back_lun(lun, before_maps)
             if lun.ok:
                 lun.state = "absent" if not lun.before else lun.state
         if everything:
-            self.roll_back_sessions()
+            self.paths.roll_back()
 
 
 def attach(
@@ -1387,6 +825,8 @@ def attach(
 
 
 class _Detach(_Run):
+    OP = "detach"
+
     def plan(self, snapshot: Snapshot) -> Tuple[List[Tuple[LunRun, Any]], List[str], List[str]]:
         """Per LUN: (lun, flush observation and plan, or None for paths without a map); the refusals that
         ``force`` overrides (in use, blocked) and the identity refusals that nothing overrides.
@@ -1395,12 +835,11 @@ class _Detach(_Run):
         WWIDs among themselves, is another LU than the one meant (the array reused the LUN number), and the
         whole call is refused before anything is changed. Its use is still observed, to be named after it.
         """
-        sessions = self.sessions(snapshot)
         planned: List[Tuple[LunRun, Any]] = []
         refusals: List[str] = []
         identity: List[str] = []
         for lun in self.luns:
-            lun.devices = lun_devices(snapshot=snapshot, sessions=sessions, lun=lun.req.linux_lun)
+            lun.devices = self.lun_devices(snapshot, lun)
             lun.before = tuple(str(d.hctl) for d in lun.devices)
             if not lun.devices:  # nothing to remove, nothing to check (not a mismatch)
                 continue
@@ -1522,83 +961,6 @@ class _Detach(_Run):
         if failures:
             lun.fail(RemoveFailed("; ".join(failures), paths_removed=lun.removed["paths"]))
 
-    def logout_unused(self, snapshot: Snapshot, removing: Set[str], left: Set[str]) -> None:
-        """Log out of each path whose sessions carry no other LUN's device, nor one of ours that could not be
-        removed (``left``: a logout would pull it away); then drop its node record."""
-        ours = {lun.req.linux_lun for lun in self.luns}
-        runner, iface = self.host.runner, self.request.iface
-        for path in self.request.paths:
-            sessions = self.path_sessions(snapshot, path)
-            others = [
-                d
-                for s in sessions
-                for d in snapshot.devices_of_session(sid=s.sid)
-                # a device without a block device yet (a LUN being probed) is another LUN's too
-                if d.name is None or d.name in left or (d.name not in removing and d.hctl.lun not in ours)
-            ]
-            if others:
-                self.keep_session(path, sessions, others, left)
-                continue
-            if sessions:
-                if not self.check:
-                    self.trail.record(f"logout {path.portal} ({path.target})")
-                    login.logout(
-                        runner,
-                        target=path.target,
-                        portal=path.portal,
-                        iface=iface,
-                        timeout=self.request.login_timeout + 30,
-                    )
-                self.result["logged_out"].append(str(path.portal))
-            if (
-                self.request.remove_node
-                and login.read_node(runner, target=path.target, portal=path.portal, iface=iface) is not None
-            ):
-                if not self.check:
-                    self.trail.record(f"remove node record {path.portal} ({path.target})")
-                    login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
-                self.result["nodes_removed"].append(str(path.portal))
-
-    def keep_session(
-        self, path: PathRequest, sessions: Sequence[IscsiSession], others: Sequence[ScsiDevice], left: Set[str]
-    ) -> None:
-        """Say why a path's sessions stay logged in (``sessions_kept``): the other LUNs they carry (also a
-        controller LUN 0 with no block device that a global rescan brought in), or one of ours that could not be
-        removed; the last two also as a warning."""
-        carries = [
-            {
-                "hctl": str(d.hctl),
-                "device": d.name,
-                "lun": d.hctl.lun,
-                "wwid": d.wwid,
-                "ours": bool(d.name and d.name in left),  # one of this call's LUNs that could not be removed
-            }
-            for d in sorted(others, key=lambda d: d.hctl)
-        ]
-        self.result["sessions_kept"].append(
-            {
-                "portal": str(path.portal),
-                "target": path.target,
-                "sids": [s.sid for s in sessions],
-                "carries": carries,
-            }
-        )
-        # another attached LUN is the normal reason (said in the result only); a device with no block device (a
-        # controller LUN a global rescan brought in) or one of ours left behind is worth a warning
-        unusual = [entry for entry in carries if entry["device"] is None or entry["ours"]]
-        if not unusual:
-            return
-        named = ", ".join(
-            f"LUN {entry['lun']} ({entry['hctl']} {entry['device'] or 'no block device'}"
-            + (", not removed" if entry["ours"] else "")
-            + ")"
-            for entry in unusual
-        )
-        self.warnings.append(
-            f"{'would keep' if self.check else 'kept'} the session to {path.portal} ({path.target}) logged in: it "
-            f"still carries {named}; it is logged out once no LUN is left on it"
-        )
-
     def run(self) -> Outcome:
         self.review_journal()
         before = self.host.snapshot()
@@ -1631,13 +993,12 @@ class _Detach(_Run):
         final = before if self.check else self.host.snapshot()
         self.result["changed"] = bool(
             any(lun.devices and (lun.ok or lun.removed["map"] or lun.removed["paths"]) for lun in self.luns)
-            or self.result["logged_out"]
-            or self.result["nodes_removed"]
+            or self.paths.released()
             or self.trail.adopted_writes
         )
         self.result["diff"] = {
-            "before": "".join(_diff_lines(lun.devices) for lun in self.luns),
-            "after": "".join(_diff_lines(lun.devices) for lun in self.luns) if self.check else _diff_lines(left),
+            "before": "".join(diff_lines(lun.devices) for lun in self.luns),
+            "after": "".join(diff_lines(lun.devices) for lun in self.luns) if self.check else diff_lines(left),
         }
         outcome = self.finish(final, None)
         if not self.check:
@@ -1654,21 +1015,25 @@ class _Detach(_Run):
         after = before if self.check else self.host.snapshot()
         left: List[ScsiDevice] = []
         for lun in self.luns:
-            remaining = lun_devices(snapshot=after, sessions=self.sessions(after), lun=lun.req.linux_lun)
+            remaining = self.lun_devices(after, lun)
             if self.check or not remaining:
                 continue
             left.extend(remaining)
             if self.request.keep_going and lun.ok:
-                lun.fail(LunsafeError("paths are left after removal: " + _names(remaining)))
+                lun.fail(LunsafeError("paths are left after removal: " + names_of(remaining)))
         if left and not self.request.keep_going:
             raise LunsafeError(
-                f"paths are left after removal: {_names(left)} (something scanned them back: another tool "
+                f"paths are left after removal: {names_of(left)} (something scanned them back: another tool "
                 "not taking the host lock?)",
                 hctl=[str(d.hctl) for d in left],
             )
-        if self.request.logout:
-            self.logout_unused(after, removing, {d.name for d in left if d.name})
-        self.mark("logout")
+        self.paths.release(
+            after,
+            removing=removing,
+            left={d.name for d in left if d.name},
+            ours={lun.req.linux_lun for lun in self.luns},
+        )
+        self.mark(self.paths.release_phase)
         return left
 
     def describe_removed(self, outcome: Outcome, before: Snapshot, final: Snapshot) -> None:
@@ -1679,7 +1044,7 @@ class _Detach(_Run):
                 entry["hctl"] = [str(d.hctl) for d in lun.devices]
                 entry["devices"] = [scan.device_facts(device=d, snapshot=before, new=False) for d in lun.devices]
             else:
-                still = lun_devices(snapshot=final, sessions=self.sessions(final), lun=lun.req.linux_lun)
+                still = self.lun_devices(final, lun)
                 entry["hctl"] = [str(d.hctl) for d in still]
                 entry["devices"] = [scan.device_facts(device=d, snapshot=final, new=False) for d in still]
 

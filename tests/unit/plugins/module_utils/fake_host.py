@@ -74,6 +74,7 @@ class FakeHost:
     writes: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
     clock: FakeClock = dataclasses.field(default_factory=FakeClock)
     resolve: Dict[str, List[str]] = dataclasses.field(default_factory=lambda: {"localhost": ["127.0.0.1", "::1"]})
+    hosts: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # SCSI hosts without a session (FC)
 
     def __post_init__(self) -> None:
         self.tmp_path.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ class FakeHost:
     def rebuild(self) -> None:
         if self.root.exists():
             shutil.rmtree(self.root)
-        build_sysfs(self.tmp_path, sessions=self.sessions, devices=self.devices, maps=self.maps)
+        build_sysfs(self.tmp_path, hosts=self.hosts, sessions=self.sessions, devices=self.devices, maps=self.maps)
         devts = {d["name"]: f"8:{16 * i}" for i, d in enumerate(self.devices)}
         for device in self.devices:
             if device["name"] is None:  # a LUN being probed: no block device yet
