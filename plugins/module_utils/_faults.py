@@ -17,14 +17,18 @@ Two halves:
 A path is faulty when any of these holds (each gives a reason code): the checker says ``faulty``,
 ``shaky``, ``i/o timeout`` or ``disconnected``; the kernel multipath target has failed it (dm ``F``,
 multipathd ``failed``); the SCSI device state is not ``running`` (``offline``, ``blocked``,
-``transport-offline``, ...); its iSCSI session is not ``LOGGED_IN``; multipathd still lists it
-though its device is gone.  ``ghost`` (ALUA standby), ``i/o pending`` and ``delayed`` are not
-faults.  A map is faulty when it has no active path (dead; worse when it queues I/O), when a table
-entry names a device that no longer exists (orphan), when no logged-in session presents its LUN
-any more, when it is suspended, or when one of its paths is faulty.
+``transport-offline``, ...); its iSCSI session is not ``LOGGED_IN``; its Fibre Channel remote port
+is not Online or Marginal (``rport_blocked`` while the link is down, ``rport_not_present`` once
+``dev_loss_tmo`` ran out); multipathd still lists it though its device is gone.  ``ghost`` (ALUA
+standby), ``i/o pending`` and ``delayed`` are not faults.  A map is faulty when it has no active path
+(dead; worse when it queues I/O), when a table entry names a device that no longer exists (orphan),
+when no usable path (logged-in session, Online remote port) presents its LUN any more, when it is
+suspended, or when one of its paths is faulty.  Each path says its transport (``iscsi`` with its
+session, ``fc`` with its remote port).
 
-Two more things are reported that are not faults of a path's I/O: a SCSI device on an iSCSI session without a
-block device (a controller LUN, a device the sd driver is not bound to: ``dev`` null, ``block_device`` false),
+Two more things are reported that are not faults of a path's I/O: a SCSI device on an iSCSI session or an FC
+remote port without a block device (a controller LUN, a device the sd driver is not bound to: ``dev`` null,
+``block_device`` false),
 and an unmapped path - a block device that multipath claims (its WWID is in multipath's wwids file, and
 multipathd, when it answers, lists the path) but that no multipath map holds, as when the map was flushed and
 the paths were left behind.
@@ -37,6 +41,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ansible_collections.lunsafe.san.plugins.module_utils import _fc
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     DaemonUnavailable,
     InputError,
@@ -117,6 +122,9 @@ R_SESSION_NOT_LOGGED_IN = "session_not_logged_in"
 R_SESSION_GONE = "session_gone"
 R_DEVICE_GONE = "device_gone"
 R_MULTIPATHD_OFFLINE = "multipathd_offline"
+R_RPORT_PREFIX = "rport_"  # rport_blocked, rport_not_present, ... (an FC remote port not Online or Marginal)
+TRANSPORT_ISCSI = "iscsi"
+TRANSPORT_FC = "fc"
 # map reason codes
 R_NO_ACTIVE_PATH = "no_active_path"
 R_QUEUEING_WITHOUT_PATH = "queueing_without_path"
@@ -145,6 +153,7 @@ class Observation:
     ll_maps: Optional[Sequence[LlMap]] = None
     openers: Sequence[Opener] = ()  # processes holding a multipath map or an sd device open (from /proc)
     multipath_wwids: Tuple[str, ...] = ()  # the WWIDs in multipath's wwids file (the LUNs multipath claims)
+    fc: Optional[_fc.FcView] = None  # the Fibre Channel ports (None: not read)
     sources: Dict[str, str] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
 
@@ -261,6 +270,7 @@ def collect(
     snapshot = read_snapshot(sysfs_root=sysfs_root, device_detail=False)
     names = [d.name for d in snapshot.devices if d.name is not None]
     obs = Observation(snapshot=snapshot, devts=read_devts(sysfs_root=sysfs_root, names=names))
+    obs.fc = _fc.read_fc(sysfs_root=sysfs_root)
     dm_names = [m.dm for m in snapshot.maps if m.is_multipath and m.dm]
     watched: Dict[str, Optional[str]] = {name: None for name in dm_names}
     watched.update(read_devts(sysfs_root=sysfs_root, names=dm_names))
@@ -320,10 +330,18 @@ def make_filters(
                     text = text[len(prefix) :]
             if not text or any(c.isspace() for c in text) or "/" in text:
                 raise InputError(f"{option} has an invalid entry: {value!r}", option=option, value=value)
-            out.append(text.lower() if option == "targets" else text)
+            out.append(_target_key(text) if option == "targets" else text)
         return tuple(out)
 
     return Filters(wwids=clean(wwids, "wwids"), maps=clean(maps, "maps"), targets=clean(targets, "targets"))
+
+
+def _target_key(text: str) -> str:
+    """A targets filter entry as compared: an FC WWPN (any spelling) normalised, an iSCSI name lower case."""
+    try:
+        return _fc.normalize_wwpn(text, option="targets")
+    except InputError:
+        return text.lower()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -348,6 +366,33 @@ def _device_reason(state: str) -> str:
     return "device_" + state.replace("-", "_")
 
 
+def _rport_reason(state: Optional[str]) -> str:
+    return R_RPORT_PREFIX + (state or "unknown").lower().replace(" ", "_").replace("-", "_")
+
+
+def _rport_dict(rport: Optional[_fc.RemotePort], view: Optional[_fc.FcView]) -> Optional[Dict[str, Any]]:
+    if rport is None:
+        return None
+    owner = None if view is None else view.host(rport.host)
+    return {
+        "name": rport.name,
+        "host": rport.host,
+        "port_name": rport.port_name,
+        "port_state": rport.port_state,
+        "target_id": rport.scsi_target_id,
+        "initiator": None if owner is None else owner.port_name,
+        "dev_loss_tmo": rport.dev_loss_tmo,
+        "fast_io_fail_tmo": rport.fast_io_fail_tmo,
+    }
+
+
+def _rport_of(view: Optional[_fc.FcView], device: ScsiDevice) -> Optional[_fc.RemotePort]:
+    """The FC remote port a device hangs below (by host, channel and target id); None off FC."""
+    if view is None or device.sid is not None or view.host(device.hctl.host) is None:
+        return None
+    return view.rport_at(host=device.hctl.host, channel=device.hctl.channel, target=device.hctl.target)
+
+
 @dataclass
 class _Path:
     dev: Optional[str]
@@ -361,6 +406,7 @@ class _Path:
     online_state: Optional[str] = None  # multipathd %o
     device: Optional[ScsiDevice] = None
     session: Optional[IscsiSession] = None
+    rport: Optional[_fc.RemotePort] = None
     dm_active: Optional[bool] = None
     fail_count: Optional[int] = None
     known_to_multipathd: bool = False
@@ -381,6 +427,8 @@ class _Path:
                 reasons.append(R_SESSION_GONE)
             elif not self.session.logged_in:
                 reasons.append(R_SESSION_NOT_LOGGED_IN)
+        if self.rport is not None and self.rport.port_state not in _fc.USABLE_STATES:
+            reasons.append(_rport_reason(self.rport.port_state))
         if not sysfs_has_device:
             reasons.append(R_DEVICE_GONE)
         return reasons
@@ -390,6 +438,8 @@ class _Path:
         if self.device is None or self.device.name is None or self.device.state != "running":
             return False
         if self.device.sid is not None and (self.session is None or not self.session.logged_in):
+            return False
+        if self.rport is not None and self.rport.port_state not in _fc.USABLE_STATES:
             return False
         if self.checker_state is not None:
             return self.checker_state in UP_CHECKER_STATES
@@ -423,10 +473,11 @@ def _merge_paths(obs: Observation, sysfs_names: Set[str]) -> Tuple[Dict[str, _Pa
             paths[key] = path
         return path
 
-    # 1. sysfs: every iSCSI device (with a block device or not) and every slave of a multipath map
+    # 1. sysfs: every iSCSI and FC device (with a block device or not) and every slave of a multipath map
     slaves = {s for m in snap.maps if m.is_multipath for s in m.slaves}
     for device in snap.devices:
-        if device.sid is None and (device.name is None or device.name not in slaves):
+        rport = _rport_of(obs.fc, device)
+        if device.sid is None and rport is None and (device.name is None or device.name not in slaves):
             continue
         # no block device (a controller LUN, sd not bound): keyed by its address
         path = get(device.name, None) if device.name else paths.setdefault(f"hctl:{device.hctl}", _Path(dev=None))
@@ -434,6 +485,7 @@ def _merge_paths(obs: Observation, sysfs_names: Set[str]) -> Tuple[Dict[str, _Pa
         path.hctl = str(device.hctl)
         path.wwid = device.wwid
         path.session = snap.session(sid=device.sid) if device.sid is not None else None
+        path.rport = rport
     for dm_map in snap.maps:
         if dm_map.is_multipath:
             for slave in dm_map.slaves:
@@ -563,7 +615,20 @@ def _merge_dm(obs: Observation, paths: Dict[str, _Path], orphans: List[Dict[str,
             )
 
 
-def _path_dict(path: _Path, *, sysfs_names: Set[str], claimed: Set[str], multipathd_answers: bool) -> Dict[str, Any]:
+def _transport(path: _Path) -> Optional[str]:
+    if path.session is not None or (path.device is not None and path.device.sid is not None):
+        return TRANSPORT_ISCSI
+    return TRANSPORT_FC if path.rport is not None else None
+
+
+def _path_dict(
+    path: _Path,
+    *,
+    sysfs_names: Set[str],
+    claimed: Set[str],
+    multipathd_answers: bool,
+    fc: Optional[_fc.FcView] = None,
+) -> Dict[str, Any]:
     block_device = path.dev is not None and path.dev in sysfs_names
     reasons = path.reasons(sysfs_has_device=block_device or (path.dev is None and path.device is not None))
     dm_state = path.dm_state
@@ -593,6 +658,8 @@ def _path_dict(path: _Path, *, sysfs_names: Set[str], claimed: Set[str], multipa
         "multipathd_state": path.online_state,
         "known_to_multipathd": path.known_to_multipathd,
         "session": _session_dict(path.session),
+        "transport": _transport(path),
+        "rport": _rport_dict(path.rport, fc),
         "unmapped": unmapped,
         "faulty": bool(reasons),
         "reasons": reasons,
@@ -715,7 +782,7 @@ def classify(obs: Observation, *, filters: Optional[Filters] = None, warn_unmatc
     claimed = set(obs.multipath_wwids)
     answers = obs.sources.get("multipathd") == SOURCE_OK
     path_out = {
-        key: _path_dict(path, sysfs_names=sysfs_names, claimed=claimed, multipathd_answers=answers)
+        key: _path_dict(path, sysfs_names=sysfs_names, claimed=claimed, multipathd_answers=answers, fc=obs.fc)
         for key, path in paths.items()
     }
     sysfs_maps = _by_name(snap.maps)
@@ -758,7 +825,7 @@ def unmatched_filters(
     healthy)."""
     wwids = {m["wwid"] for m in maps} | {p["wwid"] for p in paths}
     names = {value for m in maps for value in (m["name"], m["dm"], m["wwid"]) if value is not None}
-    targets = {str(p["session"]["target"]).lower() for p in paths if p["session"] and p["session"]["target"]}
+    targets = {target for target in (_path_target(p) for p in paths) if target is not None}
     return {
         "wwids": [
             (wwid, f"wwids filter entry {wwid!r} matches no multipath map and no path")
@@ -771,11 +838,20 @@ def unmatched_filters(
             if name not in names
         ],
         "targets": [
-            (target, f"targets filter entry {target!r} matches no path on an iSCSI session")
+            (target, f"targets filter entry {target!r} matches no path on an iSCSI session or FC remote port")
             for target in filters.targets
             if target not in targets
         ],
     }
+
+
+def _path_target(path: Dict[str, Any]) -> Optional[str]:
+    """What the targets filter compares: the iSCSI target name (lower case) or the FC target port WWPN."""
+    session = path["session"]
+    if session is not None and session["target"] is not None:
+        return str(session["target"]).lower()
+    rport = path.get("rport")
+    return None if rport is None else rport["port_name"]
 
 
 def _path_sort_key(path: Dict[str, Any]) -> Tuple[int, str]:
@@ -786,10 +862,6 @@ def _path_sort_key(path: Dict[str, Any]) -> Tuple[int, str]:
 def _apply_filters(
     maps: List[Dict[str, Any]], paths: List[Dict[str, Any]], orphans: List[Dict[str, Any]], filters: Filters
 ) -> Dict[str, Any]:
-    def target_of(path: Dict[str, Any]) -> Optional[str]:
-        session = path["session"]
-        return None if session is None or session["target"] is None else str(session["target"]).lower()
-
     by_map: Dict[str, List[Dict[str, Any]]] = {}
     for path in paths:
         if path["map"] is not None:
@@ -800,7 +872,7 @@ def _apply_filters(
             return False
         if filters.maps and not {m["name"], m["dm"], m["wwid"]}.intersection(filters.maps):
             return False
-        return not filters.targets or any(target_of(p) in filters.targets for p in by_map.get(m["name"], ()))
+        return not filters.targets or any(_path_target(p) in filters.targets for p in by_map.get(m["name"], ()))
 
     kept_maps = [m for m in maps if map_selected(m)]
     kept_names = {m["name"] for m in kept_maps}
@@ -815,7 +887,7 @@ def _apply_filters(
                 return False
             if filters.wwids and p["wwid"] not in filters.wwids:
                 return False
-        return not filters.targets or target_of(p) in filters.targets
+        return not filters.targets or _path_target(p) in filters.targets
 
     kept_paths = [p for p in paths if path_selected(p)]
     kept_orphans = [o for o in orphans if not filters.active or o["map"] in kept_names]

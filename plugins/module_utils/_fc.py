@@ -46,12 +46,14 @@ __all__ = [
     "FcHost",
     "FcPath",
     "FcView",
+    "PairProblem",
     "RemotePort",
     "Resolution",
     "check_lun_limit",
     "normalize_wwpn",
     "read_fc",
     "resolve",
+    "scan_mode_refusal",
     "scan_mode_warning",
     "ua_rule_warning",
 ]
@@ -239,12 +241,36 @@ class FcPath:
 
 
 @dataclasses.dataclass(frozen=True)
+class PairProblem:
+    """Why one (fc_host, target WWPN) pair gave no usable path."""
+
+    host: int
+    target: str
+    # the fc_host works as an initiator (it sees some FCP target) and sees a remote port with that WWPN that it
+    # cannot use (Blocked, Not Present, no target role yet): a path that should be there and is not
+    visible: bool
+    sentence: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Resolution:
     paths: Tuple[FcPath, ...]  # usable nexus, sorted by (host, channel, target)
     problems: Tuple[str, ...]  # one sentence per (fc_host, target WWPN) pair that gave no usable path
     unmatched_targets: Tuple[str, ...]  # target WWPNs with no usable path on any chosen host
     unmatched_initiators: Tuple[str, ...]  # requested initiator WWPNs that are no fc_host here
     hosts: Tuple[int, ...] = ()  # the fc_hosts considered
+    pair_problems: Tuple[PairProblem, ...] = ()  # the per-pair entries of ``problems``, structured
+
+    def degraded(self) -> Tuple[str, ...]:
+        """The problems worth a warning when some paths were found: pairs where an initiator fc_host sees the
+        target port but cannot use it (Blocked, no target role, ...), and targets with no usable path anywhere.
+        A target not seen from one fc_host is normal (each fabric reaches its own ports), and so is a port in
+        target mode (it sees only initiators, as LIO's tcm_fc ports do): both are left out."""
+        return tuple(
+            problem.sentence
+            for problem in self.pair_problems
+            if problem.visible or problem.target in self.unmatched_targets
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -290,6 +316,7 @@ def resolve(view: FcView, *, targets: Sequence[str], initiators: Optional[Sequen
         unmatched_initiators = ()
     paths: List[FcPath] = []
     problems: List[str] = []
+    pair_problems: List[PairProblem] = []
     for wwpn in unmatched_initiators:
         problems.append(f"initiator {wwpn} is not an fc_host on this machine (no /sys/class/fc_host port has it).")
     if not view.hosts:
@@ -301,7 +328,10 @@ def resolve(view: FcView, *, targets: Sequence[str], initiators: Optional[Sequen
             candidates = [rport for rport in rports if rport.port_name == target]
             usable = [rport for rport in candidates if rport.usable]
             if not usable:
-                problems.append(_pair_problem(host, target, candidates))
+                sentence = _pair_problem(host, target, candidates)
+                problems.append(sentence)
+                initiator = any(rport.is_fcp_target for rport in rports)
+                pair_problems.append(PairProblem(host.host, target, bool(candidates) and initiator, sentence))
                 continue
             found.add(target)
             for rport in usable:
@@ -321,6 +351,7 @@ def resolve(view: FcView, *, targets: Sequence[str], initiators: Optional[Sequen
         unmatched_targets=tuple(target for target in wanted_targets if target not in found),
         unmatched_initiators=unmatched_initiators,
         hosts=tuple(host.host for host in chosen),
+        pair_problems=tuple(pair_problems),
     )
 
 
@@ -350,6 +381,16 @@ def scan_mode_warning(view: FcView) -> Optional[str]:
         "LUNs being detached. scsi_mod.scan=manual on the kernel command line stops that (only explicit scan "
         "writes add devices), but then nothing is discovered at boot either: every LUN, the boot disk's "
         "included if it is on FC, must be scanned explicitly."
+    )
+
+
+def scan_mode_refusal(view: FcView) -> Optional[str]:
+    """A sentence when the scan mode makes the kernel ignore every scan write (``none``), else None."""
+    if view.scan_mode != "none":
+        return None
+    return (
+        "scsi_mod.scan is 'none': the kernel ignores every scan write, targeted ones included; set it to manual "
+        "first (printf manual > /sys/module/scsi_mod/parameters/scan, or scsi_mod.scan=manual at boot)."
     )
 
 

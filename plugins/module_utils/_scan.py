@@ -22,6 +22,12 @@ probed with INQUIRY alone (no REPORT LUNS), so nothing else is attached. The scs
 during the write; its block device (``sd`` probes asynchronously) a little later. A LUN the array does
 not present leaves nothing behind. Scanning an H:C:T:L that already has a device does not refresh it:
 that needs its ``rescan`` file.
+
+Over Fibre Channel (drivers/scsi/scsi_transport_fc.c ``fc_user_scan``): target WWPNs resolve through
+:func:`_fc.resolve` into one exact ``C T L`` per usable remote port (never a wildcard); the kernel scans only
+Online (or Marginal) remote ports with that target id, refuses a LUN above the host's ``max_lun`` with EINVAL
+and otherwise returns success whatever it found. The probe runs inside the write, so a LUN that has no
+scsi_device right after it was not presented (or the port went away): :func:`verify_fc_scan` says which.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import dataclasses
 import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
+from ansible_collections.lunsafe.san.plugins.module_utils import _fc
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError, WaitTimeout
 from ansible_collections.lunsafe.san.plugins.module_utils._hctl import (
     WILDCARD,
@@ -59,6 +66,7 @@ __all__ = [
     "ACTION_SCAN",
     "ACTION_SKIP",
     "ResolveError",
+    "ScanEmpty",
     "ScanItem",
     "ScanPlan",
     "ScanRequest",
@@ -73,6 +81,7 @@ __all__ = [
     "plan_scan",
     "planned_writes",
     "summarize",
+    "verify_fc_scan",
     "wait_for_devices",
 ]
 
@@ -101,6 +110,14 @@ class ScanWriteError(LunsafeError):
     """A sysfs write was refused by the kernel (or the file vanished)."""
 
 
+class ScanEmpty(LunsafeError):
+    """An FC scan write created no scsi_device (the probe runs inside the write): ``snapshot`` is sysfs after it."""
+
+    def __init__(self, msg: str, *, snapshot: Snapshot, **details: Any) -> None:
+        super().__init__(msg, **details)
+        self.snapshot = snapshot
+
+
 class ScanTimeout(LunsafeError):
     """Scanned LUNs did not get a block device before the deadline; ``snapshot`` is the last sysfs view."""
 
@@ -126,6 +143,8 @@ class ScanRequest:
     allow_wildcard: bool = False
     refresh: bool = False
     warnings: Tuple[str, ...] = ()
+    fc_targets: Tuple[str, ...] = ()  # normalised target WWPNs (FC), with ``luns``
+    fc_initiators: Tuple[str, ...] = ()  # normalised fc_host WWPNs to scan from; empty: every fc_host
 
 
 def _dedupe(values: Iterable[Any]) -> Tuple[Any, ...]:
@@ -180,14 +199,37 @@ def build_request(
     allow_wildcard: bool = False,
     refresh: bool = False,
     resolver: Callable[[str], List[str]] = getaddrinfo_addresses,
+    fc_targets: Optional[Sequence[Any]] = None,
+    fc_initiators: Optional[Sequence[Any]] = None,
 ) -> ScanRequest:
     """Validate the user's input; :class:`InputError` names the option and the value it refused.
 
-    Exactly one of ``hctl`` and ``target`` (with ``luns``) must be given. A LUN is never a wildcard:
-    ``allow_wildcard`` only lets channel and target be ``-`` on a session the kernel gives no target id for.
+    Exactly one of ``hctl``, ``target`` (with ``luns``) and ``fc_targets`` (with ``luns``) must be given. A
+    LUN is never a wildcard: ``allow_wildcard`` only lets channel and target be ``-`` on an iSCSI session the
+    kernel gives no target id for, and is refused for FC.
     """
-    if (hctl is None) == (target is None):
-        raise InputError("give either hctl or target (with luns), not both and not neither", option="hctl", value=hctl)
+    given = [
+        name for name, value in (("hctl", hctl), ("target", target), ("fc_targets", fc_targets)) if value is not None
+    ]
+    if len(given) != 1:
+        raise InputError(
+            "give exactly one of hctl, target (with luns) and fc_targets (with luns); got "
+            + (f"both {' and '.join(given)}" if given else "neither"),
+            option="hctl",
+            value=hctl,
+        )
+    if fc_initiators is not None and fc_targets is None:
+        raise InputError("fc_initiators only goes with fc_targets", option="fc_initiators", value=fc_initiators)
+    if fc_targets is not None:
+        return _fc_request(
+            fc_targets=fc_targets,
+            fc_initiators=fc_initiators,
+            luns=luns,
+            portals=portals,
+            lun_addressing=lun_addressing,
+            allow_wildcard=allow_wildcard,
+            refresh=refresh,
+        )
     if hctl is not None:
         if not hctl:
             raise InputError("hctl must name at least one H:C:T:L address", option="hctl", value=hctl)
@@ -211,6 +253,40 @@ def build_request(
     )
 
 
+def _fc_request(
+    *,
+    fc_targets: Sequence[Any],
+    fc_initiators: Optional[Sequence[Any]],
+    luns: Optional[Sequence[Any]],
+    portals: Optional[Sequence[Any]],
+    lun_addressing: str,
+    allow_wildcard: bool,
+    refresh: bool,
+) -> ScanRequest:
+    if not fc_targets:
+        raise InputError("fc_targets must name at least one target WWPN", option="fc_targets", value=fc_targets)
+    if portals:
+        raise InputError("portals only go with an iSCSI target, not with fc_targets", option="portals", value=portals)
+    if allow_wildcard:
+        raise InputError(
+            "allow_wildcard is refused with fc_targets: over Fibre Channel every scan is an exact 'C T L' of a "
+            "remote port the kernel shows",
+            option="allow_wildcard",
+            value=allow_wildcard,
+        )
+    if not luns:
+        raise InputError("luns must name at least one LUN of the fc_targets", option="luns", value=luns)
+    array_luns, kernel_luns = _parse_luns(luns, lun_addressing)
+    return ScanRequest(
+        fc_targets=_dedupe(_fc.normalize_wwpn(text, option="fc_targets") for text in fc_targets),
+        fc_initiators=_dedupe(_fc.normalize_wwpn(text, option="fc_initiators") for text in fc_initiators or ()),
+        luns=kernel_luns,
+        array_luns=array_luns,
+        addressing=lun_addressing,
+        refresh=refresh,
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the plan
 
@@ -230,6 +306,8 @@ class ScanItem:
     sid: Optional[int] = None
     array_lun: Optional[int] = None
     reason: str = ""
+    rport: Optional[str] = None  # FC: the remote port the nexus goes through (rport-H:C-N)
+    wwpn: Optional[str] = None  # FC: that remote port's WWPN
 
     @property
     def hctl(self) -> Optional[Hctl]:
@@ -258,6 +336,7 @@ class ScanItem:
 class ScanPlan:
     items: Tuple[ScanItem, ...]
     sessions: Tuple[IscsiSession, ...]
+    warnings: Tuple[str, ...] = ()  # FC: paths that are down, targets not reachable, the scan mode
 
     def with_action(self, *actions: str) -> Tuple[ScanItem, ...]:
         return tuple(item for item in self.items if item.action in actions)
@@ -396,8 +475,26 @@ def _hctl_session(snapshot: Snapshot, hctl: Hctl) -> Optional[IscsiSession]:
     )
 
 
-def _hctl_item(*, request: ScanRequest, snapshot: Snapshot, hctl: Hctl) -> ScanItem:
+def _fc_hctl_rport(view: _fc.FcView, hctl: Hctl) -> _fc.RemotePort:
+    """The remote port a scan of ``hctl`` on an FC host reaches; ResolveError when none has that target id."""
+    rport = view.rport_at(host=hctl.host, channel=hctl.channel, target=hctl.target)
+    if rport is None:
+        seen = ", ".join(
+            f"{r.name} {r.port_name or '?'} target id {r.scsi_target_id}" for r in view.rports_of(host=hctl.host)
+        )
+        raise ResolveError(
+            f"no remote port of FC host{hctl.host} has channel {hctl.channel} target id {hctl.target}, so a scan of "
+            f"{hctl} would reach nothing (remote ports: {seen or 'none'})",
+            hctl=str(hctl),
+        )
+    return rport
+
+
+def _hctl_item(*, request: ScanRequest, snapshot: Snapshot, hctl: Hctl, view: Optional[_fc.FcView] = None) -> ScanItem:
     session = _hctl_session(snapshot, hctl)
+    rport = None
+    if session is None and view is not None and view.host(hctl.host) is not None:
+        rport = _fc_hctl_rport(view, hctl)
     item = ScanItem(
         host=hctl.host,
         channel=hctl.channel,
@@ -405,10 +502,16 @@ def _hctl_item(*, request: ScanRequest, snapshot: Snapshot, hctl: Hctl) -> ScanI
         lun=hctl.lun,
         sid=None if session is None else session.sid,
         action=ACTION_SCAN,
+        rport=None if rport is None else rport.name,
+        wwpn=None if rport is None else rport.port_name,
     )
     existing = _existing_action(snapshot.device_at(hctl=hctl), request.refresh)
     if existing is not None:
         return dataclasses.replace(item, action=existing)
+    if rport is not None and not rport.usable:
+        return dataclasses.replace(
+            item, action=ACTION_SKIP, reason=f"{rport.why_unusable()}: the kernel ignores scans of it"
+        )
     if session is not None and not session.logged_in:
         return dataclasses.replace(
             item,
@@ -426,9 +529,14 @@ def plan_scan(*, request: ScanRequest, snapshot: Snapshot) -> ScanPlan:
     to reach a session would be a wildcard that was not allowed (or that would reach other sessions).
     """
     items: List[ScanItem] = []
+    if request.fc_targets:
+        return _fc_plan(request=request, snapshot=snapshot)
     if request.hctls:
+        view = None
+        if any(not _is_iscsi_host(snapshot, hctl.host) for hctl in request.hctls):
+            view = _fc.read_fc(sysfs_root=snapshot.sysfs_root)
         for hctl in request.hctls:
-            items.append(_hctl_item(request=request, snapshot=snapshot, hctl=hctl))
+            items.append(_hctl_item(request=request, snapshot=snapshot, hctl=hctl, view=view))
         sids = {item.sid for item in items}
         sessions = tuple(session for session in snapshot.sessions if session.sid in sids)
     else:
@@ -448,14 +556,69 @@ def plan_scan(*, request: ScanRequest, snapshot: Snapshot) -> ScanPlan:
     return make_plan(items=items, sessions=sessions)
 
 
-def make_plan(*, items: Sequence[ScanItem], sessions: Sequence[IscsiSession]) -> ScanPlan:
+def make_plan(*, items: Sequence[ScanItem], sessions: Sequence[IscsiSession], warnings: Sequence[str] = ()) -> ScanPlan:
     """The plan of these items (each once); :class:`ResolveError` when none of them can be scanned."""
     unique = _dedupe(items)
     if all(item.action == ACTION_SKIP for item in unique):
         reasons = "; ".join(_dedupe(item.reason for item in unique))
         # not "skipped": Ansible reads that key of a failed result as a skipped task and ignores failed_when
         raise ResolveError(f"nothing can be scanned: {reasons}", unscannable=[item.address for item in unique])
-    return ScanPlan(items=unique, sessions=tuple(sessions))
+    return ScanPlan(items=unique, sessions=tuple(sessions), warnings=tuple(warnings))
+
+
+def _is_iscsi_host(snapshot: Snapshot, number: int) -> bool:
+    return any(host.number == number and host.iscsi for host in snapshot.hosts)
+
+
+def _fc_hosts_seen(view: _fc.FcView) -> List[str]:
+    return [f"host{host.host} {host.port_name or '?'} {host.port_state or '?'}" for host in view.hosts]
+
+
+def _fc_plan(*, request: ScanRequest, snapshot: Snapshot) -> ScanPlan:
+    """One exact ``C T L`` item per usable remote port of the target WWPNs and LUN; ResolveError, before
+    anything is written, when no path is usable, an initiator is not here, a LUN is above a host's limit or
+    the scan mode makes the kernel ignore scans."""
+    view = _fc.read_fc(sysfs_root=snapshot.sysfs_root)
+    refusal = _fc.scan_mode_refusal(view)
+    if refusal is not None:
+        raise ResolveError(refusal, scan_mode=view.scan_mode)
+    resolution = _fc.resolve(view, targets=request.fc_targets, initiators=request.fc_initiators or None)
+    if resolution.unmatched_initiators:
+        raise ResolveError(
+            f"fc_initiators {', '.join(resolution.unmatched_initiators)} is no Fibre Channel port of this host "
+            f"(fc_hosts: {', '.join(_fc_hosts_seen(view)) or 'none'})",
+            fc_hosts=_fc_hosts_seen(view),
+        )
+    if not resolution.paths:
+        raise ResolveError(
+            f"no usable Fibre Channel path to {', '.join(request.fc_targets)}: " + " ".join(resolution.problems),
+            problems=list(resolution.problems),
+            fc_hosts=_fc_hosts_seen(view),
+        )
+    items: List[ScanItem] = []
+    for lun, array_lun in zip(request.luns, request.array_luns):
+        for path in resolution.paths:
+            fc_host = view.host(path.host)
+            limit = None if fc_host is None else _fc.check_lun_limit(fc_host, lun)
+            if limit is not None:
+                raise ResolveError(limit, hctl=f"{path.host}:{path.channel}:{path.target}:{lun}")
+            item = ScanItem(
+                host=path.host,
+                channel=path.channel,
+                target=path.target,
+                lun=lun,
+                action=ACTION_SCAN,
+                array_lun=array_lun,
+                rport=path.rport.name,
+                wwpn=path.rport.port_name,
+            )
+            existing = _existing_action(snapshot.device_at(hctl=cast(Hctl, item.hctl)), request.refresh)
+            items.append(item if existing is None else dataclasses.replace(item, action=existing))
+    warnings = list(resolution.degraded())
+    mode = _fc.scan_mode_warning(view)
+    if mode is not None:
+        warnings.append(mode)
+    return make_plan(items=items, sessions=(), warnings=warnings)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -537,6 +700,46 @@ def _write(host: Host, write: SysfsWrite, done: Sequence[SysfsWrite]) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # observing and waiting
+
+
+def _fc_absence_cause(item: ScanItem, view: _fc.FcView) -> str:
+    rport = (
+        None if item.hctl is None else view.rport_at(host=item.host, channel=item.channel or 0, target=item.target or 0)
+    )
+    if rport is None or rport.name != item.rport:
+        return f"{item.rport} is gone from host{item.host} (the target port logged out during the scan)"
+    reason = rport.why_unusable()
+    if reason is not None:
+        return f"{reason}, so the kernel did not scan it"
+    fc_host = view.host(item.host)
+    initiator = "this initiator" if fc_host is None or fc_host.port_name is None else f"initiator {fc_host.port_name}"
+    array = "" if item.array_lun is None or item.array_lun == item.lun else f" (array LUN {item.array_lun})"
+    return (
+        f"{rport.name} ({rport.port_name}) is {rport.port_state} and answered, but presents no LUN {item.lun}{array} "
+        f"to {initiator}: check the array's LUN masking / host mapping, or the LUN number and lun_addressing"
+    )
+
+
+def verify_fc_scan(*, plan: ScanPlan, host: Host, scanned: Sequence[SysfsWrite]) -> Snapshot:
+    """After the writes: every FC item scanned must have its scsi_device (the kernel probes inside the write).
+    Returns the snapshot; :class:`ScanEmpty` names each address without one and why (port state, masking)."""
+    snapshot = host.snapshot()
+    empty = [
+        item
+        for item in plan.with_action(ACTION_SCAN)
+        if item.rport is not None and find_device(item=item, snapshot=snapshot) is None
+    ]
+    if not empty:
+        return snapshot
+    view = _fc.read_fc(sysfs_root=host.sysfs_root)
+    causes = "; ".join(f"{item.address}: {_fc_absence_cause(item, view)}" for item in empty)
+    lines = ", ".join(f"host{w.host} '{w.text}'" for w in scanned) or "nothing"
+    raise ScanEmpty(
+        f"the scan created no device at {', '.join(item.address for item in empty)}: {causes}. Scanned: {lines}",
+        snapshot=snapshot,
+        missing=[item.address for item in empty],
+        scanned=[w.to_dict() for w in scanned],
+    )
 
 
 def find_device(*, item: ScanItem, snapshot: Snapshot) -> Optional[ScsiDevice]:

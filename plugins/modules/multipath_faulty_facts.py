@@ -27,7 +27,8 @@ description:
     C(multipath -ll) only when multipathd does not answer and O(multipath_ll_fallback=true).
   - A path is faulty when its checker state is C(faulty), C(shaky), C(i/o timeout) or C(disconnected), when the
     kernel has failed it (dm state C(failed)), when its SCSI device state is not C(running) (C(offline),
-    C(blocked), C(transport-offline), ...), when its iSCSI session is not C(LOGGED_IN), or when multipathd
+    C(blocked), C(transport-offline), ...), when its iSCSI session is not C(LOGGED_IN), when its Fibre Channel
+    remote port is not V(Online) or V(Marginal) (V(rport_blocked), V(rport_not_present)), or when multipathd
     still lists it though its device is gone. C(ghost) (ALUA standby), C(i/o pending) and C(delayed) are not
     faults.
   - A map is faulty when it has no active path (dead; RV(ansible_facts.lunsafe_multipath.maps[].queueing_dead)
@@ -35,9 +36,9 @@ description:
     exists (an orphan entry, the C(#:#:#:#) rows of C(multipath -ll)), when no SCSI device with its WWID is
     running on a logged-in session with a checker that is up (its LUN is no longer presented), when it is
     suspended, or when one of its paths is faulty.
-  - Every SCSI device on an iSCSI session is listed in RV(ansible_facts.lunsafe_multipath.paths), also one
-    without a block device (a controller LUN the array presents, a device the C(sd) driver is not bound to) -
-    with C(dev) V(null) and C(block_device) V(false).
+  - Every SCSI device on an iSCSI session or a Fibre Channel remote port is listed in
+    RV(ansible_facts.lunsafe_multipath.paths), also one without a block device (a controller LUN the array
+    presents, a device the C(sd) driver is not bound to) - with C(dev) V(null) and C(block_device) V(false).
   - A path left without its map is reported as unmapped (RV(ansible_facts.lunsafe_multipath.paths[].unmapped),
     counted in C(summary.unmapped_paths)) - a block device that no multipath map holds although multipath
     claims it (its WWID is in multipath's wwids file C(/etc/multipath/wwids), and multipathd, when it answers,
@@ -81,8 +82,9 @@ options:
     elements: str
   targets:
     description:
-      - Report only paths whose iSCSI session goes to one of these target names (compared case-insensitively),
-        and the maps that have at least one such path.
+      - Report only paths whose iSCSI session goes to one of these target names (compared case-insensitively)
+        or whose Fibre Channel remote port has one of these WWPNs (any spelling - C(0x2000525400fc0003),
+        C(20:00:52:54:00:fc:00:03)), and the maps that have at least one such path.
       - A map whose paths are all gone has no session any more and is therefore never reported with this
         filter; use O(wwids) or O(maps) to watch such maps.
     type: list
@@ -477,6 +479,62 @@ ansible_facts:
                   type: str
                   returned: always
                   sample: iscsi_tcp
+            transport:
+              description: How the path reaches its LUN - V(iscsi) (see
+                RV(ansible_facts.lunsafe_multipath.paths[].session)), V(fc) (see
+                RV(ansible_facts.lunsafe_multipath.paths[].rport)), or V(null) for any other SCSI host.
+              type: str
+              returned: always
+              sample: fc
+            rport:
+              description: The Fibre Channel remote port behind the path (by host, channel and SCSI target id); V(null)
+                off Fibre Channel.
+              type: dict
+              returned: always
+              sample: {name: rport-2:0-1, host: 2, port_name: "0x2000525400fc0003", port_state: Blocked, target_id: 0,
+                       initiator: "0x2000525400fc0001", dev_loss_tmo: 60, fast_io_fail_tmo: "5"}
+              contains:
+                name:
+                  description: Kernel name C(rport-H:C-N).
+                  type: str
+                  returned: always
+                  sample: rport-2:0-1
+                host:
+                  description: SCSI host number of the local port.
+                  type: int
+                  returned: always
+                  sample: 2
+                port_name:
+                  description: WWPN of the target port (C(0x) and 16 lower-case hex digits).
+                  type: str
+                  returned: always
+                  sample: "0x2000525400fc0003"
+                port_state:
+                  description: Remote port state - V(Online), V(Marginal), V(Blocked) (link lost, waiting
+                    C(dev_loss_tmo)), V(Not Present) (gone longer than that).
+                  type: str
+                  returned: always
+                  sample: Online
+                target_id:
+                  description: SCSI target id (the T of C(H:C:T:L)).
+                  type: int
+                  returned: always
+                  sample: 0
+                initiator:
+                  description: WWPN of the local port (fc_host).
+                  type: str
+                  returned: always
+                  sample: "0x2000525400fc0001"
+                dev_loss_tmo:
+                  description: Seconds the kernel keeps the port's LUNs after the port is lost.
+                  type: int
+                  returned: always
+                  sample: 60
+                fast_io_fail_tmo:
+                  description: Seconds after which I/O fails while the port is lost (as text), or V(off).
+                  type: str
+                  returned: always
+                  sample: "5"
             unmapped:
               description:
                 - The path is left without its multipath map - a block device with a WWID that multipath claims (listed
@@ -499,7 +557,10 @@ ansible_facts:
                 - Why the path counts as faulty, among V(checker_faulty), V(checker_shaky), V(checker_io_timeout),
                   V(checker_disconnected), V(dm_failed), V(device_offline), V(device_blocked),
                   V(device_transport_offline) (or C(device_<state>) for any other state than C(running)),
-                  V(multipathd_offline), V(session_not_logged_in), V(session_gone), V(device_gone).
+                  V(multipathd_offline), V(session_not_logged_in), V(session_gone), V(device_gone),
+                  V(rport_blocked) (the FC remote port lost its link and waits C(dev_loss_tmo)),
+                  V(rport_not_present) (it stayed away longer than that) (or C(rport_<state>) for any other state
+                  than V(Online) and V(Marginal)).
               type: list
               elements: str
               returned: always

@@ -15,8 +15,15 @@ description:
   - Unlike C(iscsiadm -m session -R), C(rescan-scsi-bus.sh) or the O(community.general.open_iscsi#module:rescan)
     option of M(community.general.open_iscsi), it sends no REPORT LUNS and attaches nothing that was not asked
     for, so it cannot bring back a LUN another task is detaching.
-  - LUNs are addressed either by O(hctl), or by iSCSI O(target) name (optionally restricted to some O(portal)s)
-    and O(luns). Sessions, hosts and target ids are read from sysfs at every run, never cached, because the
+  - LUNs are addressed by O(hctl), by iSCSI O(target) name (optionally restricted to some O(portal)s) and
+    O(luns), or by Fibre Channel target port WWPNs O(fc_targets) (optionally from some local ports
+    O(fc_initiators)) and O(luns).
+  - Over Fibre Channel each target WWPN resolves, per local port (fc_host, NPIV vports included), to the remote
+    ports with that WWPN that are FCP targets, V(Online) or V(Marginal) and have a SCSI target id; the module
+    writes exactly C(C T L) for each, never a wildcard and never C(issue_lip). The kernel probes inside the
+    write, so a LUN without a device right after it is diagnosed at once (the remote port's state, or the
+    array not presenting the LUN to that initiator) instead of waiting for O(timeout).
+  - Sessions, remote ports, hosts and target ids are read from sysfs at every run, never cached, because the
     kernel reuses host and session numbers after a logout.
   - A LUN that already has a block device at that address is not scanned again (that would not refresh it);
     it is reported, and O(refresh=true) asks the kernel to re-read its size and identity instead.
@@ -56,7 +63,9 @@ options:
       - SCSI addresses C(H:C:T:L) to scan, each a host, channel, target and Linux LUN number (as in
         C(/sys/class/scsi_device) and C(multipath -ll)).
       - The host number must exist; on an iSCSI host, one session must be at that channel and target.
-      - Mutually exclusive with O(target).
+      - On a Fibre Channel host, a remote port must have that channel and target id; a remote port that is not
+        usable (V(Blocked), V(Not Present), ...) is skipped with the reason.
+      - Mutually exclusive with O(target) and O(fc_targets).
     type: list
     elements: str
   target:
@@ -79,13 +88,32 @@ options:
     type: list
     elements: str
     aliases: [portal]
+  fc_targets:
+    description:
+      - Fibre Channel target port WWPNs (C(0x2000525400fc0003), C(20:00:52:54:00:fc:00:03), upper or lower case)
+        whose remote ports lead to the LUNs in O(luns). Every usable remote port with one of these WWPNs, on
+        every local port or only those in O(fc_initiators), gets one exact C(C T L) scan per LUN.
+      - Refused before anything is written, naming the cause per local port, when no remote port is usable -
+        the WWPN seen on no fc_host (not zoned, not logged in), a remote port V(Blocked) or V(Not Present), not
+        an FCP target, no target id; and when a LUN is above a local port's LUN limit (C(lpfc_max_luns),
+        C(ql2xmaxlun)). Paths that are down while others work give a warning.
+      - Mutually exclusive with O(hctl) and O(target); requires O(luns).
+    type: list
+    elements: str
+  fc_initiators:
+    description:
+      - Scan only from these local Fibre Channel ports (fc_host WWPNs; an NPIV vport by its own WWPN, its
+        parent port is then not scanned). Each must exist on the host.
+      - Default - every fc_host.
+    type: list
+    elements: str
   luns:
     description:
-      - LUN numbers of O(target), as the array numbers them, in decimal or C(0x) hexadecimal.
+      - LUN numbers of O(target) or O(fc_targets), as the array numbers them, in decimal or C(0x) hexadecimal.
       - Validated before anything is written; refused when negative, longer than the kernel's
         16-character token, written with leading zeros (the kernel would read them as octal), or the
         wildcard V(-). A LUN is never a wildcard.
-      - Required with O(target).
+      - Required with O(target) and O(fc_targets).
     type: list
     elements: raw
   lun_addressing:
@@ -102,7 +130,7 @@ options:
       - Allow a C(- - L) scan (wildcard channel and target, the LUN still named) of a session that has no
         target directory yet on a kernel that does not show the session's C(target_id).
       - Even then it is refused when the host carries more than one session, since every session of the host
-        would be probed.
+        would be probed. Refused with O(fc_targets).
     type: bool
     default: false
   refresh:
@@ -161,12 +189,22 @@ seealso:
     description: Find faulty paths and dead maps, for example those a global rescan left behind.
   - module: lunsafe.san.multipath_flush
     description: Flush one multipath map and delete its SCSI paths safely.
+  - module: lunsafe.san.fc_info
+    description: The Fibre Channel ports, remote ports and their target ids that O(fc_targets) resolves to.
   - name: Linux kernel scsi_transport_iscsi user scan
     description: The kernel code that turns a scan-file write into a probe of one LUN per matching session.
     link: https://github.com/torvalds/linux/blob/master/drivers/scsi/scsi_transport_iscsi.c
 """
 
 EXAMPLES = r"""
+- name: Attach LUN 1 through two FC target ports, from every local FC port (one path per remote port)
+  lunsafe.san.scsi_targeted_scan:
+    fc_targets:
+      - "0x2000525400fc0003"
+      - 20:00:52:54:00:fc:00:04
+    luns: [1]
+  register: fc_scan
+
 - name: Attach LUN 1 of the array on every session to it (two portals give two paths)
   lunsafe.san.scsi_targeted_scan:
     target: iqn.2003-01.org.example:array
@@ -275,6 +313,14 @@ devices:
       description: Portal the session logged in to.
       type: str
       sample: "127.0.0.1:3260"
+    rport:
+      description: Fibre Channel remote port the device is reached through (C(rport-H:C-N)); null for iSCSI.
+      type: str
+      sample: rport-2:0-1
+    target_wwpn:
+      description: WWPN of that remote port; null for iSCSI.
+      type: str
+      sample: "0x2000525400fc0003"
     new:
       description: Whether the block device appeared during this run.
       type: bool
@@ -457,12 +503,13 @@ wait_method_reason:
   sample: "pyudev 0.24.0: a netlink monitor of block, scsi events"
 """
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils._durations import check_durations
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError, LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._fc import UA_RULES_DIRS, ua_rule_warning
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
 from ansible_collections.lunsafe.san.plugins.module_utils._resize import (
@@ -476,6 +523,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     ACTION_SCAN,
     ACTION_SKIP,
+    ScanEmpty,
     ScanPlan,
     ScanTimeout,
     SysfsWrite,
@@ -484,6 +532,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._scan import (
     plan_scan,
     planned_writes,
     summarize,
+    verify_fc_scan,
     wait_for_devices,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import Snapshot
@@ -492,6 +541,8 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "hctl": {"type": "list", "elements": "str"},
     "target": {"type": "str"},
     "portals": {"type": "list", "elements": "str", "aliases": ["portal"]},
+    "fc_targets": {"type": "list", "elements": "str"},
+    "fc_initiators": {"type": "list", "elements": "str"},
     "luns": {"type": "list", "elements": "raw"},
     "lun_addressing": {
         "type": "str",
@@ -525,7 +576,7 @@ FAILED_RESULT: Dict[str, Any] = {
 }
 
 
-def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
+def run(module: AnsibleModule, host: Host, *, rules_dirs: Sequence[str] = UA_RULES_DIRS) -> Dict[str, Any]:
     """args -> lock -> observe -> plan -> (unless check mode) apply -> observe -> result."""
     params = module.params
     check_durations(params, deadlines=DEADLINES, zero_allowed=ZERO_ALLOWED)
@@ -544,6 +595,8 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
         allow_wildcard=params["allow_wildcard"],
         refresh=params["refresh"] or params["resize"],
         resolver=host.resolver,
+        fc_targets=params["fc_targets"],
+        fc_initiators=params["fc_initiators"],
     )
     for warning in request.warnings:
         module.warn(warning)
@@ -551,10 +604,10 @@ def run(module: AnsibleModule, host: Host) -> Dict[str, Any]:
     begun: List[float] = []  # when the work under the lock began (never, when the lock could not be taken)
     try:
         if lock is None:  # check mode without a lock file: nothing to wait for
-            result = _work(module, host, request, begun)
+            result = _work(module, host, request, begun, rules_dirs)
         else:
             with lock:
-                result = _work(module, host, request, begun)
+                result = _work(module, host, request, begun, rules_dirs)
     except LunsafeError as exc:
         exc.details.update(_lock_keys(lock, host, begun))
         raise
@@ -576,11 +629,14 @@ def _lock_keys(lock: Optional[HostLock], host: Host, begun: List[float]) -> Dict
     }
 
 
-def _work(module: AnsibleModule, host: Host, request: Any, begun: List[float]) -> Dict[str, Any]:
+def _work(
+    module: AnsibleModule, host: Host, request: Any, begun: List[float], rules_dirs: Sequence[str]
+) -> Dict[str, Any]:
     begun.append(host.clock())
     params = module.params
     before = host.snapshot()
     plan = plan_scan(request=request, snapshot=before)
+    _warn_plan(module, plan, fc=bool(request.fc_targets), rules_dirs=rules_dirs)
     skipped = [{"hctl": item.address, "reason": item.reason} for item in plan.with_action(ACTION_SKIP)]
     rplan = None
     if params["resize"]:
@@ -596,7 +652,7 @@ def _work(module: AnsibleModule, host: Host, request: Any, begun: List[float]) -
             resized, map_changed = preview_resize(rplan=rplan)
         waited = 0.0
     else:
-        writes = apply_plan(plan=plan, host=host)
+        writes = _apply(plan=plan, host=host, before=before)
         if params["wait"]:
             again: List[SysfsWrite] = []  # scans written again once a session had recovered from an outage
             try:
@@ -606,7 +662,7 @@ def _work(module: AnsibleModule, host: Host, request: Any, begun: List[float]) -
             except ScanTimeout as exc:
                 # the writes were done: say what they changed and which devices exist, then fail
                 failed = summarize(plan=plan, before=before, after=exc.snapshot)
-                exc.details.update(changed=failed["changed"], devices=failed["devices"])
+                exc.details.update(changed=failed["changed"], devices=_fc_keys(plan, failed["devices"]))
                 raise
             writes += tuple(again)
             for write in again:
@@ -637,7 +693,7 @@ def _work(module: AnsibleModule, host: Host, request: Any, begun: List[float]) -
         summary["diff"]["after"] += _map_diff(resized, "new_size_bytes")
     result: Dict[str, Any] = {
         "changed": summary["changed"] or map_changed,
-        "devices": summary["devices"],
+        "devices": _fc_keys(plan, summary["devices"]),
         "scanned": [write.to_dict() for write in writes],
         "skipped": skipped,
         "pending": summary["pending"],
@@ -670,21 +726,59 @@ def _resize(
     return resized, writes + extra
 
 
+def _warn_plan(module: AnsibleModule, plan: ScanPlan, *, fc: bool, rules_dirs: Sequence[str]) -> None:
+    """The plan's warnings (FC paths down, scan mode) and, over FC, the libstoragemgmt UA rule, once per run."""
+    warnings = list(plan.warnings)
+    if fc:
+        ua_rule = ua_rule_warning(rules_dirs=rules_dirs)
+        if ua_rule is not None:
+            warnings.append(ua_rule)
+    for warning in warnings:
+        module.warn(warning)
+
+
+def _apply(*, plan: ScanPlan, host: Host, before: Snapshot) -> Tuple[SysfsWrite, ...]:
+    """The writes, then (FC) the check that each created its scsi_device: the kernel probed inside them."""
+    writes = apply_plan(plan=plan, host=host)
+    try:
+        verify_fc_scan(plan=plan, host=host, scanned=writes)
+    except ScanEmpty as exc:
+        failed = summarize(plan=plan, before=before, after=exc.snapshot)
+        exc.details.update(changed=failed["changed"], devices=_fc_keys(plan, failed["devices"]))
+        raise
+    return writes
+
+
+def _fc_keys(plan: ScanPlan, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The devices entries with ``rport`` and ``target_wwpn`` (null for iSCSI and other hosts)."""
+    by_hctl = {item.address: item for item in plan.items if item.rport is not None}
+    entries = []
+    for device in devices:
+        item = by_hctl.get(device["hctl"])
+        entries.append(
+            {
+                **device,
+                "rport": None if item is None else item.rport,
+                "target_wwpn": None if item is None else item.wwpn,
+            }
+        )
+    return entries
+
+
 def _map_diff(resized: List[Dict[str, Any]], key: str) -> str:
     return "".join(f"map {entry['map']} {entry['dm']} {entry[key] or 0}\n" for entry in resized if entry["map"])
 
 
-def main(make_host: Callable[[Runner], Host] = system_host) -> None:
+def main(make_host: Callable[[Runner], Host] = system_host, rules_dirs: Sequence[str] = UA_RULES_DIRS) -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("hctl", "target")],
-        required_one_of=[("hctl", "target")],
-        required_together=[("target", "luns")],
-        required_by={"portals": "target"},
+        mutually_exclusive=[("hctl", "target", "fc_targets")],
+        required_one_of=[("hctl", "target", "fc_targets")],
+        required_by={"portals": "target", "fc_initiators": "fc_targets", "target": "luns", "fc_targets": "luns"},
         supports_check_mode=True,
     )
     try:
-        result = run(module, make_host(Runner(module, default_timeout=60)))
+        result = run(module, make_host(Runner(module, default_timeout=60)), rules_dirs=rules_dirs)
     except LunsafeError as exc:
         module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})
     module.exit_json(**result)

@@ -130,6 +130,9 @@ class _FcTree(_Tree):
         _link(self.root / "class" / "scsi_device" / hctl, class_dir)
         if spec.get("name") is not None:
             self._disk(spec, device_dir)
+            # a devt of its own per disk (the faults code keys paths by major:minor)
+            minor = 16 * len([name for name in self.blocks if not name.startswith("dm-")])
+            _attrs(device_dir / "block" / spec["name"], {"dev": spec.get("dev", f"8:{minor}")})
 
 
 def build_fc_sysfs(

@@ -94,6 +94,8 @@ def test_healthy_lab_has_no_fault_and_full_path_details(tmp_path: Path) -> None:
             "state": "LOGGED_IN",
             "transport": "iscsi_tcp",
         },
+        "transport": "iscsi",
+        "rport": None,
         "unmapped": False,
         "faulty": False,
         "reasons": [],
@@ -404,7 +406,7 @@ def test_filters_select_maps_and_their_paths(tmp_path: Path) -> None:
     assert other["maps"] == [] and other["paths"] == [] and other["summary"]["faulty_paths"] == 0
     assert by_wwid["warnings"] == by_map["warnings"] == by_target["warnings"] == []
     assert other["warnings"] == [
-        "targets filter entry 'iqn.2000-01.org.example:other' matches no path on an iSCSI session"
+        "targets filter entry 'iqn.2000-01.org.example:other' matches no path on an iSCSI session or FC remote port"
     ]
 
 

@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.lunsafe.san.plugins.module_utils import _fc
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import read_snapshot
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fixture import build_from_capture
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_tree import build_fc_sysfs
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import remove_path
 
@@ -377,3 +378,62 @@ def test_ua_rule_warning_uses_the_opener(tmp_path: Path) -> None:
 
     assert _fc.ua_rule_warning(rules_dirs=(str(tmp_path),), opener=opener) is not None
     assert seen == [str(tmp_path / "90-scsi-ua.rules")]
+
+
+# the real capture from the lab (FCoE VN2VN + LIO tcm_fc, kernel 6.1) ----------------------------------------
+
+
+def test_capture_attached_reads_and_resolves(tmp_path: Path) -> None:
+    root = build_from_capture(tmp_path, "attached")
+    view = _fc.read_fc(sysfs_root=str(root))
+    assert [(h.host, h.port_name, h.port_state, h.proc_name, h.vport) for h in view.hosts] == [
+        (2, INI_A, "Online", "fcoe", False),
+        (3, INI_B, "Online", "fcoe", False),
+        (4, TGT_A, "Online", "fcoe", False),
+        (5, TGT_B, "Online", "fcoe", False),
+    ]
+    assert host_of(view, 2).fabric_name is None  # VN2VN: the kernel prints 0x0
+    assert view.scan_mode == "sync"
+    initiator_side = [r for r in view.rports if r.host == 2]
+    assert [(r.name, r.port_name, r.roles, r.scsi_target_id, r.fast_io_fail_tmo, r.usable) for r in initiator_side] == [
+        ("rport-2:0-0", INI_B, ("FCP Initiator",), -1, "off", False),
+        ("rport-2:0-1", TGT_A, ("FCP Target", "FCP Initiator"), 0, "5", True),
+        ("rport-2:0-2", TGT_B, ("FCP Target", "FCP Initiator"), 1, "5", True),
+    ]
+    result = _fc.resolve(view, targets=[TGT_A, TGT_B])
+    assert [(p.host, p.channel, p.target, p.rport.name) for p in result.paths] == [
+        (2, 0, 0, "rport-2:0-1"),
+        (2, 0, 1, "rport-2:0-2"),
+        (3, 0, 0, "rport-3:0-1"),
+        (3, 0, 1, "rport-3:0-2"),
+    ]
+    # the target-mode ports (hosts 4 and 5) do not resolve, and are no reason for a warning
+    assert len(result.problems) == 4 and result.degraded() == ()
+    snapshot = read_snapshot(sysfs_root=str(root))
+    fc_devices = [d for d in snapshot.devices if d.hctl.host in (2, 3)]
+    assert [(str(d.hctl), d.name, d.sid, d.holders) for d in fc_devices] == [
+        ("2:0:0:1", "sda", None, ("dm-0",)),
+        ("2:0:1:1", "sdb", None, ("dm-0",)),
+        ("3:0:0:1", "sdc", None, ("dm-0",)),
+        ("3:0:1:1", "sdd", None, ("dm-0",)),
+    ]
+    assert _fc.scan_mode_warning(view) is not None
+
+
+def test_capture_port_down_names_the_blocked_rports(tmp_path: Path) -> None:
+    view = _fc.read_fc(sysfs_root=str(build_from_capture(tmp_path, "port_down")))
+    assert host_of(view, 4).port_state == "Linkdown"
+    result = _fc.resolve(view, targets=[TGT_A], initiators=[INI_A, INI_B])
+    assert result.paths == () and result.unmatched_targets == (TGT_A,)
+    assert result.problems == (
+        f"target {TGT_A} has no usable path from host2 ({INI_A}): rport-2:0-1 is Blocked (the link to it is down "
+        "and the kernel waits dev_loss_tmo for it to return).",
+        f"target {TGT_A} has no usable path from host3 ({INI_B}): rport-3:0-1 is Blocked (the link to it is down "
+        "and the kernel waits dev_loss_tmo for it to return).",
+    )
+    both = _fc.resolve(view, targets=[TGT_A, TGT_B], initiators=[INI_A, INI_B])
+    assert [p.label for p in both.paths] == [
+        f"host2 -> {TGT_B} (rport-2:0-2, target 2:0:1)",
+        f"host3 -> {TGT_B} (rport-3:0-2, target 3:0:1)",
+    ]
+    assert both.degraded() == both.problems and len(both.problems) == 2

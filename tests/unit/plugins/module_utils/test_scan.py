@@ -152,8 +152,8 @@ def test_portal_without_port_means_3260_and_never_any_port(tmp_path: Path) -> No
         ({"hctl": ["2:0:0:12345678901234567"]}, "hctl", "16-character"),
         ({"hctl": []}, "hctl", "at least one"),
         ({"hctl": ["2:0:0:1"], "luns": [1]}, "luns", "only go with target"),
-        ({"hctl": ["2:0:0:1"], "target": IQN, "luns": [1]}, "hctl", "not both"),
-        ({}, "hctl", "not neither"),
+        ({"hctl": ["2:0:0:1"], "target": IQN, "luns": [1]}, "hctl", "got both hctl and target"),
+        ({}, "hctl", "got neither"),
     ],
 )
 def test_request_refuses_bad_input(kwargs: Dict[str, Any], option: str, message: str) -> None:

@@ -17,6 +17,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import fc_info
+from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fixture import build_from_capture
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_tree import build_fc_sysfs
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 
@@ -213,3 +214,28 @@ def test_a_path_in_two_maps_is_shown_without_a_map(tmp_path: Path, capsys: pytes
     )
     result = run_module(capsys, root=root, args={})
     assert result["rports"][0]["luns"][0]["multipath_map"] is None
+
+
+def test_real_capture_port_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = build_from_capture(tmp_path, "port_down")
+    result = run_module(capsys, root=root, args={"initiators": [INI_A, INI_B], "targets": [TGT_A, TGT_B]})
+    assert [(h["host"], h["port_state"]) for h in result["fc_hosts"]] == [(2, "Online"), (3, "Online")]
+    assert [(r["name"], r["port_name"], r["port_state"], r["target_id"], r["usable"]) for r in result["rports"]] == [
+        ("rport-2:0-1", TGT_A, "Blocked", 0, False),
+        ("rport-2:0-2", TGT_B, "Online", 1, True),
+        ("rport-3:0-1", TGT_A, "Blocked", 0, False),
+        ("rport-3:0-2", TGT_B, "Online", 1, True),
+    ]
+    luns = [
+        (lun["hctl"], lun["device"], lun["state"], lun["multipath_map"]) for r in result["rports"] for lun in r["luns"]
+    ]
+    assert luns == [
+        ("2:0:0:1", "sda", "blocked", "mpatha"),
+        ("2:0:1:1", "sdb", "running", "mpatha"),
+        ("3:0:0:1", "sdc", "blocked", "mpatha"),
+        ("3:0:1:1", "sdd", "running", "mpatha"),
+    ]
+    assert result["scan_mode"] == "sync"
+    assert [w.split(":")[0] for w in warnings_of(result)] == [
+        "scsi_mod.scan is 'sync' on a host with Fibre Channel ports"
+    ]

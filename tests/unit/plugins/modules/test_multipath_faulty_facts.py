@@ -169,7 +169,7 @@ def test_a_filter_entry_matching_nothing_is_a_warning(
     assert facts["summary"]["maps"] == 0  # the targets filter selects nothing, so nothing is reported
     assert facts["warnings"] == [
         "maps filter entry 'nope' matches no multipath map (by name, dm-N or WWID)",
-        "targets filter entry 'iqn.2000-01.org.example:none' matches no path on an iSCSI session",
+        "targets filter entry 'iqn.2000-01.org.example:none' matches no path on an iSCSI session or FC remote port",
     ]
     assert all(warning in json.dumps(result["warnings"]) for warning in facts["warnings"])
 
