@@ -844,7 +844,10 @@ class _Detach(_Run):
             if not lun.devices:  # nothing to remove, nothing to check (not a mismatch)
                 continue
             mismatch = detach_identity_refusal(
-                given=lun.req.given, devices=lun.devices, expected_wwid=lun.req.expected_wwid
+                given=lun.req.given,
+                devices=lun.devices,
+                expected_wwid=lun.req.expected_wwid,
+                path_noun=self.paths.path_noun,
             )
             if mismatch:
                 identity.append(mismatch)

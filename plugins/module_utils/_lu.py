@@ -266,9 +266,12 @@ def check_identity(
     return {"wwid": identity.wwids[0], "size_bytes": sizes[0]}
 
 
-def detach_identity_refusal(*, given: str, devices: Sequence[ScsiDevice], expected_wwid: Optional[str]) -> str:
+def detach_identity_refusal(
+    *, given: str, devices: Sequence[ScsiDevice], expected_wwid: Optional[str], path_noun: str = "portal"
+) -> str:
     """Why LUN ``given`` must not be removed by its number ("" when it may): its paths carry another WWID than
-    the expected one, or different WWIDs among themselves. A LUN without a path has nothing to check."""
+    the expected one, or different WWIDs among themselves. A LUN without a path has nothing to check.
+    ``path_noun`` names what the user can detach through one at a time (a portal, a target port)."""
     if not devices:
         return ""
     identity = lu_identity(devices=devices, expected_wwid=expected_wwid)
@@ -277,7 +280,7 @@ def detach_identity_refusal(*, given: str, devices: Sequence[ScsiDevice], expect
             f"LUN {given}: its paths carry different or missing WWIDs ({describe_paths(devices, wwid=True)})"
             + (f", expected {identity.expected}" if identity.expected is not None else "")
             + ": they are not one LU (the array may have reused the LUN number for another LU on one of them), "
-            "so nothing was removed; detach through one portal at a time, each with the WWID it carries"
+            f"so nothing was removed; detach through one {path_noun} at a time, each with the WWID it carries"
         )
     if identity.mismatch:
         return (

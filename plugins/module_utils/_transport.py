@@ -55,6 +55,7 @@ class Transport(Protocol):
     login_phase: str  # the timings key of :meth:`make_available` ("login" for iSCSI)
     release_phase: str  # the timings key of :meth:`release` ("logout" for iSCSI)
     shared_hosts: bool  # several paths of a LUN may sit on one SCSI host (FC), see _lu.check_identity
+    path_noun: str  # what a user detaches through one at a time in messages ("portal", "target port")
 
     def lun_devices(self, snapshot: Snapshot, lun: int) -> Tuple[ScsiDevice, ...]:
         """The block devices of Linux LUN ``lun`` on the requested paths, sorted by H:C:T:L."""

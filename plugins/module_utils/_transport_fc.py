@@ -136,6 +136,7 @@ class FcTransport:
     login_phase = "resolve"
     release_phase = "release"
     shared_hosts = True  # one fc_host reaches several target ports: a path is (host, channel, target)
+    path_noun = "target port"
 
     def __init__(self, request: FcRequest, context: Context) -> None:
         self.request = request

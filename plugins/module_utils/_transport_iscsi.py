@@ -223,6 +223,7 @@ class IscsiTransport:
     login_phase = "login"
     release_phase = "logout"
     shared_hosts = False  # one session per SCSI host
+    path_noun = "portal"
 
     def __init__(self, request: IscsiRequest, context: Context) -> None:
         self.request = request

@@ -391,3 +391,14 @@ def test_the_lab_topology_with_a_port_down_names_the_blocked_remote_port(tmp_pat
     outcome = run(fake)
     assert outcome.error is not None and fake.writes == []
     assert "rport-2:0-1 is Blocked" in outcome.error.msg and "nothing was changed" in outcome.error.msg
+
+
+def test_detach_of_paths_that_disagree_names_target_ports(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run(fake)
+    odd = next(d for d in fake.devices if d["hctl"] == "3:0:1:1")
+    odd["wwid"] = "naa." + wwid_of(1, generation=2)[1:]  # one path now reports another LU
+    fake.rebuild()
+    outcome = run(fake, state="absent")
+    assert outcome.error is not None and "detach through one target port at a time" in outcome.error.msg
+    assert len(fake.devices) == 4
