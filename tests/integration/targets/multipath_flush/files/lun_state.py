@@ -3,11 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Print, as JSON, what the kernel and multipathd show for some LUNs (read-only; used by the assertions).
 
-python3 lun_state.py 1 2 3  ->  {"luns": {"1": {"paths": ["sda", "sdb"], "hctls": [...], "wwids": [...],
+python3 lun_state.py [--fc] 1 2 3  ->  {"luns": {"1": {"paths": ["sda", "sdb"], "hctls": [...], "wwids": [...],
                           "maps": ["mpatha"]}, ...},
                          "maps": {"mpatha": {"dm": "dm-0", "uuid": "mpath-36...", "slaves": [...],
                                   "by_id": true}},
                          "multipathd_paths": {"sda": "mpatha", ...}, "by_id_scsi": ["scsi-36...", ...]}
+
+The LUNs' paths are the SCSI devices behind an iSCSI session, or with --fc those behind a Fibre Channel remote
+port (rport-H:C-N in their sysfs path).
 """
 
 import glob
@@ -35,11 +38,15 @@ for dm_dir in sorted(glob.glob("/sys/block/dm-*")):
             "slaves": sorted(os.listdir(dm_dir + "/slaves")),
             "by_id": os.path.lexists("/dev/disk/by-id/dm-uuid-" + uuid),
         }
-for lun in sys.argv[1:]:
+args = sys.argv[1:]
+behind = "/session"
+if args and args[0] == "--fc":
+    args, behind = args[1:], "/rport-"
+for lun in args:
     entry = {"paths": [], "hctls": [], "wwids": [], "states": [], "maps": []}
     for device in sorted(glob.glob(f"/sys/class/scsi_device/*:*:*:{lun}/device")):
-        if "/session" not in os.path.realpath(device):
-            continue  # not behind an iSCSI session (the guest's CD-ROM is 1:0:0:0)
+        if behind not in os.path.realpath(device):
+            continue  # not behind an iSCSI session (or an FC remote port; the guest's CD-ROM is 1:0:0:0)
         for block in sorted(glob.glob(device + "/block/*")):
             name = os.path.basename(block)
             entry["paths"].append(name)
