@@ -9,7 +9,9 @@ Two states, each one JSON file written by tests/lab/guest/fc_sysfs_dump.py in th
 - attached.json: LUN --lun attached over its 4 paths (a targeted `0 T L` write per initiator host and target
   port, then the multipath map over the 4 devices);
 - port_down.json: the same with the first target port's link down (the initiators' rports of it Blocked,
-  within dev_loss_tmo: the devices are still there).
+  within dev_loss_tmo: the devices are still there, state blocked);
+- not_present.json: the same port still down after dev_loss_tmo (60 s): its rports Not Present (port_name and
+  scsi_target_id still readable), their devices removed, the map on the other 2 paths.
 The target port comes back up afterwards, and the array is reset (FC devices deleted, mapping restored).
 Run it on a fresh lab: it expects no FC SCSI device on the initiator hosts.
 """
@@ -83,6 +85,20 @@ def main() -> int:
     if not down["reached"]:
         raise SystemExit(f"the initiators' rports of {port} did not go Blocked: {down}")
     print(capture(lab, "port_down", args.out))
+    deadline = time.monotonic() + 120
+    while True:
+        st = lab.array(["fc-status"])
+        rports = [r for i in st["initiators"] for r in i["rports"] if r["port_name"] == port]
+        gone = {f"{i['host']}:0:{r['scsi_target_id']}" for i in st["initiators"] for r in i["rports"] if r in rports}
+        left = [d["hctl"] for i in st["initiators"] for d in i["devices"] if d["hctl"].rsplit(":", 1)[0] in gone]
+        if all(r["port_state"] == "Not Present" for r in rports) and not left:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the rports of {port} are not Not Present after dev_loss_tmo: {rports}")
+        time.sleep(2)
+    lab.ssh(["udevadm", "settle", "--timeout=20"], timeout=40, check=False)
+    time.sleep(3)  # multipathd drops the removed paths from the map
+    print(capture(lab, "not_present", args.out))
     lab.array(["fc-port", "up", "--port", port, "--wait", "60"])
     reset = lab.array(["reset"])
     print(f"reset: leftover devices {reset['leftover_devices']}", file=sys.stderr)

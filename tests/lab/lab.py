@@ -779,7 +779,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("info", help="print the running lab's JSON description")
     p = sub.add_parser("ssh", help="run a command in the guest")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
-    p = sub.add_parser("array", help="act as the array: setup|reset|map|unmap|reuse|portal|listen|target-b|status ...")
+    p = sub.add_parser(
+        "array",
+        help="act as the array: setup|reset|map|unmap|reuse|portal|listen|target-b|status, FC: fc-setup|fc-status|"
+        "fc-map|fc-unmap|fc-reuse|fc-port|fc-dev-loss-tmo|fc-scan-mode ...",
+    )
     p.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     lab = Lab(args.name)

@@ -7,6 +7,7 @@ are made only by raw targeted `C T L` writes to /sys/class/scsi_host/hostH/scan,
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 
@@ -167,3 +168,33 @@ def test_scan_mode_and_reset_restore(fc):
     assert all(i["dev_loss_tmo"] == "60" for i in st["initiators"])
     assert all(r["dev_loss_tmo"] == "60" and r["port_state"] == "Online" for i in st["initiators"] for r in i["rports"])
     assert [t["link"] for t in st["targets"]] == ["up", "up"]
+
+
+OSBRICK_FC = """
+import json, os, sys
+import os_brick, os_brick.privileged
+from os_brick.initiator import connector
+from oslo_concurrency import lockutils
+from oslo_config import cfg
+cfg.CONF([], project="lunsafe-lab-osbrick", default_config_files=[], default_config_dirs=[])
+os_brick.privileged.default.set_client_mode(False)
+os.makedirs("/var/lib/lunsafe-lab/os-brick", exist_ok=True)
+lockutils.set_defaults("/var/lib/lunsafe-lab/os-brick")
+os_brick.setup(cfg.CONF)
+brick = connector.InitiatorConnector.factory(
+    "FIBRE_CHANNEL", root_helper="sudo", use_multipath=True, device_scan_attempts=3
+)
+props = {"target_wwn": ["2000525400fc0003", "2000525400fc0004"], "target_lun": int(sys.argv[1])}
+print(json.dumps({k: str(v) for k, v in brick.connect_volume(props).items()}))
+"""
+
+
+def test_osbrick_fc_connector_finds_its_device(fc):
+    """With e1000 FC NICs (PCI functions) os-brick 6.1's FibreChannelConnector, in-process as in
+    tests/lab/guest/osbrick.py, finds its by-path names: one map over exactly the LUN's 4 paths (with
+    virtio-net NICs it failed NoFibreChannelVolumeDeviceFound, LAB.md)."""
+    info = fc.ssh(["python3", "-", "2"], stdin=OSBRICK_FC, timeout=300).stdout
+    device = json.loads(info.strip().splitlines()[-1])
+    wwid = status(fc)["luns"]["2"]["wwid"]
+    assert device["multipath_id"] == wwid
+    assert sorted(d["hctl"] for d in devices(status(fc))) == ["2:0:0:2", "2:0:1:2", "3:0:0:2", "3:0:1:2"]

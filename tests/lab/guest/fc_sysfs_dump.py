@@ -131,7 +131,9 @@ def _dev_links(folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fc_sysfs_dump.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="fc_sysfs_dump.py", description="Dump the initiator-side FC sysfs state as one JSON document."
+    )
     parser.add_argument("--label", default="capture", help="a name for this state, stored in the dump")
     args = parser.parse_args(argv)
     json.dump(dump(args.label), sys.stdout, indent=1, sort_keys=True)
