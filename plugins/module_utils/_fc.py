@@ -169,6 +169,18 @@ class RemotePort:
         return FCP_TARGET in self.roles
 
     @property
+    def lost_target(self) -> bool:
+        """An FCP target port that stayed away longer than ``dev_loss_tmo``: when the kernel deletes its SCSI
+        target it sets the roles to unknown but keeps ``port_name`` and ``scsi_target_id`` (the binding), so
+        a Not Present port with a target id was a target."""
+        return not self.is_fcp_target and self.port_state == "Not Present" and self.has_target_id
+
+    @property
+    def target_role(self) -> bool:
+        """An FCP target now, or one that is Not Present (see :attr:`lost_target`)."""
+        return self.is_fcp_target or self.lost_target
+
+    @property
     def has_target_id(self) -> bool:
         return self.scsi_target_id is not None and self.scsi_target_id >= 0
 
@@ -178,7 +190,7 @@ class RemotePort:
 
     def why_unusable(self) -> Optional[str]:
         """Why ``fc_user_scan`` would not scan this port, as a phrase; None when it is usable."""
-        if not self.is_fcp_target:
+        if not self.target_role:
             roles = ", ".join(self.roles) or "none"
             return f"{self.name} is not an FCP target (roles: {roles})"
         if self.port_state not in USABLE_STATES:
@@ -330,7 +342,7 @@ def resolve(view: FcView, *, targets: Sequence[str], initiators: Optional[Sequen
             if not usable:
                 sentence = _pair_problem(host, target, candidates)
                 problems.append(sentence)
-                initiator = any(rport.is_fcp_target for rport in rports)
+                initiator = any(rport.target_role for rport in rports)
                 pair_problems.append(PairProblem(host.host, target, bool(candidates) and initiator, sentence))
                 continue
             found.add(target)

@@ -182,7 +182,7 @@ class FcTransport:
                 candidates = [r for r in rports if r.port_name == wwpn]
                 if any(r.usable for r in candidates):
                     continue
-                if self.request.initiators or any(r.is_fcp_target for r in candidates):
+                if self.request.initiators or any(r.target_role for r in candidates):
                     named = [p for p in resolution.problems if wwpn in p and f"host{number} " in p]
                     reasons.extend(named or [f"target {wwpn} has no usable path from host{number}."])
         return list(dict.fromkeys(reasons))

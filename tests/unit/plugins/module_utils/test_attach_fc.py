@@ -393,6 +393,16 @@ def test_the_lab_topology_with_a_port_down_names_the_blocked_remote_port(tmp_pat
     assert "rport-2:0-1 is Blocked" in outcome.error.msg and "nothing was changed" in outcome.error.msg
 
 
+def test_the_lab_topology_with_a_port_gone_past_dev_loss_tmo_names_it_not_present(tmp_path: Path) -> None:
+    # the kernel clears a Not Present port's roles: it is still the target port that is missing, not a port
+    # in another role to pass over, so the attach fails as for a Blocked port instead of using half the paths
+    fake = world(tmp_path, **fixture_fabric("not_present"))
+    outcome = run(fake)
+    assert outcome.error is not None and fake.writes == []
+    assert "rport-2:0-1 is Not Present" in outcome.error.msg and "rport-3:0-1 is Not Present" in outcome.error.msg
+    assert "not an FCP target" not in outcome.error.msg
+
+
 def test_detach_of_paths_that_disagree_names_target_ports(tmp_path: Path) -> None:
     fake = world(tmp_path)
     run(fake)

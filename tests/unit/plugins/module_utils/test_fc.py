@@ -437,3 +437,34 @@ def test_capture_port_down_names_the_blocked_rports(tmp_path: Path) -> None:
         f"host3 -> {TGT_B} (rport-3:0-2, target 3:0:1)",
     ]
     assert both.degraded() == both.problems and len(both.problems) == 2
+
+
+def test_capture_not_present_is_still_a_target_port(tmp_path: Path) -> None:
+    # Target port ...03 stayed down past dev_loss_tmo: the kernel deleted its SCSI targets, set the remote
+    # ports' roles to "unknown" and kept their WWPN and target id. The cause to name is the state, not a role.
+    root = build_from_capture(tmp_path, "not_present")
+    view = _fc.read_fc(sysfs_root=str(root))
+    gone = [r for r in view.rports if r.port_name == TGT_A and r.host in (2, 3)]
+    assert [(r.name, r.port_state, r.roles, r.scsi_target_id) for r in gone] == [
+        ("rport-2:0-1", "Not Present", (), 0),
+        ("rport-3:0-1", "Not Present", (), 0),
+    ]
+    assert all(r.lost_target and r.target_role and not r.is_fcp_target and not r.usable for r in gone)
+    initiator_peer = next(r for r in view.rports if r.name == "rport-2:0-0")
+    assert not initiator_peer.lost_target and not initiator_peer.target_role  # no target id: never a target
+    result = _fc.resolve(view, targets=[TGT_A], initiators=[INI_A, INI_B])
+    assert result.paths == () and result.unmatched_targets == (TGT_A,)
+    assert result.problems == (
+        f"target {TGT_A} has no usable path from host2 ({INI_A}): rport-2:0-1 is Not Present (it stayed away "
+        "longer than dev_loss_tmo and its LUNs were removed).",
+        f"target {TGT_A} has no usable path from host3 ({INI_B}): rport-3:0-1 is Not Present (it stayed away "
+        "longer than dev_loss_tmo and its LUNs were removed).",
+    )
+    both = _fc.resolve(view, targets=[TGT_A, TGT_B], initiators=[INI_A, INI_B])
+    assert [(p.host, p.target) for p in both.paths] == [(2, 1), (3, 1)]
+    assert both.degraded() == both.problems and len(both.problems) == 2
+    snapshot = read_snapshot(sysfs_root=str(root))
+    assert [(str(d.hctl), d.name) for d in snapshot.devices if d.hctl.host in (2, 3)] == [
+        ("2:0:1:1", "sdb"),
+        ("3:0:1:1", "sdd"),
+    ]
