@@ -403,6 +403,20 @@ def test_the_lab_topology_with_a_port_gone_past_dev_loss_tmo_names_it_not_presen
     assert "not an FCP target" not in outcome.error.msg
 
 
+def test_a_port_not_present_on_one_fabric_only_is_not_passed_over(tmp_path: Path) -> None:
+    # host2 lost target port A past dev_loss_tmo (roles cleared), host3 still sees it Online: without the
+    # Not Present port counted as a target, the attach went on through the other paths without a word
+    fabric = fixture_fabric("not_present")
+    for rport in fabric["rports"]:
+        if rport["host"] == 3 and rport["number"] == 1:
+            rport.update(roles="FCP Target, FCP Initiator", port_state="Online")
+    fake = world(tmp_path, **fabric)
+    outcome = run(fake)
+    assert outcome.error is not None and fake.writes == []
+    assert "rport-2:0-1 is Not Present" in outcome.error.msg
+    assert "rport-3:0-1" not in outcome.error.msg
+
+
 def test_detach_of_paths_that_disagree_names_target_ports(tmp_path: Path) -> None:
     fake = world(tmp_path)
     run(fake)
