@@ -175,16 +175,10 @@ class FcTransport:
         if resolution.unmatched_initiators or resolution.unmatched_targets or not resolution.paths:
             return list(resolution.problems) or ["no usable path to the requested targets."]
         reasons: List[str] = []
-        chosen = resolution.hosts or tuple(host.host for host in view.hosts)
-        for number in chosen:
-            rports = view.rports_of(host=number)
-            for wwpn in self.request.wwpns:
-                candidates = [r for r in rports if r.port_name == wwpn]
-                if any(r.usable for r in candidates):
-                    continue
-                if self.request.initiators or any(r.target_role for r in candidates):
-                    named = [p for p in resolution.problems if wwpn in p and f"host{number} " in p]
-                    reasons.extend(named or [f"target {wwpn} has no usable path from host{number}."])
+        for problem in resolution.pair_problems:  # one per (chosen fc_host, target) pair without a usable path
+            candidates = [r for r in view.rports_of(host=problem.host) if r.port_name == problem.target]
+            if self.request.initiators or any(r.target_role for r in candidates):
+                reasons.append(problem.sentence)
         return list(dict.fromkeys(reasons))
 
     def require_paths(self) -> fc.FcView:
