@@ -65,6 +65,7 @@ __all__ = [
     "ACTION_REFRESH",
     "ACTION_SCAN",
     "ACTION_SKIP",
+    "FcAbsence",
     "ResolveError",
     "ScanEmpty",
     "ScanItem",
@@ -76,6 +77,8 @@ __all__ = [
     "apply_plan",
     "build_request",
     "device_facts",
+    "fc_absences",
+    "fc_unscanned",
     "find_device",
     "missing_items",
     "plan_scan",
@@ -702,17 +705,59 @@ def _write(host: Host, write: SysfsWrite, done: Sequence[SysfsWrite]) -> None:
 # observing and waiting
 
 
-def _fc_absence_cause(item: ScanItem, view: _fc.FcView) -> str:
-    rport = (
-        None if item.hctl is None else view.rport_at(host=item.host, channel=item.channel or 0, target=item.target or 0)
+@dataclasses.dataclass(frozen=True)
+class FcAbsence:
+    """A scanned FC address with no scsi_device right after its write, and why. ``fc_user_scan`` probes the LUN
+    inside the write, so nothing will appear later: either the kernel did not scan the remote port (gone, or
+    not usable any more) or the port answered and the array does not present the LUN there. One model for
+    scsi_targeted_scan and fc_lun_attach (each words it for its own result)."""
+
+    item: ScanItem
+    rport: Optional[_fc.RemotePort]  # the remote port at the address now; None when it is gone (or replaced)
+    unusable: Optional[str]  # why the kernel did not scan that port (``RemotePort.why_unusable``); None: it did
+    initiator: Optional[str]  # the fc_host's WWPN
+
+    @property
+    def unpresented(self) -> bool:
+        """The port was scanned and answered: the array does not present the LUN to this initiator there."""
+        return self.rport is not None and self.unusable is None
+
+
+def fc_unscanned(*, items: Sequence[ScanItem], snapshot: Snapshot) -> Tuple[ScanItem, ...]:
+    """The scanned FC items (exact H:C:T:L) that have no scsi_device in ``snapshot``."""
+    return tuple(
+        item
+        for item in items
+        if item.action == ACTION_SCAN and item.hctl is not None and find_device(item=item, snapshot=snapshot) is None
     )
-    if rport is None or rport.name != item.rport:
+
+
+def fc_absences(*, items: Sequence[ScanItem], view: _fc.FcView) -> Tuple[FcAbsence, ...]:
+    """Why each of ``items`` (from :func:`fc_unscanned`) created nothing, read from the FC model now."""
+    found = []
+    for item in items:
+        rport = view.rport_at(host=item.host, channel=item.channel or 0, target=item.target or 0)
+        if rport is not None and item.rport is not None and rport.name != item.rport:
+            rport = None  # another remote port took the target id: the one scanned is gone
+        fc_host = view.host(item.host)
+        found.append(
+            FcAbsence(
+                item=item,
+                rport=rport,
+                unusable=None if rport is None else rport.why_unusable(),
+                initiator=None if fc_host is None else fc_host.port_name,
+            )
+        )
+    return tuple(found)
+
+
+def _fc_absence_cause(absence: FcAbsence) -> str:
+    item, rport = absence.item, absence.rport
+    if rport is None:
         return f"{item.rport} is gone from host{item.host} (the target port logged out during the scan)"
-    reason = rport.why_unusable()
-    if reason is not None:
-        return f"{reason}, so the kernel did not scan it"
-    fc_host = view.host(item.host)
-    initiator = "this initiator" if fc_host is None or fc_host.port_name is None else f"initiator {fc_host.port_name}"
+    if absence.unusable is not None:
+        return f"{absence.unusable}, so the kernel did not scan it"
+    initiator = "this initiator" if absence.initiator is None else f"initiator {absence.initiator}"
     array = "" if item.array_lun is None or item.array_lun == item.lun else f" (array LUN {item.array_lun})"
     return (
         f"{rport.name} ({rport.port_name}) is {rport.port_state} and answered, but presents no LUN {item.lun}{array} "
@@ -724,15 +769,11 @@ def verify_fc_scan(*, plan: ScanPlan, host: Host, scanned: Sequence[SysfsWrite])
     """After the writes: every FC item scanned must have its scsi_device (the kernel probes inside the write).
     Returns the snapshot; :class:`ScanEmpty` names each address without one and why (port state, masking)."""
     snapshot = host.snapshot()
-    empty = [
-        item
-        for item in plan.with_action(ACTION_SCAN)
-        if item.rport is not None and find_device(item=item, snapshot=snapshot) is None
-    ]
+    empty = fc_unscanned(items=[item for item in plan.items if item.rport is not None], snapshot=snapshot)
     if not empty:
         return snapshot
-    view = _fc.read_fc(sysfs_root=host.sysfs_root)
-    causes = "; ".join(f"{item.address}: {_fc_absence_cause(item, view)}" for item in empty)
+    absences = fc_absences(items=empty, view=_fc.read_fc(sysfs_root=host.sysfs_root))
+    causes = "; ".join(f"{absence.item.address}: {_fc_absence_cause(absence)}" for absence in absences)
     lines = ", ".join(f"host{w.host} '{w.text}'" for w in scanned) or "nothing"
     raise ScanEmpty(
         f"the scan created no device at {', '.join(item.address for item in empty)}: {causes}. Scanned: {lines}",

@@ -268,23 +268,18 @@ class FcTransport:
             return None
         snapshot = self.host.snapshot(device_detail=False)
         view = self.read()
-        gone: List[str] = []
-        absent: List[Tuple[str, str, str]] = []  # (H:C:T:L, initiator, target WWPN) that created nothing
-        for item in scanned:
-            hctl = item.hctl
-            if hctl is None or scan.find_device(item=item, snapshot=snapshot) is not None:
-                continue  # (an FC item always has its channel and target)
-            rport = view.rport_at(host=hctl.host, channel=hctl.channel, target=hctl.target)
-            host = view.host(hctl.host)
-            initiator = host.port_name if host is not None and host.port_name else f"host{hctl.host}"
-            if rport is None or not rport.usable:
-                why = "it is gone" if rport is None else rport.why_unusable()
-                gone.append(
-                    f"the scan of {item.address} reached no remote port ({why}): the kernel accepts the write "
-                    "and scans nothing"
-                )
-            else:
-                absent.append((item.address, initiator, rport.port_name or rport.name))
+        absences = scan.fc_absences(items=scan.fc_unscanned(items=scanned, snapshot=snapshot), view=view)
+        gone = [
+            f"the scan of {a.item.address} reached no remote port ({a.unusable or 'it is gone'}): the kernel "
+            "accepts the write and scans nothing"
+            for a in absences
+            if not a.unpresented
+        ]
+        absent = [  # (H:C:T:L, initiator, target WWPN) that created nothing
+            (a.item.address, a.initiator or f"host{a.item.host}", a.rport.port_name or a.rport.name)
+            for a in absences
+            if a.unpresented and a.rport is not None
+        ]
         problems = list(gone)
         if len(absent) == 1:
             address, initiator, target = absent[0]
