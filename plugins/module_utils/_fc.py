@@ -39,6 +39,7 @@ import stat
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
+from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import read_attribute
 
 __all__ = [
     "DEFAULT_SYSFS_ROOT",
@@ -65,7 +66,6 @@ FCP_TARGET = "FCP Target"
 USABLE_STATES = ("Online", "Marginal")  # fc_user_scan_tgt scans these (Marginal since Linux 5.12)
 NPIV_PORT_TYPE = "NPIV VPORT"
 
-_READ_LIMIT = 16384  # > PAGE_SIZE, the most a sysfs text attribute holds
 _RULE_READ_LIMIT = 1 << 20  # a udev rules file larger than this is not read
 _HOST_RE = re.compile(r"host([0-9]+)")
 _RPORT_RE = re.compile(r"rport-([0-9]+):([0-9]+)-([0-9]+)")
@@ -482,19 +482,9 @@ def ua_rule_warning(
 
 
 def _read(path: str) -> Optional[str]:
-    """One sysfs attribute, stripped; None when missing, unreadable (a port going away) or empty."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, _READ_LIMIT)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    text = data.decode("utf-8", errors="replace").strip()
-    return text or None
+    """One sysfs attribute, stripped; None when missing, unreadable (a port going away) or empty: the
+    collection's one sysfs reader (``_sysfs.read_attribute``)."""
+    return read_attribute(path)
 
 
 def _read_int(path: str) -> Optional[int]:
