@@ -520,10 +520,9 @@ from typing import Any, Callable, Dict
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as procedure
-from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils import _attach_module as glue
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
-from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
 ARGUMENT_SPEC: Dict[str, Any] = dict(
@@ -554,21 +553,6 @@ ARGUMENT_SPEC: Dict[str, Any] = dict(
     **LOCK_ARGUMENT_SPEC,
 )
 
-# the single-LUN result shape (with O(lun)): these keys of the LUN's entry stand at the top level too
-SINGLE_LUN_KEYS = ("hctl", "devices", "wwid", "size_bytes", "dm", "by_id", "removed", "plan")
-
-
-def result_keys(result: Dict[str, Any], *, single: bool) -> Dict[str, Any]:
-    """The documented result: with O(lun), the LUN's own keys at the top level as well."""
-    out = dict(result)
-    if single:
-        entry = (result.get("luns") or [{}])[0]
-        for key in SINGLE_LUN_KEYS:
-            out[key] = entry.get(key, [] if key in ("hctl", "devices", "plan") else None)
-        if out["removed"] is None:
-            out["removed"] = {"map": None, "paths": []}
-    return out
-
 
 def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     module = AnsibleModule(
@@ -586,63 +570,14 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     params = module.params
     runner = Runner(module, default_timeout=60)
     host = make_host(runner)
-    single = params["lun"] is not None
-    timings: Dict[str, float] = {}
-    try:
-        request = procedure.build_request(params, resolver=host.resolver)
-    except LunsafeError as exc:
-        module.fail_json(**exc.to_fail_kwargs(), **result_keys(_empty_result(timings), single=single))
-        return
-    runner.add_redaction(*request.secrets())
-    work = procedure.detach if params["state"] == "absent" else procedure.attach
-    try:
-        lock = lock_from_params(params, check_mode=module.check_mode)
-    except LunsafeError as exc:  # a lock option out of range (lock_lease.ttl, lock_timeout)
-        module.fail_json(**exc.to_fail_kwargs(), **result_keys(_empty_result(timings), single=single))
-        return
-    # the journal beside the lock: what runs killed before this one left, and this run's own trail
-    trail = Trail(
-        journal_for(params["lock_file"]),
-        module="iscsi_lun_attach",
-        op="detach" if params["state"] == "absent" else "attach",
-        request=request.journal_request(state=params["state"]),
-        read_only=module.check_mode,
+    glue.run(
+        module,
+        host,
+        runner,
+        name="iscsi_lun_attach",
+        build=lambda: procedure.build_request(params, resolver=host.resolver),
+        empty_result=procedure.empty_result,
     )
-    try:
-        if lock is None:  # check mode without a lock file: nothing to wait for
-            outcome = work(host, request, check=module.check_mode, timings=timings, trail=trail)
-        else:
-            with lock:
-                timings["lock"] = round(lock.waited, 3)
-                outcome = work(host, request, check=module.check_mode, timings=timings, trail=trail)
-                lock.work_failed = outcome.error is not None
-                trail.end(succeeded=outcome.error is None)
-    except LunsafeError as exc:  # the lock, or a failure no LUN could own
-        if lock is not None and "lock" not in timings:  # not taken: timed out, or refused as unsafe
-            timings["lock"] = timings["total"] = round(lock.waited, 3)  # how long it waited before giving up
-        for warning in lock.warnings if lock is not None else []:
-            module.warn(warning)
-        module.fail_json(
-            **exc.to_fail_kwargs(redact=request.secrets()), **result_keys(_empty_result(timings), single=single)
-        )
-        return
-    result = result_keys(outcome.result, single=single)
-    result["lock_lease"] = None if lock is None else lock.lease_outcome
-    result["interrupted"] = trail.result()
-    for warning in result.pop("warnings", []) + trail.warnings + ([] if lock is None else lock.warnings):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    if outcome.error is not None:
-        failure = outcome.error.to_fail_kwargs(redact=request.secrets())
-        failure.update(result)
-        failure["msg"] = outcome.error.msg
-        module.fail_json(**failure)
-    module.exit_json(**result)
-
-
-def _empty_result(timings: Dict[str, float]) -> Dict[str, Any]:
-    return {**procedure.empty_result(timings), "lock_lease": None}
 
 
 if __name__ == "__main__":

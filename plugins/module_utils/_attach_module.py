@@ -1,0 +1,115 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE to lunsafe.san. It may change without notice.
+
+"""The glue iscsi_lun_attach and fc_lun_attach share: one run of the attach or detach procedure for an
+``AnsibleModule``, written once.
+
+:func:`run` takes the module, its :class:`_host.Host` and a function that builds the
+:class:`_attach.Request` from the parameters (the transport's parser: the only part that differs), then:
+the request and the lock options are validated before anything is touched (a refusal changes nothing and
+keeps every documented key); the run's journal trail is opened beside the lock file; the procedure runs
+under the host lock (or without one in check mode with no lock file); the result is mapped to the
+documented keys (with ``lun``, the LUN's own keys at the top level too), warnings of the procedure, the
+journal and the lock are emitted once, and secrets are masked in every failure message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+from ansible_collections.lunsafe.san.plugins.module_utils import _attach as procedure
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
+from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
+
+__all__ = ["SINGLE_LUN_KEYS", "result_keys", "run"]
+
+# the single-LUN result shape (with O(lun)): these keys of the LUN's entry stand at the top level too
+SINGLE_LUN_KEYS = ("hctl", "devices", "wwid", "size_bytes", "dm", "by_id", "removed", "plan")
+
+
+def result_keys(result: Dict[str, Any], *, single: bool) -> Dict[str, Any]:
+    """The documented result: with O(lun), the LUN's own keys at the top level as well."""
+    out = dict(result)
+    if single:
+        entry = (result.get("luns") or [{}])[0]
+        for key in SINGLE_LUN_KEYS:
+            out[key] = entry.get(key, [] if key in ("hctl", "devices", "plan") else None)
+        if out["removed"] is None:
+            out["removed"] = {"map": None, "paths": []}
+    return out
+
+
+def run(
+    module: Any,
+    host: Host,
+    runner: Runner,
+    *,
+    name: str,
+    build: Callable[[], procedure.Request],
+    empty_result: Callable[[Dict[str, float]], Dict[str, Any]],
+) -> None:
+    """Run the attach (``state=present``) or detach of ``module``'s parameters on ``host`` (whose commands
+    ``runner`` runs: the request's secrets are masked in them) and end the module
+    (``exit_json`` or ``fail_json``). ``build`` parses the parameters into the request (raising
+    :class:`_errors.InputError`); ``empty_result`` gives the module's documented keys before anything is
+    known; ``name`` is the module's name in the journal."""
+    params = module.params
+    single = params["lun"] is not None
+    timings: Dict[str, float] = {}
+
+    def empty() -> Dict[str, Any]:
+        return result_keys({**empty_result(timings), "lock_lease": None}, single=single)
+
+    try:
+        request = build()
+        lock = lock_from_params(params, check_mode=module.check_mode)
+    except LunsafeError as exc:  # bad input, or a lock option out of range: nothing was changed
+        module.fail_json(**exc.to_fail_kwargs(), **empty())
+        return
+    secrets = request.secrets()
+    runner.add_redaction(*secrets)  # CHAP passwords never reach a command's logged argv or output
+    work = procedure.detach if params["state"] == "absent" else procedure.attach
+    # the journal beside the lock: what runs killed before this one left, and this run's own trail
+    trail = Trail(
+        journal_for(params["lock_file"]),
+        module=name,
+        op="detach" if params["state"] == "absent" else "attach",
+        request=request.journal_request(state=params["state"]),
+        read_only=module.check_mode,
+    )
+    try:
+        if lock is None:  # check mode without a lock file: nothing to wait for
+            outcome = work(host, request, check=module.check_mode, timings=timings, trail=trail)
+        else:
+            with lock:
+                timings["lock"] = round(lock.waited, 3)
+                outcome = work(host, request, check=module.check_mode, timings=timings, trail=trail)
+                lock.work_failed = outcome.error is not None
+                trail.end(succeeded=outcome.error is None)
+    except LunsafeError as exc:  # the lock, or a failure no LUN could own
+        if lock is not None and "lock" not in timings:  # not taken: timed out, or refused as unsafe
+            timings["lock"] = timings["total"] = round(lock.waited, 3)  # how long it waited before giving up
+        for warning in lock.warnings if lock is not None else []:
+            module.warn(warning)
+        module.fail_json(**exc.to_fail_kwargs(redact=secrets), **empty())
+        return
+    result = result_keys(outcome.result, single=single)
+    result["lock_lease"] = None if lock is None else lock.lease_outcome
+    result["interrupted"] = trail.result()
+    for warning in result.pop("warnings", []) + trail.warnings + ([] if lock is None else lock.warnings):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    if outcome.error is not None:
+        failure = outcome.error.to_fail_kwargs(redact=secrets)
+        failure.update(result)
+        failure["msg"] = outcome.error.msg
+        module.fail_json(**failure)
+        return
+    module.exit_json(**result)
