@@ -183,8 +183,9 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, samples: int) -> Dict[st
     mapped = len(setup["luns"])
     setup_seconds = round(time.monotonic() - t0, 1)
     log(f"{mapped} FC LUNs mapped ({setup_seconds}s, labctl phases {setup.get('setup_phases')})")
-    if mapped != luns:
-        raise SystemExit(f"bench_fc_attach: fc-setup --luns {luns} left {mapped} LUNs")
+    per_pair = {f"{i} -> {t}": len(m) for i, targets in setup["mapping"].items() for t, m in targets.items()}
+    if mapped != luns or len(per_pair) != PATHS or set(per_pair.values()) != {luns}:
+        raise SystemExit(f"bench_fc_attach: fc-setup --luns {luns} left {mapped} LUNs, mapped in LIO: {per_pair}")
     got: List[Dict[str, Dict[str, Any]]] = []
     for i in range(samples):
         order = ARMS[i % len(ARMS) :] + ARMS[: i % len(ARMS)]
@@ -202,6 +203,7 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, samples: int) -> Dict[st
         keys = ("attach", "attach_wall") + (("detach", "detach_wall") if who != "floor" else ("devices",))
         row[who] = {key: _median([g[who][key] for g in got]) for key in keys}
         row[who]["unrequested"] = max(g[who]["unrequested"] for g in got)
+        row[who]["lun_paths"] = sorted({g[who]["lun_paths"] for g in got})  # [4] when every attach had 4 paths
         row[who]["attach_all"] = [g[who]["attach"] for g in got]
     phases = sorted({k for g in got for k, v in g["ours"]["timings"].items() if isinstance(v, (int, float))})
     row["ours"]["phases"] = {
@@ -210,6 +212,7 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, samples: int) -> Dict[st
     }
     row["ours"]["timings_first"] = got[0]["ours"]["timings"]
     row["ours"]["detach_timings_first"] = got[0]["ours"]["detach_timings"]
+    row["osbrick"]["paths"] = [g["osbrick"].get("path") for g in got]
     row["orders"] = [g["order"] for g in got]
     row["seconds"] = round(time.monotonic() - t0, 1)
     log(f"N={luns} done in {row['seconds']}s: {json.dumps({w: row[w]['attach'] for w in ARMS})}")
