@@ -98,9 +98,11 @@ print(json.dumps({"seconds": elapsed, "returned": returned, "new_devices": len(a
 # runs in the guest: what is on the iSCSI sessions now (devices by LUN, multipath maps, session states),
 # then, unless argv[1] is "look", detach everything: maps flushed (never queueing), paths deleted, wait until
 # the kernel and multipathd have let go of them, and /etc/multipath/wwids emptied (every LUN new again).
+# argv[2], optional: the sysfs glob of the SCSI devices to take instead of the iSCSI sessions' (FC: FC_DEVICES).
 GUEST_DETACH = r"""
 import glob, json, os, subprocess, sys, time
 start = time.monotonic()
+pattern = sys.argv[2] if len(sys.argv) > 2 else "/sys/class/iscsi_session/session*/device/target*/*:*:*:*"
 def run(argv, timeout=120):
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -108,7 +110,7 @@ def run(argv, timeout=120):
         return None
 def devices():
     found = []
-    for path in sorted(glob.glob("/sys/class/iscsi_session/session*/device/target*/*:*:*:*")):
+    for path in sorted(glob.glob(pattern)):
         hctl = os.path.basename(path)
         if hctl.count(":") == 3:
             blocks = [os.path.basename(b) for b in glob.glob(path + "/block/*")]
@@ -133,7 +135,7 @@ def mpath_sd_paths():
     return [l.strip() for l in (proc.stdout if proc else "").splitlines() if l.strip().startswith("sd")]
 found, found_maps = devices(), maps()
 report = {"devices": [{k: d[k] for k in ("hctl", "lun", "block")} for d in found], "maps": found_maps}
-if sys.argv[1:] != ["look"]:
+if sys.argv[1:2] != ["look"]:
     for name in found_maps:
         run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=30)
         run(["multipath", "-f", name], timeout=120)
@@ -274,14 +276,22 @@ def count_sd(lab: lab_module.Lab) -> int:
     return int(proc.stdout.strip() or 0)
 
 
-def adhoc_attach(lab: lab_module.Lab, root: Path, args: str, timeout: float = 600, extra: tuple = ()) -> tuple:
-    """One ad-hoc `ansible -m lunsafe.san.iscsi_lun_attach -a ARGS [EXTRA...]` against the lab: (result, wall
-    seconds). A run that fails or returns no timings stops the benchmark."""
+def adhoc_attach(
+    lab: lab_module.Lab,
+    root: Path,
+    args: str,
+    timeout: float = 600,
+    extra: tuple = (),
+    *,
+    module: str = "lunsafe.san.iscsi_lun_attach",
+) -> tuple:
+    """One ad-hoc `ansible -m MODULE -a ARGS [EXTRA...]` against the lab (MODULE: iscsi_lun_attach unless
+    given): (result, wall seconds). A run that fails or returns no timings stops the benchmark."""
     env = lab_module.playbook_env(lab, root)
     ansible = str(lab_module.REPO / ".venv" / "bin" / "ansible")
     start = time.monotonic()
     proc = subprocess.run(
-        [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args, *extra],
+        [ansible, "lab", "-o", "-m", module, "-a", args, *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -294,7 +304,7 @@ def adhoc_attach(lab: lab_module.Lab, root: Path, args: str, timeout: float = 60
         raise SystemExit(f"ansible failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
     result = json.loads(line.split("=>", 1)[1])
     if result.get("failed") or "timings" not in result:
-        raise SystemExit(f"iscsi_lun_attach {args} failed: {result.get('msg')}")
+        raise SystemExit(f"{module} {args} failed: {result.get('msg')}")
     return result, wall
 
 

@@ -59,15 +59,30 @@ def log(msg: str) -> None:
     print(f"[bench_osbrick {time.strftime('%H:%M:%S', time.gmtime())}] {msg}", file=sys.stderr, flush=True)
 
 
-def module(lab: lab_module.Lab, root: Path, args: str) -> Dict[str, Any]:
-    result, wall = bench_attach.adhoc_attach(lab, root, args, timeout=900)
-    return {"seconds": result["timings"]["total"], "wall": round(wall, 3), "devices": len(result.get("devices") or [])}
+def module(lab: lab_module.Lab, root: Path, args: str, name: str = "lunsafe.san.iscsi_lun_attach") -> Dict[str, Any]:
+    result, wall = bench_attach.adhoc_attach(lab, root, args, timeout=900, module=name)
+    return {
+        "seconds": result["timings"]["total"],
+        "wall": round(wall, 3),
+        "devices": len(result.get("devices") or []),
+        "timings": result["timings"],
+    }
 
 
-def brick(lab: lab_module.Lab, command: str, lun: int, extra: Optional[List[str]] = None) -> Dict[str, Any]:
-    argv = ["python3", DRIVER, command, "--iqn", IQN, "--lun", str(lun)]
-    for portal in PORTALS:
-        argv += ["--portal", portal]
+def brick(
+    lab: lab_module.Lab,
+    command: str,
+    lun: int,
+    extra: Optional[List[str]] = None,
+    target: Optional[List[str]] = None,
+) -> Dict[str, Any]:
+    """os-brick's connect_volume / disconnect_volume of LUN in the guest driver; TARGET: the driver's target
+    arguments (default: the iSCSI array's IQN and both portals; FC: --target-wwn once per port)."""
+    if target is None:
+        target = ["--iqn", IQN]
+        for portal in PORTALS:
+            target += ["--portal", portal]
+    argv = ["python3", DRIVER, command, *target, "--lun", str(lun)]
     start = time.monotonic()
     proc = lab.ssh(argv + (extra or []), timeout=900, check=False)
     wall = time.monotonic() - start

@@ -2,15 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Lab-guest driver: OpenStack's os-brick as a neighbour on the lab host (issue 12).
 
-Runs os-brick's iSCSI connector in this process, as root, the way a Nova or Cinder host uses it:
-multipath on, an external lock in a lock directory, no privsep daemon (privsep's client mode is off, so
-each privileged call runs right here). Debian bookworm's python3-os-brick (6.1) is in the lab image;
-this file is copied to /usr/local/lib/lunsafe-lab/osbrick.py at each boot and run with /usr/bin/python3.
-It only ever runs inside the throwaway lab VM.
+Runs os-brick's iSCSI connector (or, with --target-wwn, its FibreChannelConnector) in this process, as root,
+the way a Nova or Cinder host uses it: multipath on, an external lock in a lock directory, no privsep daemon
+(privsep's client mode is off, so each privileged call runs right here). Debian bookworm's python3-os-brick
+(6.1) is in the lab image; this file is copied to /usr/local/lib/lunsafe-lab/osbrick.py at each boot
+and run with /usr/bin/python3. It only ever runs inside the throwaway lab VM.
 
     osbrick.py [--lock-path DIR] connect --portal P [--portal P2] --iqn IQN [--iqn IQN2] --lun N
     osbrick.py [--lock-path DIR] disconnect --portal P ... --iqn IQN ... --lun N
                                  [--device-info JSON | --path DEV] [--force] [--ignore-errors]
+    osbrick.py [--lock-path DIR] connect|disconnect --target-wwn WWPN [--target-wwn WWPN2] --lun N ...
+                                 (Fibre Channel: target_wwn and target_lun, as a Cinder FC driver gives them)
 
 os-brick serializes connect_volume and disconnect_volume on <lock-path>/os-brick-connect_volume (a POSIX
 record lock through oslo.concurrency and fasteners); point lunsafe.san's lock_file at that file and the two
@@ -75,7 +77,15 @@ def normalize_portal(portal):
 
 
 def connection_properties(args):
-    """The dict a Cinder driver hands to Nova for a multipath iSCSI volume (singular keys = first path)."""
+    """The dict a Cinder driver hands to Nova for a multipath iSCSI volume (singular keys = first path), or for
+    an FC volume with --target-wwn (target WWPNs without 0x, no initiator_target_map: every HBA is used)."""
+    if args.target_wwn:
+        if args.portal or args.iqn:
+            raise DriverError("give --target-wwn (FC) or --portal/--iqn (iSCSI), not both")
+        wwns = [w.strip().lower().removeprefix("0x").replace(":", "") for w in args.target_wwn]
+        return {"target_discovered": False, "target_wwn": wwns, "target_lun": args.lun}
+    if not args.portal or not args.iqn:
+        raise DriverError("iSCSI needs --portal and --iqn (or give --target-wwn for FC)")
     portals = [normalize_portal(p) for p in args.portal]
     if len(args.iqn) == 1:
         iqns = args.iqn * len(portals)
@@ -178,9 +188,12 @@ def run(args, warnings):
     if args.release_file and os.path.exists(args.release_file):
         os.unlink(args.release_file)
     props = connection_properties(args)
+    fc = "target_wwn" in props
+    if fc and args.hold_lock:
+        raise DriverError("--hold-lock is only wired for the iSCSI connector")
     factory, import_seconds = load_os_brick(args.lock_path)
     brick = factory(
-        "ISCSI",
+        "FIBRE_CHANNEL" if fc else "ISCSI",
         root_helper="sudo",  # never used: privsep's client mode is off
         use_multipath=True,
         device_scan_attempts=args.scan_attempts,
@@ -193,9 +206,11 @@ def run(args, warnings):
     }
     called = time.time()
     start = time.monotonic()
+    work = None
     if args.command == "connect":
-        work = LockedWork(brick._connect_multipath_volume, args.hold_lock, args.release_file)
-        brick._connect_multipath_volume = work
+        if not fc:
+            work = LockedWork(brick._connect_multipath_volume, args.hold_lock, args.release_file)
+            brick._connect_multipath_volume = work
         device_info = brick.connect_volume(props)
         result.update(
             device_info=device_info,
@@ -204,10 +219,11 @@ def run(args, warnings):
             multipath_id=device_info.get("multipath_id"),
         )
     else:
-        work = LockedWork(brick._cleanup_connection, args.hold_lock, args.release_file)
-        brick._cleanup_connection = work
+        if not fc:
+            work = LockedWork(brick._cleanup_connection, args.hold_lock, args.release_file)
+            brick._cleanup_connection = work
         brick.disconnect_volume(props, parse_device_info(args), force=args.force, ignore_errors=args.ignore_errors)
-    result.update(seconds=round(time.monotonic() - start, 3), error=None, lock=work.report(called))
+    result.update(seconds=round(time.monotonic() - start, 3), error=None, lock=work.report(called) if work else None)
     result["warnings"] = warnings.messages
     return result
 
@@ -228,8 +244,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("connect", "disconnect"):
         cmd = sub.add_parser(name)
-        cmd.add_argument("--portal", action="append", required=True, help="ADDRESS[:PORT], once per path")
-        cmd.add_argument("--iqn", action="append", required=True, help="target name: one for all, or one per portal")
+        cmd.add_argument("--portal", action="append", help="iSCSI: ADDRESS[:PORT], once per path")
+        cmd.add_argument("--iqn", action="append", help="iSCSI target name: one for all, or one per portal")
+        cmd.add_argument("--target-wwn", action="append", help="FC: a target port WWPN, once per target port")
         cmd.add_argument("--lun", type=int, required=True)
         if name == "disconnect":
             given = cmd.add_mutually_exclusive_group()
