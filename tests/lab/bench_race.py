@@ -158,6 +158,37 @@ for folder in glob.glob("/sys/kernel/config/target/fc/*:*/tpgt_1/acls/*:*/lun_*"
 print(json.dumps({"unmapped": sorted(unmapped)}))
 """
 
+# runs in the guest before each FC procedure's reset: the leftovers of the one before go (every map made to
+# fail, not queue, then flushed; every SCSI device on an FC host deleted). labctl's reset starts with
+# `vgchange -an`, which hung (D state, in exit_aio) over the 6 dead maps and 22 faulty paths an 8-cycle fc_lip
+# run left; after fc_host_scan's 3 dead maps it passed.
+GUEST_FC_CLEAR = r"""
+import glob, json, os, subprocess
+def run(argv, timeout=30):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return "timeout"
+out = subprocess.run(["dmsetup", "ls", "--target", "multipath"], capture_output=True, text=True, timeout=30).stdout
+maps = [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] != "No"]
+flushed = {}
+for name in maps:
+    run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10)
+    flushed[name] = run(["multipath", "-f", name])
+    if run(["dmsetup", "info", name], timeout=10) == 0:
+        flushed[name] = run(["dmsetup", "remove", "--force", name])
+deleted = []
+for host in glob.glob("/sys/class/fc_host/host*"):
+    for path in glob.glob("/sys/class/scsi_device/%s:*/device/delete" % os.path.basename(host)[4:]):
+        try:
+            with open(path, "w") as handle:
+                handle.write("1")
+            deleted.append(path.split("/")[4])
+        except OSError:
+            pass
+print(json.dumps({"flushed": flushed, "deleted": deleted}))
+"""
+
 GUEST_CLEAR_DEVICES = r"""
 import glob, subprocess
 subprocess.run(["multipath", "-F"], capture_output=True, timeout=600)
@@ -357,6 +388,8 @@ def run_procedure(
     luns = args.workers * max(per_worker)  # one LUN per cycle: worker w, cycle k uses LUN w + k * workers
     transport_vars: dict = {"bench_transport": args.transport}
     if args.transport == "fc":
+        cleared = guest_json(lab, GUEST_FC_CLEAR, timeout=900)  # the previous procedure's faulty paths, dead maps
+        log(f"{procedure}: cleared {len(cleared['flushed'])} maps and {len(cleared['deleted'])} FC devices left")
         log(f"{procedure}: resetting the lab ({luns} FC LUs)")
         lab.array(["reset", "--luns", "4", "--fc-luns", str(luns), "--size-mb", "1"], timeout=3600)
         # every LUN starts unmapped: each cycle maps its LUN first, as initialize_connection does
