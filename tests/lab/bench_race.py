@@ -634,11 +634,13 @@ def _leftover_lines(race: dict) -> list[str]:
 
 def merge_rows(rows: list[dict], previous: dict | None, *, args: argparse.Namespace) -> list[dict]:
     """This run's rows, plus the previous run's rows of procedures not run now when that run used the same
-    harness settings (workers, unmap delay, gap): procedures can then be run one invocation each."""
+    harness settings (workers, unmap delay, gap, stagger): procedures can then be run one invocation each."""
     done = {r["procedure"] for r in rows}
     kept = []
     for r in (previous or {}).get("procedures", []):
-        same = (r.get("workers"), r.get("unmap_delay"), r.get("gap")) == (args.workers, args.unmap_delay, args.gap)
+        # rows recorded before the stagger was kept ran with 1.5 s
+        settings = (r.get("workers"), r.get("unmap_delay"), r.get("gap"), r.get("stagger", 1.5))
+        same = settings == (args.workers, args.unmap_delay, args.gap, args.stagger)
         mine = r["procedure"] in TRANSPORTS[args.transport]["procedures"]
         if r["procedure"] not in done and same and mine and r.get("command"):
             kept.append(r)
@@ -1013,7 +1015,9 @@ def main() -> int:
                 rows = []
                 for procedure in procedures:
                     row = run_procedure(lab, ours_root, cg_root, procedure, args=args, logs=logs)
-                    row.update(command=command, date=date, unmap_delay=args.unmap_delay, gap=args.gap)
+                    row.update(
+                        command=command, date=date, unmap_delay=args.unmap_delay, gap=args.gap, stagger=args.stagger
+                    )
                     rows.append(row)
                     (logs / "race.json").write_text(json.dumps(rows, indent=1))
                 rows = merge_rows(rows, previous.get("race"), args=args)
