@@ -5,6 +5,8 @@
     python3 tests/lab/bench_race.py [--cycles 200] [--workers 4] [--name race] [--reuse]
                                     [--procedures ours,osbrick,open_iscsi,session_rescan]
                                     [--latency-luns 4 64 256] [--out docs/benchmarks]
+    python3 tests/lab/bench_race.py --transport fc [--cycles 200] [--workers 4] [--name racefc] [--reuse]
+                                    [--procedures fc_ours,fc_host_scan,fc_lip] [--out docs/benchmarks]
 
 Part 1, the race. WORKERS concurrent workers (one ansible-playbook process each, looping over its cycles)
 attach and detach their own LUN of the one lab target; the array maps the LUN before each attach and
@@ -22,7 +24,19 @@ SCSI devices (sysfs: every iSCSI device left once all workers are done and all L
 brought back during the run (found at the next map of their LUN), failed attaches, and per-cycle timings.
 The lab is reset (lab.py array reset) before each procedure.
 
-Part 2, attach latency against the number of LUNs mapped: lunsafe.san.iscsi_lun_attach vs a session
+Over Fibre Channel (--transport fc: the lab's FCoE VN2VN ports and LIO tcm_fc, 2 initiator fc_hosts x 2
+target ports = 4 paths a LUN), the same workers, cycles and counts, with the kernel's default scan mode
+(scsi_mod.scan=sync, what lab.py up leaves) for every procedure:
+  fc_ours         lunsafe.san.fc_lun_attach state=present / state=absent with both target WWPNs (targeted
+                  scans `C T L` of the one LUN on each initiator host);
+  fc_host_scan    echo '- - -' > /sys/class/scsi_host/hostH/scan on every FC initiator host, wait for the
+                  paths and the map; the naive detach (multipath -f MAP, delete each path);
+  fc_lip          echo 1 > /sys/class/fc_host/hostH/issue_lip on every FC initiator host (the rports log in
+                  again and the FC transport scans each whole target); the same wait and naive detach.
+The array maps and unmaps through tcm_fc's configfs ACLs (both initiator WWPNs on both target ports); FC
+devices are counted on /sys/class/fc_host hosts only. Writes OUT/race-fc.md, .json and .png; no part 2.
+
+Part 2 (iSCSI), attach latency against the number of LUNs mapped: lunsafe.san.iscsi_lun_attach vs a session
 rescan (what open_iscsi rescan=true runs), median of --samples attaches of distinct LUNs.
 
 Writes OUT/race.md and OUT/race.png (matplotlib from tests/bench-requirements.txt, installed into .venv
@@ -61,7 +75,15 @@ BENCH_REQUIREMENTS = REPO / "tests" / "bench-requirements.txt"
 # the `ansible` community package whose community.general goes with ansible-core 2.19 (our pin);
 # only its community/general folder is used, never installed into .venv
 ANSIBLE_PACKAGE_VERSION = "12.3.0"
-PROCEDURES = ("ours", "osbrick", "open_iscsi", "session_rescan")
+ISCSI_PROCEDURES = ("ours", "osbrick", "open_iscsi", "session_rescan")
+FC_PROCEDURES = ("fc_ours", "fc_host_scan", "fc_lip")
+PROCEDURES = ISCSI_PROCEDURES + FC_PROCEDURES  # the report's row order
+OURS = ("ours", "fc_ours")
+# per transport: its procedures, and the report's file names under --out (and the saved results' name)
+TRANSPORTS = {
+    "iscsi": {"procedures": ISCSI_PROCEDURES, "report": "race"},
+    "fc": {"procedures": FC_PROCEDURES, "report": "race-fc"},
+}
 TARGET = bench_attach.IQN
 PORTALS = bench_attach.PORTALS
 
@@ -99,6 +121,72 @@ for folder in glob.glob(acl + "/lun_*"):
     os.rmdir(folder)
     unmapped.append(int(folder.rsplit("_", 1)[1]))
 print(json.dumps({"unmapped": sorted(unmapped)}))
+"""
+
+# runs in the guest: the SCSI devices on FC hosts (every /sys/class/fc_host host; never the iSCSI or virtio
+# disks), their state, and the dm maps
+GUEST_FC_DEVICES = r"""
+import glob, json, os, subprocess
+hosts = sorted(int(os.path.basename(p)[4:]) for p in glob.glob("/sys/class/fc_host/host*"))
+devices = []
+for host in hosts:
+    for path in sorted(glob.glob("/sys/class/scsi_device/%d:*" % host)):
+        hctl = os.path.basename(path)
+        blocks = [os.path.basename(b) for b in glob.glob(path + "/device/block/*")]
+        try:
+            state = open(path + "/device/state").read().strip()
+        except OSError:
+            state = "?"
+        devices.append({"hctl": hctl, "lun": int(hctl.split(":")[3]), "block": blocks[0] if blocks else None,
+                        "state": state})
+maps = subprocess.run(["dmsetup", "ls", "--target", "multipath"], capture_output=True, text=True).stdout
+names = [line.split()[0] for line in maps.splitlines() if line.split() and line.split()[0] != "No"]
+print(json.dumps({"devices": devices, "maps": names, "fc_hosts": hosts}))
+"""
+
+# runs in the guest: the array unmaps every LUN from every initiator ACL of every tcm_fc target port (the
+# configfs steps labctl.py fc-unmap does through rtslib)
+GUEST_FC_UNMAP_ALL = r"""
+import glob, json, os
+unmapped = set()
+for folder in glob.glob("/sys/kernel/config/target/fc/*:*/tpgt_1/acls/*:*/lun_*"):
+    for entry in os.listdir(folder):
+        if os.path.islink(os.path.join(folder, entry)):
+            os.unlink(os.path.join(folder, entry))
+    os.rmdir(folder)
+    unmapped.add(int(folder.rsplit("_", 1)[1]))
+print(json.dumps({"unmapped": sorted(unmapped)}))
+"""
+
+# runs in the guest before each FC procedure's reset: the leftovers of the one before go (every map made to
+# fail, not queue, then flushed; every SCSI device on an FC host deleted). labctl's reset starts with
+# `vgchange -an`, which hung (D state, in exit_aio) over the 6 dead maps and 22 faulty paths an 8-cycle fc_lip
+# run left; after fc_host_scan's 3 dead maps it passed.
+GUEST_FC_CLEAR = r"""
+import glob, json, os, subprocess
+def run(argv, timeout=30):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return "timeout"
+out = subprocess.run(["dmsetup", "ls", "--target", "multipath"], capture_output=True, text=True, timeout=30).stdout
+maps = [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0] != "No"]
+flushed = {}
+for name in maps:
+    run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10)
+    flushed[name] = run(["multipath", "-f", name])
+    if run(["dmsetup", "info", name], timeout=10) == 0:
+        flushed[name] = run(["dmsetup", "remove", "--force", name])
+deleted = []
+for host in glob.glob("/sys/class/fc_host/host*"):
+    for path in glob.glob("/sys/class/scsi_device/%s:*/device/delete" % os.path.basename(host)[4:]):
+        try:
+            with open(path, "w") as handle:
+                handle.write("1")
+            deleted.append(path.split("/")[4])
+        except OSError:
+            pass
+print(json.dumps({"flushed": flushed, "deleted": deleted}))
 """
 
 GUEST_CLEAR_DEVICES = r"""
@@ -203,6 +291,31 @@ def adhoc(env: dict, module: str, args: str = "", timeout: float = 600) -> dict:
     return json.loads(line.split("=>", 1)[1])
 
 
+def host_state() -> dict:
+    """This machine's load average (1, 5, 15 min) and how many qemu VMs run on it (this lab's included)."""
+    proc = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True, timeout=30, check=False)
+    return {"load": [round(x, 2) for x in os.getloadavg()], "vms": int(proc.stdout.strip() or 0)}
+
+
+def repo_commit() -> str:
+    """The checkout's commit (short), with +dirty when tracked files differ from it."""
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout.strip()
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def guest_json(lab: lab_module.Lab, code: str, timeout: float = 600) -> dict:
     proc = lab.ssh(["python3", "-c", code], timeout=timeout)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -262,7 +375,7 @@ def _p90(values: list[float]) -> float | None:
 
 def procedure_cycles(procedure: str, args: argparse.Namespace) -> int:
     """Cycles for one procedure: the 200 the issue asks of ours; the baselines only have to show the race."""
-    if procedure == "ours" or args.baseline_cycles is None:
+    if procedure in OURS or args.baseline_cycles is None:
         return args.cycles
     return args.baseline_cycles
 
@@ -273,16 +386,45 @@ def run_procedure(
     planned = procedure_cycles(procedure, args)
     per_worker = split_cycles(planned, args.workers)
     luns = args.workers * max(per_worker)  # one LUN per cycle: worker w, cycle k uses LUN w + k * workers
-    log(f"{procedure}: resetting the lab ({luns} LUNs)")
-    lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
-    # every LUN starts unmapped: each cycle maps its LUN first, as initialize_connection does
-    guest_json(lab, GUEST_UNMAP_ALL)
+    transport_vars: dict = {"bench_transport": args.transport}
+    if args.transport == "fc":
+        cleared = guest_json(lab, GUEST_FC_CLEAR, timeout=900)  # the previous procedure's faulty paths, dead maps
+        log(f"{procedure}: cleared {len(cleared['flushed'])} maps and {len(cleared['deleted'])} FC devices left")
+        log(f"{procedure}: resetting the lab ({luns} FC LUs)")
+        lab.array(["reset", "--luns", "4", "--fc-luns", str(luns), "--size-mb", "1"], timeout=3600)
+        # every LUN starts unmapped: each cycle maps its LUN first, as initialize_connection does
+        guest_json(lab, GUEST_FC_UNMAP_ALL)
+        fc = lab.array(["fc-status"])
+        hosts = [p["host"] for p in fc["initiators"] if p["host"] is not None]
+        targets = [p["port_name"] for p in fc["targets"] if p["port_name"]]
+        if fc["scan_mode"] != "sync" or len(hosts) < 2 or len(targets) < 2 or len(fc["luns"]) < luns:
+            raise SystemExit(
+                f"bench_race: FC lab not as expected after the reset (scan mode {fc['scan_mode']}, initiator "
+                f"hosts {hosts}, target ports {targets}, {len(fc['luns'])} LUs for {luns} wanted)"
+            )
+        transport_vars.update(bench_fc_hosts=hosts, bench_fc_targets=targets, bench_fc_paths=len(hosts) * len(targets))
+        fc_lab = {
+            "hosts": hosts,
+            "initiators": [p["port_name"] for p in fc["initiators"]],
+            "targets": targets,
+            "paths": len(hosts) * len(targets),
+            "scan_mode": fc["scan_mode"],
+            "luns": len(fc["luns"]),
+        }
+    else:
+        log(f"{procedure}: resetting the lab ({luns} LUNs)")
+        lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
+        # every LUN starts unmapped: each cycle maps its LUN first, as initialize_connection does
+        guest_json(lab, GUEST_UNMAP_ALL)
+        fc_lab = None
+    host = host_state()
     procs = []
     start = time.monotonic()
     for worker, cycles in enumerate(per_worker):
         jsonl = logs / f"{procedure}-w{worker}.jsonl"
         jsonl.unlink(missing_ok=True)
         extra = {
+            **transport_vars,
             "bench_procedure": procedure,
             "bench_worker": worker,
             "bench_workers": args.workers,
@@ -324,7 +466,8 @@ def run_procedure(
         for m in facts.get("maps") or facts.get("ansible_facts", {}).get("lunsafe_multipath", {}).get("maps", [])
         if m.get("faulty")
     ]
-    devices = guest_json(lab, GUEST_DEVICES)
+    devices = guest_json(lab, GUEST_FC_DEVICES if args.transport == "fc" else GUEST_DEVICES)
+    host_end = host_state()
     cycles = [c for _p, _o, jsonl in procs for c in parse_worker_log(jsonl)]
     durations = [c["end"] - c["start"] for c in cycles]
     attach = [c["phases"]["attach"] for c in cycles if "attach" in c["phases"] and not c["attach_failed"]]
@@ -333,6 +476,13 @@ def run_procedure(
     detach_total = [c["detach_timings"]["total"] for c in cycles if (c.get("detach_timings") or {}).get("total")]
     result = {
         "procedure": procedure,
+        "transport": args.transport,
+        "fc": fc_lab,
+        "commit": repo_commit(),
+        "load_start": host["load"],
+        "load_end": host_end["load"],
+        "vms_start": host["vms"],
+        "vms_end": host_end["vms"],
         "workers": args.workers,
         "cycles_planned": planned,
         "per_worker": per_worker,
@@ -445,13 +595,13 @@ def verdict(race: dict) -> list[str]:
             f"{r['attach_failed']} failed attaches."
             + (
                 ""
-                if left or r["resurrected_paths"] or r["procedure"] == "ours"
+                if left or r["resurrected_paths"] or r["procedure"] in OURS
                 else " This baseline showed no "
                 "race in this run: the harness did not exercise it (more cycles or workers, or a longer "
                 "--unmap-delay)."
             )
         )
-    ours = [r for r in race["procedures"] if r["procedure"] == "ours"]
+    ours = [r for r in race["procedures"] if r["procedure"] in OURS]
     if ours and ours[0]["cycles"] < 200:
         r = ours[0]
         out.append(
@@ -459,7 +609,7 @@ def verdict(race: dict) -> list[str]:
             f"TCG-emulated lab a cycle costs {r['wall_s'] / max(1, r['cycles']):.0f} s of wall time, so the run "
             "was cut to fit the time available. `--cycles 200` runs the full count."
         )
-    baselines = [r for r in race["procedures"] if r["procedure"] != "ours"]
+    baselines = [r for r in race["procedures"] if r["procedure"] not in OURS]
     if baselines and any(r["cycles"] < (ours[0]["cycles"] if ours else 0) for r in baselines):
         out.append(
             "- the baselines ran fewer cycles than ours: they only have to show that the harness exercises the "
@@ -484,12 +634,15 @@ def _leftover_lines(race: dict) -> list[str]:
 
 def merge_rows(rows: list[dict], previous: dict | None, *, args: argparse.Namespace) -> list[dict]:
     """This run's rows, plus the previous run's rows of procedures not run now when that run used the same
-    harness settings (workers, unmap delay, gap): procedures can then be run one invocation each."""
+    harness settings (workers, unmap delay, gap, stagger): procedures can then be run one invocation each."""
     done = {r["procedure"] for r in rows}
     kept = []
     for r in (previous or {}).get("procedures", []):
-        same = (r.get("workers"), r.get("unmap_delay"), r.get("gap")) == (args.workers, args.unmap_delay, args.gap)
-        if r["procedure"] not in done and same and r.get("command"):
+        # rows recorded before the stagger was kept ran with 1.5 s
+        settings = (r.get("workers"), r.get("unmap_delay"), r.get("gap"), r.get("stagger", 1.5))
+        same = settings == (args.workers, args.unmap_delay, args.gap, args.stagger)
+        mine = r["procedure"] in TRANSPORTS[args.transport]["procedures"]
+        if r["procedure"] not in done and same and mine and r.get("command"):
             kept.append(r)
     order = {name: i for i, name in enumerate(PROCEDURES)}
     return sorted(rows + kept, key=lambda r: order[r["procedure"]])
@@ -501,14 +654,84 @@ def _run_lines(race: dict) -> list[str]:
     for cmd in dict.fromkeys(r.get("command") for r in race["procedures"]):
         rows = [r for r in race["procedures"] if r.get("command") == cmd]
         dates = ", ".join(sorted({r.get("date") or race["date"] for r in rows}))
-        lines.append(f"- run: `{cmd or race['command']}` on {dates} ({', '.join(r['procedure'] for r in rows)})")
+        line = f"- run: `{cmd or race['command']}` on {dates} ({', '.join(r['procedure'] for r in rows)})"
+        if any("load_start" in r for r in rows):
+            line += (
+                "; commit "
+                + ", ".join(sorted({r.get("commit") or "?" for r in rows}))
+                + "; host load average (1/5/15 min) at start and end: "
+                + "; ".join(f"{r['procedure']} {r['load_start']} -> {r['load_end']}" for r in rows if "load_start" in r)
+                + "; qemu VMs on the machine (this lab's included): "
+                + ", ".join(f"{r['procedure']} {r['vms_start']} -> {r['vms_end']}" for r in rows if "vms_start" in r)
+            )
+        lines.append(line)
     return lines
+
+
+def _vcpus(race: dict) -> str:
+    count = race.get("vcpus", 2)  # rows recorded before the count was kept ran with 2
+    return f"{count} vCPU" + ("" if count == 1 else "s")
+
+
+def _lab_line(race: dict) -> str:
+    if race.get("transport") != "fc":
+        return (
+            f"- lab: kernel {race['kernel']}, accel {race['accel']} (qemu VM, {_vcpus(race)}), one LIO "
+            "target on portals "
+            f"{' and '.join(PORTALS)}"
+        )
+    fc = race.get("fc") or {}
+    return (
+        f"- lab: kernel {race['kernel']}, accel {race['accel']} (qemu VM, {_vcpus(race)}), Fibre "
+        "Channel over FCoE VN2VN between the VM's own NICs: initiator fc_hosts "
+        + ", ".join(f"host{h}" for h in fc.get("hosts", []))
+        + " ("
+        + ", ".join(fc.get("initiators", []))
+        + "), LIO tcm_fc target ports "
+        + ", ".join(fc.get("targets", []))
+        + f", so {fc.get('paths', '?')} paths a LUN; `scsi_mod.scan` = `{fc.get('scan_mode')}` (the kernel's "
+        "default, what `lab.py up` leaves) for every procedure, ours included"
+    )
+
+
+def _transport_notes(race: dict) -> list[str]:
+    if race.get("transport") != "fc":
+        return [
+            "- *unrequested devices left*: iSCSI SCSI devices in sysfs at that point (no worker wants any LUN).",
+            "- `open_iscsi` logs in to every portal SendTargets discovery returns (the module's single-target "
+            "login passes no portal to iscsiadm), here also `[::1]`: its LUNs have 3 paths; `ours`, `osbrick` and "
+            "`session_rescan` log in to the two portals asked for.",
+            "- the unmap delay stands for what happens between a host-side detach and the array's unmap in "
+            "OpenStack: os-brick's disconnect returns to Nova, Nova asks Cinder to delete the attachment, Cinder's "
+            "volume driver calls the array (seconds of API round trips). At 2 s, 24 cycles of the open_iscsi "
+            "baseline showed no race (its rescans are rare: one attach takes a minute under TCG); at 6 s they do.",
+            "- the array's map/unmap write LIO's configfs directly (the same kernel steps as "
+            "`labctl.py map/unmap`, without rtslib's seconds of start-up per call in the emulated guest).",
+        ]
+    return [
+        "- *unrequested devices left*: SCSI devices on the FC hosts (`/sys/class/fc_host/host*`; never the "
+        "iSCSI or virtio disks) at that point (no worker wants any LUN).",
+        "- procedures: `fc_ours` is `lunsafe.san.fc_lun_attach` state=present / state=absent with both target "
+        "WWPNs (it writes `C T L` for the one LUN on each initiator host, and detaches only that LUN); "
+        "`fc_host_scan` writes `- - -` to `/sys/class/scsi_host/hostH/scan` of every FC initiator host, "
+        "`fc_lip` writes 1 to `/sys/class/fc_host/hostH/issue_lip` of every FC initiator host (the remote "
+        "ports log in again, and with `scsi_mod.scan=sync` the FC transport scans each whole target); both "
+        "then wait for every path and the map, and detach as a typical playbook does (`multipath -f MAP`, then "
+        "`echo 1 > /sys/block/sdX/device/delete`).",
+        "- the unmap delay stands for what happens between a host-side detach and the array's unmap (the "
+        "orchestrator's and the array API's round trips), as in the iSCSI run ([race.md](race.md)).",
+        "- the array's map/unmap write LIO's tcm_fc configfs directly (a mapped LUN in the ACL of each initiator "
+        "WWPN on each target port: the same kernel steps as `labctl.py fc-map/fc-unmap`, without rtslib's "
+        "seconds of start-up per call in the emulated guest).",
+    ]
 
 
 def write_markdown(path: Path, results: dict) -> None:
     race = results.get("race") or {}
     lat = results.get("latency") or {}
-    lines = ["# Concurrent attach/detach race: faults left and attach latency", ""]
+    fc = race.get("transport") == "fc"
+    title = "over Fibre Channel: faults left" if fc else ": faults left and attach latency"
+    lines = [f"# Concurrent attach/detach race{' ' if fc else ''}{title}", ""]
     commands = []
     for part in (race, lat):
         for cmd in (part or {}).get("command", "").split(" ; "):
@@ -516,7 +739,7 @@ def write_markdown(path: Path, results: dict) -> None:
                 commands.append(cmd)
     lines += [
         "Regenerate (in a checkout with `.venv`, on a machine that can boot the lab; the full run is "
-        "`python3 tests/lab/bench_race.py`):",
+        f"`python3 tests/lab/bench_race.py{' --transport fc --name racefc' if fc else ''}`):",
         "",
         "```",
         *(commands or [results.get("command", "")]),
@@ -530,9 +753,10 @@ def write_markdown(path: Path, results: dict) -> None:
             "## Race: concurrent workers attaching and detaching different LUNs",
             "",
             *_run_lines(race),
-            f"- lab: kernel {race['kernel']}, accel {race['accel']} (qemu VM, 2 vCPUs), one LIO target on portals "
-            f"{' and '.join(PORTALS)}",
-            f"- {race['workers']} workers; cycles in total per procedure: "
+            _lab_line(race),
+            f"- {race['workers']} workers"
+            + (f" started {race['stagger']:g} s apart" if race.get("stagger") is not None else "")
+            + "; cycles in total per procedure: "
             + ", ".join(
                 f"{r['procedure']} {r['cycles_planned']} ({r.get('per_worker')} per worker)" for r in race["procedures"]
             )
@@ -561,28 +785,24 @@ def write_markdown(path: Path, results: dict) -> None:
             "- *faulty paths / dead maps / faulty maps left*: `lunsafe.san.multipath_faulty_facts` summary "
             f"(`faulty_paths`, `dead_maps`, `faulty_maps`), {race['settle']} s after the last worker finished; "
             "every LUN is unmapped by then, so any path still there is one the array no longer presents.",
-            "- *unrequested devices left*: iSCSI SCSI devices in sysfs at that point (no worker wants any LUN).",
             "- *paths brought back during the run*: SCSI devices of a worker's LUN still present "
             f"{race.get('gap', 2.0)} s after the array unmapped it, although the worker's own detach had deleted "
             "them: another worker's scan brought them back inside the window between host-side delete and unmap "
             "(the race). The LUN is never mapped again, so each one stays as a faulty path (and its map dead) "
             "until the end: they are what the *left* columns count.",
-            "- `open_iscsi` logs in to every portal SendTargets discovery returns (the module's single-target "
-            "login passes no portal to iscsiadm), here also `[::1]`: its LUNs have 3 paths; `ours`, `osbrick` and "
-            "`session_rescan` log in to the two portals asked for.",
-            "- the unmap delay stands for what happens between a host-side detach and the array's unmap in "
-            "OpenStack: os-brick's disconnect returns to Nova, Nova asks Cinder to delete the attachment, Cinder's "
-            "volume driver calls the array (seconds of API round trips). At 2 s, 24 cycles of the open_iscsi "
-            "baseline showed no race (its rescans are rare: one attach takes a minute under TCG); at 6 s they do.",
-            "- the array's map/unmap write LIO's configfs directly (the same kernel steps as "
-            "`labctl.py map/unmap`, without rtslib's seconds of start-up per call in the emulated guest).",
+            *_transport_notes(race),
             "- timings are Ansible task wall times seen by the controller (SSH, module start-up included) under "
-            "TCG emulation with all workers competing for the same 2 vCPUs; attach for the baselines includes "
-            "waiting for the paths and the multipath map. *module total* is the module's own timing on the host "
-            "(`timings.total`; it includes waiting for the module's host lock, which serializes concurrent runs): "
-            "the rest of the task time is Ansible's transport and module start-up in the emulated guest. For "
-            "osbrick it is the driver's clock around connect_volume / disconnect_volume (waiting for os-brick's "
-            "own lock included; its Python start-up and import not).",
+            f"TCG emulation with all workers competing for the same {_vcpus(race)}; attach for the "
+            "baselines includes waiting for the paths and the multipath map. *module total* is the module's own "
+            "timing on the host (`timings.total`; it includes waiting for the module's host lock, which "
+            "serializes concurrent runs): the rest of the task time is Ansible's transport and module start-up "
+            "in the emulated guest."
+            + (
+                ""
+                if fc
+                else " For osbrick it is the driver's clock around connect_volume / disconnect_volume (waiting "
+                "for os-brick's own lock included; its Python start-up and import not)."
+            ),
             "",
         ]
         lines += _leftover_lines(race)
@@ -617,7 +837,8 @@ def write_markdown(path: Path, results: dict) -> None:
                 "rescan that attaches hundreds of LUNs takes many minutes",
             ]
         lines.append("")
-    lines += ["![faults per procedure and attach latency](race.png)", ""]
+    plot = path.with_suffix(".png").name
+    lines += [f"![faults per procedure{'' if fc else ' and attach latency'}]({plot})", ""]
     for note in results.get("notes", []):
         lines.append(f"- {note}")
     path.write_text("\n".join(lines).rstrip() + "\n")
@@ -627,8 +848,12 @@ def write_plot(path: Path, results: dict) -> None:
     matplotlib = ensure_matplotlib()
     matplotlib.use("Agg")
     pyplot = importlib.import_module("matplotlib.pyplot")
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.8))
     race = results.get("race") or {}
+    if race.get("transport") == "fc":  # no latency part over FC: the race panel alone
+        figure, left = pyplot.subplots(1, 1, figsize=(7.5, 4.8))
+        right = None
+    else:
+        figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.8))
     if race:
         names = [r["procedure"] for r in race["procedures"]]
         series = [
@@ -646,13 +871,19 @@ def write_plot(path: Path, results: dict) -> None:
             left.bar_label(bars, fontsize=7)
         left.set_xticks(range(len(names)), names)
         left.set_ylabel("count")
-        left.set_title(f"{race['workers']} workers; cycles: " + ", ".join(str(r["cycles"]) for r in race["procedures"]))
+        left.set_title(
+            ("FC, " if race.get("transport") == "fc" else "")
+            + f"{race['workers']} workers; cycles: "
+            + ", ".join(str(r["cycles"]) for r in race["procedures"])
+        )
         left.set_ylim(bottom=0)
         left.legend(fontsize=8)
     else:
         left.axis("off")
     lat = results.get("latency") or {}
-    if lat:
+    if right is None:
+        pass
+    elif lat:
         rows = lat["rows"]
         xs = [r["luns"] for r in rows]
         right.plot(xs, [r["ours_module_total_s"] for r in rows], "o-", label="iscsi_lun_attach (module total)")
@@ -677,6 +908,24 @@ def write_plot(path: Path, results: dict) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def transport_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The procedures to run (the transport's own only) and the latency default (iSCSI only)."""
+    known = TRANSPORTS[args.transport]["procedures"]
+    if args.procedures is None:
+        args.procedures = ",".join(known)
+    procedures = [p for p in args.procedures.split(",") if p]
+    unknown = set(procedures) - set(known)
+    if unknown:
+        parser.error(f"unknown {args.transport} procedures {sorted(unknown)}; choose from {', '.join(known)}")
+    if args.latency_luns is None:
+        args.latency_luns = [4, 64, 256] if args.transport == "iscsi" else []
+    if args.stagger is None:
+        args.stagger = 1.5 if args.transport == "iscsi" else 15.0
+    if args.latency_luns and args.transport != "iscsi":
+        parser.error("--latency-luns: the latency part is iSCSI only")
+    return procedures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--cycles", type=int, default=200, help="cycles per procedure, in total over the workers")
@@ -684,10 +933,20 @@ def main() -> int:
         "--baseline-cycles", type=int, default=None, help="cycles for each baseline procedure (default: --cycles)"
     )
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--transport",
+        choices=sorted(TRANSPORTS),
+        default="iscsi",
+        help="iscsi (race.md) or fc (race-fc.md: procedures fc_ours, fc_host_scan, fc_lip; no latency part)",
+    )
     parser.add_argument("--name", default="race", help="lab name")
     parser.add_argument("--reuse", action="store_true", help="use a running lab of that name (left running)")
-    parser.add_argument("--procedures", default=",".join(PROCEDURES), help="comma list; empty to skip part 1")
-    parser.add_argument("--latency-luns", type=int, nargs="*", default=[4, 64, 256], help="none to skip part 2")
+    parser.add_argument(
+        "--procedures", default=None, help="comma list (default: the transport's all); empty to skip part 1"
+    )
+    parser.add_argument(
+        "--latency-luns", type=int, nargs="*", default=None, help="iSCSI only (default 4 64 256); none to skip part 2"
+    )
     parser.add_argument("--samples", type=int, default=3, help="attaches per LUN count in part 2")
     parser.add_argument("--rescan-max", type=int, default=64, help="run the session rescan up to this LUN count")
     parser.add_argument(
@@ -702,23 +961,29 @@ def main() -> int:
         "at 2 s the open_iscsi baseline showed no race in 24 cycles, at 6 s it does",
     )
     parser.add_argument("--gap", type=float, default=2.0, help="seconds from unmap to counting the LUN's devices")
-    parser.add_argument("--stagger", type=float, default=1.5, help="seconds between worker starts")
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=None,
+        help="seconds between worker starts (default 1.5 for iSCSI, 15 for FC: a quarter of an FC cycle; FC "
+        "whole-host scans and device deletes queue on the host's scan mutex, which keeps workers started together "
+        "in lockstep: all scan, then all detach, then all unmap, and no scan falls between another worker's delete "
+        "and unmap in a short run, as seen in an 8-cycle run at 1.5 s)",
+    )
     parser.add_argument("--settle", type=float, default=8.0, help="seconds to wait before counting faults")
     parser.add_argument("--procedure-timeout", type=float, default=4 * 3600)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks"))
     parser.add_argument("--note", action="append", default=[], help="a line to add under the results (repeatable)")
     args = parser.parse_args()
-    procedures = [p for p in args.procedures.split(",") if p]
-    unknown = set(procedures) - set(PROCEDURES)
-    if unknown:
-        parser.error(f"unknown procedures {sorted(unknown)}; choose from {', '.join(PROCEDURES)}")
+    procedures = transport_defaults(parser, args)
+    report = TRANSPORTS[args.transport]["report"]
     reexec_in_venv()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     logs = cache_dir() / "runs" / stamp
     logs.mkdir(parents=True, exist_ok=True)
-    saved = cache_dir() / "race-results.json"
+    saved = cache_dir() / f"{report}-results.json"
     command = "python3 tests/lab/bench_race.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
@@ -729,7 +994,7 @@ def main() -> int:
     notes_given = args.note or previous.get("notes_given") or []  # kept until a run gives others
     results["notes"] += notes_given
     ensure_matplotlib()
-    cg_root = community_general() if set(procedures) - {"ours"} else cache_dir()
+    cg_root = community_general() if "open_iscsi" in procedures else cache_dir()  # its only user
     lab = lab_module.Lab(args.name)
     booted = False
     if lab.pid() and not args.reuse:
@@ -750,12 +1015,17 @@ def main() -> int:
                 rows = []
                 for procedure in procedures:
                     row = run_procedure(lab, ours_root, cg_root, procedure, args=args, logs=logs)
-                    row.update(command=command, date=date, unmap_delay=args.unmap_delay, gap=args.gap)
+                    row.update(
+                        command=command, date=date, unmap_delay=args.unmap_delay, gap=args.gap, stagger=args.stagger
+                    )
                     rows.append(row)
                     (logs / "race.json").write_text(json.dumps(rows, indent=1))
                 rows = merge_rows(rows, previous.get("race"), args=args)
                 results["race"] = {
                     "command": " ; ".join(sorted({r["command"] for r in rows}, key=lambda c: c != command)),
+                    "transport": args.transport,
+                    "fc": next((r["fc"] for r in rows if r.get("fc")), None),
+                    "vcpus": lab_module.guest_vcpus(),
                     "date": date,
                     "kernel": info["kernel"],
                     "accel": info["accel"],
@@ -765,6 +1035,7 @@ def main() -> int:
                     "unmap_delay": args.unmap_delay,
                     "gap": args.gap,
                     "settle": args.settle,
+                    "stagger": args.stagger,
                     "procedures": rows,
                 }
             elif previous.get("race"):
@@ -801,9 +1072,13 @@ def main() -> int:
         json.dumps({**{k: results.get(k) for k in ("race", "latency")}, "notes_given": notes_given}, indent=1)
     )
     (logs / "results.json").write_text(json.dumps(results, indent=1))
-    write_markdown(out / "race.md", results)
-    write_plot(out / "race.png", results)
-    log(f"wrote {out / 'race.md'} and {out / 'race.png'} (raw results: {logs / 'results.json'})")
+    write_markdown(out / f"{report}.md", results)
+    write_plot(out / f"{report}.png", results)
+    written = [out / f"{report}.md", out / f"{report}.png"]
+    if args.transport == "fc":  # race.md predates the rule; the FC page keeps its figures beside it
+        (out / f"{report}.json").write_text(json.dumps(results, indent=1) + "\n")
+        written.append(out / f"{report}.json")
+    log(f"wrote {', '.join(str(w) for w in written)} (raw results: {logs / 'results.json'})")
     return 0
 
 
