@@ -42,13 +42,21 @@ def _rtslib():  # imported lazily: the reset path must work even if rtslib is br
 
 def run(argv, timeout=30, check=False):
     """Run a tool with a deadline; never a shell string."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            # stuck in the kernel (D state: I/O on a queueing map): SIGKILL waits for the I/O to end, which may
+            # be never; subprocess.run would wait for it forever, so leave it behind and say so
+            return {"argv": argv, "rc": 124, "stdout": "", "stderr": f"timed out after {timeout}s, left unkillable"}
         return {"argv": argv, "rc": 124, "stdout": "", "stderr": f"timed out after {timeout}s"}
-    result = {"argv": argv, "rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+    result = {"argv": argv, "rc": proc.returncode, "stdout": stdout, "stderr": stderr}
     if check and proc.returncode != 0:
-        raise SystemExit(f"labctl: {argv} failed rc={proc.returncode}: {proc.stderr.strip()}")
+        raise SystemExit(f"labctl: {argv} failed rc={proc.returncode}: {stderr.strip()}")
     return result
 
 
@@ -480,24 +488,32 @@ def _remove_test_leftovers():
     return steps
 
 
+def _multipath_maps():
+    """The names of the multipath maps device-mapper has now."""
+    maps = run(["dmsetup", "ls", "--target", "multipath"], timeout=20)
+    names = [line.split()[0] for line in maps["stdout"].splitlines() if line.split()]
+    return [name for name in names if name != "No"]
+
+
 def cmd_reset(args):
     """Bring the initiator back to a clean state and rebuild the array: between test targets."""
     steps = []
     fc_before = load_state().get("fc")
     for mount in _lab_mounts():
         steps.append(run(["umount", "-l", mount], timeout=20))
+    # no map may queue I/O from here on: vgchange reads every block device, and one read of a dead map that
+    # queues (the faults a naive detach leaves) would hang it in the kernel, and the reset with it
+    for name in _multipath_maps():
+        run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10)
     steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
     run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
     steps.extend(_remove_test_leftovers())
     # maps first (never queue: a dead queueing map must not hang the reset), then paths, then sessions
-    maps = run(["dmsetup", "ls", "--target", "multipath"], timeout=20)
-    for line in maps["stdout"].splitlines():
-        name = line.split()[0] if line.split() else ""
-        if name and name != "No":
-            steps.append(run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10))
-            steps.append(run(["multipath", "-f", name], timeout=30))
-            if run(["dmsetup", "info", name], timeout=10)["rc"] == 0:
-                steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
+    for name in _multipath_maps():
+        steps.append(run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10))
+        steps.append(run(["multipath", "-f", name], timeout=30))
+        if run(["dmsetup", "info", name], timeout=10)["rc"] == 0:
+            steps.append(run(["dmsetup", "remove", "--force", name], timeout=30))
     fc_quiet = fc_quiesce()  # after the maps: FC devices go now, the FC array is rebuilt below
     for dev in _iscsi_block_devices():
         try:
