@@ -1062,16 +1062,22 @@ class Campaign:
                     states.append(_read(f"{path}/port_state"))
         return states
 
-    def fc_paths_now(self, luns):
-        """Running paths per held FC LUN, as "lun:count" (what a port fault left)."""
+    def fc_paths_now(self, luns, present=False):
+        """Running paths (or with ``present`` every SCSI device, whatever its state) per FC LUN."""
         devices = self.fc_devices()
         counts = {}
         for lun in luns:
-            counts[lun] = len([d for d in devices.get(lun, []) if d["name"] and d["state"] == "running"])
+            counts[lun] = len([d for d in devices.get(lun, []) if present or (d["name"] and d["state"] == "running")])
         return counts
 
-    def fc_expect_paths(self, luns, want, step, when):
-        counts = self.fc_paths_now(luns)
+    def fc_expect_paths(self, luns, want, step, when, wait=0.0, present=False):
+        """Each of ``luns`` has ``want`` running FC paths (polled for up to ``wait`` s: the kernel blocks or
+        removes a port's devices a moment after the remote port's state changed)."""
+        deadline = time.monotonic() + wait
+        counts = self.fc_paths_now(luns, present)
+        while any(count != want for count in counts.values()) and time.monotonic() < deadline:
+            time.sleep(POLL)
+            counts = self.fc_paths_now(luns, present)
         step.setdefault("fc_paths", {})[when] = {str(k): v for k, v in counts.items()}
         for lun, count in counts.items():
             if count != want:
@@ -1225,7 +1231,7 @@ class Campaign:
                 out = labctl("fc-port", "down", "--port", port, "--wait", "30")
                 step["down_at"] = round(time.monotonic() - started, 2)
                 step["rports_down"] = [r["port_state"] for r in out.get("rports", [])]
-                self.fc_expect_paths(held, FC_PATHS // 2, step, "while the port was down")
+                self.fc_expect_paths(held, FC_PATHS // 2, step, "while the port was down", wait=10)
                 time.sleep(max(0.0, down_for - (time.monotonic() - started - after)))
             except RuntimeError as exc:
                 step["violations"].append(f"harness: {exc}")
@@ -1274,10 +1280,7 @@ class Campaign:
             step["rports_down"] = self.fc_port_rports(port)
             step["lost"] = bool(step["rports_down"]) and all(state == "Not Present" for state in step["rports_down"])
             if step["lost"]:
-                deadline = time.monotonic() + 30  # the kernel removes the devices after the rport state changes
-                while time.monotonic() < deadline and any(v > FC_PATHS // 2 for v in self.fc_paths_now(held).values()):
-                    time.sleep(POLL)
-                self.fc_expect_paths(held, FC_PATHS // 2, step, "past dev_loss_tmo")
+                self.fc_expect_paths(held, FC_PATHS // 2, step, "past dev_loss_tmo (devices left)", 30, present=True)
                 self.bump("fc", "fc_port_loss: remote ports Not Present")
             else:
                 self.bump("fc", f"fc_port_loss: remote ports {step['rports_down']}, not Not Present")
@@ -1291,14 +1294,14 @@ class Campaign:
         if appeared:
             step["violations"].append(f"FC devices appeared after the port came back, unrequested: {appeared}")
         if step["lost"]:
-            self.fc_expect_paths(held, FC_PATHS // 2, step, "after the port came back, before the re-run")
+            self.fc_expect_paths(held, FC_PATHS // 2, step, "after the port came back, before the re-run", present=True)
         if not held:
             return {}
         result = self.run("fc_lun_attach", self.fc_params(held), step)
         self.note_error(step, result)
         step["ok"] = not result.get("failed")
         if step["ok"]:
-            self.fc_expect_paths(held, FC_PATHS, step, "after the re-run of fc_lun_attach")
+            self.fc_expect_paths(held, FC_PATHS, step, "after the re-run of fc_lun_attach", wait=10)
         for lun in held:
             self.fc_verify(lun, step)
         return result
