@@ -1070,7 +1070,7 @@ class Campaign:
             counts[lun] = len([d for d in devices.get(lun, []) if present or (d["name"] and d["state"] == "running")])
         return counts
 
-    def fc_expect_paths(self, luns, want, step, when, wait=0.0, present=False):
+    def fc_expect_paths(self, luns, want, step, when, *, wait=0.0, present=False):
         """Each of ``luns`` has ``want`` running FC paths (polled for up to ``wait`` s: the kernel blocks or
         removes a port's devices a moment after the remote port's state changed)."""
         deadline = time.monotonic() + wait
@@ -1280,7 +1280,9 @@ class Campaign:
             step["rports_down"] = self.fc_port_rports(port)
             step["lost"] = bool(step["rports_down"]) and all(state == "Not Present" for state in step["rports_down"])
             if step["lost"]:
-                self.fc_expect_paths(held, FC_PATHS // 2, step, "past dev_loss_tmo (devices left)", 30, present=True)
+                self.fc_expect_paths(
+                    held, FC_PATHS // 2, step, "past dev_loss_tmo (devices left)", wait=30, present=True
+                )
                 self.bump("fc", "fc_port_loss: remote ports Not Present")
             else:
                 self.bump("fc", f"fc_port_loss: remote ports {step['rports_down']}, not Not Present")
