@@ -1133,8 +1133,22 @@ class Campaign:
         self.fc_choose(step, [rng.choice(pool)])
         return self.step_fc_reuse
 
+    def plan_fc_attach_first(self, rng, step, reserved):
+        """A port fault needs a held FC LUN to say anything: with none held, its step attaches one first."""
+        pool = self.fc_attachable(reserved)
+        if not self.fc_detachable(reserved) and pool:
+            step["attach_first"] = [rng.choice(pool)]
+            reserved.add(f"fc{step['attach_first'][0]}")
+
+    def fc_attach_first(self, step):
+        if step.get("attach_first"):
+            result = self.run("fc_lun_attach", self.fc_params(step["attach_first"]), step)
+            self.note_error(step, result)
+            self.fc_record_attach(result, step["attach_first"], step)
+
     def plan_fc_port_flap(self, rng, step, reserved):
         during = rng.choice(["fc_attach", "fc_detach", "none"])
+        self.plan_fc_attach_first(rng, step, reserved)
         step.update(
             port=rng.choice(self.fc_targets),
             down_for=round(rng.uniform(2, 10), 2),
@@ -1148,6 +1162,7 @@ class Campaign:
         return lambda step: self.step_fc_port_flap(step, inner)
 
     def plan_fc_port_loss(self, rng, step, reserved):
+        self.plan_fc_attach_first(rng, step, reserved)
         step.update(port=rng.choice(self.fc_targets), past_loss=round(rng.uniform(1, 5), 2))
         return self.step_fc_port_loss
 
@@ -1222,7 +1237,8 @@ class Campaign:
         return result
 
     def fc_port_down(self, port, after, down_for, step, held):
-        """Target port ``port`` down ``after`` s from now for ``down_for`` s, in a thread (joined by the caller);
+        """Target port ``port`` down ``after`` s from now until its remote ports are Blocked, then ``down_for`` s
+        more (all well inside dev_loss_tmo), in a thread (joined by the caller);
         while it is down the held FC LUNs (``held``) must run on the other 2 of their 4 paths."""
 
         def flap():
@@ -1232,7 +1248,7 @@ class Campaign:
                 step["down_at"] = round(time.monotonic() - started, 2)
                 step["rports_down"] = [r["port_state"] for r in out.get("rports", [])]
                 self.fc_expect_paths(held, FC_PATHS // 2, step, "while the port was down", wait=10)
-                time.sleep(max(0.0, down_for - (time.monotonic() - started - after)))
+                time.sleep(down_for)  # Blocked this long (the lab's VN2VN initiators notice a link down in ~20 s)
             except RuntimeError as exc:
                 step["violations"].append(f"harness: {exc}")
             finally:
@@ -1248,6 +1264,7 @@ class Campaign:
     def step_fc_port_flap(self, step, inner):
         """One target port down for less than dev_loss_tmo, during an FC attach or detach (or alone): the held
         FC LUNs keep 2 of 4 paths meanwhile and get all 4 back after (the round's check: no faulty path)."""
+        self.fc_attach_first(step)
         held = [lun for lun in sorted(self.fc_held) if lun not in step.get("fc", [])]
         thread = self.fc_port_down(step["port"], step["start_after"], step["down_for"], step, held)
         try:
@@ -1263,6 +1280,7 @@ class Campaign:
         those paths (the held FC LUNs keep 2); after the port is back nothing appears by itself (manual scans),
         and a re-run of fc_lun_attach for the held LUNs brings each back to 4 paths, data intact."""
         port = step["port"]
+        self.fc_attach_first(step)
         held = sorted(self.fc_held)
         step.update(fc=held, luns=[f"fc{lun}" for lun in held], lost=False)
         self.fault("fc_port_loss")
