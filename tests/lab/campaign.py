@@ -10,7 +10,10 @@ LUNs, and runs tests/lab/guest/campaign_driver.py there: rounds of --workers see
 detach, the array unmapping a LUN during another LUN's attach, a LUN number reused with a new LU, portal flaps
 during attach or detach, writes in flight while a portal is down, iscsid and multipathd restarts, SIGKILL of a
 module run followed by the same request), data checked across detach and re-attach (a raw pattern, or an ext4
-filesystem with a checksummed file), and the invariants checked after every round. Every --role-every rounds
+filesystem with a checksummed file), and the invariants checked after every round. On a lab with FC ports
+(--fc-luns, default 4; 0 for none) the driver also draws FC steps through fc_lun_attach: attach, detach,
+SIGKILL mid-attach or mid-detach, an FC LUN number reused while held or released, a target port down shorter
+and longer than dev_loss_tmo (docs/benchmarks/campaign.md, "Fibre Channel steps"). Every --role-every rounds
 the driver stops and this controller runs the collection's lun_attach or lun_detach role through
 ansible-playbook, then the driver resumes from its state file and checks the outcome. Prints one line per step
 and the totals; --out writes the report (and the step lines as .jsonl beside it).
