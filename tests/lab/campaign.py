@@ -10,7 +10,10 @@ LUNs, and runs tests/lab/guest/campaign_driver.py there: rounds of --workers see
 detach, the array unmapping a LUN during another LUN's attach, a LUN number reused with a new LU, portal flaps
 during attach or detach, writes in flight while a portal is down, iscsid and multipathd restarts, SIGKILL of a
 module run followed by the same request), data checked across detach and re-attach (a raw pattern, or an ext4
-filesystem with a checksummed file), and the invariants checked after every round. Every --role-every rounds
+filesystem with a checksummed file), and the invariants checked after every round. On a lab with FC ports
+(--fc-luns, default 4; 0 for none) the driver also draws FC steps through fc_lun_attach: attach, detach,
+SIGKILL mid-attach or mid-detach, an FC LUN number reused while held or released, a target port down shorter
+and longer than dev_loss_tmo (docs/benchmarks/campaign.md, "Fibre Channel steps"). Every --role-every rounds
 the driver stops and this controller runs the collection's lun_attach or lun_detach role through
 ansible-playbook, then the driver resumes from its state file and checks the outcome. Prints one line per step
 and the totals; --out writes the report (and the step lines as .jsonl beside it).
@@ -47,6 +50,7 @@ sys.path.insert(0, str(HERE))
 import lab as lab_module  # noqa: E402
 
 STAGE = "/var/tmp/lunsafe-campaign"
+FC_LUNS = 4  # the lab's default FC LUN count; 0 runs no FC step
 
 
 def stage_tar() -> bytes:
@@ -181,15 +185,20 @@ def run(
     workers: int = 2,
     role_every: int = 0,
     weights: str = "",
+    fc_luns: int = FC_LUNS,
     emit=print,
 ) -> tuple[list[dict], dict]:
-    """Reset the array, then run the driver segment after segment (a role step between two segments)."""
+    """Reset the array, then run the driver segment after segment (a role step between two segments).
+
+    With ``fc_luns`` > 0 and a lab with FC ports the array gets that many FC LUNs and the driver draws FC steps
+    too; a lab without FC ports (or ``fc_luns`` 0) runs the iSCSI steps alone, with the same draws as before."""
     import shlex  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
-    status = lab.array(["reset", "--luns", str(luns)])
+    status = lab.array(["reset", "--luns", str(luns), *(["--fc-luns", str(fc_luns)] if fc_luns else [])])
     if status.get("leftover_devices"):
         raise SystemExit(f"campaign: the reset left devices behind: {status['leftover_devices']}")
+    fc_luns = len(status.get("fc", {}).get("luns", [])) if fc_luns else 0
     lab.ssh(["rm", "-f", DRIVER_STATE])
     info = lab.info()
     records: list[dict] = []
@@ -198,7 +207,7 @@ def run(
     while True:
         command = (
             f"python3 {STAGE}/campaign_driver.py --seed {seed} --steps {steps} --luns {luns} --workers {workers} "
-            f"--role-every {role_every} --stage {STAGE} --state {DRIVER_STATE}"
+            f"--role-every {role_every} --stage {STAGE} --state {DRIVER_STATE} --fc-luns {fc_luns}"
         )
         if weights:
             command += f" --weights {shlex.quote(weights)}"
@@ -316,6 +325,7 @@ def run_shards(
     weights: str,
     folder: Path,
     stop_after: float,
+    fc_luns: int = FC_LUNS,
 ) -> None:
     """Share --shards seeded shards out over the labs, one shard per lab at a time; each finished shard is
     written to folder/shard-K.json at once, so a stopped campaign keeps what it finished (merge with --merge).
@@ -361,6 +371,7 @@ def run_shards(
                 workers=workers,
                 role_every=role_every,
                 weights=weights,
+                fc_luns=fc_luns,
                 emit=emit,
             )
             result = {
@@ -398,6 +409,7 @@ def report_lines(
     data = summary.get("data", {})
     violations = summary.get("violations", [])
     timing = summary.get("timing", {})
+    fc = summary.get("fc", {})
     journal = summary.get("journal", {})
     journal_active = journal.get("results_with_interrupted", 0) > 0
     steps = max(1, len(records))
@@ -429,6 +441,11 @@ def report_lines(
         "",
         f"seed: {seed}",
         f"LUNs: {luns} over 2 portals (ext4 with a checksummed file on LUNs n % 4 == 3)",
+        *(
+            [f"Fibre Channel: {fc['setup']} (see tests/lab/guest/campaign_driver.py, FC_SCAN_MODE), 4 paths each"]
+            if fc.get("setup")
+            else ["Fibre Channel: none (no FC steps)"]
+        ),
         f"workers: {workers}",
         *([f"step weights changed: {weights}"] if weights else []),
         f"role step every {role_every} rounds" if role_every else "role steps: none",
@@ -461,7 +478,16 @@ def report_lines(
             kills_note,
         ),
         *_table("Journal: interrupted runs reported", "op: resolution", journal.get("entries", {})),
-        *_table("Refusals (detach of a mounted filesystem)", "outcome", summary.get("refusals", {})),
+        *_table(
+            "Refusals (detach of a mounted filesystem, attach of an FC LUN reused while held)",
+            "outcome",
+            summary.get("refusals", {}),
+        ),
+        *_table(
+            "Fibre Channel port faults and reuse: what the host showed",
+            "observation",
+            {key: count for key, count in fc.items() if isinstance(count, int)},
+        ),
         *_table("Role steps", "role: outcome", summary.get("roles", {})),
         *_table(
             "Errors by message (module failures; each must be a clear error)", "message", summary.get("errors", {})
@@ -488,6 +514,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="steps run at once in each round")
     parser.add_argument("--role-every", type=int, default=10, help="every K-th round is a role step (0: none)")
     parser.add_argument("--weights", default="", help="KIND=N,... overriding step weights (e.g. kill=40)")
+    parser.add_argument("--fc-luns", type=int, default=FC_LUNS, help="FC LUNs (0: no FC steps; none without FC ports)")
     parser.add_argument("--out", type=Path, help="write the report (markdown) here, the step lines beside it")
     parser.add_argument("--labs", default="", help="NAME,NAME: run --shards shards over these lab VMs at once")
     parser.add_argument("--shards", type=int, default=0, help="with --labs: seeded shards of --steps steps each")
@@ -514,6 +541,7 @@ def main() -> int:
         workers=args.workers,
         role_every=args.role_every,
         weights=args.weights,
+        fc_luns=args.fc_luns,
     )
     lines = report_lines(
         seed=seed,
@@ -572,6 +600,7 @@ def main_shards(args: argparse.Namespace) -> int:
             weights=args.weights,
             folder=folder,
             stop_after=args.stop_after,
+            fc_luns=args.fc_luns,
         )
         with (folder / "runs.txt").open("a", encoding="utf-8") as runs:
             runs.write(f"{time.time() - (time.monotonic() - start):.0f} {time.time():.0f} {args.labs}\n")
