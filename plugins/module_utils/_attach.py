@@ -785,7 +785,8 @@ class _Attach(_Run):
                 if device.state != "offline":
                     continue
                 base = f"{self.host.sysfs_root}/class/scsi_device/{device.hctl}/device"
-                for kind, path, text in (("state", base + "/state", "running"), ("rescan", base + "/rescan", "1")):
+                # the kernel's state attribute takes a state name only with its newline (EINVAL without)
+                for kind, path, text in (("state", base + "/state", "running\n"), ("rescan", base + "/rescan", "1")):
                     writes.append(
                         scan.SysfsWrite(
                             kind=kind, path=path, text=text, host=device.hctl.host, address=str(device.hctl)

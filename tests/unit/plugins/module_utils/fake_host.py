@@ -223,7 +223,10 @@ class FakeHost:
             if device is None:
                 raise FileNotFoundError(2, "No such file or directory", path)
             if parts[-1] == "state":
-                device["state"] = text
+                # as the kernel's store_state_field: a state name followed by its newline, running or offline
+                if text not in ("running\n", "offline\n"):
+                    raise OSError(22, "Invalid argument", path)
+                device["state"] = text.strip()
                 self.rebuild()
             return
         if parts[:2] == ("class", "scsi_device") and parts[-1] == "delete":

@@ -144,13 +144,13 @@ def test_an_offline_path_of_the_lun_is_set_running_and_rescanned(tmp_path: Path)
     planned = run(fake, check=True)
     assert planned.error is None and planned.result["changed"] is True and fake.writes == []
     assert [(w["kind"], w["hctl"], w["line"]) for w in planned.result["scanned"]] == [
-        ("state", "2:0:0:1", "running"),
+        ("state", "2:0:0:1", "running\n"),
         ("rescan", "2:0:0:1", "1"),
     ]
     outcome = run(fake)
     assert outcome.error is None and outcome.result["changed"] is True
     assert fake.writes == [
-        ("/class/scsi_device/2:0:0:1/device/state", "running"),
+        ("/class/scsi_device/2:0:0:1/device/state", "running\n"),
         ("/class/scsi_device/2:0:0:1/device/rescan", "1"),
     ]
     assert device["state"] == "running" and entry(outcome)["state"] == "attached"
@@ -170,7 +170,7 @@ def test_an_offline_path_that_now_answers_with_another_lu_is_refused(tmp_path: P
     fake.rebuild()
     outcome = run(fake)
     assert outcome.error is not None and "carries another LU's identity" in outcome.error.msg
-    assert ("state", "2:0:0:1", "running") in [(w["kind"], w["hctl"], w["line"]) for w in outcome.result["scanned"]]
+    assert ("state", "2:0:0:1", "running\n") in [(w["kind"], w["hctl"], w["line"]) for w in outcome.result["scanned"]]
 
 
 def test_check_mode_plans_the_scans_and_writes_nothing(tmp_path: Path) -> None:
