@@ -1055,6 +1055,41 @@ def _initiator_hosts():
     return [p["host"] for p in _fc_ports() if p["role"] == "initiator" and p["host"] is not None]
 
 
+# libfc's VN2VN (fcoe_ctlr_vn_beacon) logs in to a port again only when that port's beacons had expired on this
+# side; a port whose link came back before the initiators aged it out, or whose remote port went Not Present
+# meanwhile, is sometimes never logged in to again (seen: Not Present for good with both links up). A fabric
+# would send an RSCN; the lab's stand-in is a LIP on each initiator that still lacks the port, with automatic
+# scans off during it (a LIP re-logs in every remote port of that initiator; under sync the kernel would
+# then scan whole targets and add LUNs nobody asked for).
+RELOGIN_GRACE = 20.0  # seconds after the link came up; a normal re-login takes 4-5 s in the lab
+
+
+def _fc_relogin(wwpn, wait=30.0):
+    """LIP on each initiator host whose remote port of ``wwpn`` is not Online, with scsi_mod.scan manual
+    until they are (or ``wait`` seconds passed); the scan mode is put back as it was."""
+    stuck = [
+        host
+        for host in _initiator_hosts()
+        if not any(r["port_name"] == wwpn and r["port_state"] == "Online" for r in _rports_of(host))
+    ]
+    before = _scan_mode()
+    if before != "manual":
+        _set_scan_mode("manual")
+    try:
+        for host in stuck:
+            _write(f"/sys/class/fc_host/host{host}/issue_lip", "1")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            rports = [r for host in stuck for r in _rports_of(host) if r["port_name"] == wwpn]
+            if rports and all(r["port_state"] == "Online" for r in rports):
+                break
+            time.sleep(0.25)
+    finally:
+        if before != "manual":
+            _set_scan_mode(before)
+    return {"lip": [f"host{host}" for host in stuck], "scan_mode": before}
+
+
 def cmd_fc_port(args):
     """Take a target port's link down or up; then wait (--wait S) until every initiator's rport of it is
     Blocked (down) or Online (up). After dev_loss_tmo a Blocked rport becomes Not Present and its devices go."""
@@ -1066,12 +1101,16 @@ def cmd_fc_port(args):
     run(["ip", "link", "set", port["ifname"], args.action], timeout=10, check=True)
     wanted = ("Blocked", "Not Present") if args.action == "down" else ("Online",)
     deadline = start + args.wait
+    relogin_at = start + RELOGIN_GRACE if args.action == "up" else None
     while True:
         rports = [r for host in _initiator_hosts() for r in _rports_of(host) if r["port_name"] == port["wwpn"]]
         if rports and all(r["port_state"] in wanted for r in rports):
             break
         if time.monotonic() > deadline:
             break
+        if relogin_at is not None and time.monotonic() > relogin_at:
+            relogin_at = None
+            result["relogin"] = _fc_relogin(port["wwpn"])
         time.sleep(0.25)
     result["seconds"] = round(time.monotonic() - start, 2)
     result["rports"] = rports
