@@ -425,7 +425,8 @@ class _Attach(_Run):
             except scan.ResolveError as exc:
                 self.warnings.append(f"check mode: LUN {lun.req.given}: {exc.msg}")
         plan = scan.ScanPlan(items=tuple(i for i in items if i.action == scan.ACTION_SCAN), sessions=())
-        self.result["scanned"] = [w.to_dict() for w in scan.planned_writes(plan=plan, sysfs_root=self.host.sysfs_root)]
+        self.result["scanned"] = [w.to_dict() for w in self.revive_writes(before)]
+        self.result["scanned"] += [w.to_dict() for w in scan.planned_writes(plan=plan, sysfs_root=self.host.sysfs_root)]
         self.result["changed"] = bool(transport_changes or self.result["scanned"] or self.trail.adopted_writes)
 
     # -- apply -----------------------------------------------------------------------------------------
@@ -735,6 +736,7 @@ class _Attach(_Run):
                 return self.finish(before, None)
             snapshot = self.paths.make_available(before)
             self.mark(self.paths.login_phase)
+            snapshot = self.revive_offline(snapshot)
             snapshot = self.stale_check(snapshot)
             self.mark("stale_check")
             self.attach_waves(snapshot)
@@ -758,6 +760,7 @@ class _Attach(_Run):
         self.result["changed"] = bool(
             self.paths.changed()
             or any(lun.new or lun.stale_replaced for lun in self.luns)
+            or any(write["kind"] == "state" for write in self.result["scanned"])
             or self.result["multipath_actions"]
             or self.trail.adopted_writes  # what a killed run of this request left is reported here
         )
@@ -766,6 +769,44 @@ class _Attach(_Run):
             "after": "".join(diff_lines(lun.devices) for lun in self.luns),
         }
         return self.finish(final, None)
+
+    def revive_writes(self, snapshot: Snapshot) -> List[scan.SysfsWrite]:
+        """For each device of a requested LUN at a usable path (FC: its remote port Online; iSCSI: on a
+        session of the request) that the SCSI layer set ``offline``: V(running) to its state, then a rescan.
+        SCSI error handling offlines a device it gave up on (commands timed out while its remote port was
+        gone, say), and the kernel never brings it back by itself, also once the port is back: without this
+        the LUN would be reported attached with a path that carries no I/O. The rescan makes the kernel read
+        the LU again, and the stale check that follows reads its identity from the LU itself."""
+        writes: List[scan.SysfsWrite] = []
+        for lun in self.luns:
+            if not lun.ok:
+                continue
+            for device in self.lun_devices(snapshot, lun):
+                if device.state != "offline":
+                    continue
+                base = f"{self.host.sysfs_root}/class/scsi_device/{device.hctl}/device"
+                # the kernel's state attribute takes a state name only with its newline (EINVAL without)
+                for kind, path, text in (("state", base + "/state", "running\n"), ("rescan", base + "/rescan", "1")):
+                    writes.append(
+                        scan.SysfsWrite(
+                            kind=kind, path=path, text=text, host=device.hctl.host, address=str(device.hctl)
+                        )
+                    )
+        return writes
+
+    def revive_offline(self, snapshot: Snapshot) -> Snapshot:
+        """Apply :meth:`revive_writes` (recorded in the journal and in RV(scanned)); the snapshot after them."""
+        writes = self.revive_writes(snapshot)
+        for write in writes:
+            if write.kind == "state":
+                self.trail.record(f"set offline device {write.address} running")
+                self.warnings.append(
+                    f"{write.address} was offline (SCSI error handling gave up on it while its path was down; the "
+                    "kernel does not bring such a device back by itself): set running and rescanned"
+                )
+            self.host.write(write.path, write.text)
+            self.result["scanned"].append(write.to_dict())
+        return self.host.snapshot() if writes else snapshot
 
     def stale_check(self, snapshot: Snapshot) -> Snapshot:
         replaced = False

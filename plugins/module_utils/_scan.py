@@ -632,7 +632,7 @@ def _fc_plan(*, request: ScanRequest, snapshot: Snapshot) -> ScanPlan:
 class SysfsWrite:
     """One write to sysfs: the exact file and text, and why."""
 
-    kind: str  # "scan" or "rescan"
+    kind: str  # "scan", "rescan", or "state" (an offline device of the LUN set running)
     path: str
     text: str
     host: int

@@ -289,7 +289,12 @@ by_id:
   type: str
   sample: /dev/disk/by-id/dm-uuid-mpath-36001405a1b2c3d4e5f60718293a4b5c6
 scanned:
-  description: The exact sysfs scan-file writes done (or, in check mode, that would be done).
+  description:
+    - The exact sysfs writes done (or, in check mode, that would be done) - scan-file writes (C(kind=scan)).
+    - For a device of a requested LUN at a usable path that the SCSI layer had set C(offline) (error handling
+      gave up on it while its path was down; the kernel never brings it back by itself), V(running) to its
+      C(state) (C(kind=state)) and a C(rescan) (C(kind=rescan)), with a warning; the identity checks then read
+      the LU again.
   returned: always
   type: list
   elements: dict

@@ -218,6 +218,17 @@ class FakeHost:
             if lun in presented and not any(d["hctl"] == address for d in self.devices):
                 self.attach_device(session, lun)
             return
+        if parts[:2] == ("class", "scsi_device") and parts[-2:] in (("device", "state"), ("device", "rescan")):
+            device = next((d for d in self.devices if d["hctl"] == parts[2]), None)
+            if device is None:
+                raise FileNotFoundError(2, "No such file or directory", path)
+            if parts[-1] == "state":
+                # as the kernel's store_state_field: a state name followed by its newline, running or offline
+                if text not in ("running\n", "offline\n"):
+                    raise OSError(22, "Invalid argument", path)
+                device["state"] = text.strip()
+                self.rebuild()
+            return
         if parts[:2] == ("class", "scsi_device") and parts[-1] == "delete":
             hctl = parts[2]
             device = next((d for d in self.devices if d["hctl"] == hctl), None)

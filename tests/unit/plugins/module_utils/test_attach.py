@@ -97,6 +97,23 @@ def test_fresh_host_several_luns_one_scan_write_per_lun_and_session(tmp_path: Pa
     assert not any(d["new"] for e in again.result["luns"] for d in e["devices"])
 
 
+def test_an_offline_path_on_a_logged_in_session_is_set_running_and_rescanned(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run(fake, lun="1")
+    device = next(d for d in fake.devices if d["hctl"] == "3:0:0:1")
+    device["state"] = "offline"  # error handling gave up on it during a session outage; the session is back
+    fake.rebuild()
+    fake.writes.clear()
+    outcome = run(fake, lun="1")
+    assert outcome.error is None and outcome.result["changed"] is True
+    assert fake.writes == [
+        ("/class/scsi_device/3:0:0:1/device/state", "running\n"),
+        ("/class/scsi_device/3:0:0:1/device/rescan", "1"),
+    ]
+    assert device["state"] == "running" and scans(fake) == []
+    assert any("3:0:0:1 was offline" in w for w in outcome.result["warnings"])
+
+
 def test_records_that_exist_keep_their_settings_but_get_manual_scan(tmp_path: Path) -> None:
     """os-brick's record (automatic startup after its login, its own retries) is not rewritten (issue 12)."""
     fake = world(tmp_path)

@@ -132,6 +132,47 @@ def test_attach_again_changes_nothing_and_writes_nothing(tmp_path: Path) -> None
     assert fake.writes == [] and entry(again)["state"] == "attached"
 
 
+def test_an_offline_path_of_the_lun_is_set_running_and_rescanned(tmp_path: Path) -> None:
+    # seen in the lab: a target port gone past dev_loss_tmo with I/O queued, and SCSI error handling left two
+    # of the LUN's devices offline; the port came back Online, the kernel kept them offline for good
+    fake = world(tmp_path)
+    run(fake)
+    device = next(d for d in fake.devices if d["hctl"] == "2:0:0:1")
+    device["state"] = "offline"
+    fake.rebuild()
+    fake.writes.clear()
+    planned = run(fake, check=True)
+    assert planned.error is None and planned.result["changed"] is True and fake.writes == []
+    assert [(w["kind"], w["hctl"], w["line"]) for w in planned.result["scanned"]] == [
+        ("state", "2:0:0:1", "running\n"),
+        ("rescan", "2:0:0:1", "1"),
+    ]
+    outcome = run(fake)
+    assert outcome.error is None and outcome.result["changed"] is True
+    assert fake.writes == [
+        ("/class/scsi_device/2:0:0:1/device/state", "running\n"),
+        ("/class/scsi_device/2:0:0:1/device/rescan", "1"),
+    ]
+    assert device["state"] == "running" and entry(outcome)["state"] == "attached"
+    assert any("2:0:0:1 was offline" in w for w in outcome.result["warnings"])
+    fake.writes.clear()
+    again = run(fake)
+    assert again.result["changed"] is False and fake.writes == []
+
+
+def test_an_offline_path_that_now_answers_with_another_lu_is_refused(tmp_path: Path) -> None:
+    fake = world(tmp_path)
+    run(fake)
+    for device in fake.devices:
+        if device["hctl"].startswith("2:0:0:"):
+            device["state"] = "offline"
+    fake.luns[T1][1] = wwid_of(9)  # the array put a new LU behind LUN 1 of one target port meanwhile
+    fake.rebuild()
+    outcome = run(fake)
+    assert outcome.error is not None and "carries another LU's identity" in outcome.error.msg
+    assert ("state", "2:0:0:1", "running\n") in [(w["kind"], w["hctl"], w["line"]) for w in outcome.result["scanned"]]
+
+
 def test_check_mode_plans_the_scans_and_writes_nothing(tmp_path: Path) -> None:
     fake = world(tmp_path)
     outcome = run(fake, check=True)
