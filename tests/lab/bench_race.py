@@ -418,6 +418,7 @@ def run_procedure(
         guest_json(lab, GUEST_UNMAP_ALL)
         fc_lab = None
     host = host_state()
+    commit = repo_commit()  # at the start: commits made during a long run must not be reported as its code
     procs = []
     start = time.monotonic()
     for worker, cycles in enumerate(per_worker):
@@ -478,7 +479,7 @@ def run_procedure(
         "procedure": procedure,
         "transport": args.transport,
         "fc": fc_lab,
-        "commit": repo_commit(),
+        "commit": commit,
         "load_start": host["load"],
         "load_end": host_end["load"],
         "vms_start": host["vms"],
