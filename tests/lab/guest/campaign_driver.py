@@ -1332,8 +1332,10 @@ class Campaign:
             self.fc_expect_paths(held, FC_PATHS // 2, step, "after the port came back, before the re-run", present=True)
         if not held:
             return {}
+        step["devices_before_rerun"] = {lun: self.fc_devices().get(lun, []) for lun in held}
         result = self.run("fc_lun_attach", self.fc_params(held), step)
         self.note_error(step, result)
+        step["rerun"] = {key: result.get(key) for key in ("scanned", "warnings", "timings")}
         step["ok"] = not result.get("failed")
         if step["ok"]:
             self.fc_expect_paths(held, FC_PATHS, step, "after the re-run of fc_lun_attach", wait=10)
@@ -1471,6 +1473,10 @@ class Campaign:
                 self.counts["violations"].append(
                     {"round": self.next_round, "steps": [s["i"] for s in steps], "kind": "round", "what": what}
                 )
+            if found or any(step["violations"] for step in steps):
+                # what the kernel said meanwhile: the first clue when a violation is the lab's, not ours
+                _rc, out, _err = sh(["dmesg", "--ctime"], timeout=30)
+                steps[0]["dmesg"] = out.splitlines()[-60:]
             for step in steps:
                 self.counts["violations"].extend(
                     {"round": self.next_round, "steps": [step["i"]], "kind": step["kind"], "what": v}
