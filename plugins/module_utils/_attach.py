@@ -777,36 +777,53 @@ class _Attach(_Run):
         gone, say), and the kernel never brings it back by itself, also once the port is back: without this
         the LUN would be reported attached with a path that carries no I/O. The rescan makes the kernel read
         the LU again, and the stale check that follows reads its identity from the LU itself."""
+        return [write for lun in self.luns if lun.ok for write in self._revive_writes_of(snapshot, lun)]
+
+    def _revive_writes_of(self, snapshot: Snapshot, lun: LunRun) -> List[scan.SysfsWrite]:
         writes: List[scan.SysfsWrite] = []
-        for lun in self.luns:
-            if not lun.ok:
+        for device in self.lun_devices(snapshot, lun):
+            if device.state != "offline":
                 continue
-            for device in self.lun_devices(snapshot, lun):
-                if device.state != "offline":
-                    continue
-                base = f"{self.host.sysfs_root}/class/scsi_device/{device.hctl}/device"
-                # the kernel's state attribute takes a state name only with its newline (EINVAL without)
-                for kind, path, text in (("state", base + "/state", "running\n"), ("rescan", base + "/rescan", "1")):
-                    writes.append(
-                        scan.SysfsWrite(
-                            kind=kind, path=path, text=text, host=device.hctl.host, address=str(device.hctl)
-                        )
-                    )
+            base = f"{self.host.sysfs_root}/class/scsi_device/{device.hctl}/device"
+            # the kernel's state attribute takes a state name only with its newline (EINVAL without)
+            for kind, path, text in (("state", base + "/state", "running\n"), ("rescan", base + "/rescan", "1")):
+                writes.append(
+                    scan.SysfsWrite(kind=kind, path=path, text=text, host=device.hctl.host, address=str(device.hctl))
+                )
         return writes
 
     def revive_offline(self, snapshot: Snapshot) -> Snapshot:
-        """Apply :meth:`revive_writes` (recorded in the journal and in RV(scanned)); the snapshot after them."""
-        writes = self.revive_writes(snapshot)
-        for write in writes:
-            if write.kind == "state":
-                self.trail.record(f"set offline device {write.address} running")
-                self.warnings.append(
-                    f"{write.address} was offline (SCSI error handling gave up on it while its path was down; the "
-                    "kernel does not bring such a device back by itself): set running and rescanned"
-                )
-            self.host.write(write.path, write.text)
-            self.result["scanned"].append(write.to_dict())
-        return self.host.snapshot() if writes else snapshot
+        """Apply :meth:`revive_writes` (recorded in the journal and in RV(scanned)); the snapshot after them.
+        A write the kernel refuses or does not return from in time (it rescans the device inside the write,
+        and a port that does not answer holds it there) fails that LUN, naming the device; other LUNs go on."""
+        wrote = False
+        for lun in self.luns:
+            if not lun.ok:
+                continue
+            for write in self._revive_writes_of(snapshot, lun):
+                if write.kind == "state":
+                    self.trail.record(f"set offline device {write.address} running")
+                    self.warnings.append(
+                        f"{write.address} was offline (SCSI error handling gave up on it while its path was down; "
+                        "the kernel does not bring such a device back by itself): set running and rescanned"
+                    )
+                wrote = True
+                try:
+                    self.host.write(write.path, write.text)
+                except OSError as exc:
+                    self.result["scanned"].append({**write.to_dict(), "error": exc.strerror or str(exc)})
+                    lun.fail(
+                        LunsafeError(
+                            f"could not bring offline device {write.address} back ({write.kind}: "
+                            f"{exc.strerror or exc}); its path does not answer: check the port and the array, "
+                            "or detach the LUN",
+                            hctl=write.address,
+                            path=write.path,
+                        )
+                    )
+                    break
+                self.result["scanned"].append(write.to_dict())
+        return self.host.snapshot() if wrote else snapshot
 
     def stale_check(self, snapshot: Snapshot) -> Snapshot:
         replaced = False

@@ -15,8 +15,11 @@ file; the one mountinfo reader is :meth:`Host.mountinfo`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
+import select
 import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, TypeVar, Union
@@ -28,7 +31,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_
 from ansible_collections.lunsafe.san.plugins.module_utils._udev import Udev, open_udev, udev_reader
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
-__all__ = ["Host", "system_host", "tcp_reachable", "write_attribute"]
+__all__ = ["WRITE_TIMEOUT", "Host", "WriteTimeout", "system_host", "tcp_reachable", "write_attribute"]
 
 T = TypeVar("T")
 
@@ -47,13 +50,78 @@ def tcp_reachable(address: str, port: int, timeout: float) -> bool:
         return False
 
 
-def write_attribute(path: str, text: str) -> None:
-    """Write ``text`` to an existing sysfs attribute in one write(2); never creates a file (no O_CREAT)."""
-    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+WRITE_TIMEOUT = 120.0  # seconds one sysfs write may take before the run gives up on it
+
+
+class WriteTimeout(OSError):
+    """A sysfs write that did not return within its deadline (errno ETIMEDOUT); the kernel may still do it."""
+
+
+def _write_in_child(path: str, data: bytes, report: int) -> None:  # pragma: no cover - runs in the child
+    """The forked child of :func:`write_attribute`: no descriptor of the parent's but ``report`` (the module's
+    stdout must not stay open in a child the kernel may hold for minutes), one write(2), its errno to ``report``
+    (0: done), then ``_exit``."""
+    code = 0
     try:
-        os.write(fd, text.encode("ascii"))
+        null = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        try:
+            numbers = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:  # no /proc: the descriptors a module process has in practice
+            numbers = list(range(3, 1024))
+        for number in numbers:
+            if number > 2 and number != report:
+                with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
+                    os.close(number)
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        code = exc.errno or errno.EIO
     finally:
-        os.close(fd)
+        try:
+            os.write(report, str(code).encode("ascii"))
+        finally:
+            os._exit(0)
+
+
+def write_attribute(path: str, text: str, timeout: float = WRITE_TIMEOUT) -> None:
+    """Write ``text`` to an existing sysfs attribute in one write(2); never creates a file (no O_CREAT).
+
+    The kernel does some writes inside the write(2) and may block in it for as long as it likes: a scan or a
+    rescan waits for SCSI commands to a port that does not answer, and setting an offline device ``running``
+    rescans it while SCSI error handling holds the host (seen in the lab: over 300 s in uninterruptible
+    sleep, no signal ends it). So the write runs in a forked child and this returns or raises within
+    ``timeout`` seconds: :class:`WriteTimeout` names the write; the child is left to the kernel (it holds
+    no descriptor of ours). A refused write raises the kernel's error (``FileNotFoundError``, EINVAL, ...).
+    """
+    data = text.encode("ascii")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its outcome is asserted through the pipe in the unit tests
+        os.close(read_end)
+        _write_in_child(path, data, write_end)
+    os.close(write_end)
+    try:
+        ready, _w, _x = select.select([read_end], [], [], timeout)
+        if not ready:
+            raise WriteTimeout(
+                errno.ETIMEDOUT,
+                f"the kernel did not return from writing '{text.strip()}' to {path} within {timeout:g}s (it is "
+                "blocked on the device: SCSI error handling, or a port that does not answer); the write may still "
+                "complete",
+                path,
+            )
+        reply = os.read(read_end, 32)
+    finally:
+        os.close(read_end)
+    os.waitpid(pid, 0)  # the child wrote its answer and is exiting
+    code = int(reply) if reply.strip().isdigit() else errno.EIO
+    if code:
+        raise OSError(code, os.strerror(code), path)
 
 
 @dataclasses.dataclass(frozen=True)

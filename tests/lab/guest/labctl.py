@@ -903,6 +903,31 @@ def _fc_settle(hosts, seconds=1.0):
     return [d for host in hosts for d in _scsi_devices_of(host)]
 
 
+FC_SCSI_TIMEOUT = 120
+FC_TIMEOUT_RULE = "/run/udev/rules.d/59-lunsafe-lab-fc-timeout.rules"
+
+
+def _fc_timeout_rule():
+    """SCSI command timeout FC_SCSI_TIMEOUT s on every device behind an FC remote port (a runtime udev rule).
+
+    The lab's FCoE VN2VN initiators learn that a target port is gone only when its beacons stop (15-30 s under
+    TCG, longer on a busy host), a real fabric's RSCN says so at once. With the kernel's 30 s default, commands
+    in flight to a lost port then time out before its remote port is Blocked, SCSI error handling aborts them
+    and resets the host, and in this one-kernel lab that wedges it: tcm_fc's PRLO waits for the aborted
+    commands for good (ft_prlo -> target_wait_for_cmds), libfc's remote-port work stops behind it, scsi_eh
+    spins (soft lockup) and SSH dies (reproduced 2026-12-05 with 3 s timeouts and I/O in flight, twice).
+    Above the time VN2VN needs, the remote port is Blocked first and libfc ends the commands itself, as a
+    fabric's notice would."""
+    os.makedirs(os.path.dirname(FC_TIMEOUT_RULE), exist_ok=True)
+    with open(FC_TIMEOUT_RULE, "w", encoding="ascii") as handle:
+        handle.write(
+            "# lunsafe lab (labctl fc-setup): see _fc_timeout_rule in labctl.py\n"
+            'ACTION=="add", SUBSYSTEM=="scsi", ENV{DEVTYPE}=="scsi_device", DEVPATH=="*/rport-*", '
+            f'ATTR{{timeout}}="{FC_SCSI_TIMEOUT}"\n'
+        )
+    run(["udevadm", "control", "--reload"], timeout=30, check=True)
+
+
 def fc_provision(luns, size_mb, state):
     """Ports, array and logins from any state, with the kernel's automatic scans off while the rports log in
     (LUNs would appear otherwise); ends in the kernel default (sync) with no FC SCSI device on any lab port.
@@ -911,6 +936,7 @@ def fc_provision(luns, size_mb, state):
     phases = {}
     steps = []
     _set_scan_mode("manual")
+    _fc_timeout_rule()
     _fc_create_ports(steps)
     _fc_enable(False)  # every rport logs out: the array changes while nobody is logged in
     ports = _fc_ports()

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 from pathlib import Path
 from typing import Any, Dict, List
@@ -14,6 +16,7 @@ import pytest
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
 from ansible_collections.lunsafe.san.plugins.module_utils import _transport_fc as transport_fc
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
+from ansible_collections.lunsafe.san.plugins.module_utils._host import WriteTimeout
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import wwid_of
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import (
     I1,
@@ -158,6 +161,32 @@ def test_an_offline_path_of_the_lun_is_set_running_and_rescanned(tmp_path: Path)
     fake.writes.clear()
     again = run(fake)
     assert again.result["changed"] is False and fake.writes == []
+
+
+def test_an_offline_device_the_kernel_holds_fails_its_lun_only(tmp_path: Path) -> None:
+    # seen in the lab: setting an offline device running rescans it inside the write, and with the target port
+    # silent (SCSI error handling busy on the host) the write did not return for minutes; the bounded writer
+    # raises WriteTimeout instead, and the run fails that LUN, naming the device, and attaches the other one
+    fake = world(tmp_path)
+    run(fake, luns=["1", "2"])
+    device = next(d for d in fake.devices if d["hctl"] == "2:0:0:1")
+    device["state"] = "offline"
+    fake.rebuild()
+    fake.writes.clear()
+
+    def writer(path: str, text: str) -> None:
+        if path.endswith("2:0:0:1/device/state"):
+            raise WriteTimeout(errno.ETIMEDOUT, f"the kernel did not return from writing to {path} within 120s", path)
+        fake.write(path, text)
+
+    host = dataclasses.replace(fake.host(), writer=writer)
+    outcome = attach.attach(host, request(tmp_path, luns=["1", "2"]), check=False, timings={})
+    by_lun = {e["lun"]: e for e in outcome.result["luns"]}
+    assert by_lun["1"]["state"] == "failed" and "could not bring offline device 2:0:0:1 back" in by_lun["1"]["msg"]
+    assert "within 120s" in by_lun["1"]["msg"] and by_lun["2"]["state"] == "attached"
+    assert outcome.result["scanned"][0]["error"].startswith("the kernel did not return")
+    assert not any(path.endswith("/rescan") for path, _text in fake.writes)  # nothing more for that device
+    assert device["state"] == "offline"  # a LUN that existed before the run is never rolled back
 
 
 def test_an_offline_path_that_now_answers_with_another_lu_is_refused(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import time
 from pathlib import Path
@@ -14,7 +16,13 @@ import pytest
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _host
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, WaitTimeout
-from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host, tcp_reachable, write_attribute
+from ansible_collections.lunsafe.san.plugins.module_utils._host import (
+    Host,
+    WriteTimeout,
+    system_host,
+    tcp_reachable,
+    write_attribute,
+)
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
@@ -33,6 +41,30 @@ def test_write_attribute_never_creates_a_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_attribute(str(tmp_path / "scan"), "0 0 1")
     assert not (tmp_path / "scan").exists()
+
+
+def test_write_attribute_reports_the_kernels_refusal(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as refused:
+        write_attribute(str(tmp_path), "1")
+    assert refused.value.errno == errno.EISDIR and refused.value.filename == str(tmp_path)
+
+
+def test_write_attribute_gives_up_on_a_write_that_does_not_return(tmp_path: Path) -> None:
+    # a FIFO nobody reads blocks the writer's open(2), as the kernel blocks a rescan of a port that is silent
+    fifo = tmp_path / "state"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(WriteTimeout) as late:
+        write_attribute(str(fifo), "running\n", timeout=0.5)
+    waited = time.monotonic() - started
+    assert late.value.errno == errno.ETIMEDOUT and 0.5 <= waited < 10
+    assert f"writing 'running' to {fifo} within 0.5s" in str(late.value)
+    # the child still waits in the kernel; a reader lets it finish, and it wrote what it was given
+    reader = os.open(fifo, os.O_RDONLY)
+    try:
+        assert os.read(reader, 64) == b"running\n"
+    finally:
+        os.close(reader)
 
 
 def test_the_default_writer_is_write_attribute(tmp_path: Path) -> None:
