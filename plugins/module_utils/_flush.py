@@ -82,7 +82,6 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     Snapshot,
     read_attribute,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = [
     "BLOCKED_STATES",
@@ -565,13 +564,13 @@ def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, out
             last_error = exc.msg
             outcome.add({"action": FLUSH_MAP, "cmd": exc.cmd, "rc": exc.rc, "attempt": attempt})
         try:  # removal may complete just after the command returns
-            wait_until(
+            settings.host.wait(  # a udev remove event of the map ends a pause early
                 lambda: _same_map(settings, identity) is None,
                 timeout=min(2.0, settings.path_timeout),
                 interval=0.2,
-                describe=f"map {identity.uuid} to disappear",
-                clock=settings.host.clock,
-                sleep=settings.host.pause,  # a udev remove event of the map ends the pause early
+                backoff=1.0,
+                max_interval=0.2,
+                describe="the map to disappear",
             )
             return None
         except WaitTimeout:

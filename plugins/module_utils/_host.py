@@ -25,7 +25,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import Lunsafe
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
-from ansible_collections.lunsafe.san.plugins.module_utils._udev import Udev, open_udev, udev_reader
+from ansible_collections.lunsafe.san.plugins.module_utils._udev import SYSFS_POLL, Udev, open_udev, udev_reader
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = ["Host", "system_host", "tcp_reachable", "write_attribute"]
@@ -156,7 +156,9 @@ class Host:
         backoff: float = 1.5,
         max_interval: float = 1.0,
     ) -> T:
-        """:func:`_wait.wait_until` on this host's clock."""
+        """:func:`_wait.wait_until` on this host's clock, recorded in the runner's profile with what woke its
+        polls (``udev-events`` when a monitor is open, else ``sysfs-poll``)."""
+        source = self._source()
         return wait_until(
             predicate,
             timeout=timeout,
@@ -166,6 +168,8 @@ class Host:
             describe=describe,
             clock=self.clock,
             sleep=self.pause,
+            profile=self.runner.profile,
+            method=SYSFS_POLL if source is None else source.method,
         )
 
 
