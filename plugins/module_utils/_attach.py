@@ -63,9 +63,11 @@ from ansible_collections.lunsafe.san.plugins.module_utils._lu import (
     validate_wwid,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
+    PathIdentity,
     Record,
     RemoveFailed,
     device_users,
+    forget_paths,
     path_identity,
     remove_path,
     settled_users,
@@ -982,23 +984,30 @@ class _Detach(_Run):
         next one (the LUN fails, naming every path that could not go)."""
         failures: List[str] = []
         snapshot = self.host.snapshot() if lun.error is not None else None
+        deleted: List[PathIdentity] = []  # multipathd is asked once about all of them
         for device in lun.devices:
             if snapshot is not None and snapshot.device(name=device.name or "") is None:
                 continue  # already gone with the map's flush
             self.trail.record(f"delete {device.name} ({device.hctl})")
+            path = path_identity(device)
             try:
                 remove_path(
                     host=self.host,
-                    path=path_identity(device),
+                    path=path,
                     force=self.request.force,
                     timeout=self.request.timeout,
                     record=record,
+                    forget=False,
                 )
             except RemoveFailed as exc:
                 if not self.request.keep_going:
+                    forget_paths(host=self.host, paths=deleted, timeout=self.request.timeout, record=record)
                     exc.details.setdefault("paths_removed", [entry["device"] for entry in record.paths_removed])
                     raise
                 failures.append(exc.msg)
+            else:
+                deleted.append(path)
+        forget_paths(host=self.host, paths=deleted, timeout=self.request.timeout, record=record)
         done = [entry["device"] for entry in record.paths_removed]
         lun.removed = {"map": lun.removed.get("map"), "paths": list(dict.fromkeys(lun.removed["paths"] + done))}
         self.warnings.extend(record.warnings)

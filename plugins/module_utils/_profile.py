@@ -26,36 +26,48 @@ __all__ = ["MAX_STEPS", "Profile", "command_name"]
 #: At most this many steps are listed; the counts go on.
 MAX_STEPS = 300
 
-# options whose value names the operation (iscsiadm's mode, operation and record field), kept in the name
-_NAMING_OPTIONS = frozenset(("-m", "--mode", "-o", "--op", "-n", "--name"))
-# how many leading words name the subcommand (``multipathd show paths``, ``dmsetup message``)
+# tool -> (options whose value names the operation, options dropped with their value: what they address)
+_ISCSIADM = (
+    frozenset(("-m", "--mode", "-o", "--op", "-n", "--name")),
+    frozenset(("-T", "--targetname", "-p", "--portal", "-v", "--value", "-I", "--interface", "-r", "--sid")),
+)
+_OPTIONS = {"iscsiadm": _ISCSIADM}
+# tools named by their leading subcommand words alone (``multipathd show paths``, ``dmsetup message``)
 _SUBCOMMAND_WORDS = {"multipathd": 2, "dmsetup": 1, "udevadm": 1}
 _MAX_NAME = 120
 
 
 def command_name(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
-    """The tool and the words that name what ``argv`` does: its subcommand words, its options (without their
-    values, ``--device=/dev/sdb`` gives ``--device``) and the values of :data:`_NAMING_OPTIONS`. Values such
-    as targets, portals, devices and secrets are left out; ``secrets`` are masked should one still show."""
+    """The tool and the words that name what ``argv`` does, never its values (targets, portals, devices,
+    secrets): the leading subcommand words of a tool that has them (``multipathd show paths``), else its
+    options without their values (``--device=/dev/sdb`` gives ``--device``; iscsiadm keeps the value of
+    ``-m``, ``-o`` and ``-n`` and drops ``-T``, ``-p``, ``-v`` altogether). ``secrets`` are masked should one
+    still show."""
     if not argv:
         return ""
     tool = os.path.basename(str(argv[0]))
     words = [tool]
-    leading = _SUBCOMMAND_WORDS.get(tool, 0)
-    keep_next = False
-    for index, arg in enumerate(argv[1:]):
-        text = str(arg)
-        if keep_next:
-            keep_next = False
-            if not text.startswith("-"):
+    leading = _SUBCOMMAND_WORDS.get(tool)
+    if leading is not None:
+        for arg in argv[1 : 1 + leading]:
+            if str(arg).startswith("-"):
+                break
+            words.append(str(arg))
+    else:
+        keep, drop = _OPTIONS.get(tool, (frozenset(), frozenset()))
+        after = ""  # the option the current word is the value of
+        for arg in argv[1:]:
+            text = str(arg)
+            if text.startswith("-"):
+                flag = text.split("=", 1)[0]
+                after = "" if "=" in text else flag
+                if flag not in drop:
+                    words.append(flag)
+            elif after in keep and after:
                 words.append(text)
-                continue
-        if text.startswith("-"):
-            flag = text.split("=", 1)[0]
-            words.append(flag)
-            keep_next = flag in _NAMING_OPTIONS and "=" not in text
-        elif index < leading and len(words) == index + 1:  # only words right after the tool
-            words.append(text)
+                after = ""
+            else:
+                after = ""
     name = " ".join(words)
     for secret in secrets:
         if secret:

@@ -510,7 +510,13 @@ profile:
     steps:
       - {"kind": "command", "what": "iscsiadm -m session -P", "start": 0.004, "duration": 0.041, "rc": 0}
       - {"kind": "command", "what": "multipathd show paths", "start": 0.05, "duration": 0.038, "rc": 0}
-      - {"kind": "wait", "what": "block devices", "method": "udev-events", "deadline": 60.0, "start": 0.12, "duration": 0.412, "ended": "ready"}
+      - kind: wait
+        what: block devices
+        method: udev-events
+        deadline: 60.0
+        start: 0.12
+        duration: 0.412
+        ended: ready
       - {"kind": "command", "what": "multipathd show maps", "start": 0.54, "duration": 0.039, "rc": 0}
 missing:
   description:
