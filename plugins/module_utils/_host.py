@@ -25,7 +25,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import Lunsafe
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
-from ansible_collections.lunsafe.san.plugins.module_utils._udev import SYSFS_POLL, Udev, open_udev, udev_reader
+from ansible_collections.lunsafe.san.plugins.module_utils._udev import SYSFS_POLL, Udev, deferred_udev, udev_reader
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = ["Host", "system_host", "tcp_reachable", "write_attribute"]
@@ -146,6 +146,10 @@ class Host:
             }
         return {"wait_method": "sysfs-poll", "wait_method_reason": "no udev source was set up for this host"}
 
+    def _wait_method(self) -> str:
+        source = self._source()
+        return SYSFS_POLL if source is None else source.method
+
     def wait(
         self,
         predicate: Callable[[], T],
@@ -158,7 +162,6 @@ class Host:
     ) -> T:
         """:func:`_wait.wait_until` on this host's clock, recorded in the runner's profile with what woke its
         polls (``udev-events`` when a monitor is open, else ``sysfs-poll``)."""
-        source = self._source()
         return wait_until(
             predicate,
             timeout=timeout,
@@ -169,17 +172,18 @@ class Host:
             clock=self.clock,
             sleep=self.pause,
             profile=self.runner.profile,
-            method=SYSFS_POLL if source is None else source.method,
+            method=self._wait_method,
         )
 
 
 def system_host(runner: CommandRunner) -> Host:
     """The real host: /sys, /proc, the running clock, udev's scsi_id where it is installed, and udev's events
-    (a pyudev monitor opened right before the run's first sysfs write, or the sysfs-poll fallback)."""
+    (a pyudev monitor opened by the first wait that has to pause after the run's first sysfs write, or the
+    sysfs-poll fallback)."""
     scsi_id = next((path for path in SCSI_ID_CANDIDATES if os.access(path, os.X_OK)), None)
     return Host(
         runner=runner,
         scsi_id=scsi_id,
-        udev_opener=lambda: open_udev(sleep=time.sleep),
+        udev_opener=lambda: deferred_udev(sleep=time.sleep),
         udev_reader=lambda: udev_reader(sleep=time.sleep),
     )

@@ -57,7 +57,7 @@ def wait_until(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     profile: Optional[Profile] = None,
-    method: str = SLEEP,
+    method: Union[str, Callable[[], str]] = SLEEP,
 ) -> T:
     """Poll ``predicate`` until it returns something truthy, and return that.
 
@@ -70,9 +70,10 @@ def wait_until(
     predicate returned (or the last exception it raised).  ``describe`` names what
     was awaited, or is a function of that last observation.
 
-    With ``profile``, the wait is recorded there once it ends: what it waited for, ``method`` (what woke its
-    polls: ``udev-events`` or ``sysfs-poll``), its deadline, its duration and what ended it (``ready``,
-    ``deadline``, or ``error`` for an exception that propagates).
+    With ``profile``, the wait is recorded there once it ends: what it waited for,
+    ``method`` (what woke its polls: ``udev-events`` or ``sysfs-poll``; a function
+    is asked when the wait ends), its deadline, its duration and what ended it
+    (``ready``, ``deadline``, or ``error`` for an exception that propagates).
     """
     if timeout < 0:
         raise InputError(f"a timeout cannot be negative, got {timeout!r}", option="timeout", value=timeout)
@@ -107,7 +108,8 @@ def wait_until(
         ) from None
     finally:
         if profile is not None:
-            profile.wait(what=what, method=method, deadline=timeout, started=started, ended_by=ended_by)
+            how = method() if callable(method) else method
+            profile.wait(what=what, method=how, deadline=timeout, started=started, ended_by=ended_by)
 
 
 class _Expired(Exception):
