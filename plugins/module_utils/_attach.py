@@ -616,12 +616,13 @@ class _Attach(_Run):
             )
 
     def hand_over(self, waiting: Dict[int, LunRun], names_of: Dict[int, List[str]]) -> None:
-        """Add the waiting WWIDs to the wwids file and hand their paths to multipathd (each command recorded)."""
+        """Add the waiting WWIDs to the wwids file (those not listed there yet) and hand their paths to multipathd
+        (each command recorded)."""
         actions: List[str] = self.result["multipath_actions"]
+        listed = set(flush.read_wwids(self.host.wwids_file))  # read once; a listed WWID needs no ``multipath -a``
         for key, lun in waiting.items():
-            for argv in [multipath.add_wwid(wwid=lun.wwid or "")] + [
-                multipath.add_path(device=n) for n in names_of[key]
-            ]:
+            add = [] if lun.wwid in listed else [multipath.add_wwid(wwid=lun.wwid or "")]
+            for argv in add + [multipath.add_path(device=n) for n in names_of[key]]:
                 self.trail.record(" ".join(argv))
                 try:
                     self.host.runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)

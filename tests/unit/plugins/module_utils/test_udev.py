@@ -531,3 +531,36 @@ def test_the_deferred_source_opens_open_udev_by_default(tmp_path: Path) -> None:
     assert udev.opened is not None and udev.method in (UDEV_EVENTS, SYSFS_POLL)
     udev.pause(0.1)
     udev.close()
+
+
+def test_a_host_run_imports_pyudev_only_for_a_wait_that_has_to_pause(tmp_path: Path) -> None:
+    """A detach (every wait ends at its first check) never opens the monitor; a scan whose device udev has not
+    processed yet opens it at its first pause, and the profile says which waits woke on events."""
+    opened: List[str] = []
+    fake = FakePyudev(monitor=FakeMonitor(events=["add sdb"]))
+
+    def opener() -> Udev:
+        opened.append("pyudev")
+        return open_udev(sleep=Sleeps(), udev_control=control(tmp_path), pyudev_module=fake)
+
+    runner = ScriptedRunner()
+    host = Host(
+        runner=runner,
+        sysfs_root=str(tmp_path),
+        sleep=Sleeps(),
+        writer=lambda path, text: None,
+        udev_opener=lambda: deferred_udev(
+            sleep=Sleeps(), udev_control=control(tmp_path), udev_data=str(tmp_path), opener=opener
+        ),
+    )
+    host.write("/sys/class/scsi_device/2:0:0:1/device/delete", "1")
+    assert host.wait(lambda: True, timeout=5, describe="sdb to leave sysfs") is True
+    assert opened == [] and host.wait_info()["wait_method"] == "sysfs-poll"
+    answers = iter([False, False, True])
+    assert host.wait(lambda: next(answers), timeout=5, describe="block devices") is True
+    assert opened == ["pyudev"] and host.wait_info()["wait_method"] == "udev-events"
+    steps = runner.profile.to_result()["steps"]
+    assert [(s["what"], s["method"], s["ended"]) for s in steps] == [
+        ("sdb to leave sysfs", "sysfs-poll", "ready"),
+        ("block devices", "udev-events", "ready"),
+    ]
