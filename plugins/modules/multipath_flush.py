@@ -361,8 +361,10 @@ interrupted:
             "resolution": "removed"}]
 wait_method:
   description:
-    - How the waits for the map and its paths to go were done. V(udev-events) when pyudev imports on the
-      managed node, udevd runs and a netlink monitor of its events could be opened; V(sysfs-poll) otherwise.
+    - How the waits for the map and its paths to go were done. V(udev-events) when a wait had to pause, pyudev
+      imports on the managed node, udevd runs and a netlink monitor of its events could be opened (by that
+      first pause); V(sysfs-poll) otherwise, also when every wait ended at its first check (pyudev not
+      imported).
   returned: always
   type: str
   sample: udev-events

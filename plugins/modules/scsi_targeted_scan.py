@@ -175,8 +175,8 @@ options:
     default: 30
 notes:
   - Waits have a deadline and end when udev has processed every scanned block device. With pyudev on the
-    managed node (python3-pyudev) a netlink monitor, opened before the first write, wakes each wait at
-    udev's events; without it, or without netlink, the module polls sysfs. RV(wait_method) says which ran and
+    managed node (python3-pyudev) a netlink monitor, opened by the first wait that has to pause, wakes each
+    wait at udev's events; without it, or without netlink, the module polls sysfs. RV(wait_method) says which ran and
     RV(wait_method_reason) why. There is no C(udevadm settle).
   - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written; with
     O(resize=true) also C(multipathd resize map) for the maps named in RV(resized).
@@ -548,8 +548,9 @@ unscannable:
   sample: ["2:0:0:1"]
 wait_method:
   description:
-    - How waits were done. V(udev-events) when pyudev imports, udevd runs and its netlink monitor opened
-      (before any write); V(sysfs-poll) otherwise. RV(wait_method_reason) says why.
+    - How waits were done. V(udev-events) when a wait had to pause, pyudev imports, udevd runs and its netlink
+      monitor opened (by that first pause); V(sysfs-poll) otherwise, also when every wait ended at its first
+      check (pyudev not imported). RV(wait_method_reason) says why.
   returned: always
   type: str
   sample: udev-events
