@@ -159,3 +159,28 @@ def test_targeted_scan_and_flush(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "multipath -f",
         "multipathd show paths",
     ]
+
+
+def test_a_failed_run_returns_its_profile_up_to_the_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake = iscsi_world(tmp_path)
+    args = {"target": IQN, "portals": PORTALS, "timeout": 10, "lun": "1", "expected_wwid": wwid_of(3)}
+    args["lock_file"] = str(fake.tmp_path / "lock")
+    fake.runner.restart_profile()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        iscsi_lun_attach.main(make_host=lambda runner: fake.host())
+    failed: Dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert failed["failed"] is True and "expected" in failed["msg"]
+    names = [step["what"] for step in failed["profile"]["steps"] if step["kind"] == "command"]
+    # the logins happened, then the identity check refused the LUN and the rollback removed its devices
+    assert names.count("iscsiadm -m node --login") == 2 and failed["profile"]["commands"] == len(names)
+    assert [step["what"] for step in failed["profile"]["steps"] if step["kind"] == "wait"][:2] == [
+        "logged-in sessions",
+        "block devices",
+    ]
+    # a refusal before anything ran has an empty profile, still with its keys
+    args["timeout"] = -1
+    fake.runner.restart_profile()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        iscsi_lun_attach.main(make_host=lambda runner: fake.host())
+    refused: Dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert refused["failed"] is True and refused["profile"]["commands"] == 0 and refused["profile"]["steps"] == []
