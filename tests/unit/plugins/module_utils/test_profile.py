@@ -205,7 +205,7 @@ def test_records_from_several_threads_are_all_kept() -> None:
 
     def login(index: int) -> None:
         try:
-            for _ in range(50):
+            for _attempt in range(50):
                 runner.run(["iscsiadm", "-m", "node", "-T", f"t{index}", "--login"])
         except BaseException as exc:  # pragma: no cover - shown by the assertion below
             errors.append(exc)
