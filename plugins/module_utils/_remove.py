@@ -442,15 +442,14 @@ def forget_paths(*, host: Host, paths: Sequence[PathIdentity], timeout: float, r
             describe="multipathd to drop " + ", ".join(path.device for path in paths),
         )
     except WaitTimeout:
-        listed = paths if last[0] is None else last[0]
+        listed = last[0] or []  # what the last poll saw (the wait ends at once when multipathd does not answer)
         for path in paths:
             if path not in listed:
                 record.add({"action": FORGET_PATH, "device": path.device, "how": "multipathd dropped it by itself"})
                 continue
             reply = host.runner.run(del_path(device=path.device), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
             record.add({"action": FORGET_PATH, "device": path.device, "cmd": reply.cmd, "reply": reply.stdout.strip()})
-        still = _multipathd_listed(host, listed)
-        for path in listed if still is None else still:
+        for path in _multipathd_listed(host, listed) or []:  # None: no answer, nothing to say (as before)
             record.warnings.append(f"multipathd still lists {path.device} after 'del path'")
     else:
         for path in paths:
