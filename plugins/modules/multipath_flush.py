@@ -327,22 +327,23 @@ profile:
       elements: dict
       returned: always
   sample:
-    commands: 3
+    commands: 4
     waits: 1
-    command_seconds: 0.118
-    wait_seconds: 0.412
+    command_seconds: 0.311
+    wait_seconds: 0.0
     dropped: 0
     steps:
-      - {"kind": "command", "what": "iscsiadm -m session -P", "start": 0.004, "duration": 0.041, "rc": 0}
-      - {"kind": "command", "what": "multipathd show paths", "start": 0.05, "duration": 0.038, "rc": 0}
+      - {"kind": "command", "what": "dmsetup info", "start": 0.004, "duration": 0.031, "rc": 0}
+      - {"kind": "command", "what": "dmsetup table", "start": 0.036, "duration": 0.029, "rc": 0}
+      - {"kind": "command", "what": "dmsetup status", "start": 0.066, "duration": 0.03, "rc": 0}
+      - {"kind": "command", "what": "multipath -f", "start": 0.1, "duration": 0.221, "rc": 0}
       - kind: wait
-        what: block devices
-        method: udev-events
-        deadline: 60.0
-        start: 0.12
-        duration: 0.412
+        what: the map to disappear
+        method: sysfs-poll
+        deadline: 2.0
+        start: 0.322
+        duration: 0.0
         ended: ready
-      - {"kind": "command", "what": "multipathd show maps", "start": 0.54, "duration": 0.039, "rc": 0}
 interrupted:
   description:
     - Runs of this collection's modules that were killed before this one and left an entry in the journal beside
