@@ -159,9 +159,11 @@ class Host:
         interval: float = 0.1,
         backoff: float = 1.5,
         max_interval: float = 1.0,
+        udev_events: bool = True,
     ) -> T:
         """:func:`_wait.wait_until` on this host's clock, recorded in the runner's profile with what woke its
-        polls (``udev-events`` when a monitor is open, else ``sysfs-poll``)."""
+        polls (``udev-events`` when a monitor is open, else ``sysfs-poll``). ``udev_events=False`` for a wait
+        no udev event can end (multipathd's own state): its pauses sleep their interval and open no monitor."""
         return wait_until(
             predicate,
             timeout=timeout,
@@ -170,9 +172,9 @@ class Host:
             max_interval=max_interval,
             describe=describe,
             clock=self.clock,
-            sleep=self.pause,
+            sleep=self.pause if udev_events else self.sleep,
             profile=self.runner.profile,
-            method=self._wait_method,
+            method=self._wait_method if udev_events else SYSFS_POLL,
         )
 
 

@@ -440,6 +440,7 @@ def forget_paths(*, host: Host, paths: Sequence[PathIdentity], timeout: float, r
             timeout=min(10.0, timeout),
             interval=0.2,
             describe="multipathd to drop " + ", ".join(path.device for path in paths),
+            udev_events=False,  # multipathd's state: no udev event ends this wait, so pyudev is not imported for it
         )
     except WaitTimeout:
         listed = last[0] or []  # what the last poll saw (the wait ends at once when multipathd does not answer)

@@ -544,10 +544,11 @@ def test_a_host_run_imports_pyudev_only_for_a_wait_that_has_to_pause(tmp_path: P
         return open_udev(sleep=Sleeps(), udev_control=control(tmp_path), pyudev_module=fake)
 
     runner = ScriptedRunner()
+    sleeps = Sleeps()
     host = Host(
         runner=runner,
         sysfs_root=str(tmp_path),
-        sleep=Sleeps(),
+        sleep=sleeps,
         writer=lambda path, text: None,
         udev_opener=lambda: deferred_udev(
             sleep=Sleeps(), udev_control=control(tmp_path), udev_data=str(tmp_path), opener=opener
@@ -556,11 +557,16 @@ def test_a_host_run_imports_pyudev_only_for_a_wait_that_has_to_pause(tmp_path: P
     host.write("/sys/class/scsi_device/2:0:0:1/device/delete", "1")
     assert host.wait(lambda: True, timeout=5, describe="sdb to leave sysfs") is True
     assert opened == [] and host.wait_info()["wait_method"] == "sysfs-poll"
+    # a wait no udev event can end (multipathd's state) sleeps its interval and opens nothing
+    dropped = iter([False, True])
+    assert host.wait(lambda: next(dropped), timeout=5, describe="multipathd to drop sdb", udev_events=False)
+    assert opened == [] and sleeps.calls == [0.1]
     answers = iter([False, False, True])
     assert host.wait(lambda: next(answers), timeout=5, describe="block devices") is True
     assert opened == ["pyudev"] and host.wait_info()["wait_method"] == "udev-events"
     steps = runner.profile.to_result()["steps"]
     assert [(s["what"], s["method"], s["ended"]) for s in steps] == [
         ("sdb to leave sysfs", "sysfs-poll", "ready"),
+        ("multipathd to drop sdb", "sysfs-poll", "ready"),
         ("block devices", "udev-events", "ready"),
     ]
