@@ -76,7 +76,7 @@ def command_name(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
 
 
 class Profile:
-    """The commands and waits of one run, in order (thread-safe)."""
+    """The commands and waits of one run, in the order they ended (thread-safe)."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, limit: int = MAX_STEPS) -> None:
         self.clock = clock

@@ -322,7 +322,7 @@ profile:
       type: int
       returned: always
     steps:
-      description: The commands and waits in the order they started (waits are listed when they end).
+      description: The commands and waits in the order they ended (C(start) says when each began).
       type: list
       elements: dict
       returned: always
