@@ -63,9 +63,11 @@ from ansible_collections.lunsafe.san.plugins.module_utils._lu import (
     validate_wwid,
 )
 from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
+    PathIdentity,
     Record,
     RemoveFailed,
     device_users,
+    forget_paths,
     path_identity,
     remove_path,
     settled_users,
@@ -614,12 +616,13 @@ class _Attach(_Run):
             )
 
     def hand_over(self, waiting: Dict[int, LunRun], names_of: Dict[int, List[str]]) -> None:
-        """Add the waiting WWIDs to the wwids file and hand their paths to multipathd (each command recorded)."""
+        """Add the waiting WWIDs to the wwids file (those not listed there yet) and hand their paths to multipathd
+        (each command recorded)."""
         actions: List[str] = self.result["multipath_actions"]
+        listed = set(flush.read_wwids(self.host.wwids_file))  # read once; a listed WWID needs no ``multipath -a``
         for key, lun in waiting.items():
-            for argv in [multipath.add_wwid(wwid=lun.wwid or "")] + [
-                multipath.add_path(device=n) for n in names_of[key]
-            ]:
+            add = [] if lun.wwid in listed else [multipath.add_wwid(wwid=lun.wwid or "")]
+            for argv in add + [multipath.add_path(device=n) for n in names_of[key]]:
                 self.trail.record(" ".join(argv))
                 try:
                     self.host.runner.run(argv, ok_rcs=multipath.MULTIPATHD_OK_RCS, timeout=15)
@@ -999,23 +1002,30 @@ class _Detach(_Run):
         next one (the LUN fails, naming every path that could not go)."""
         failures: List[str] = []
         snapshot = self.host.snapshot() if lun.error is not None else None
+        deleted: List[PathIdentity] = []  # multipathd is asked once about all of them
         for device in lun.devices:
             if snapshot is not None and snapshot.device(name=device.name or "") is None:
                 continue  # already gone with the map's flush
             self.trail.record(f"delete {device.name} ({device.hctl})")
+            path = path_identity(device)
             try:
                 remove_path(
                     host=self.host,
-                    path=path_identity(device),
+                    path=path,
                     force=self.request.force,
                     timeout=self.request.timeout,
                     record=record,
+                    forget=False,
                 )
             except RemoveFailed as exc:
                 if not self.request.keep_going:
+                    forget_paths(host=self.host, paths=deleted, timeout=self.request.timeout, record=record)
                     exc.details.setdefault("paths_removed", [entry["device"] for entry in record.paths_removed])
                     raise
                 failures.append(exc.msg)
+            else:
+                deleted.append(path)
+        forget_paths(host=self.host, paths=deleted, timeout=self.request.timeout, record=record)
         done = [entry["device"] for entry in record.paths_removed]
         lun.removed = {"map": lun.removed.get("map"), "paths": list(dict.fromkeys(lun.removed["paths"] + done))}
         self.warnings.extend(record.warnings)

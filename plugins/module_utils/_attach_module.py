@@ -13,7 +13,8 @@ the request and the lock options are validated before anything is touched (a ref
 keeps every documented key); the run's journal trail is opened beside the lock file; the procedure runs
 under the host lock (or without one in check mode with no lock file); the result is mapped to the
 documented keys (with ``lun``, the LUN's own keys at the top level too), warnings of the procedure, the
-journal and the lock are emitted once, and secrets are masked in every failure message.
+journal and the lock are emitted once, and secrets are masked in every failure message. Every result, also
+a failure, carries ``profile``: the commands the host's runner ran and the waits it recorded.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def run(
     timings: Dict[str, float] = {}
 
     def empty() -> Dict[str, Any]:
-        return result_keys({**empty_result(timings), "lock_lease": None}, single=single)
+        keys = result_keys({**empty_result(timings), "lock_lease": None}, single=single)
+        keys["profile"] = host.runner.profile.to_result()  # the commands and waits up to the failure
+        return keys
 
     try:
         request = build()
@@ -102,6 +105,7 @@ def run(
     result = result_keys(outcome.result, single=single)
     result["lock_lease"] = None if lock is None else lock.lease_outcome
     result["interrupted"] = trail.result()
+    result["profile"] = host.runner.profile.to_result()
     for warning in result.pop("warnings", []) + trail.warnings + ([] if lock is None else lock.warnings):
         module.warn(warning)
     if not module._diff:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     InputError,
@@ -73,6 +73,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     device_users,
     find_holders,
     find_mounts,
+    forget_paths,
     related_devices,
     remove_path,
 )
@@ -82,7 +83,6 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     Snapshot,
     read_attribute,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = [
     "BLOCKED_STATES",
@@ -565,13 +565,13 @@ def _flush(runner: CommandRunner, settings: Settings, identity: MapIdentity, out
             last_error = exc.msg
             outcome.add({"action": FLUSH_MAP, "cmd": exc.cmd, "rc": exc.rc, "attempt": attempt})
         try:  # removal may complete just after the command returns
-            wait_until(
+            settings.host.wait(  # a udev remove event of the map ends a pause early
                 lambda: _same_map(settings, identity) is None,
                 timeout=min(2.0, settings.path_timeout),
                 interval=0.2,
-                describe=f"map {identity.uuid} to disappear",
-                clock=settings.host.clock,
-                sleep=settings.host.pause,  # a udev remove event of the map ends the pause early
+                backoff=1.0,
+                max_interval=0.2,
+                describe="the map to disappear",
             )
             return None
         except WaitTimeout:
@@ -660,8 +660,7 @@ def _apply(
                 + ("" if settings.force else "; its paths were left in place (use force to remove it anyway)"),
                 map=identity.to_dict(),
             )
-        for path in observation.paths:
-            _delete_path(path, settings=settings, trail=trail, record=outcome, note="")
+        _delete_paths(observation.paths, settings=settings, trail=trail, record=outcome, note="")
     for step in plan.with_action(REMOVE_WWID):
         trail.record(f"remove WWID {step.target} from the wwids file")
         result = runner.run(remove_wwid(wwid=step.target), timeout=settings.command_timeout)
@@ -772,14 +771,28 @@ def finish_interrupted(leftovers: List[PathIdentity], *, settings: Settings, tra
             done=record.done,
             paths_removed=record.paths_removed,
         )
-    for path in leftovers:
-        _delete_path(path, settings=settings, trail=trail, record=record, note=", left by an interrupted flush")
+    _delete_paths(leftovers, settings=settings, trail=trail, record=record, note=", left by an interrupted flush")
 
 
-def _delete_path(path: PathIdentity, *, settings: Settings, trail: Trail, record: Record, note: str) -> None:
-    """One path of the map: recorded in the journal, then removed (re-identified first) like every path."""
-    trail.record(f"delete {path.device} ({path.hctl}){note}")
+def _delete_paths(
+    paths: Sequence[PathIdentity], *, settings: Settings, trail: Trail, record: Record, note: str
+) -> None:
+    """The paths of the map, one after the other: each recorded in the journal, then removed (re-identified
+    first) like every path; then multipathd is asked once to have forgotten all those deleted."""
+    deleted: List[PathIdentity] = []
     try:
-        remove_path(host=settings.host, path=path, force=settings.force, timeout=settings.path_timeout, record=record)
+        for path in paths:
+            trail.record(f"delete {path.device} ({path.hctl}){note}")
+            remove_path(
+                host=settings.host,
+                path=path,
+                force=settings.force,
+                timeout=settings.path_timeout,
+                record=record,
+                forget=False,
+            )
+            deleted.append(path)
     except RemoveFailed as exc:
         raise FlushFailed(exc.msg, **exc.details) from None
+    finally:
+        forget_paths(host=settings.host, paths=deleted, timeout=settings.path_timeout, record=record)

@@ -28,7 +28,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import Lunsafe
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import getaddrinfo_addresses
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import DEFAULT_SYSFS_ROOT, Snapshot, read_snapshot
-from ansible_collections.lunsafe.san.plugins.module_utils._udev import Udev, open_udev, udev_reader
+from ansible_collections.lunsafe.san.plugins.module_utils._udev import SYSFS_POLL, Udev, deferred_udev, udev_reader
 from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = ["WRITE_TIMEOUT", "Host", "WriteTimeout", "system_host", "tcp_reachable", "write_attribute"]
@@ -214,6 +214,10 @@ class Host:
             }
         return {"wait_method": "sysfs-poll", "wait_method_reason": "no udev source was set up for this host"}
 
+    def _wait_method(self) -> str:
+        source = self._source()
+        return SYSFS_POLL if source is None else source.method
+
     def wait(
         self,
         predicate: Callable[[], T],
@@ -223,8 +227,11 @@ class Host:
         interval: float = 0.1,
         backoff: float = 1.5,
         max_interval: float = 1.0,
+        udev_events: bool = True,
     ) -> T:
-        """:func:`_wait.wait_until` on this host's clock."""
+        """:func:`_wait.wait_until` on this host's clock, recorded in the runner's profile with what woke its
+        polls (``udev-events`` when a monitor is open, else ``sysfs-poll``). ``udev_events=False`` for a wait
+        no udev event can end (multipathd's own state): its pauses sleep their interval and open no monitor."""
         return wait_until(
             predicate,
             timeout=timeout,
@@ -233,17 +240,20 @@ class Host:
             max_interval=max_interval,
             describe=describe,
             clock=self.clock,
-            sleep=self.pause,
+            sleep=self.pause if udev_events else self.sleep,
+            profile=self.runner.profile,
+            method=self._wait_method if udev_events else SYSFS_POLL,
         )
 
 
 def system_host(runner: CommandRunner) -> Host:
     """The real host: /sys, /proc, the running clock, udev's scsi_id where it is installed, and udev's events
-    (a pyudev monitor opened right before the run's first sysfs write, or the sysfs-poll fallback)."""
+    (a pyudev monitor opened by the first wait that has to pause after the run's first sysfs write, or the
+    sysfs-poll fallback)."""
     scsi_id = next((path for path in SCSI_ID_CANDIDATES if os.access(path, os.X_OK)), None)
     return Host(
         runner=runner,
         scsi_id=scsi_id,
-        udev_opener=lambda: open_udev(sleep=time.sleep),
+        udev_opener=lambda: deferred_udev(sleep=time.sleep),
         udev_reader=lambda: udev_reader(sleep=time.sleep),
     )

@@ -57,6 +57,7 @@ __all__ = [
     "find_holders",
     "find_mounts",
     "find_openers",
+    "forget_paths",
     "parse_mountinfo",
     "path_identity",
     "related_devices",
@@ -310,17 +311,21 @@ def _live(host: Host, path: PathIdentity) -> Optional[ScsiDevice]:
     return device
 
 
-def _multipathd_lists(host: Host, path: PathIdentity) -> Optional[bool]:
-    """Whether multipathd still lists the path (same name and H:C:T:L); None if multipathd does not answer."""
+def _multipathd_listed(host: Host, paths: Sequence[PathIdentity]) -> Optional[List[PathIdentity]]:
+    """The paths multipathd still lists (same name and H:C:T:L), from one ``show paths``; None if multipathd
+    does not answer."""
     reply = host.runner.run(show_paths(), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
     kind = classify_reply(reply.rc, reply.stdout, reply.stderr)
     if kind == REPLY_OK:  # multipathd answers "ok" when it has no path at all
-        return False
+        return []
     if kind != REPLY_DATA:  # not running, busy (timeout) or "fail": unknown
         return None
-    return any(
-        record.dev == path.device and record.hctl in (None, str(path.hctl)) for record in parse_paths(reply.stdout)
-    )
+    records = parse_paths(reply.stdout)
+    return [
+        path
+        for path in paths
+        if any(record.dev == path.device and record.hctl in (None, str(path.hctl)) for record in records)
+    ]
 
 
 def _offline_blocked(host: Host, path: PathIdentity, record: Record) -> None:
@@ -380,7 +385,9 @@ def _unblocked(
     return now
 
 
-def remove_path(*, host: Host, path: PathIdentity, force: bool, timeout: float, record: Record) -> None:
+def remove_path(
+    *, host: Host, path: PathIdentity, force: bool, timeout: float, record: Record, forget: bool = True
+) -> None:
     """Delete one SCSI device and make multipathd forget it; the caller has checked users (or forces).
 
     The device is re-identified first: if its H:C:T:L now holds another device (or nothing), nothing is
@@ -412,19 +419,39 @@ def remove_path(*, host: Host, path: PathIdentity, force: bool, timeout: float, 
         except WaitTimeout as exc:
             raise RemoveFailed(exc.msg, path=path.to_dict(), last_observed=exc.last_observed) from None
         record.paths_removed.append({"hctl": str(path.hctl), "device": path.device, "wwid": path.wwid})
-    if not host.runner.has_tool("multipathd"):
+    if forget:
+        forget_paths(host=host, paths=[path], timeout=timeout, record=record)
+
+
+def forget_paths(*, host: Host, paths: Sequence[PathIdentity], timeout: float, record: Record) -> None:
+    """Make multipathd forget deleted paths: one wait (one ``show paths`` per poll, whatever the number of
+    paths) until it lists none of them; at the deadline ``del path`` for each one it still lists."""
+    if not paths or not host.runner.has_tool("multipathd"):
         return
+    last: List[Optional[List[PathIdentity]]] = [None]
+
+    def dropped() -> bool:
+        last[0] = _multipathd_listed(host, paths)
+        return not last[0]  # None: multipathd does not answer, nothing to wait for (as before)
+
     try:
         host.wait(
-            lambda: _multipathd_lists(host, path) is not True,
+            dropped,
             timeout=min(10.0, timeout),
             interval=0.2,
-            describe=f"multipathd to drop {path.device}",
+            describe="multipathd to drop " + ", ".join(path.device for path in paths),
+            udev_events=False,  # multipathd's state: no udev event ends this wait, so pyudev is not imported for it
         )
     except WaitTimeout:
-        reply = host.runner.run(del_path(device=path.device), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
-        record.add({"action": FORGET_PATH, "device": path.device, "cmd": reply.cmd, "reply": reply.stdout.strip()})
-        if _multipathd_lists(host, path):
+        listed = last[0] or []  # what the last poll saw (the wait ends at once when multipathd does not answer)
+        for path in paths:
+            if path not in listed:
+                record.add({"action": FORGET_PATH, "device": path.device, "how": "multipathd dropped it by itself"})
+                continue
+            reply = host.runner.run(del_path(device=path.device), ok_rcs=MULTIPATHD_OK_RCS, timeout=10)
+            record.add({"action": FORGET_PATH, "device": path.device, "cmd": reply.cmd, "reply": reply.stdout.strip()})
+        for path in _multipathd_listed(host, listed) or []:  # None: no answer, nothing to say (as before)
             record.warnings.append(f"multipathd still lists {path.device} after 'del path'")
     else:
-        record.add({"action": FORGET_PATH, "device": path.device, "how": "multipathd dropped it by itself"})
+        for path in paths:
+            record.add({"action": FORGET_PATH, "device": path.device, "how": "multipathd dropped it by itself"})

@@ -25,6 +25,9 @@ Every external command goes through Runner.run():
 * secrets never leave: argv elements wrapped in Secret, the runner's redact list
   and the module's no_log values are replaced by ******** in every cmd, stdout and
   stderr stored in a CommandResult or an exception;
+* every command is recorded in the runner's ``profile`` (a _profile.Profile: its
+  name without values, when it started, how long it took, its rc), also when it
+  fails or cannot start; the profile is thread-safe (logins run in parallel);
 * ``$VAR`` and ``~`` in arguments are NOT expanded (expand_user_and_vars=False):
   a CHAP secret containing "$HOME" must reach iscsiadm unchanged.
 
@@ -61,6 +64,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import (
     ToolTimeout,
     redact_text,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._profile import Profile, command_name
 
 __all__ = [
     "DEFAULT_KILL_AFTER",
@@ -165,6 +169,9 @@ class CommandRunner(Protocol):
 
     def has_tool(self, name: str) -> bool: ...
 
+    @property
+    def profile(self) -> Profile: ...
+
 
 class PolicyRunner:
     """The rc/timeout/redaction policy shared by Runner and the scripted test fake."""
@@ -173,6 +180,18 @@ class PolicyRunner:
         format_seconds(default_timeout)  # validate early
         self.default_timeout = default_timeout
         self._redact: Set[str] = {s for s in redact if s}
+        self._profile = Profile()
+
+    @property
+    def profile(self) -> Profile:
+        """The commands run so far (and the waits the host recorded), for the ``profile`` result key."""
+        return self._profile
+
+    def _record(self, argv: Sequence[str], *, started: Optional[float], rc: int) -> None:
+        """Add ``argv`` to the profile; ``started`` None: the command took no time (scripted runners)."""
+        profile = self._profile
+        name = command_name(argv, self._secrets_for(argv))
+        profile.command(name=name, started=profile.clock() if started is None else started, rc=rc)
 
     def add_redaction(self, *secrets: Optional[str]) -> None:
         """Mask these values (e.g. CHAP passwords from module parameters) from now on."""
@@ -191,7 +210,9 @@ class PolicyRunner:
         ok_rcs: Collection[int],
         timeout: float,
         sensitive_output: bool,
+        started: Optional[float] = None,
     ) -> CommandResult:
+        self._record(display_argv, started=started, rc=rc)
         secrets = self._secrets_for(display_argv)
         cmd = format_cmd(display_argv, secrets)
         shown_out = REDACTED if (sensitive_output and stdout) else redact_text(stdout, secrets)
@@ -357,6 +378,7 @@ class Runner(PolicyRunner):
         real_argv = [tool, *argv[1:]]
         format_seconds(deadline)  # refuses zero and negative deadlines
         watch = Deadline(seconds=deadline, kill_after=self.kill_after)
+        started = self._profile.clock()
         try:
             rc, stdout, stderr = self.module.run_command(
                 real_argv,
@@ -370,6 +392,7 @@ class Runner(PolicyRunner):
                 before_communicate_callback=watch.arm,
             )
         except OSError as exc:
+            self._record(real_argv, started=started, rc=exc.errno or 1)
             secrets = self._secrets_for(real_argv)
             cmd = format_cmd(real_argv, secrets)
             raise ToolError(
@@ -389,4 +412,5 @@ class Runner(PolicyRunner):
             ok_rcs=ok_rcs,
             timeout=deadline,
             sensitive_output=sensitive_output,
+            started=started,
         )

@@ -57,7 +57,6 @@ from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import (
     scsi_device_rescan_path,
     scsi_host_scan_path,
 )
-from ansible_collections.lunsafe.san.plugins.module_utils._wait import wait_until
 
 __all__ = [
     "ACTION_PENDING",
@@ -886,18 +885,16 @@ def wait_for_devices(
         return snapshot if all(host.udev_ready(name) for name in _waited_names(plan, snapshot)) else None
 
     try:
-        # wait_until returns only a truthy poll result: a Snapshot, never None
+        # host.wait returns only a truthy poll result: a Snapshot, never None
         snapshot = cast(
             Snapshot,
-            wait_until(
+            host.wait(
                 poll,
                 timeout=timeout,
                 interval=_POLL_INTERVAL,
                 backoff=_POLL_BACKOFF,
                 max_interval=_POLL_MAX_INTERVAL,
                 describe="block devices",
-                clock=clock,
-                sleep=host.pause,
             ),
         )
     except WaitTimeout:

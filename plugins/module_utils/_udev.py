@@ -21,6 +21,12 @@ Two sources, one interface (:class:`Udev`):
     ``/run/udev/data/b<major>:<minor>`` (``S:`` links, ``E:`` properties), so both sources give the same
     results; without udevd there are none.
 
+What a run opens is a :class:`DeferredUdev` (:func:`deferred_udev`): until a wait has to pause it reads udev's
+database files like the fallback, and only the first pause imports pyudev and opens the monitor (then returns
+at once, so that the wait checks again right after the monitor opened: what happened before is in sysfs and
+udev's database, what happens after wakes the next pause). A run whose waits all end at their first check
+(a detach: the kernel deletes a device inside the write) never pays for the import.
+
 Either way a block device counts as *ready* once udev has processed it (it is in udev's database: its
 links exist and its properties are final), and a multipath map once udev has processed it with its table
 loaded (its ``DM_UUID`` and ``dm-uuid-`` link are there: udev sees a map first before its table is loaded),
@@ -48,8 +54,10 @@ def _import_pyudev() -> Tuple[Any, Optional[str]]:
 __all__ = [
     "SYSFS_POLL",
     "UDEV_EVENTS",
+    "DeferredUdev",
     "Udev",
     "UdevMonitor",
+    "deferred_udev",
     "open_udev",
     "parse_udev_db",
     "udev_reader",
@@ -286,4 +294,69 @@ def udev_reader(
         sleep=sleep,
         sysfs_root=sysfs_root,
         udev_data=udev_data if running else None,
+    )
+
+
+class DeferredUdev(Udev):
+    """udevd runs; the event source is opened by the first pause of a wait, not before (pyudev's import costs
+    most of a second under emulation). Until then readiness and properties come from udev's database files,
+    which is where pyudev reads them too; afterwards from the opened source."""
+
+    def __init__(
+        self, opener: Callable[[], Udev], *, sleep: Callable[[float], None], sysfs_root: str, udev_data: str
+    ) -> None:
+        super().__init__(
+            "no wait of this run had to pause, so no udev monitor was opened (pyudev not imported): waits polled "
+            "sysfs and udev's database",
+            sleep=sleep,
+            sysfs_root=sysfs_root,
+            udev_data=udev_data,
+        )
+        self._opener = opener
+        self.opened: Optional[Udev] = None
+
+    def pause(self, seconds: float) -> None:
+        """The first pause opens the source and returns at once (the wait checks again, now with the monitor
+        open, so no event can be missed); later pauses are the source's."""
+        if self.opened is None:
+            self.opened = self._opener()
+            self.method = self.opened.method
+            self.reason = self.opened.reason
+            return
+        self.opened.pause(seconds)
+        self.events = self.opened.events
+
+    def ready(self, name: str) -> bool:
+        return super().ready(name) if self.opened is None else self.opened.ready(name)
+
+    def map_ready(self, name: str, uuid: str) -> bool:
+        return super().map_ready(name, uuid) if self.opened is None else self.opened.map_ready(name, uuid)
+
+    def properties(self, name: str) -> Optional[Dict[str, Any]]:
+        return super().properties(name) if self.opened is None else self.opened.properties(name)
+
+    def close(self) -> None:
+        if self.opened is not None:
+            self.opened.close()
+
+
+def deferred_udev(
+    *,
+    sleep: Callable[[float], None],
+    sysfs_root: str = "/sys",
+    udev_control: str = DEFAULT_UDEV_CONTROL,
+    udev_data: str = DEFAULT_UDEV_DATA,
+    opener: Optional[Callable[[], Udev]] = None,
+) -> Udev:
+    """What a run that writes to sysfs opens before its first write: without udevd the fallback at once (there
+    is nothing to wait for), else a :class:`DeferredUdev` whose first pause calls ``opener`` (default
+    :func:`open_udev` with the same arguments)."""
+    if not os.path.exists(udev_control):
+        return open_udev(sleep=sleep, sysfs_root=sysfs_root, udev_control=udev_control, udev_data=udev_data)
+    return DeferredUdev(
+        opener
+        or (lambda: open_udev(sleep=sleep, sysfs_root=sysfs_root, udev_control=udev_control, udev_data=udev_data)),
+        sleep=sleep,
+        sysfs_root=sysfs_root,
+        udev_data=udev_data,
     )

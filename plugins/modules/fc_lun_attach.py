@@ -239,6 +239,63 @@ timings:
   returned: always (also on failure, once the options were accepted)
   type: dict
   sample: {"observe": 0.08, "resolve": 0.01, "stale_check": 0.0, "scan": 0.21, "map": 0.35, "total": 0.7}
+profile:
+  description:
+    - Where this run spent its time on the managed node, in order. Every external command it ran is a
+      C(command) step named by its tool and the words that say what it does (V(iscsiadm -m session),
+      V(multipathd show paths), V(multipath -f)), never by targets, devices or secrets; every wait is a
+      C(wait) step with what it waited for, how its polls were woken (C(method), V(udev-events) or
+      V(sysfs-poll)), its C(deadline) and what ended it (C(ended), V(ready), V(deadline) or V(error)).
+    - C(start) is the offset in seconds from the start of the module, C(duration) the seconds the step took
+      (3 decimals), C(rc) the command's return code (124 or 137 when it was killed at its deadline).
+    - C(commands) and C(waits) count every step, C(command_seconds) and C(wait_seconds) add up their
+      durations; C(steps) lists at most the first 300 and C(dropped) says how many were left out.
+    - On failure, the steps up to the failure (rollback included).
+  returned: always (also on failure)
+  type: dict
+  contains:
+    commands:
+      description: Number of external commands run.
+      type: int
+      returned: always
+    waits:
+      description: Number of waits.
+      type: int
+      returned: always
+    command_seconds:
+      description: Seconds spent in external commands.
+      type: float
+      returned: always
+    wait_seconds:
+      description: Seconds spent waiting (for block devices, maps, sessions, udev).
+      type: float
+      returned: always
+    dropped:
+      description: Steps counted but not listed (beyond the first 300).
+      type: int
+      returned: always
+    steps:
+      description: The commands and waits in the order they ended (C(start) says when each began).
+      type: list
+      elements: dict
+      returned: always
+  sample:
+    commands: 3
+    waits: 1
+    command_seconds: 0.118
+    wait_seconds: 0.412
+    dropped: 0
+    steps:
+      - {"kind": "command", "what": "iscsiadm -m session -P", "start": 0.004, "duration": 0.041, "rc": 0}
+      - {"kind": "command", "what": "multipathd show paths", "start": 0.05, "duration": 0.038, "rc": 0}
+      - kind: wait
+        what: block devices
+        method: udev-events
+        deadline: 60.0
+        start: 0.12
+        duration: 0.412
+        ended: ready
+      - {"kind": "command", "what": "multipathd show maps", "start": 0.54, "duration": 0.039, "rc": 0}
 lock_lease:
   description:
     - What happened to O(lock_lease) at the end of the run; V(null) when no lease was given or in check mode.
@@ -301,10 +358,11 @@ scanned:
   sample: [{"kind": "scan", "host": 2, "path": "/sys/class/scsi_host/host2/scan", "line": "0 0 3", "hctl": "2:0:0:3"}]
 wait_method:
   description:
-    - How the waits for block devices and maps were done. V(udev-events) when pyudev imports on the managed
-      node, udevd runs and a netlink monitor of its events could be opened (it is opened before anything is
-      written); V(sysfs-poll) otherwise. Either way a wait ends once udev has processed every new device and
-      map, and keeps its deadline.
+    - How the waits for block devices and maps were done. V(udev-events) when a wait of this run had to pause,
+      pyudev imports on the managed node, udevd runs and a netlink monitor of its events could be opened (the
+      first pause opens it, and the wait checks again at once, so no event is missed); V(sysfs-poll) otherwise,
+      also when every wait ended at its first check (pyudev is then not imported at all). Either way a wait
+      ends once udev has processed every new device and map, and keeps its deadline.
   returned: always
   type: str
   sample: udev-events

@@ -286,6 +286,64 @@ timings:
   returned: always
   type: dict
   sample: {"lock": 0.002, "total": 1.422}
+profile:
+  description:
+    - Where this run spent its time on the managed node, in order. Every external command it ran is a
+      C(command) step named by its tool and the words that say what it does (V(iscsiadm -m session),
+      V(multipathd show paths), V(multipath -f)), never by targets, devices or secrets; every wait is a
+      C(wait) step with what it waited for, how its polls were woken (C(method), V(udev-events) or
+      V(sysfs-poll)), its C(deadline) and what ended it (C(ended), V(ready), V(deadline) or V(error)).
+    - C(start) is the offset in seconds from the start of the module, C(duration) the seconds the step took
+      (3 decimals), C(rc) the command's return code (124 or 137 when it was killed at its deadline).
+    - C(commands) and C(waits) count every step, C(command_seconds) and C(wait_seconds) add up their
+      durations; C(steps) lists at most the first 300 and C(dropped) says how many were left out.
+    - On failure, the steps up to the failure (rollback included).
+  returned: always (also on failure)
+  type: dict
+  contains:
+    commands:
+      description: Number of external commands run.
+      type: int
+      returned: always
+    waits:
+      description: Number of waits.
+      type: int
+      returned: always
+    command_seconds:
+      description: Seconds spent in external commands.
+      type: float
+      returned: always
+    wait_seconds:
+      description: Seconds spent waiting (for block devices, maps, sessions, udev).
+      type: float
+      returned: always
+    dropped:
+      description: Steps counted but not listed (beyond the first 300).
+      type: int
+      returned: always
+    steps:
+      description: The commands and waits in the order they ended (C(start) says when each began).
+      type: list
+      elements: dict
+      returned: always
+  sample:
+    commands: 4
+    waits: 1
+    command_seconds: 0.311
+    wait_seconds: 0.0
+    dropped: 0
+    steps:
+      - {"kind": "command", "what": "dmsetup info", "start": 0.004, "duration": 0.031, "rc": 0}
+      - {"kind": "command", "what": "dmsetup table", "start": 0.036, "duration": 0.029, "rc": 0}
+      - {"kind": "command", "what": "dmsetup status", "start": 0.066, "duration": 0.03, "rc": 0}
+      - {"kind": "command", "what": "multipath -f", "start": 0.1, "duration": 0.221, "rc": 0}
+      - kind: wait
+        what: the map to disappear
+        method: sysfs-poll
+        deadline: 2.0
+        start: 0.322
+        duration: 0.0
+        ended: ready
 interrupted:
   description:
     - Runs of this collection's modules that were killed before this one and left an entry in the journal beside
@@ -304,8 +362,10 @@ interrupted:
             "resolution": "removed"}]
 wait_method:
   description:
-    - How the waits for the map and its paths to go were done. V(udev-events) when pyudev imports on the
-      managed node, udevd runs and a netlink monitor of its events could be opened; V(sysfs-poll) otherwise.
+    - How the waits for the map and its paths to go were done. V(udev-events) when a wait had to pause, pyudev
+      imports on the managed node, udevd runs and a netlink monitor of its events could be opened (by that
+      first pause); V(sysfs-poll) otherwise, also when every wait ended at its first check (pyudev not
+      imported).
   returned: always
   type: str
   sample: udev-events
@@ -341,6 +401,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._flush import (
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._profile import Profile
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import Snapshot
 
@@ -582,12 +643,15 @@ def _flush_observed(module: AnsibleModule, host: Host, before: Observation, snap
 
 def main(make_host: Callable[[Runner], Host] = system_host) -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    profile = Profile()  # replaced by the host runner's once the host exists
     try:
         _validate(module.params)  # before the runner takes command_timeout as its default deadline
-        result = run(module, make_host(Runner(module, default_timeout=module.params["command_timeout"])))
+        host = make_host(Runner(module, default_timeout=module.params["command_timeout"]))
+        profile = host.runner.profile
+        result = run(module, host)
     except LunsafeError as exc:
-        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})
-    module.exit_json(**result)
+        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs(), "profile": profile.to_result()})
+    module.exit_json(**result, profile=profile.to_result())
 
 
 if __name__ == "__main__":

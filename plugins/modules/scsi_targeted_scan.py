@@ -175,8 +175,8 @@ options:
     default: 30
 notes:
   - Waits have a deadline and end when udev has processed every scanned block device. With pyudev on the
-    managed node (python3-pyudev) a netlink monitor, opened before the first write, wakes each wait at
-    udev's events; without it, or without netlink, the module polls sysfs. RV(wait_method) says which ran and
+    managed node (python3-pyudev) a netlink monitor, opened by the first wait that has to pause, wakes each
+    wait at udev's events; without it, or without netlink, the module polls sysfs. RV(wait_method) says which ran and
     RV(wait_method_reason) why. There is no C(udevadm settle).
   - Only the C(scan) and C(rescan) files of the hosts and devices named in RV(scanned) are written; with
     O(resize=true) also C(multipathd resize map) for the maps named in RV(resized).
@@ -461,6 +461,63 @@ timings:
   returned: always
   type: dict
   sample: {"lock": 0.002, "total": 0.61}
+profile:
+  description:
+    - Where this run spent its time on the managed node, in order. Every external command it ran is a
+      C(command) step named by its tool and the words that say what it does (V(iscsiadm -m session),
+      V(multipathd show paths), V(multipath -f)), never by targets, devices or secrets; every wait is a
+      C(wait) step with what it waited for, how its polls were woken (C(method), V(udev-events) or
+      V(sysfs-poll)), its C(deadline) and what ended it (C(ended), V(ready), V(deadline) or V(error)).
+    - C(start) is the offset in seconds from the start of the module, C(duration) the seconds the step took
+      (3 decimals), C(rc) the command's return code (124 or 137 when it was killed at its deadline).
+    - C(commands) and C(waits) count every step, C(command_seconds) and C(wait_seconds) add up their
+      durations; C(steps) lists at most the first 300 and C(dropped) says how many were left out.
+    - On failure, the steps up to the failure (rollback included).
+  returned: always (also on failure)
+  type: dict
+  contains:
+    commands:
+      description: Number of external commands run.
+      type: int
+      returned: always
+    waits:
+      description: Number of waits.
+      type: int
+      returned: always
+    command_seconds:
+      description: Seconds spent in external commands.
+      type: float
+      returned: always
+    wait_seconds:
+      description: Seconds spent waiting (for block devices, maps, sessions, udev).
+      type: float
+      returned: always
+    dropped:
+      description: Steps counted but not listed (beyond the first 300).
+      type: int
+      returned: always
+    steps:
+      description: The commands and waits in the order they ended (C(start) says when each began).
+      type: list
+      elements: dict
+      returned: always
+  sample:
+    commands: 3
+    waits: 1
+    command_seconds: 0.118
+    wait_seconds: 0.412
+    dropped: 0
+    steps:
+      - {"kind": "command", "what": "iscsiadm -m session -P", "start": 0.004, "duration": 0.041, "rc": 0}
+      - {"kind": "command", "what": "multipathd show paths", "start": 0.05, "duration": 0.038, "rc": 0}
+      - kind: wait
+        what: block devices
+        method: udev-events
+        deadline: 60.0
+        start: 0.12
+        duration: 0.412
+        ended: ready
+      - {"kind": "command", "what": "multipathd show maps", "start": 0.54, "duration": 0.039, "rc": 0}
 missing:
   description:
     - When the wait for the block devices timed out, the addresses scanned that still had none (the run then
@@ -491,8 +548,9 @@ unscannable:
   sample: ["2:0:0:1"]
 wait_method:
   description:
-    - How waits were done. V(udev-events) when pyudev imports, udevd runs and its netlink monitor opened
-      (before any write); V(sysfs-poll) otherwise. RV(wait_method_reason) says why.
+    - How waits were done. V(udev-events) when a wait had to pause, pyudev imports, udevd runs and its netlink
+      monitor opened (by that first pause); V(sysfs-poll) otherwise, also when every wait ended at its first
+      check (pyudev not imported). RV(wait_method_reason) says why.
   returned: always
   type: str
   sample: udev-events
@@ -512,6 +570,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputEr
 from ansible_collections.lunsafe.san.plugins.module_utils._fc import UA_RULES_DIRS, ua_rule_warning
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC, HostLock, lock_from_params
+from ansible_collections.lunsafe.san.plugins.module_utils._profile import Profile
 from ansible_collections.lunsafe.san.plugins.module_utils._resize import (
     ResizePlan,
     apply_resize,
@@ -777,11 +836,14 @@ def main(make_host: Callable[[Runner], Host] = system_host, rules_dirs: Sequence
         required_by={"portals": "target", "fc_initiators": "fc_targets", "target": "luns", "fc_targets": "luns"},
         supports_check_mode=True,
     )
+    profile = Profile()  # replaced by the host runner's once the host exists
     try:
-        result = run(module, make_host(Runner(module, default_timeout=60)), rules_dirs=rules_dirs)
+        host = make_host(Runner(module, default_timeout=60))
+        profile = host.runner.profile
+        result = run(module, host, rules_dirs=rules_dirs)
     except LunsafeError as exc:
-        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs()})
-    module.exit_json(**result)
+        module.fail_json(**{**FAILED_RESULT, **exc.to_fail_kwargs(), "profile": profile.to_result()})
+    module.exit_json(**result, profile=profile.to_result())
 
 
 if __name__ == "__main__":

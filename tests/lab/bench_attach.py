@@ -310,7 +310,12 @@ def adhoc_attach(
 
 def ours(lab: lab_module.Lab, root: Path, lun: int) -> dict:
     result, wall = adhoc_attach(lab, root, f"target={IQN} portals={','.join(PORTALS)} lun={lun}")
-    return {"wall": wall, "timings": result["timings"], "devices": len(result["devices"])}
+    return {
+        "wall": wall,
+        "timings": result["timings"],
+        "devices": len(result["devices"]),
+        "commands": (result.get("profile") or {}).get("commands"),  # external commands the module ran
+    }
 
 
 # --------------------------------------------------------------------------- part 1: LUNs per call
@@ -430,6 +435,7 @@ def run_arm(lab: lab_module.Lab, root: Path, work: Path, *, arm: str, luns: List
         "errors": sorted({str(v.get("msg")) for v in outcomes.values() if v.get("state") == "failed"})[:5],
         "call_failed": any(bool(c.get("failed")) for c in calls),
         "multipath_actions": sum(len(c.get("multipath_actions") or []) for c in calls),
+        "commands": sum(int((c.get("profile") or {}).get("commands") or 0) for c in calls),  # over its calls
         "warnings": sorted({str(w) for c in calls for w in (c.get("warnings") or [])})[:5],
         "changed": [bool(c.get("changed")) for c in calls]
         if arm == "single"
@@ -463,6 +469,7 @@ def summarize(samples: List[dict], per_call: int) -> dict:
         "wall_s_all": [s["wall_s"] for s in samples],
         "unrequested": max(s["unrequested"] for s in samples),
         "paths_missing": max(s["paths_missing"] for s in samples),
+        "commands": _median([s["commands"] for s in ok if "commands" in s]),  # per run of the arm, all calls
         "phases_s": {
             key: _median([s["phases_s"][key] for s in ok if key in s["phases_s"]]) for key in ok[0]["phases_s"]
         },
@@ -565,6 +572,7 @@ def measure_single_lun(lab: lab_module.Lab, root: Path, luns: int, rescan_max: i
         "unrequested": max(m["unrequested"] for m in mines),
         "samples": len(mines),
         "totals": [m["timings"].get("total") for m in mines],
+        "commands": _median([m["commands"] for m in mines if isinstance(m["commands"], int)]),
     }
     # a whole-session rescan attaches every mapped LUN: at 64 LUNs under TCG it takes minutes and can leave
     # the guest unresponsive, so it is only measured up to --rescan-max
@@ -731,8 +739,8 @@ def goal_lines(rows: List[dict]) -> List[str]:
 def single_lun_lines(rows: List[dict]) -> List[str]:
     lines = [
         "| LUNs mapped | bare scan s | ours: scan phase s | ours: module total s | ours: ansible wall s "
-        "| ours unrequested | rescan s | rescan new devices (wanted: 2, mapped: 2 per LUN) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| ours unrequested | rescan s | rescan new devices (wanted: 2, mapped: 2 per LUN) | ours commands |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "ours" not in r:
@@ -741,7 +749,7 @@ def single_lun_lines(rows: List[dict]) -> List[str]:
         lines.append(
             f"| {r['luns']} | {r['bare']['seconds']:.3f} | {o['timings'].get('scan', 0):.3f} | "
             f"{o['timings'].get('total', 0):.3f} | {o['wall']:.1f} | {o['unrequested']} | "
-            f"{_rescan(r, 'seconds')} | {_rescan(r, 'new_devices')} |"
+            f"{_rescan(r, 'seconds')} | {_rescan(r, 'new_devices')} | {_f(o.get('commands'), 0)} |"
         )
     return lines
 

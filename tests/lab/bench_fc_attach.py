@@ -151,6 +151,9 @@ def arm(lab: lab_module.Lab, root: Path, who: str) -> Dict[str, Any]:
             "detach_wall": detach["wall"],
             "timings": attach["timings"],
             "detach_timings": detach["timings"],
+            "attach_commands": attach.get("commands"),  # from the module's profile
+            "detach_commands": detach.get("commands"),
+            "profiles": {"attach": attach.get("profile"), "detach": detach.get("profile")},
             **_extra(extra),
         }
     target = [a for wwpn in TARGETS for a in ("--target-wwn", wwpn)]
@@ -164,6 +167,9 @@ def arm(lab: lab_module.Lab, root: Path, who: str) -> Dict[str, Any]:
         "detach": detach["seconds"],
         "detach_wall": detach["wall"],
         "path": attach.get("path"),
+        "attach_commands": attach.get("commands"),  # its processutils.execute calls (tests/lab/guest/osbrick.py)
+        "detach_commands": detach.get("commands"),
+        "command_names": {"attach": attach.get("command_names"), "detach": detach.get("command_names")},
         **_extra(extra),
     }
 
@@ -213,6 +219,10 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, samples: int) -> Dict[st
     row["ours"]["timings_first"] = got[0]["ours"]["timings"]
     row["ours"]["detach_timings_first"] = got[0]["ours"]["detach_timings"]
     row["osbrick"]["paths"] = [g["osbrick"].get("path") for g in got]
+    for who in ("ours", "osbrick"):
+        row[who].update(bench_osbrick.commands_median(got, who))
+    row["ours"]["profile_first"] = got[0]["ours"].get("profiles")
+    row["osbrick"]["command_names_first"] = got[0]["osbrick"].get("command_names")
     row["orders"] = [g["order"] for g in got]
     row["seconds"] = round(time.monotonic() - t0, 1)
     log(f"N={luns} done in {row['seconds']}s: {json.dumps({w: row[w]['attach'] for w in ARMS})}")
@@ -244,8 +254,9 @@ def table(rows: List[Dict[str, Any]]) -> List[str]:
     lines = [
         "| FC LUNs mapped | samples | floor s (devices) | ours attach s (wall) | os-brick connect s (wall) | "
         "ours / floor | ours - floor s | ours / os-brick | ours detach s (wall) | os-brick disconnect s (wall) | "
-        "ours / os-brick detach | unrequested floor / ours / os-brick |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ours / os-brick detach | unrequested floor / ours / os-brick | commands per attach ours / os-brick "
+        "| per detach |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["luns"]):
         f, o, b, q = r["floor"], r["ours"], r["osbrick"], ratios(r)
@@ -254,7 +265,8 @@ def table(rows: List[Dict[str, Any]]) -> List[str]:
             f"({o['attach_wall']:.1f}) | {b['attach']:.2f} ({b['attach_wall']:.1f}) | {q['ours_over_floor']} | "
             f"{q['ours_minus_floor']:.2f} | {q['ours_over_osbrick_attach']} | {o['detach']:.2f} "
             f"({o['detach_wall']:.1f}) | {b['detach']:.2f} ({b['detach_wall']:.1f}) | "
-            f"{q['ours_over_osbrick_detach']} | {f['unrequested']} / {o['unrequested']} / {b['unrequested']} |"
+            f"{q['ours_over_osbrick_detach']} | {f['unrequested']} / {o['unrequested']} / {b['unrequested']} | "
+            f"{bench_osbrick.count_cell(r, 'attach_commands')} | {bench_osbrick.count_cell(r, 'detach_commands')} |"
         )
     return lines
 
@@ -302,6 +314,10 @@ def write(out: Path, rows: List[Dict[str, Any]], stamp: Optional[Dict[str, Any]]
         f"{GOAL_OSBRICK_RATIO}x os-brick's connect_volume.",
         "",
         *(f"- {goal(r)}" for r in all_rows),
+        "",
+        "*commands*: medians of the external commands each ran per attach and per detach: ours from the "
+        "module's `profile`, os-brick's by counting its `processutils.execute` calls in the driver (the lists of "
+        "the first sample are in the .json).",
         "",
         "Where ours spends its time (the module's `timings`, seconds by phase, medians):",
         "",

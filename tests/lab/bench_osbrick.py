@@ -66,6 +66,8 @@ def module(lab: lab_module.Lab, root: Path, args: str, name: str = "lunsafe.san.
         "wall": round(wall, 3),
         "devices": len(result.get("devices") or []),
         "timings": result["timings"],
+        "commands": (result.get("profile") or {}).get("commands"),  # None from a module without a profile
+        "profile": result.get("profile"),
     }
 
 
@@ -127,7 +129,14 @@ def sample(lab: lab_module.Lab, root: Path, *, mode: str, ours_first: bool) -> D
             "detach": detach["seconds"],
             "detach_wall": detach["wall"],
             "unrequested": unrequested,
+            # ours: the module's profile; os-brick: its processutils.execute calls (tests/lab/guest/osbrick.py)
+            "attach_commands": attach.get("commands"),
+            "detach_commands": detach.get("commands"),
         }
+        if who == "ours":
+            out[who]["profiles"] = {"attach": attach.get("profile"), "detach": detach.get("profile")}
+        else:
+            out[who]["command_names"] = {"attach": attach.get("command_names"), "detach": detach.get("command_names")}
     return out
 
 
@@ -146,6 +155,10 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, modes: List[str], sample
             }
             row[who]["unrequested"] = max(g[who]["unrequested"] for g in got)
             row[who]["attach_all"] = [g[who]["attach"] for g in got]
+            row[who].update(commands_median(got, who))
+        # what each ran once, for the record: ours by the profile of its first sample, os-brick by name
+        row["ours"]["profile_first"] = got[0]["ours"].get("profiles")
+        row["osbrick"]["command_names_first"] = got[0]["osbrick"].get("command_names")
         rows.append(row)
         log(json.dumps(row))
     fresh(lab, sessions=False)
@@ -153,11 +166,27 @@ def measure(lab: lab_module.Lab, root: Path, luns: int, modes: List[str], sample
     return rows
 
 
+def commands_median(got: List[Dict[str, Any]], who: str) -> Dict[str, Any]:
+    """Median commands per attach and per detach over the samples (None when a run did not count them)."""
+    out: Dict[str, Any] = {}
+    for key in ("attach_commands", "detach_commands"):
+        counts = [g[who].get(key) for g in got]
+        out[key] = statistics.median(counts) if counts and all(isinstance(c, int) for c in counts) else None
+    return out
+
+
+def count_cell(row: Dict[str, Any], key: str) -> str:
+    """``ours / os-brick`` commands, ``-`` for rows recorded before commands were counted."""
+    values = [row[who].get(key) for who in ("ours", "osbrick")]
+    return " / ".join("-" if v is None else f"{v:g}" for v in values)
+
+
 def table(rows: List[Dict[str, Any]]) -> List[str]:
     lines = [
         "| LUNs mapped | from | ours attach s (wall) | os-brick connect s (wall) | ours / os-brick | "
-        "ours detach s | os-brick disconnect s | unrequested ours / os-brick |",
-        "|---|---|---|---|---|---|---|---|",
+        "ours detach s | os-brick disconnect s | unrequested ours / os-brick | commands per attach ours / os-brick "
+        "| per detach |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["mode"], r["luns"])):
         o, b = r["ours"], r["osbrick"]
@@ -165,7 +194,8 @@ def table(rows: List[Dict[str, Any]]) -> List[str]:
         lines.append(
             f"| {r['luns']} | {r['mode']} | {o['attach']:.2f} ({o['attach_wall']:.1f}) | "
             f"{b['attach']:.2f} ({b['attach_wall']:.1f}) | {ratio:.2f} | {o['detach']:.2f} | {b['detach']:.2f} | "
-            f"{o['unrequested']} / {b['unrequested']} |"
+            f"{o['unrequested']} / {b['unrequested']} | {count_cell(r, 'attach_commands')} | "
+            f"{count_cell(r, 'detach_commands')} |"
         )
     return lines
 
@@ -196,7 +226,9 @@ def write(out: Path, rows: List[Dict[str, Any]], stamp: Optional[Dict[str, Any]]
         "brackets the wall time of the ad-hoc `ansible` call. *os-brick*: the clock around `connect_volume` / "
         "`disconnect_volume` in its process (its Python start-up and import not counted), in brackets the wall "
         "time of the SSH call running the driver. *from sessions-up*: both sessions logged in, no device; "
-        "*from no-session*: no session, no node record (the attach logs in, the detach logs out).",
+        "*from no-session*: no session, no node record (the attach logs in, the detach logs out). *commands*: "
+        "medians of the external commands each ran: ours from the module's `profile`, os-brick's by counting "
+        "its `processutils.execute` calls in the driver (each run's list is in the .json).",
         "",
         *table(recorded["rows"]),
         "",

@@ -16,7 +16,8 @@ and run with /usr/bin/python3. It only ever runs inside the throwaway lab VM.
 
 os-brick serializes connect_volume and disconnect_volume on <lock-path>/os-brick-connect_volume (a POSIX
 record lock through oslo.concurrency and fasteners); point lunsafe.san's lock_file at that file and the two
-exclude each other. Each run prints one JSON line on stdout; a failure prints {"error": ...} and exits 1.
+exclude each other. Every command os-brick runs is counted (``commands``, ``command_names`` in the result:
+tool and first two words). Each run prints one JSON line on stdout; a failure prints {"error": ...} and exits 1.
 `--hold-lock S` stays up to S seconds longer inside os-brick's locked section after its work, or until the
 file given by `--release-file` appears (the driver removes it when it starts): a test hook, so that a test
 can meet os-brick while it holds its own lock. The lock itself is taken and released by os-brick.
@@ -125,6 +126,28 @@ def load_os_brick(lock_path):
     return connector.InitiatorConnector.factory, time.monotonic() - start
 
 
+class CommandCount:
+    """Counts the commands os-brick runs: with privsep's client mode off, each ends in oslo.concurrency's
+    ``processutils.execute``, which os-brick's ``rootwrap.custom_execute`` calls through the module attribute
+    (``putils.execute``), so replacing that attribute sees every one. Keeps the tool and its first two words
+    (no secrets in the lab: no CHAP)."""
+
+    def __init__(self):
+        from oslo_concurrency import processutils  # noqa: PLC0415 - imported with os-brick, after it
+
+        self.names = []
+        self._module = processutils
+        self._original = processutils.execute
+        processutils.execute = self
+
+    def __call__(self, *cmd, **kwargs):
+        self.names.append(" ".join(str(word) for word in cmd[:3]))
+        return self._original(*cmd, **kwargs)
+
+    def stop(self):
+        self._module.execute = self._original
+
+
 class LockedWork:
     """Wraps the connector method os-brick calls inside its connect_volume lock: records when the work under
     the lock started and ended (wall clock, comparable across processes) and optionally lingers there."""
@@ -204,6 +227,7 @@ def run(args, warnings):
         "import_seconds": round(import_seconds, 3),
         "connection_properties": props,
     }
+    commands = CommandCount()
     called = time.time()
     start = time.monotonic()
     work = None
@@ -224,6 +248,8 @@ def run(args, warnings):
             brick._cleanup_connection = work
         brick.disconnect_volume(props, parse_device_info(args), force=args.force, ignore_errors=args.ignore_errors)
     result.update(seconds=round(time.monotonic() - start, 3), error=None, lock=work.report(called) if work else None)
+    commands.stop()
+    result.update(commands=len(commands.names), command_names=commands.names)
     result["warnings"] = warnings.messages
     return result
 

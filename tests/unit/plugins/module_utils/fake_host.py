@@ -22,6 +22,7 @@ from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Seq
 
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP
+from ansible_collections.lunsafe.san.plugins.module_utils._profile import Profile
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult, PolicyRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
 
@@ -384,6 +385,10 @@ class _Runner(PolicyRunner):
 
     def has_tool(self, name: str) -> bool:
         return name != "multipathd" or self.fake.multipathd
+
+    def restart_profile(self) -> None:
+        """A new, empty profile on the fake clock: what a module run of its own would start with."""
+        self._profile = Profile(clock=self.fake.clock)
 
     def run(
         self,

@@ -407,6 +407,23 @@ def test_map_wait_hands_the_paths_to_multipathd_after_the_grace(tmp_path: Path) 
     assert entry(outcome, "1")["dm"] is not None
 
 
+def test_a_wwid_already_in_the_wwids_file_is_not_added_again(tmp_path: Path) -> None:
+    """multipathd keeps a listed WWID's paths out of a map until it is handed them: only ``add path`` is needed
+    (``multipath -a`` of a listed WWID changes nothing and costs a process)."""
+    fake = world(tmp_path, auto_map=False)
+    (tmp_path / "wwids").write_text(f"# multipath wwids\n/{wwid_of(1)}/\n", encoding="utf-8")
+    outcome = run(fake, luns=[1, 2], timeout=30)
+    assert outcome.error is None, outcome.error
+    assert outcome.result["multipath_actions"] == [
+        "multipathd add path sda",
+        "multipathd add path sdb",
+        f"multipath -a {wwid_of(2)}",
+        "multipathd add path sdc",
+        "multipathd add path sdd",
+    ]
+    assert all(e["dm"] is not None for e in outcome.result["luns"])
+
+
 def test_maps_that_keep_coming_are_not_pushed(tmp_path: Path) -> None:
     """multipathd builds one map every 3 s: 6 LUNs take 18 s, more than the grace, but it never stalls, so
     nothing is handed over (asking would only queue more work behind its events)."""

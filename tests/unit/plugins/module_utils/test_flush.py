@@ -333,7 +333,7 @@ def test_apply_flushes_by_name_then_deletes_each_path_and_checks_multipathd(
 ) -> None:
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state()))
-    kernel = Kernel(root, [(["multipath", "-f", "mpatha"], 0, "", ""), NO_PATHS, NO_PATHS])
+    kernel = Kernel(root, [(["multipath", "-f", "mpatha"], 0, "", ""), NO_PATHS])  # one show paths for both paths
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
     outcome = apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
     assert kernel.writes == [
@@ -382,8 +382,7 @@ def test_dead_queueing_map_gets_queueing_disabled_through_multipathd_then_dmsetu
             (["dmsetup", "table", "-u", UUID], 0, TABLE_QUEUE, ""),  # multipathd said ok, the kernel still queues
             (["dmsetup", "message", "-u", UUID, "0", "fail_if_no_path"], 0, "", ""),
             (["multipath", "-f", "mpatha"], 0, "", ""),
-            NO_PATHS,
-            NO_PATHS,
+            NO_PATHS,  # one show paths for both deleted paths
         ],
     )
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
@@ -408,11 +407,12 @@ def test_reused_dm_name_with_another_uuid_is_never_flushed(tmp_path: Path) -> No
     root = make_root(tmp_path)
     observation = look(root, ScriptedRunner(kernel_state()))
     (root / "block" / "dm-0" / "dm" / "uuid").write_text("mpath-3600140500000000000000000000000ff\n")
-    kernel = Kernel(root, [NO_PATHS, NO_PATHS])
+    kernel = Kernel(root, [NO_PATHS])
     plan = plan_flush(observation=observation, force=False, remove_wwid_file=False)
     apply_plan(plan=plan, observation=observation, settings=settings(root, kernel))
-    # the recorded uuid is gone: nothing is flushed under that name, only multipathd is asked about the paths
-    assert [argv[:2] for argv in kernel.argvs] == [["multipathd", "show"], ["multipathd", "show"]]
+    # the recorded uuid is gone: nothing is flushed under that name, only multipathd is asked about the paths,
+    # once for both
+    assert [argv[:2] for argv in kernel.argvs] == [["multipathd", "show"]]
     # its former paths are still at the same H:C:T:L with the same WWID, so they are deleted
     assert len(kernel.writes) == 2
 
@@ -438,7 +438,6 @@ def test_forced_last_resort_wipes_the_table_of_an_open_map(tmp_path: Path) -> No
             (["multipathd", "del", "map", "mpatha"], 1, "fail\n", ""),
             (["dmsetup", "wipe_table", "mpatha"], 0, "", ""),
             (["dmsetup", "remove", "--deferred", "-u", UUID], 0, "", ""),
-            NO_PATHS,
             NO_PATHS,
         ],
         flush_works=False,

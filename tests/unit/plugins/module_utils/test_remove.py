@@ -26,6 +26,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._remove import (
     find_holders,
     find_mounts,
     find_openers,
+    forget_paths,
     parse_mountinfo,
     path_identity,
     related_devices,
@@ -487,3 +488,47 @@ def test_a_device_that_does_not_leave_sysfs_fails_at_the_deadline(tmp_path: Path
     assert info.value.details["path"] == SDB.to_dict()
     assert [entry["action"] for entry in record.done] == ["delete_path"]
     assert record.paths_removed == []
+
+
+SDC = PathIdentity(hctl=Hctl(3, 0, 0, 1), device="sdc", wwid=WWID, state="running")
+
+
+def test_forget_paths_asks_multipathd_once_for_all_paths_and_del_path_only_for_those_it_keeps(
+    tmp_path: Path,
+) -> None:
+    root = make_root(tmp_path)
+    clock = Clock()
+    # multipathd dropped sdb by itself but keeps sdc (and an unrelated sdd)
+    runner = Multipathd([("sdc", "3:0:0:1"), ("sdd", "4:0:0:1")])
+    record = Record(clock=lambda: 0.0, start=0.0)
+    forget_paths(host=host(root, runner, Kernel(root).write, clock=clock, sleep=clock.sleep), paths=[SDB, SDC],
+                 timeout=5, record=record)  # fmt: skip
+    shows = [argv for argv in runner.argvs if argv == show_paths()]
+    assert len(shows) == len(runner.argvs) - 1  # every poll asked about both paths at once, and the last check
+    assert runner.argvs[-2:] == [["multipathd", "del", "path", "sdc"], show_paths()]
+    assert [(entry["device"], entry.get("how", entry.get("cmd"))) for entry in record.done] == [
+        ("sdb", "multipathd dropped it by itself"),
+        ("sdc", "multipathd del path sdc"),
+    ]
+    assert runner.lists == [("sdd", "4:0:0:1")] and record.warnings == []
+    # all dropped at the first poll: one show paths for both
+    runner = Multipathd([("sdd", "4:0:0:1")])
+    record = Record()
+    forget_paths(host=host(root, runner, Kernel(root).write), paths=[SDB, SDC], timeout=5, record=record)
+    assert runner.argvs == [show_paths()] and [entry["device"] for entry in record.done] == ["sdb", "sdc"]
+    # nothing deleted: nothing asked
+    forget_paths(host=host(root, runner, Kernel(root).write), paths=[], timeout=5, record=record)
+    assert runner.argvs == [show_paths()]
+
+
+def test_forget_paths_warns_about_each_path_multipathd_keeps_after_del_path(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    clock = Clock()
+    runner = Multipathd([("sdb", "2:0:0:1"), ("sdc", "3:0:0:1")], sticky=True)
+    record = Record()
+    forget_paths(host=host(root, runner, Kernel(root).write, clock=clock, sleep=clock.sleep), paths=[SDB, SDC],
+                 timeout=5, record=record)  # fmt: skip
+    assert record.warnings == [
+        "multipathd still lists sdb after 'del path'",
+        "multipathd still lists sdc after 'del path'",
+    ]

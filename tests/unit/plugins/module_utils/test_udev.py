@@ -20,8 +20,10 @@ from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._udev import (
     SYSFS_POLL,
     UDEV_EVENTS,
+    DeferredUdev,
     Udev,
     UdevMonitor,
+    deferred_udev,
     open_udev,
     parse_udev_db,
     udev_reader,
@@ -474,3 +476,97 @@ def test_open_udev_imports_pyudev_itself_when_no_fake_is_given(tmp_path: Path) -
     assert udev.method in (UDEV_EVENTS, SYSFS_POLL)
     assert udev.reason
     udev.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the deferred source: pyudev only for a wait that has to pause
+
+
+def test_the_deferred_source_opens_the_monitor_at_the_first_pause_only(tmp_path: Path) -> None:
+    root = sysfs_with(tmp_path, sdb="8:16", sdc="8:32")
+    data = tmp_path / "udev-data"
+    data.mkdir()
+    (data / "b8:16").write_text(DB, encoding="utf-8")
+    fake = FakePyudev(monitor=FakeMonitor(events=["add sdc"]))
+    fake.devices = {"sdc": FakeDevice()}
+    opened: List[str] = []
+
+    def opener() -> Udev:
+        opened.append("pyudev")
+        return open_udev(sleep=Sleeps(), sysfs_root=str(root), udev_control=control(tmp_path), pyudev_module=fake)
+
+    udev = deferred_udev(
+        sleep=Sleeps(), sysfs_root=str(root), udev_control=control(tmp_path), udev_data=str(data), opener=opener
+    )
+    assert isinstance(udev, DeferredUdev)
+    # before any pause: udev's database files, no import, no monitor
+    assert udev.ready("sdb") is True and udev.ready("sdc") is False
+    props = udev.properties("sdb")
+    assert props is not None and props["id_serial"] == "36001405aaaa"
+    assert udev.map_ready("sdb", "mpath-x") is False
+    assert opened == [] and udev.method == SYSFS_POLL and "no udev monitor was opened" in udev.reason
+    udev.close()  # nothing opened: nothing to close
+    # the first pause opens the monitor and returns at once: the wait checks again with the monitor open
+    udev.pause(5.0)
+    assert opened == ["pyudev"] and fake.monitor.polls == []
+    assert udev.method == UDEV_EVENTS and udev.to_result()["wait_method"] == "udev-events"
+    assert udev.ready("sdc") is True and udev.ready("sdb") is False  # now pyudev's view
+    assert udev.properties("sdc") is not None and udev.map_ready("sdc", "mpath-3600") is True
+    udev.pause(5.0)  # the event queued since the monitor opened wakes this one
+    assert udev.events == 1 and opened == ["pyudev"]
+    udev.close()
+
+
+def test_without_udevd_the_deferred_source_is_the_fallback_at_once(tmp_path: Path) -> None:
+    udev = deferred_udev(sleep=Sleeps(), udev_control=str(tmp_path / "none"))
+    assert not isinstance(udev, DeferredUdev)
+    assert udev.udev_data is None and "udevd is not running" in udev.reason
+
+
+def test_the_deferred_source_opens_open_udev_by_default(tmp_path: Path) -> None:
+    sleeps = Sleeps()
+    udev = deferred_udev(sleep=sleeps, udev_control=control(tmp_path), udev_data=str(tmp_path))
+    assert isinstance(udev, DeferredUdev)
+    udev.pause(0.1)
+    assert udev.opened is not None and udev.method in (UDEV_EVENTS, SYSFS_POLL)
+    udev.pause(0.1)
+    udev.close()
+
+
+def test_a_host_run_imports_pyudev_only_for_a_wait_that_has_to_pause(tmp_path: Path) -> None:
+    """A detach (every wait ends at its first check) never opens the monitor; a scan whose device udev has not
+    processed yet opens it at its first pause, and the profile says which waits woke on events."""
+    opened: List[str] = []
+    fake = FakePyudev(monitor=FakeMonitor(events=["add sdb"]))
+
+    def opener() -> Udev:
+        opened.append("pyudev")
+        return open_udev(sleep=Sleeps(), udev_control=control(tmp_path), pyudev_module=fake)
+
+    runner = ScriptedRunner()
+    sleeps = Sleeps()
+    host = Host(
+        runner=runner,
+        sysfs_root=str(tmp_path),
+        sleep=sleeps,
+        writer=lambda path, text: None,
+        udev_opener=lambda: deferred_udev(
+            sleep=Sleeps(), udev_control=control(tmp_path), udev_data=str(tmp_path), opener=opener
+        ),
+    )
+    host.write("/sys/class/scsi_device/2:0:0:1/device/delete", "1")
+    assert host.wait(lambda: True, timeout=5, describe="sdb to leave sysfs") is True
+    assert opened == [] and host.wait_info()["wait_method"] == "sysfs-poll"
+    # a wait no udev event can end (multipathd's state) sleeps its interval and opens nothing
+    dropped = iter([False, True])
+    assert host.wait(lambda: next(dropped), timeout=5, describe="multipathd to drop sdb", udev_events=False)
+    assert opened == [] and sleeps.calls == [0.1]
+    answers = iter([False, False, True])
+    assert host.wait(lambda: next(answers), timeout=5, describe="block devices") is True
+    assert opened == ["pyudev"] and host.wait_info()["wait_method"] == "udev-events"
+    steps = runner.profile.to_result()["steps"]
+    assert [(s["what"], s["method"], s["ended"]) for s in steps] == [
+        ("sdb to leave sysfs", "sysfs-poll", "ready"),
+        ("multipathd to drop sdb", "sysfs-poll", "ready"),
+        ("block devices", "udev-events", "ready"),
+    ]

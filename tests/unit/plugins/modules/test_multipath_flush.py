@@ -170,7 +170,7 @@ def test_check_mode_reports_the_plan_and_writes_nothing(
 
 
 def test_flush_then_again_is_idempotent(host: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    kernel = Kernel(host["root"], [*kernel_state(), (["multipath", "-f", "mpatha"], 0, "", ""), NO_PATHS, NO_PATHS])
+    kernel = Kernel(host["root"], [*kernel_state(), (["multipath", "-f", "mpatha"], 0, "", ""), NO_PATHS])
     result = run_module({"map": "/dev/mapper/mpatha", "lock_file": host["lock"]}, kernel, host, capsys)
     assert result["changed"] is True
     assert result["map"] == {"name": "mpatha", "dm": "dm-0", "uuid": UUID, "wwid": WWID}
