@@ -383,7 +383,6 @@ class IscsiTransport:
         first failed path's error is raised (the others' are warnings) once every login has ended, so that the
         rollback logs out exactly the sessions this run created.
         """
-        request = self.request
         for change in changes:
             if change.changed:
                 self.ctx.trail.record(

@@ -6,9 +6,9 @@
 The state (node records, sessions, devices, maps) is plain data; the fake sysfs tree is rebuilt from it
 after every change, so the procedure reads it through the real ``_sysfs`` reader. Commands may come from
 several threads (the logins of a run go side by side): the fake answers one at a time, and a portal's login
-or logout can take real time outside that lock (``delays``) or never answer (``silent``: the runner's deadline
-ends it, rc 124). With ``parallel=1`` (the default) the host runs one login at a time, so session and host
-numbers follow the order of the paths as the tests expect them. The host's one sysfs
+or logout can take real time outside that lock (``delays``, ``logout_delays``) or never answer (``silent``:
+the runner's deadline ends it, rc 124). With ``parallel=1`` (the default) the host runs one login at a time,
+so session and host numbers follow the order of the paths as the tests expect them. The host's one sysfs
 writer is :meth:`FakeHost.write`: a scan line adds the LUN's device on that session if the array presents
 it there, a delete removes a device, anything else fails like the kernel. iscsiadm, multipathd, multipath
 and dmsetup answer from the same state (:meth:`FakeHost.run`), and every call is recorded.
@@ -82,7 +82,8 @@ class FakeHost:
     resolve: Dict[str, List[str]] = dataclasses.field(default_factory=lambda: {"localhost": ["127.0.0.1", "::1"]})
     hosts: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # SCSI hosts without a session (FC)
     parallel: int = 1  # the host's bound on logins (logouts) at once; 1 keeps session numbers in path order
-    delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # portal -> real seconds a login/logout takes
+    delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # portal -> real seconds a login takes
+    logout_delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # ... and a logout
     silent: List[str] = dataclasses.field(default_factory=list)  # portals whose login/logout the deadline ends
     refuse: Dict[str, int] = dataclasses.field(default_factory=dict)  # portal -> the rc its logins fail with
 
@@ -414,6 +415,7 @@ class _Runner(PolicyRunner):
         plain = tuple(str(a) for a in argv)
         deadline = 60.0 if timeout is None else timeout
         portal = plain[plain.index("-p") + 1] if "-p" in plain else None
+        delays = self.fake.delays if "--login" in plain else self.fake.logout_delays
         session_call = plain[0] == "iscsiadm" and ("--login" in plain or "--logout" in plain)
         with self._lock:
             self.calls.append(plain)
@@ -422,7 +424,7 @@ class _Runner(PolicyRunner):
             self.most_busy = max(self.most_busy, self.busy)
         try:
             if session_call and portal is not None:
-                time.sleep(self.fake.delays.get(portal, 0.0))  # the login's own time: other threads go on
+                time.sleep(delays.get(portal, 0.0))  # the login's own time: other threads go on
             if session_call and portal in self.fake.silent:
                 rc, out, err = 124, "", ""  # the runner's deadline killed it
             else:
