@@ -43,7 +43,7 @@ def world(tmp_path: Path, **kwargs: Any) -> FakeHost:
 
 def run(fake: FakeHost, *, state: str = "present", trail: Any = None, **params: Any) -> attach.Outcome:
     params.setdefault("target", IQN)
-    params.setdefault("portals", [p.split(":")[0] for p in PORTALS])
+    params.setdefault("portals", [p.rsplit(":", maxsplit=1)[0] for p in PORTALS])
     params.setdefault("timeout", 10)
     params.setdefault("lun", "1")
     req = attach.build_request(dict(params, state=state), resolver=lambda name: [name])
