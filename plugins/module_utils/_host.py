@@ -138,6 +138,7 @@ class Host:
     sleep: Callable[[float], None] = time.sleep
     resolver: Callable[[str], List[str]] = getaddrinfo_addresses
     connect: Callable[[str, int, float], bool] = tcp_reachable  # does a portal answer TCP at all
+    parallel: int = 8  # at most this many commands at once where a step runs one per path (iSCSI logins, logouts)
     scsi_id: Optional[str] = None  # udev's scsi_id, to read a LU's identity from the LU itself
     udev: Optional[Udev] = None  # an open udev source (what wakes waits, says when udev is done with a device)
     # ... or how to open one: right before the run's first sysfs write (Host.write), or when a procedure asks

@@ -8,12 +8,16 @@
 Pure planning (what a node record must hold, which keys differ) is separate from the calls that
 apply it through the runner seam. ``node.session.scan = manual`` is always part of the wanted record
 and is written before any login, so a login never scans the target's LUNs.
+
+:func:`side_by_side` runs one call per path at once (the logins of a run, the logouts of a detach), as
+os-brick does: a portal that does not answer then costs its own deadline once, not before each next portal.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, ToolError, ToolTimeout
@@ -37,8 +41,12 @@ __all__ = [
     "read_node",
     "remove_discovery",
     "remove_node",
+    "side_by_side",
     "wanted_node_settings",
 ]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SCAN_KEY = "node.session.scan"
 # iscsid retries an initial login this many times (each up to the login timeout, 15 s by default)
@@ -376,6 +384,32 @@ def discover(
 def remove_discovery(runner: CommandRunner, *, portal: Portal, iface: Optional[str]) -> None:
     """Delete a discovery record (and the node records iscsiadm linked to it when it discovered them)."""
     runner.run(iscsiadm.discoverydb_delete(portal=portal, iface=iface), ok_rcs=iscsiadm.LOGOUT_OK_RCS)
+
+
+def side_by_side(
+    items: Sequence[T], work: Callable[[T], R], *, workers: int
+) -> List[Tuple[Optional[R], Optional[Exception]]]:
+    """``work(item)`` for every item at once (at most ``workers`` threads), each ``(result, None)`` or
+    ``(None, error)`` in the order of ``items`` whatever order they end in; returns when every call ended.
+
+    Each call keeps its own deadline (the runner's timeout), so this waits at most for the slowest call.
+    ``work`` must only run commands and read: results, the journal trail and warnings are written by the
+    caller afterwards, in the order of ``items``.
+    """
+    if not items:
+        return []
+    done: List[Tuple[Optional[R], Optional[Exception]]] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix="lunsafe") as pool:
+        futures = [pool.submit(work, item) for item in items]
+    for future in futures:  # all ended when the pool closed
+        error = future.exception()
+        if error is None:
+            done.append((future.result(), None))
+        elif isinstance(error, Exception):
+            done.append((None, error))
+        else:  # KeyboardInterrupt, SystemExit: not a path's failure
+            raise error
+    return done
 
 
 def _discovered_lines(text: str) -> str:

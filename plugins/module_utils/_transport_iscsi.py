@@ -374,8 +374,15 @@ class IscsiTransport:
         ]
 
     def log_in(self, changes: List[login.NodeChange], missing: List[PathRequest]) -> Snapshot:
-        """Node records (manual scan first), a login on each path without a session, then every path logged in."""
-        request = self.request
+        """Node records (manual scan first), then a login on every path without a session at once, then every
+        path logged in.
+
+        Each login has its own deadline, so a portal that does not answer costs its login timeout once, not
+        before each next portal. The records are all written before the first login; the journal, the results
+        and the errors follow the order of the paths, whatever order the logins end in. When logins fail, the
+        first failed path's error is raised (the others' are warnings) once every login has ended, so that the
+        rollback logs out exactly the sessions this run created.
+        """
         for change in changes:
             if change.changed:
                 self.ctx.trail.record(
@@ -385,26 +392,39 @@ class IscsiTransport:
                 login.apply_node(self.host.runner, change)
                 if change.create:
                     self.created_nodes.append((change.target, change.portal))
-        mutual = request.chap is not None and request.chap.username_in is not None
         for path in missing:
-            portal = path.portal
-
-            def reachable(portal: Portal = portal) -> bool:
-                return self.host.connect(portal.address, portal.port, 3.0)
-
             self.ctx.trail.record(f"login {path.portal} ({path.target})")
-            if login.login(
-                self.host.runner,
-                target=path.target,
-                portal=path.portal,
-                iface=request.iface,
-                timeout=request.login_timeout + 10,
-                mutual=mutual,
-                reachable=reachable,
-            ):
+        outcomes = login.side_by_side(missing, self.log_in_path, workers=self.host.parallel)
+        failures: List[Exception] = []
+        for path, (created, error) in zip(missing, outcomes):
+            if created:
                 self.logged_in.append(path)
+            if error is not None:
+                failures.append(error)
+        if failures:
+            self.ctx.warnings.extend(f"another login failed too: {_message(error)}" for error in failures[1:])
+            raise failures[0]
         self.ctx.result["logged_in"] = [str(p.portal) for p in self.logged_in]
         return self.wait_for_sessions()
+
+    def log_in_path(self, path: PathRequest) -> bool:
+        """One path's login (its own thread): True when it created a session. After a failed login, the
+        reachability and SendTargets probes of that portal run here too."""
+        request = self.request
+        portal = path.portal
+
+        def reachable() -> bool:
+            return self.host.connect(portal.address, portal.port, 3.0)
+
+        return login.login(
+            self.host.runner,
+            target=path.target,
+            portal=portal,
+            iface=request.iface,
+            timeout=request.login_timeout + 10,
+            mutual=request.chap is not None and request.chap.username_in is not None,
+            reachable=reachable,
+        )
 
     def wait_for_sessions(self) -> Snapshot:
         """Every path has a LOGGED_IN session in sysfs (iscsiadm returns first); the error names each path
@@ -489,10 +509,17 @@ class IscsiTransport:
 
     def release(self, snapshot: Snapshot, *, removing: Set[str], left: Set[str], ours: Set[int]) -> None:
         """Log out of each path whose sessions carry no other LUN's device, nor one of ours that could not be
-        removed (``left``: a logout would pull it away); then drop its node record."""
+        removed (``left``: a logout would pull it away); then drop its node record.
+
+        The logouts run at once, each with its own deadline; the journal, the results and the node record
+        removals follow the order of the paths. When logouts fail, the paths whose logout succeeded are still
+        reported and their records removed, then the first failed path's error is raised (the others' are
+        warnings).
+        """
         if not self.request.logout:
             return
         runner, iface, check = self.host.runner, self.request.iface, self.ctx.check
+        released: List[Tuple[PathRequest, bool]] = []  # (path, it has sessions to log out of)
         for path in self.request.paths:
             sessions = self.path_sessions(snapshot, path)
             others = [
@@ -505,16 +532,18 @@ class IscsiTransport:
             if others:
                 self.keep_session(path, sessions, others, left)
                 continue
-            if sessions:
-                if not check:
-                    self.ctx.trail.record(f"logout {path.portal} ({path.target})")
-                    login.logout(
-                        runner,
-                        target=path.target,
-                        portal=path.portal,
-                        iface=iface,
-                        timeout=self.request.login_timeout + 30,
-                    )
+            released.append((path, bool(sessions)))
+        leaving = [path for path, has_sessions in released if has_sessions and not check]
+        for path in leaving:
+            self.ctx.trail.record(f"logout {path.portal} ({path.target})")
+        outcomes = dict(zip(leaving, login.side_by_side(leaving, self.log_out_path, workers=self.host.parallel)))
+        failures: List[Exception] = []
+        for path, has_sessions in released:
+            error = outcomes.get(path, (None, None))[1]
+            if error is not None:
+                failures.append(error)
+                continue
+            if has_sessions:
                 self.ctx.result["logged_out"].append(str(path.portal))
             if (
                 self.request.remove_node
@@ -524,6 +553,19 @@ class IscsiTransport:
                     self.ctx.trail.record(f"remove node record {path.portal} ({path.target})")
                     login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
                 self.ctx.result["nodes_removed"].append(str(path.portal))
+        if failures:
+            self.ctx.warnings.extend(f"another logout failed too: {_message(error)}" for error in failures[1:])
+            raise failures[0]
+
+    def log_out_path(self, path: PathRequest) -> bool:
+        """One path's logout (its own thread), with its own deadline."""
+        return login.logout(
+            self.host.runner,
+            target=path.target,
+            portal=path.portal,
+            iface=self.request.iface,
+            timeout=self.request.login_timeout + 30,
+        )
 
     def keep_session(
         self, path: PathRequest, sessions: Sequence[IscsiSession], others: Sequence[ScsiDevice], left: Set[str]
@@ -564,3 +606,7 @@ class IscsiTransport:
             f"{'would keep' if self.ctx.check else 'kept'} the session to {path.portal} ({path.target}) logged in: it "
             f"still carries {named}; it is logged out once no LUN is left on it"
         )
+
+
+def _message(error: Exception) -> str:
+    return error.msg if isinstance(error, LunsafeError) else str(error)

@@ -198,6 +198,12 @@ options:
     description:
       - Seconds one login may take. iscsid is also told to retry an initial login only twice, so an
         unreachable portal fails fast instead of after two minutes.
+      - The logins to all portals without a session run at once (at most 8 at a time), each with its own
+        deadline, so a portal that does not answer costs this timeout once, not before each next portal. The
+        node records (manual scan) are all written before the first login. When a login fails, the run waits
+        for the others to end, fails naming the first failed portal in the order of O(portals) (any other
+        failed portal is a warning) and logs out of the sessions it created. The logouts of O(state=absent)
+        run at once in the same way.
       - A failed login asks the portal which targets it offers (SendTargets, nothing stored), so an unknown
         target name is told apart from an unreachable portal.
     type: float

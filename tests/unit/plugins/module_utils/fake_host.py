@@ -4,7 +4,11 @@
 """A fake host for the attach/detach procedure: an array, iscsid, the SCSI midlayer and multipathd as data.
 
 The state (node records, sessions, devices, maps) is plain data; the fake sysfs tree is rebuilt from it
-after every change, so the procedure reads it through the real ``_sysfs`` reader. The host's one sysfs
+after every change, so the procedure reads it through the real ``_sysfs`` reader. Commands may come from
+several threads (the logins of a run go side by side): the fake answers one at a time, and a portal's login
+or logout can take real time outside that lock (``delays``, ``logout_delays``) or never answer (``silent``:
+the runner's deadline ends it, rc 124). With ``parallel=1`` (the default) the host runs one login at a time,
+so session and host numbers follow the order of the paths as the tests expect them. The host's one sysfs
 writer is :meth:`FakeHost.write`: a scan line adds the LUN's device on that session if the array presents
 it there, a delete removes a device, anything else fails like the kernel. iscsiadm, multipathd, multipath
 and dmsetup answer from the same state (:meth:`FakeHost.run`), and every call is recorded.
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -76,6 +82,11 @@ class FakeHost:
     clock: FakeClock = dataclasses.field(default_factory=FakeClock)
     resolve: Dict[str, List[str]] = dataclasses.field(default_factory=lambda: {"localhost": ["127.0.0.1", "::1"]})
     hosts: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # SCSI hosts without a session (FC)
+    parallel: int = 1  # the host's bound on logins (logouts) at once; 1 keeps session numbers in path order
+    delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # portal -> real seconds a login takes
+    logout_delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # ... and a logout
+    silent: List[str] = dataclasses.field(default_factory=list)  # portals whose login/logout the deadline ends
+    refuse: Dict[str, int] = dataclasses.field(default_factory=dict)  # portal -> the rc its logins fail with
 
     def __post_init__(self) -> None:
         self.tmp_path.mkdir(parents=True, exist_ok=True)
@@ -131,11 +142,12 @@ class FakeHost:
             resolver=self._resolve,
             scsi_id=SCSI_ID,
             connect=self._connect,
+            parallel=self.parallel,
         )
 
     def _connect(self, address: str, port: int, _timeout: float) -> bool:
         portal = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-        return portal in self.portals and portal not in self.down
+        return portal in self.portals and portal not in self.down and portal not in self.silent
 
     def _resolve(self, name: str) -> List[str]:
         if name not in self.resolve:
@@ -303,7 +315,7 @@ class FakeHost:
 
         mode, target, portal = opt("-m"), opt("-T"), opt("-p")
         if mode == "discovery":  # the SendTargets probe after a failed login
-            if portal in self.down or portal not in self.portals:
+            if portal in self.down or portal in self.silent or portal not in self.portals:
                 return 4, "", "iscsiadm: connection refused\n"
             return 0, "".join(f"{portal},1 {t}\n" for t in self.portals[portal]), ""
         if mode == "discoverydb":
@@ -364,6 +376,8 @@ class FakeHost:
             return 15, "", "iscsiadm: default: 1 session requested, but 1 already present.\n"
         if portal in self.down:
             return 8, "", "iscsiadm: Could not login to [iface: default, target: x, portal: y].\n"
+        if portal in self.refuse:
+            return self.refuse[portal], "", "iscsiadm: Could not login to [iface: default, target: x, portal: y].\n"
         if target not in self.portals.get(portal, ()):
             return 19, "", "iscsiadm: initiator reported error (19 - encountered non-retryable iSCSI login failure)\n"
         address, _sep, port = portal.rpartition(":")
@@ -382,6 +396,10 @@ class _Runner(PolicyRunner):
         super().__init__(default_timeout=60, redact=())
         self.fake = fake
         self.calls: List[Tuple[str, ...]] = []
+        self.deadlines: List[Tuple[Tuple[str, ...], float]] = []  # (argv, timeout) of every call
+        self.busy = 0  # commands running now
+        self.most_busy = 0  # the most commands that ran at once
+        self._lock = threading.Lock()
 
     def has_tool(self, name: str) -> bool:
         return name != "multipathd" or self.fake.multipathd
@@ -400,14 +418,32 @@ class _Runner(PolicyRunner):
         sensitive_output: bool = False,
     ) -> CommandResult:
         plain = tuple(str(a) for a in argv)
-        self.calls.append(plain)
-        rc, out, err = self.fake.answer(plain)
+        deadline = 60.0 if timeout is None else timeout
+        portal = plain[plain.index("-p") + 1] if "-p" in plain else None
+        delays = self.fake.delays if "--login" in plain else self.fake.logout_delays
+        session_call = plain[0] == "iscsiadm" and ("--login" in plain or "--logout" in plain)
+        with self._lock:
+            self.calls.append(plain)
+            self.deadlines.append((plain, deadline))
+            self.busy += 1
+            self.most_busy = max(self.most_busy, self.busy)
+        try:
+            if session_call and portal is not None:
+                time.sleep(delays.get(portal, 0.0))  # the login's own time: other threads go on
+            if session_call and portal in self.fake.silent:
+                rc, out, err = 124, "", ""  # the runner's deadline killed it
+            else:
+                with self._lock:
+                    rc, out, err = self.fake.answer(plain)
+        finally:
+            with self._lock:
+                self.busy -= 1
         return self._finish(
             display_argv=argv,
             rc=rc,
             stdout=out,
             stderr=err,
             ok_rcs=ok_rcs,
-            timeout=60.0 if timeout is None else timeout,
+            timeout=deadline,
             sensitive_output=sensitive_output,
         )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import List, Optional, Tuple
 
 import pytest
@@ -310,3 +312,45 @@ def test_a_refused_discovery_session_gets_a_discovery_hint_not_the_login_one(wit
     assert info.value.details["rc_name"] == "ISCSI_ERR_FATAL_LOGIN"
     # a login refused with 19 keeps its own hint
     assert "maps this initiator's IQN" in login_utils.hint(19)
+
+
+def test_side_by_side_keeps_the_order_of_the_items_whatever_order_they_end_in() -> None:
+    ended: List[str] = []
+
+    def work(item: Tuple[str, float]) -> str:
+        name, seconds = item
+        time.sleep(seconds)
+        if name == "b":
+            raise LunsafeError("b failed")
+        ended.append(name)
+        return name.upper()
+
+    start = time.monotonic()
+    done = login_utils.side_by_side([("a", 0.4), ("b", 0.1), ("c", 0.0)], work, workers=8)
+    assert time.monotonic() - start < 0.45 + 0.3  # one after the other: 0.5 s at least
+    assert ended == ["c", "a"]
+    assert [result for result, _error in done] == ["A", None, "C"]
+    error = done[1][1]
+    assert isinstance(error, LunsafeError) and error.msg == "b failed"
+    assert login_utils.side_by_side([], work, workers=8) == []
+
+
+def test_side_by_side_runs_at_most_workers_at_once_and_lets_an_interrupt_through() -> None:
+    busy: List[int] = []
+    running: List[int] = [0]
+    guard = threading.Lock()
+
+    def work(item: int) -> int:
+        with guard:
+            running[0] += 1
+            busy.append(running[0])
+        time.sleep(0.05)
+        with guard:
+            running[0] -= 1
+        if item == 3:
+            raise KeyboardInterrupt
+        return item
+
+    with pytest.raises(KeyboardInterrupt):
+        login_utils.side_by_side([0, 1, 2, 3], work, workers=2)
+    assert max(busy) == 2
