@@ -118,7 +118,9 @@ def test_iscsi_attach_and_detach_over_two_portals(tmp_path: Path, capsys: pytest
         "dmsetup status",
         "multipath -f",
         "multipathd show paths",
-        *["iscsiadm -m node --logout", "iscsiadm -m node -o show -S", "iscsiadm -m node -o delete"] * 2,
+        # the logouts side by side, then each record read and deleted in the order of the paths
+        *["iscsiadm -m node --logout"] * 2,
+        *["iscsiadm -m node -o show -S", "iscsiadm -m node -o delete"] * 2,
     ]
 
 
