@@ -28,6 +28,7 @@ import json
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,93 @@ def fresh(lab: lab_module.Lab, *, sessions: bool) -> None:
         lab.ssh(["sh", "-c", LOGOUT_ALL], timeout=300)
 
 
+SILENT = "one-silent"
+SILENT_PORTAL = "::1"  # the array's third portal; labctl drops its packets both ways (nft), so logins hang
+THREE_PORTALS = [*PORTALS, f"[{SILENT_PORTAL}]"]
+
+
+def tolerant(lab: lab_module.Lab, root: Path, args: str) -> Dict[str, Any]:
+    """An ad-hoc module call that may fail: seconds (its timings.total), wall, failed, msg, commands."""
+    env = lab_module.playbook_env(lab, root)
+    ansible = str(lab_module.REPO / ".venv" / "bin" / "ansible")
+    start = time.monotonic()
+    proc = subprocess.run(
+        [ansible, "lab", "-o", "-m", "lunsafe.san.iscsi_lun_attach", "-a", args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    wall = time.monotonic() - start
+    line = next((x for x in reversed(proc.stdout.splitlines()) if "=>" in x), "")
+    if not line:
+        raise SystemExit(f"ansible gave no result: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    result = json.loads(line.split("=>", 1)[1])
+    return {
+        "seconds": (result.get("timings") or {}).get("total"),
+        "wall": round(wall, 3),
+        "failed": bool(result.get("failed")),
+        "msg": (result.get("msg") or "")[:300],
+        "devices": len(result.get("devices") or []),
+        "commands": (result.get("profile") or {}).get("commands"),
+    }
+
+
+def silent_sample(lab: lab_module.Lab, root: Path, *, ours_first: bool, login_timeout: int) -> Dict[str, Any]:
+    """Three portals, the third silent, no session before: how long each takes to its outcome, and what it is."""
+    out: Dict[str, Any] = {}
+    for who in ("ours", "osbrick") if ours_first else ("osbrick", "ours"):
+        fresh(lab, sessions=False)
+        lab.array(["portal", "down", SILENT_PORTAL])
+        before = bench_attach.count_sd(lab)
+        try:
+            if who == "ours":
+                got = tolerant(
+                    lab, root, f"target={IQN} portals={','.join(THREE_PORTALS)} lun=1 login_timeout={login_timeout}"
+                )
+                out[who] = {**got, "paths": bench_attach.count_sd(lab) - before}
+            else:
+                target = ["--iqn", IQN]
+                for portal in THREE_PORTALS:
+                    target += ["--portal", portal]
+                argv = ["python3", DRIVER, "connect", *target, "--lun", "2"]
+                start = time.monotonic()
+                proc = lab.ssh(argv, timeout=900, check=False)
+                wall = time.monotonic() - start
+                lines = proc.stdout.strip().splitlines()
+                result = json.loads(lines[-1]) if lines else {"error": proc.stderr[-300:]}
+                paths = bench_attach.count_sd(lab) - before
+                out[who] = {
+                    "seconds": result.get("seconds"),
+                    "wall": round(wall, 3),
+                    "failed": bool(result.get("error")),
+                    "msg": str(result.get("error") or "")[:300],
+                    "paths": paths,
+                    "commands": result.get("commands"),
+                }
+        finally:
+            lab.array(["portal", "up", SILENT_PORTAL])
+    fresh(lab, sessions=False)
+    return out
+
+
+def silent_table(rows: List[Dict[str, Any]]) -> List[str]:
+    lines = [
+        "| LUNs mapped | ours: outcome, s (wall), paths | os-brick connect: outcome, s (wall), paths |",
+        "|---|---|---|",
+    ]
+
+    def cell(o: Dict[str, Any]) -> str:
+        outcome = "failed" if o.get("failed") else "attached"
+        seconds = "-" if o.get("seconds") is None else f"{o['seconds']:.2f}"
+        return f"{outcome}, {seconds} ({o['wall']:.1f}), {o.get('paths', '-')}"
+
+    for r in sorted(rows, key=lambda r: r["luns"]):
+        lines.append(f"| {r['luns']} | {cell(r['ours'])} | {cell(r['osbrick'])} |")
+    return lines
+
+
 def sample(lab: lab_module.Lab, root: Path, *, mode: str, ours_first: bool) -> Dict[str, Any]:
     up = mode == "sessions-up"
     out: Dict[str, Any] = {}
@@ -140,12 +228,32 @@ def sample(lab: lab_module.Lab, root: Path, *, mode: str, ours_first: bool) -> D
     return out
 
 
-def measure(lab: lab_module.Lab, root: Path, luns: int, modes: List[str], samples: int) -> List[Dict[str, Any]]:
+def measure(  # noqa: PLR0917 - the run's settings, as main() has them
+    lab: lab_module.Lab, root: Path, luns: int, modes: List[str], samples: int, login_timeout: int = 10
+) -> List[Dict[str, Any]]:
     t0 = time.monotonic()
     lab.array(["reset", "--luns", str(luns), "--size-mb", "1"], timeout=1800)
     log(f"{luns} LUNs mapped ({time.monotonic() - t0:.0f}s)")
     rows = []
     for mode in modes:
+        if mode == SILENT:
+            picked = [
+                silent_sample(lab, root, ours_first=i % 2 == 0, login_timeout=login_timeout) for i in range(samples)
+            ]
+            row = {"luns": luns, "mode": mode, "samples": len(picked), "login_timeout": login_timeout}
+            for who in ("ours", "osbrick"):
+                done = [p[who] for p in picked]
+                secs = [d["seconds"] for d in done if d["seconds"] is not None]
+                row[who] = {
+                    "seconds": round(statistics.median(secs), 3) if secs else None,
+                    "wall": round(statistics.median(d["wall"] for d in done), 3),
+                    "failed": sum(d["failed"] for d in done),
+                    "all": done,
+                }
+                row[who]["failed"] = row[who]["failed"] == len(done)
+            rows.append(row)
+            log(json.dumps(row))
+            continue
         got = [sample(lab, root, mode=mode, ours_first=i % 2 == 0) for i in range(samples)]
         row: Dict[str, Any] = {"luns": luns, "mode": mode, "samples": len(got)}
         for who in ("ours", "osbrick"):
@@ -188,7 +296,7 @@ def table(rows: List[Dict[str, Any]]) -> List[str]:
         "| per detach |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: (r["mode"], r["luns"])):
+    for r in sorted((r for r in rows if r["mode"] != SILENT), key=lambda r: (r["mode"], r["luns"])):
         o, b = r["ours"], r["osbrick"]
         ratio = o["attach"] / b["attach"] if b["attach"] else float("nan")
         lines.append(
@@ -235,6 +343,20 @@ def write(out: Path, rows: List[Dict[str, Any]], stamp: Optional[Dict[str, Any]]
         "Goal of issue 12: our module time at most half of os-brick's connect_volume at every LUN count.",
         "",
     ]
+    silent = [r for r in recorded["rows"] if r["mode"] == SILENT]
+    if silent:
+        text += [
+            "## One portal silent of three",
+            "",
+            f"No session before; the array's portals 127.0.0.1, 127.0.0.2 and [::1], packets to and from [::1] "
+            "dropped (`labctl portal down ::1`). *ours*: `iscsi_lun_attach` of LUN 1 over the three portals with "
+            f"`login_timeout={silent[0].get('login_timeout')}` (every requested portal must log in: the run fails, "
+            "and what it created is rolled back); *os-brick*: connect_volume of LUN 2 over the three. Time to the "
+            "outcome, medians.",
+            "",
+            *silent_table(silent),
+            "",
+        ]
     if recorded["notes"]:
         text += ["Notes:", "", *(f"- {n}" for n in recorded["notes"]), ""]
     text += ["Runs:", ""]
@@ -251,8 +373,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--luns", type=int, nargs="+", default=[4, 64, 256])
     parser.add_argument(
-        "--modes", nargs="+", choices=["sessions-up", "no-session"], default=["sessions-up", "no-session"]
+        "--modes",
+        nargs="+",
+        choices=["sessions-up", "no-session", SILENT],
+        default=["sessions-up", "no-session"],
     )
+    parser.add_argument("--login-timeout", type=int, default=10, help=f"ours in {SILENT} (default 10 s)")
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--name", default="osbench")
     parser.add_argument("--reuse", action="store_true")
@@ -277,11 +403,13 @@ def main() -> int:
     try:
         with lab_module.collections_root() as root:
             for n in args.luns:
-                rows += measure(lab, root, n, args.modes, args.samples)
+                rows += measure(lab, root, n, args.modes, args.samples, args.login_timeout)
     finally:
         if booted:
             lab.down(purge=True)
     print("\n".join(table(rows)))
+    if any(r["mode"] == SILENT for r in rows):
+        print("\n".join(silent_table([r for r in rows if r["mode"] == SILENT])))
     if args.out:
         stamp = {
             "command": command,
