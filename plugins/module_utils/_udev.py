@@ -21,11 +21,12 @@ Two sources, one interface (:class:`Udev`):
     ``/run/udev/data/b<major>:<minor>`` (``S:`` links, ``E:`` properties), so both sources give the same
     results; without udevd there are none.
 
-What a run opens is a :class:`DeferredUdev` (:func:`deferred_udev`): until a wait has to pause it reads udev's
-database files like the fallback, and only the first pause imports pyudev and opens the monitor (then returns
-at once, so that the wait checks again right after the monitor opened: what happened before is in sysfs and
-udev's database, what happens after wakes the next pause). A run whose waits all end at their first check
-(a detach: the kernel deletes a device inside the write) never pays for the import.
+What a run opens is a :class:`DeferredUdev` (:func:`deferred_udev`): it reads udev's database files like the
+fallback, and its waits poll them every 0.1 s for the first 1.5 s (over the run's waits); only a pause after
+that imports pyudev and opens the monitor (then returns at once, so that the wait checks again right after
+the monitor opened: what happened before is in sysfs and udev's database, what happens after wakes the next
+pause). A run whose waits end sooner (a detach: the kernel deletes a device inside the write; an attach of a
+few devices that udev handles in a second) never pays for the import (0.8-1.0 s under emulation).
 
 Either way a block device counts as *ready* once udev has processed it (it is in udev's database: its
 links exist and its properties are final), and a multipath map once udev has processed it with its table
@@ -297,27 +298,47 @@ def udev_reader(
     )
 
 
+DEFERRED_GRACE = 1.5  # seconds a wait polls udev's database before the monitor is opened
+DEFERRED_POLL = 0.1  # the interval of that polling
+
+
 class DeferredUdev(Udev):
-    """udevd runs; the event source is opened by the first pause of a wait, not before (pyudev's import costs
-    most of a second under emulation). Until then readiness and properties come from udev's database files,
-    which is where pyudev reads them too; afterwards from the opened source."""
+    """udevd runs; the event source is opened only by a wait that lasts (pyudev's import costs most of a second
+    under emulation, more than udev usually needs for a few new devices). Until then readiness and properties
+    come from udev's database files, which is where pyudev reads them too; afterwards from the opened source."""
 
     def __init__(
-        self, opener: Callable[[], Udev], *, sleep: Callable[[float], None], sysfs_root: str, udev_data: str
+        self,
+        opener: Callable[[], Udev],
+        *,
+        sleep: Callable[[float], None],
+        sysfs_root: str,
+        udev_data: str,
+        grace: float = DEFERRED_GRACE,
+        poll: float = DEFERRED_POLL,
     ) -> None:
         super().__init__(
-            "no wait of this run had to pause, so no udev monitor was opened (pyudev not imported): waits polled "
-            "sysfs and udev's database",
+            f"no wait of this run lasted over {grace:g}s, so no udev monitor was opened (pyudev not imported): "
+            "waits polled sysfs and udev's database",
             sleep=sleep,
             sysfs_root=sysfs_root,
             udev_data=udev_data,
         )
         self._opener = opener
         self.opened: Optional[Udev] = None
+        self.grace = grace
+        self.poll = poll
+        self.polled = 0.0  # seconds slept polling, over the run's waits
 
     def pause(self, seconds: float) -> None:
-        """The first pause opens the source and returns at once (the wait checks again, now with the monitor
-        open, so no event can be missed); later pauses are the source's."""
+        """Within the grace: sleep a short poll interval (every check reads udev's database again, so nothing
+        is missed). After it, the first pause opens the source and returns at once (the wait checks again, now
+        with the monitor open, so no event can be missed); later pauses are the source's."""
+        if self.opened is None and self.polled < self.grace:
+            step = min(seconds, self.poll, self.grace - self.polled)
+            self._sleep(step)
+            self.polled += step
+            return
         if self.opened is None:
             self.opened = self._opener()
             self.method = self.opened.method
@@ -347,10 +368,11 @@ def deferred_udev(
     udev_control: str = DEFAULT_UDEV_CONTROL,
     udev_data: str = DEFAULT_UDEV_DATA,
     opener: Optional[Callable[[], Udev]] = None,
+    grace: float = DEFERRED_GRACE,
 ) -> Udev:
     """What a run that writes to sysfs opens before its first write: without udevd the fallback at once (there
     is nothing to wait for), else a :class:`DeferredUdev` whose first pause calls ``opener`` (default
-    :func:`open_udev` with the same arguments)."""
+    :func:`open_udev` with the same arguments) after ``grace`` seconds of polling."""
     if not os.path.exists(udev_control):
         return open_udev(sleep=sleep, sysfs_root=sysfs_root, udev_control=udev_control, udev_data=udev_data)
     return DeferredUdev(
@@ -359,4 +381,5 @@ def deferred_udev(
         sleep=sleep,
         sysfs_root=sysfs_root,
         udev_data=udev_data,
+        grace=grace,
     )

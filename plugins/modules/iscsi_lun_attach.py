@@ -421,11 +421,12 @@ scanned:
   sample: [{"kind": "scan", "host": 2, "path": "/sys/class/scsi_host/host2/scan", "line": "0 0 3", "hctl": "2:0:0:3"}]
 wait_method:
   description:
-    - How the waits for block devices and maps were done. V(udev-events) when a wait of this run had to pause,
-      pyudev imports on the managed node, udevd runs and a netlink monitor of its events could be opened (the
-      first pause opens it, and the wait checks again at once, so no event is missed); V(sysfs-poll) otherwise,
-      also when every wait ended at its first check (pyudev is then not imported at all). Either way a wait
-      ends once udev has processed every new device and map, and keeps its deadline.
+    - How the waits for block devices and maps were done. V(udev-events) when a wait of this run lasted over
+      1.5 seconds, pyudev imports on the managed node, udevd runs and a netlink monitor of its events could be
+      opened (waits poll udev's database every 0.1 s for the first 1.5 s of the run's waits, then the monitor
+      opens and the wait checks again at once, so no event is missed); V(sysfs-poll) otherwise, also when every
+      wait ended within that time (pyudev is then not imported at all). Either way a wait ends once udev has
+      processed every new device and map, and keeps its deadline.
   returned: always
   type: str
   sample: udev-events

@@ -362,10 +362,10 @@ interrupted:
             "resolution": "removed"}]
 wait_method:
   description:
-    - How the waits for the map and its paths to go were done. V(udev-events) when a wait had to pause, pyudev
-      imports on the managed node, udevd runs and a netlink monitor of its events could be opened (by that
-      first pause); V(sysfs-poll) otherwise, also when every wait ended at its first check (pyudev not
-      imported).
+    - How the waits for the map and its paths to go were done. V(udev-events) when the waits lasted over 1.5
+      seconds (until then they poll udev's database every 0.1 s), pyudev imports on the managed node, udevd
+      runs and a netlink monitor of its events could be opened; V(sysfs-poll) otherwise, also when every wait
+      ended within that time (pyudev not imported).
   returned: always
   type: str
   sample: udev-events

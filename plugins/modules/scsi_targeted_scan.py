@@ -548,9 +548,9 @@ unscannable:
   sample: ["2:0:0:1"]
 wait_method:
   description:
-    - How waits were done. V(udev-events) when a wait had to pause, pyudev imports, udevd runs and its netlink
-      monitor opened (by that first pause); V(sysfs-poll) otherwise, also when every wait ended at its first
-      check (pyudev not imported). RV(wait_method_reason) says why.
+    - How waits were done. V(udev-events) when the waits lasted over 1.5 seconds (until then they poll udev's
+      database every 0.1 s), pyudev imports, udevd runs and its netlink monitor opened; V(sysfs-poll) otherwise,
+      also when every wait ended within that time (pyudev not imported). RV(wait_method_reason) says why.
   returned: always
   type: str
   sample: udev-events

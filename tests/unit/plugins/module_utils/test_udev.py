@@ -496,7 +496,12 @@ def test_the_deferred_source_opens_the_monitor_at_the_first_pause_only(tmp_path:
         return open_udev(sleep=Sleeps(), sysfs_root=str(root), udev_control=control(tmp_path), pyudev_module=fake)
 
     udev = deferred_udev(
-        sleep=Sleeps(), sysfs_root=str(root), udev_control=control(tmp_path), udev_data=str(data), opener=opener
+        sleep=Sleeps(),
+        sysfs_root=str(root),
+        udev_control=control(tmp_path),
+        udev_data=str(data),
+        opener=opener,
+        grace=0.0,
     )
     assert isinstance(udev, DeferredUdev)
     # before any pause: udev's database files, no import, no monitor
@@ -525,7 +530,7 @@ def test_without_udevd_the_deferred_source_is_the_fallback_at_once(tmp_path: Pat
 
 def test_the_deferred_source_opens_open_udev_by_default(tmp_path: Path) -> None:
     sleeps = Sleeps()
-    udev = deferred_udev(sleep=sleeps, udev_control=control(tmp_path), udev_data=str(tmp_path))
+    udev = deferred_udev(sleep=sleeps, udev_control=control(tmp_path), udev_data=str(tmp_path), grace=0.0)
     assert isinstance(udev, DeferredUdev)
     udev.pause(0.1)
     assert udev.opened is not None and udev.method in (UDEV_EVENTS, SYSFS_POLL)
@@ -545,13 +550,14 @@ def test_a_host_run_imports_pyudev_only_for_a_wait_that_has_to_pause(tmp_path: P
 
     runner = ScriptedRunner()
     sleeps = Sleeps()
+    udev_sleeps = Sleeps()
     host = Host(
         runner=runner,
         sysfs_root=str(tmp_path),
         sleep=sleeps,
         writer=lambda path, text: None,
         udev_opener=lambda: deferred_udev(
-            sleep=Sleeps(), udev_control=control(tmp_path), udev_data=str(tmp_path), opener=opener
+            sleep=udev_sleeps, udev_control=control(tmp_path), udev_data=str(tmp_path), opener=opener, grace=0.3
         ),
     )
     host.write("/sys/class/scsi_device/2:0:0:1/device/delete", "1")
@@ -561,12 +567,19 @@ def test_a_host_run_imports_pyudev_only_for_a_wait_that_has_to_pause(tmp_path: P
     dropped = iter([False, True])
     assert host.wait(lambda: next(dropped), timeout=5, describe="multipathd to drop sdb", udev_events=False)
     assert opened == [] and sleeps.calls == [0.1]
+    # a short wait polls udev's database at 0.1 s within the grace (0.3 s here) and opens nothing
     answers = iter([False, False, True])
     assert host.wait(lambda: next(answers), timeout=5, describe="block devices") is True
+    assert opened == [] and udev_sleeps.calls == [0.1, 0.1]
+    # a wait that outlasts the grace opens the monitor once, checks again at once, then sleeps on events
+    answers = iter([False, False, False, True])
+    assert host.wait(lambda: next(answers), timeout=5, describe="multipath maps") is True
     assert opened == ["pyudev"] and host.wait_info()["wait_method"] == "udev-events"
+    assert udev_sleeps.calls == pytest.approx([0.1, 0.1, 0.1])  # the last 0.1 s of the grace, then the monitor
     steps = runner.profile.to_result()["steps"]
     assert [(s["what"], s["method"], s["ended"]) for s in steps] == [
         ("sdb to leave sysfs", "sysfs-poll", "ready"),
         ("multipathd to drop sdb", "sysfs-poll", "ready"),
-        ("block devices", "udev-events", "ready"),
+        ("block devices", "sysfs-poll", "ready"),
+        ("multipath maps", "udev-events", "ready"),
     ]
