@@ -463,44 +463,12 @@ timings:
   sample: {"lock": 0.002, "total": 0.61}
 profile:
   description:
-    - Where this run spent its time on the managed node, in order. Every external command it ran is a
-      C(command) step named by its tool and the words that say what it does (V(iscsiadm -m session),
-      V(multipathd show paths), V(multipath -f)), never by targets, devices or secrets; every wait is a
-      C(wait) step with what it waited for, how its polls were woken (C(method), V(udev-events) or
-      V(sysfs-poll)), its C(deadline) and what ended it (C(ended), V(ready), V(deadline) or V(error)).
-    - C(start) is the offset in seconds from the start of the module, C(duration) the seconds the step took
-      (3 decimals), C(rc) the command's return code (124 or 137 when it was killed at its deadline).
-    - C(commands) and C(waits) count every step, C(command_seconds) and C(wait_seconds) add up their
-      durations; C(steps) lists at most the first 300 and C(dropped) says how many were left out.
-    - On failure, the steps up to the failure (rollback included).
+    - Where this run spent its time on the managed node, each external command (named by its tool and the
+      words that say what it does, never by targets, devices or secrets) and each wait (what ended it), with
+      counts and sums (on failure the steps up to the failure). The same shape as
+      RV(lunsafe.san.iscsi_lun_attach#module:profile), which documents every key.
   returned: always (also on failure)
   type: dict
-  contains:
-    commands:
-      description: Number of external commands run.
-      type: int
-      returned: always
-    waits:
-      description: Number of waits.
-      type: int
-      returned: always
-    command_seconds:
-      description: Seconds spent in external commands.
-      type: float
-      returned: always
-    wait_seconds:
-      description: Seconds spent waiting (for block devices, maps, sessions, udev).
-      type: float
-      returned: always
-    dropped:
-      description: Steps counted but not listed (beyond the first 300).
-      type: int
-      returned: always
-    steps:
-      description: The commands and waits in the order they ended (C(start) says when each began).
-      type: list
-      elements: dict
-      returned: always
   sample:
     commands: 3
     waits: 1
