@@ -959,6 +959,11 @@ class Campaign:
         LUNs as labctl fc-status shows them (target ports sorted, so that a seed draws the same port)."""
         labctl("fc-scan-mode", FC_SCAN_MODE)
         labctl("fc-dev-loss-tmo", str(FC_DEV_LOSS_TMO))
+        weights = {**STEP_WEIGHTS, **self.args.weights}
+        if any(weights.get(kind) for kind in FC_PORT_KINDS):
+            # the kernel's messages at every level to the console too: when a port fault wedges the guest (seen:
+            # kworkers blocked, SSH gone), the console log on the controller keeps the blocked tasks' stacks
+            sh(["dmesg", "--console-level", "7"], timeout=30)
         status = labctl("fc-status")
         self.fc_targets = sorted(port["port_name"] for port in status["targets"])
         self.fc_initiator_hosts = [port["host"] for port in status["initiators"]]
