@@ -1,0 +1,57 @@
+# Copyright (c) 2025, lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The few ansible-core test helpers the unit tests use, on every ansible-core they run on (2.17, 2.19, 2.21).
+
+ansible-core 2.19 added ``ansible.template.trust_as_template`` (templates are untrusted unless marked) and
+``ansible.module_utils.testing.patch_module_args``; 2.17 has neither. On 2.19 and newer these are ansible-core's
+own; on 2.17 they are the 2.17 equivalents:
+
+- ``trust_as_template(s)``: a role's YAML string as 2.17 hands it over, an ``AnsibleUnicode`` (a ``str``
+  subclass, trusted as a template like every string there);
+- ``patch_module_args(args)``: the module arguments in ``ansible.module_utils.basic._ANSIBLE_ARGS``, as the
+  2.17 unit testing documentation sets them.
+
+``ANSIBLE_CORE`` is the running ansible-core's (major, minor), for the few behaviours that differ.
+
+``MODULE_UTILS_INTERNAL`` is ansible-core's ``ansible.module_utils._internal`` (2.19 and newer: it holds the flag
+that sends a module's warnings to the controller's display) or None (2.17 has no such flag).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+from types import ModuleType
+from typing import Any, Callable, ContextManager, Dict, Iterator, Optional
+from unittest import mock
+
+from ansible.module_utils import basic
+from ansible.release import __version__ as _core_version
+
+ANSIBLE_CORE = (int(_core_version.split(".")[0]), int(_core_version.split(".")[1]))
+
+_template = importlib.import_module("ansible.template")
+
+
+def _patch_module_args_2_17(args: Optional[Dict[str, Any]] = None) -> ContextManager[None]:
+    @contextlib.contextmanager
+    def patched() -> Iterator[None]:
+        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
+            yield
+
+    return patched()
+
+
+def _load() -> tuple[Callable[[str], str], Callable[..., ContextManager[None]], Optional[ModuleType]]:
+    if hasattr(_template, "trust_as_template"):  # ansible-core 2.19 and newer
+        testing = importlib.import_module("ansible.module_utils.testing")
+        internal = importlib.import_module("ansible.module_utils._internal")
+        return _template.trust_as_template, testing.patch_module_args, internal
+    objects = importlib.import_module("ansible.parsing.yaml.objects")  # ansible-core 2.17 and 2.18
+    return objects.AnsibleUnicode, _patch_module_args_2_17, None
+
+
+trust_as_template, patch_module_args, MODULE_UTILS_INTERNAL = _load()
