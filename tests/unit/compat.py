@@ -30,7 +30,8 @@ from unittest import mock
 from ansible.module_utils import basic
 from ansible.release import __version__ as _core_version
 
-ANSIBLE_CORE = (int(_core_version.split(".")[0]), int(_core_version.split(".")[1]))
+_major, _minor = _core_version.split(".")[:2]
+ANSIBLE_CORE = (int(_major), int(_minor))
 
 _template = importlib.import_module("ansible.template")
 
