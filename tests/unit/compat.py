@@ -16,6 +16,10 @@ own; on 2.17 they are the 2.17 equivalents:
 
 ``MODULE_UTILS_INTERNAL`` is ansible-core's ``ansible.module_utils._internal`` (2.19 and newer: it holds the flag
 that sends a module's warnings to the controller's display) or None (2.17 has no such flag).
+
+Only ``ansible.module_utils`` is imported here at import time: ``ansible-test units`` lets the tests of modules and
+module_utils import nothing else of ansible-core. ``trust_as_template`` (for the filter tests, on the controller)
+imports the controller's template package when called.
 """
 
 from __future__ import annotations
@@ -24,35 +28,44 @@ import contextlib
 import importlib
 import json
 from types import ModuleType
-from typing import Any, Callable, ContextManager, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 from unittest import mock
 
 from ansible.module_utils import basic
-from ansible.release import __version__ as _core_version
+from ansible.module_utils.ansible_release import __version__ as _core_version
 
 _major, _minor = _core_version.split(".")[:2]
 ANSIBLE_CORE = (int(_major), int(_minor))
 
-_template = importlib.import_module("ansible.template")
+
+def _optional_module(name: str) -> Optional[ModuleType]:
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # ansible-core 2.17
+        return None
 
 
-def _patch_module_args_2_17(args: Optional[Dict[str, Any]] = None) -> ContextManager[None]:
-    @contextlib.contextmanager
-    def patched() -> Iterator[None]:
-        serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
-        with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
+MODULE_UTILS_INTERNAL = _optional_module("ansible.module_utils._internal")
+_TESTING = _optional_module("ansible.module_utils.testing")
+
+
+@contextlib.contextmanager
+def patch_module_args(args: Optional[Dict[str, Any]] = None) -> Iterator[None]:
+    """Expose ``args`` to the AnsibleModule instances created within this context."""
+    if _TESTING is not None:  # ansible-core 2.19 and newer
+        with _TESTING.patch_module_args(args):
             yield
-
-    return patched()
-
-
-def _load() -> tuple[Callable[[str], str], Callable[..., ContextManager[None]], Optional[ModuleType]]:
-    if hasattr(_template, "trust_as_template"):  # ansible-core 2.19 and newer
-        testing = importlib.import_module("ansible.module_utils.testing")
-        internal = importlib.import_module("ansible.module_utils._internal")
-        return _template.trust_as_template, testing.patch_module_args, internal
-    objects = importlib.import_module("ansible.parsing.yaml.objects")  # ansible-core 2.17 and 2.18
-    return objects.AnsibleUnicode, _patch_module_args_2_17, None
+        return
+    serialized = json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}).encode()
+    with mock.patch.object(basic, "_ANSIBLE_ARGS", serialized):
+        yield
 
 
-trust_as_template, patch_module_args, MODULE_UTILS_INTERNAL = _load()
+def trust_as_template(value: str) -> str:
+    """``value`` as a trusted template string (a role's YAML string)."""
+    template = importlib.import_module("ansible.template")
+    if hasattr(template, "trust_as_template"):  # ansible-core 2.19 and newer
+        trusted: str = template.trust_as_template(value)
+        return trusted
+    unicode: str = importlib.import_module("ansible.parsing.yaml.objects").AnsibleUnicode(value)
+    return unicode
