@@ -27,6 +27,7 @@ FORBIDDEN: Tuple[Tuple[str, str], ...] = (
     ("tests/tools", "contributor tooling"),
     ("tests/tools/*", "contributor tooling"),
     ("tests/*requirements.txt", "contributor tooling pins"),
+    ("tests/requirements-core-*.txt", "contributor tooling pins"),
     ("scripts", "contributor scripts (one runs apt-get)"),
     ("scripts/*", "contributor scripts (one runs apt-get)"),
     ("demo", "the lab demo"),

@@ -149,9 +149,11 @@ class CommandResult:
 class ModuleLike(Protocol):
     """The part of AnsibleModule the runner uses."""
 
-    def run_command(self, args: Any, **kwargs: Any) -> Tuple[int, str, str]: ...
+    def run_command(self, args: Any, **kwargs: Any) -> Tuple[int, str, str]:
+        """AnsibleModule.run_command."""
 
-    def get_bin_path(self, arg: str, required: bool = False, opt_dirs: Optional[List[str]] = None) -> Optional[str]: ...
+    def get_bin_path(self, arg: str, required: bool = False, opt_dirs: Optional[List[str]] = None) -> Optional[str]:
+        """AnsibleModule.get_bin_path."""
 
 
 class CommandRunner(Protocol):
@@ -165,12 +167,15 @@ class CommandRunner(Protocol):
         timeout: Optional[float] = None,
         data: Optional[str] = None,
         sensitive_output: bool = False,
-    ) -> CommandResult: ...
+    ) -> CommandResult:
+        """Run ``argv`` and return its result, or raise ToolError/ToolTimeout (Runner.run says more)."""
 
-    def has_tool(self, name: str) -> bool: ...
+    def has_tool(self, name: str) -> bool:
+        """Whether ``name`` is installed."""
 
     @property
-    def profile(self) -> Profile: ...
+    def profile(self) -> Profile:
+        """The commands and waits of this run so far."""
 
 
 class PolicyRunner:

@@ -35,7 +35,9 @@ from typing import Dict, Optional
 
 # sha256 of PyPI's pip-<version>-py3-none-any.whl, for the versions ansible-test has asked for.
 KNOWN_WHEEL_SHA256: Dict[str, str] = {
-    "24.2": "2cd581cf58ab7fcfca4ce8efa6dcacd0de5bf8d0a3eb9ec927e07405f4d9e2a2",
+    "23.1.2": "3ef6ac33239e4027d9a5598a381b9d30880a1477e50039db2eac6e8a8f6d1b18",  # ansible-core 2.17
+    "24.2": "2cd581cf58ab7fcfca4ce8efa6dcacd0de5bf8d0a3eb9ec927e07405f4d9e2a2",  # 2.19
+    "25.2": "6d67a2b4e7f14d8b31b8b52648866fa717f45a1eb70e83002f4331d07e953717",  # 2.21
 }
 
 CACHE_PATTERN_RE = re.compile(r"""['"]~/\.ansible/test/cache/get_pip_%s\.py['"]\s*%\s*pip_version\.replace\(""")

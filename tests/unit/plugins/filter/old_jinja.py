@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
+
+from ansible_collections.lunsafe.san.tests.unit.compat import trust_as_template
 
 # roles/lun_attach/tasks/main.yml, "Set the role output (one entry per LUN)": lun_attach_devices
 LUN_ATTACH_DEVICES = (

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible.template import trust_as_template
 
 from ansible_collections.lunsafe.san.plugins.filter import json_query as plugin
 from ansible_collections.lunsafe.san.plugins.filter.json_query import FilterModule, json_query, plain
+from ansible_collections.lunsafe.san.tests.unit.compat import trust_as_template
 
 W1 = "36001405a1b2c3d4e5f60718293a4b5c6"
 W2 = "36001405b7c8d9e0f1a2b3c4d5e6f7a80"

@@ -10,11 +10,11 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
-from ansible.template import trust_as_template
 
 from ansible_collections.lunsafe.san.plugins.filter import json_query as json_query_plugin
 from ansible_collections.lunsafe.san.plugins.filter.left_alone import left_alone
 from ansible_collections.lunsafe.san.plugins.filter.select_maps import FilterModule, select_maps
+from ansible_collections.lunsafe.san.tests.unit.compat import trust_as_template
 from ansible_collections.lunsafe.san.tests.unit.plugins.filter.old_jinja import (
     FAULTY_REMEDIATION_LEFT,
     FAULTY_REMEDIATION_PLANNED,

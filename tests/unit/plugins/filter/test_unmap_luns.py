@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 import pytest
-from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleFilterError, AnsibleUndefinedVariable
 
 from ansible_collections.lunsafe.san.plugins.filter.unmap_luns import FilterModule, unmap_luns
+from ansible_collections.lunsafe.san.tests.unit.compat import ANSIBLE_CORE
 from ansible_collections.lunsafe.san.tests.unit.plugins.filter.old_jinja import LUN_DETACH_UNMAP_LUNS, render
 
 W1 = "36001405a1b2c3d4e5f60718293a4b5c6"
@@ -62,7 +63,11 @@ def test_a_device_without_a_wwid_key_is_refused_where_the_old_loop_gave_none() -
     # the module always returns the key (null when the device has no WWID); the old loop turned a missing key
     # into a null WWID for the whole LUN, even when another device had one
     luns = [{"lun": "8", "devices": [{"name": "sdc"}, {"name": "sdd", "wwid": W2}]}]
-    assert render(LUN_DETACH_UNMAP_LUNS, lun_detach__plan={"luns": luns}) == [{"lun": "8", "wwid": None}]
+    if ANSIBLE_CORE >= (2, 19):
+        assert render(LUN_DETACH_UNMAP_LUNS, lun_detach__plan={"luns": luns}) == [{"lun": "8", "wwid": None}]
+    else:  # ansible-core 2.17: the old loop failed on the missing key instead
+        with pytest.raises(AnsibleUndefinedVariable, match="has no attribute 'wwid'"):
+            render(LUN_DETACH_UNMAP_LUNS, lun_detach__plan={"luns": luns})
     with pytest.raises(AnsibleFilterError, match="has no 'wwid'"):
         unmap_luns(luns)
 

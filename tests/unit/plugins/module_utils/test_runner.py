@@ -24,6 +24,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import (
     process_tree,
     secrets_in,
 )
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import (
     ScriptedRunner,
     ScriptMismatch,
@@ -256,8 +257,7 @@ def test_scripted_runner_missing_tools() -> None:
 
 @pytest.fixture
 def real_module() -> Any:
-    testing = pytest.importorskip("ansible.module_utils.testing")
-    with testing.patch_module_args({}):
+    with patch_module_args({}):
         yield AnsibleModule(argument_spec={})
 
 

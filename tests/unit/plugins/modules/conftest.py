@@ -6,15 +6,17 @@
 Importing any controller-side part of ansible-core (``ansible.errors``, which the filter plugins and their
 tests import) flags the whole process as the controller (``ansible.module_utils._internal.is_controller``),
 and from then on a module's ``warn()`` goes to the controller's display instead of the module's result.
-Each module test puts the flag back to what a managed node has.
+Each module test puts the flag back to what a managed node has (ansible-core 2.17 has no such flag).
 """
 
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils import _internal
+
+from ansible_collections.lunsafe.san.tests.unit.compat import MODULE_UTILS_INTERNAL
 
 
 @pytest.fixture(autouse=True)
 def _as_on_a_managed_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_internal, "is_controller", False)
+    if MODULE_UTILS_INTERNAL is not None:
+        monkeypatch.setattr(MODULE_UTILS_INTERNAL, "is_controller", False)

@@ -17,7 +17,6 @@ from typing import Any, Dict, Set
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import (
     iscsi_info,
@@ -26,6 +25,7 @@ from ansible_collections.lunsafe.san.plugins.modules import (
     multipath_flush,
     scsi_targeted_scan,
 )
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import IQN, FakeHost, wwid_of
 
 P1, P2 = "127.0.0.1:3260", "127.0.0.2:3260"

@@ -13,10 +13,10 @@ from typing import Any, Dict, Optional, Sequence, Set
 import pytest
 import yaml
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import fc_info
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fixture import build_from_capture
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_tree import build_fc_sysfs
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
@@ -30,8 +30,9 @@ UA_RULE = 'ACTION=="change", ENV{SDEV_UA}=="REPORTED_LUNS_DATA_HAS_CHANGED", RUN
 
 @pytest.fixture(autouse=True)
 def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+    # empty, of the type this ansible-core keeps them in (dicts from 2.19 on, lists in 2.17)
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", type(ansible_warnings._global_warnings)())
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", type(ansible_warnings._global_deprecations)())
 
 
 def lab(tmp_path: Path, *, scan_mode: Optional[str] = "manual", blocked: bool = False) -> Path:

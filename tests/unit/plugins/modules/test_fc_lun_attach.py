@@ -12,9 +12,9 @@ from typing import Any, Dict, Set
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import fc_lun_attach
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import wwid_of
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import (
     T1,

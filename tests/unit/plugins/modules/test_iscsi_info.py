@@ -13,11 +13,11 @@ from typing import Any, Dict
 import pytest
 import yaml
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils import _iscsiadm as iscsiadm
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import iscsi_info
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.iscsi_info_host import (
     SESSION_SECRET,
     lab_script,
@@ -30,8 +30,9 @@ from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree 
 @pytest.fixture(autouse=True)
 def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test is one module run: warnings ansible-core keeps in module globals must not leak between them."""
-    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+    # empty, of the type this ansible-core keeps them in (dicts from 2.19 on, lists in 2.17)
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", type(ansible_warnings._global_warnings)())
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", type(ansible_warnings._global_deprecations)())
 
 
 def run_module(

@@ -15,12 +15,12 @@ from typing import Any, Dict, List, Sequence
 
 import pytest
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._multipath import FIELD_SEP, show_paths
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandResult
 from ansible_collections.lunsafe.san.plugins.modules import multipath_flush
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner, StepLike
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import (
     build_sysfs,
@@ -49,8 +49,9 @@ NO_PATHS: StepLike = (show_paths(), 0, "ok\n", "")
 def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test is one module run, as on a host: warnings and deprecations that ansible-core keeps for the
     run in module globals must not leak in from main() calls of earlier tests."""
-    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+    # empty, of the type this ansible-core keeps them in (dicts from 2.19 on, lists in 2.17)
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", type(ansible_warnings._global_warnings)())
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", type(ansible_warnings._global_deprecations)())
 
 
 def kernel_state(open_count: int = 0) -> List[StepLike]:

@@ -16,7 +16,6 @@ from types import ModuleType
 from typing import Any, Dict, List
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import (
     fc_lun_attach,
@@ -24,6 +23,7 @@ from ansible_collections.lunsafe.san.plugins.modules import (
     multipath_flush,
     scsi_targeted_scan,
 )
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import IQN, FakeHost, wwid_of
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fake_host import T1, T2, FakeFcHost, fabric
 

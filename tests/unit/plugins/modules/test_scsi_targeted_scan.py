@@ -17,10 +17,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.modules import scsi_targeted_scan
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.runner_fake import ScriptedRunner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.sysfs_tree import build_sysfs
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.test_resize import (
@@ -49,8 +49,9 @@ LUN1 = [
 def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test is one module run, as on a host: warnings and deprecations that ansible-core keeps for the
     run in module globals must not leak in from main() calls of earlier tests."""
-    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+    # empty, of the type this ansible-core keeps them in (dicts from 2.19 on, lists in 2.17)
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", type(ansible_warnings._global_warnings)())
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", type(ansible_warnings._global_deprecations)())
 
 
 class Kernel:

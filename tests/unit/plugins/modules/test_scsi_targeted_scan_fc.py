@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.lunsafe.san.plugins.modules import scsi_targeted_scan
+from ansible_collections.lunsafe.san.tests.unit.compat import patch_module_args
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_fixture import build_from_capture
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fc_tree import build_fc_sysfs
 from ansible_collections.lunsafe.san.tests.unit.plugins.modules.test_scsi_targeted_scan import Kernel, fake_host
@@ -36,8 +36,9 @@ LUN1 = [
 
 @pytest.fixture(autouse=True)
 def one_module_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ansible_warnings, "_global_warnings", {})
-    monkeypatch.setattr(ansible_warnings, "_global_deprecations", {})
+    # empty, of the type this ansible-core keeps them in (dicts from 2.19 on, lists in 2.17)
+    monkeypatch.setattr(ansible_warnings, "_global_warnings", type(ansible_warnings._global_warnings)())
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", type(ansible_warnings._global_deprecations)())
 
 
 def rports(states: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
