@@ -4,10 +4,12 @@
 multipathd and udev, reached over SSH like any fleet host.
 
     python3 tests/lab/lab.py build            build (or reuse) the cached guest image
-    python3 tests/lab/lab.py up [--luns N] [--fc-luns N]
+    python3 tests/lab/lab.py up [--luns N] [--fc-luns N] [--segment listen|LAB]
                                               boot it, wait for SSH, provision the array (iSCSI, then FC
                                               over FCoE VN2VN: --fc-luns 0 boots without FC ports),
-                                              write inventory
+                                              write inventory; --segment: a private segment between two
+                                              guests (a fleet: `listen` on the first, its name on the second)
+    python3 tests/lab/lab.py fleet            write the fleet inventory (on the lab that joined a segment)
     python3 tests/lab/lab.py down             stop the VM by PID (idempotent)
     python3 tests/lab/lab.py ssh -- CMD...    run a command in the guest
     python3 tests/lab/lab.py array ARGS...    act as the array (labctl.py: setup, reset, map, unmap, reuse,
@@ -134,6 +136,14 @@ FC_PORTS = (
     ("52:54:00:fc:00:04", "target"),
 )
 FC_HUB = 7
+
+# The segment between two lab guests (issue 25, a fleet): one virtio NIC per guest on a qemu socket netdev
+# (the first guest listens on a local TCP port, the second connects; frames travel inside that socket between
+# the two qemu processes and nowhere else). Its addresses are IPv4 link-local (169.254.0.0/16, static, never
+# routed): they exist nowhere outside the lab. The listening guest is the array of the fleet: target A listens
+# on two addresses there (two paths from the other host); each guest has its own initiator name.
+SEGMENT_ADDRESSES = {"listen": ("169.254.77.1", "169.254.77.11"), "connect": ("169.254.77.2",)}
+SEGMENT_MACS = {"listen": "52:54:00:5e:77:01", "connect": "52:54:00:5e:77:02"}
 
 
 def fc_nic_model() -> str:
@@ -304,8 +314,21 @@ class Lab:
         # never signal a recycled PID: it must be our qemu with our overlay
         return pid if str(self.state / "overlay.qcow2").encode() in cmdline else None
 
-    def up(self, *, luns: int, accel: str, boot_timeout: float, watch_pid: int | None, fc_luns: int = 4) -> dict:
+    def up(
+        self,
+        *,
+        luns: int,
+        accel: str,
+        boot_timeout: float,
+        watch_pid: int | None,
+        fc_luns: int = 4,
+        segment: str | None = None,
+    ) -> dict:
+        """Boot and provision. ``segment``: None, "listen" (this guest opens the segment between guests; its
+        array is the fleet's, serving the segment once a fleet test says `labctl segment --serve`), or the
+        name of a running lab that listens (this guest joins its segment)."""
         start = time.monotonic()
+        seg = self._segment_plan(segment)
         if self.pid():
             log(f"lab {self.name!r} already running (pid {self.pid()})")
             return self.info()
@@ -321,7 +344,7 @@ class Lab:
         shutil.copy(folder / "id_ed25519", key)
         key.chmod(0o600)
         chosen = _choose_accel(accel, folder)
-        port = self._boot(folder, chosen, start, fc=fc_luns > 0)
+        port = self._boot(folder, chosen, start, fc=fc_luns > 0, segment=seg)
         info = {
             "name": self.name,
             "port": port,
@@ -332,6 +355,8 @@ class Lab:
             "image": str(folder),
             "state": str(self.state),
             "fc": {"nic": fc_nic_model(), "luns": fc_luns} if fc_luns > 0 else None,
+            "initiator_name": self.initiator_name,
+            "segment": seg,
         }
         self.info_file.write_text(json.dumps(info, indent=2))
         if watch_pid:
@@ -342,6 +367,11 @@ class Lab:
             self._write_inventory(info)
             self._wait_services(start)
             self.install_guest_tools()
+            self.array(["initiator-name", self.initiator_name])
+            if seg:
+                argv = ["segment", "--mac", seg["mac"], *(f"--address={a}" for a in seg["addresses"])]
+                done = self.array(argv)  # the array serves the segment only when a fleet test asks (--serve)
+                log(f"segment {done['ifname']} up: {' '.join(done['addresses'])} ({seg['role']})", start)
             status = self.array(["setup", "--luns", str(luns)])
             log(
                 f"array provisioned: {len(status['tpg_luns'])} LUNs on portals {', '.join(status['portals'])}",
@@ -364,8 +394,44 @@ class Lab:
             raise
         return info
 
-    def _boot(self, folder: Path, accel: str, start: float, fc: bool = True) -> int:
+    @property
+    def initiator_name(self) -> str:
+        """Each guest's own initiator name (guests made from one image would share the image's)."""
+        return "iqn.2003-01.org.lunsafe.lab:host-" + re.sub(r"[^a-z0-9.-]", "-", self.name.lower())
+
+    def _segment_plan(self, segment: str | None) -> dict | None:
+        if not segment:
+            return None
+        if segment == "listen":
+            return {
+                "role": "listen",
+                "port": _free_port(),
+                "mac": SEGMENT_MACS["listen"],
+                "addresses": list(SEGMENT_ADDRESSES["listen"]),
+                "peer": None,
+            }
+        peer = Lab(segment).info().get("segment")
+        if not peer or peer["role"] != "listen":
+            raise LabError(f"lab {segment!r} does not listen on a segment: boot it with `up --segment listen`")
+        return {
+            "role": "connect",
+            "port": peer["port"],
+            "mac": SEGMENT_MACS["connect"],
+            "addresses": list(SEGMENT_ADDRESSES["connect"]),
+            "peer": segment,
+        }
+
+    def _boot(self, folder: Path, accel: str, start: float, fc: bool = True, segment: dict | None = None) -> int:
         console = self.state / "console.log"
+        seg_args = []
+        if segment:
+            how = "listen" if segment["role"] == "listen" else "connect"
+            seg_args = [
+                "-netdev",
+                f"socket,id=seg,{how}=127.0.0.1:{segment['port']}",
+                "-device",
+                f"virtio-net-pci,netdev=seg,mac={segment['mac']}",
+            ]
         for _attempt in range(3):
             port = _free_port()
             console.unlink(missing_ok=True)
@@ -392,6 +458,7 @@ class Lab:
                 f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
                 "-device",
                 "virtio-net-pci,netdev=n0",
+                *seg_args,
                 *fc_qemu_args(fc),
                 "-display",
                 "none",
@@ -543,6 +610,19 @@ class Lab:
         ).format(host=info["host"], port=info["port"], key=info["key"], args=ssh_args)
         (self.state / "inventory.ini").write_text(inventory)
 
+    def host_line(self, alias: str) -> str:
+        """This guest as one line of an inventory (a fleet's), with what the fleet needs to know of it."""
+        info = self.info()
+        seg = info.get("segment") or {}
+        return (
+            f"{alias} ansible_host={info['host']} ansible_port={info['port']} ansible_user=root "
+            f"ansible_ssh_private_key_file={info['key']} ansible_python_interpreter=/usr/bin/python3 "
+            "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            "-o ServerAliveInterval=15' "
+            f"lab_name={self.name} lab_initiator_name={info.get('initiator_name', '')} "
+            f"lab_segment_addresses={','.join(seg.get('addresses', []))}"
+        )
+
     def install_guest_tools(self) -> None:
         """Copy the guest helpers in at each boot, so editing them never forces an image rebuild: the array
         (labctl.py) and the os-brick driver (osbrick.py)."""
@@ -575,6 +655,27 @@ class Lab:
         self.info_file.unlink(missing_ok=True)
         log(f"lab {self.name!r} stopped (pid {pid})")
         return True
+
+
+def write_fleet_inventory(member: Lab) -> Path:
+    """The fleet's inventory, from the lab that joined a segment: group ``fleet`` with host_a (the guest that
+    listens, whose LIO is also the fleet's array: group ``array``) and host_b; the array's portals on the
+    segment are a group variable. Written to the joining lab's state folder as fleet.ini."""
+    seg = member.info().get("segment") or {}
+    if seg.get("role") != "connect":
+        raise LabError(f"lab {member.name!r} did not join a segment: boot it with `up --segment NAME_OF_LISTENER`")
+    array = Lab(seg["peer"])
+    portals = ",".join((array.info().get("segment") or {}).get("addresses", []))
+    text = (
+        "[fleet]\n"
+        f"{array.host_line('host_a')}\n"
+        f"{member.host_line('host_b')}\n"
+        "\n[array]\nhost_a\n"
+        f"\n[fleet:vars]\nlab_array_portals={portals}\nlab_array_target=iqn.2003-01.org.lunsafe.lab:array\n"
+    )
+    path = member.state / "fleet.ini"
+    path.write_text(text)
+    return path
 
 
 def fc_qemu_args(enabled: bool) -> list[str]:
@@ -772,11 +873,18 @@ def main(argv: list[str] | None = None) -> int:
         f"is waited for, up to {BOOT_LIMIT:.0f}s)",
     )
     p.add_argument("--watch-pid", type=int, help="stop the VM when this process exits")
+    p.add_argument(
+        "--segment",
+        metavar="listen|LAB",
+        help="a private segment between two guests (a fleet): `listen` opens it (this guest's array is the fleet's), "
+        "or the name of a running lab that listens (this guest joins it); boot the listener first",
+    )
     p = sub.add_parser("down", help="stop the VM (idempotent)")
     p.add_argument("--purge", action="store_true", help="also remove the lab's state folder")
     p = sub.add_parser("playbook", help="run ansible-playbook against the lab with this checkout as lunsafe.san")
     p.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser("info", help="print the running lab's JSON description")
+    sub.add_parser("fleet", help="write the fleet inventory (this lab joined a segment) and print its path")
     p = sub.add_parser("ssh", help="run a command in the guest")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p = sub.add_parser(
@@ -801,6 +909,7 @@ def main(argv: list[str] | None = None) -> int:
                         boot_timeout=args.boot_timeout,
                         watch_pid=args.watch_pid,
                         fc_luns=args.fc_luns,
+                        segment=args.segment,
                     ),
                     indent=2,
                 )
@@ -812,6 +921,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_playbook(lab, args.args[1:] if args.args[:1] == ["--"] else args.args)
         elif args.command == "info":
             print(json.dumps(lab.info(), indent=2))
+        elif args.command == "fleet":
+            print(write_fleet_inventory(lab))
         elif args.command == "ssh":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             proc = lab.ssh(cmd, check=False, timeout=600)

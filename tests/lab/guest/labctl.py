@@ -30,6 +30,7 @@ TARGET_B_PORTALS = ("127.0.0.2:3260",)
 TARGETS = {"a": TARGET_IQN, "b": TARGET_B_IQN}
 STATE = "/var/lib/lunsafe-lab"
 STATE_FILE = os.path.join(STATE, "state.json")
+SEGMENT_FILE = os.path.join(STATE, "segment.json")  # portals of target A on the segment between guests
 PRISTINE = "/usr/local/share/lunsafe-lab/pristine"
 CONFIGFS_ISCSI = "/sys/kernel/config/target/iscsi"
 
@@ -170,7 +171,7 @@ def cmd_setup(args):
     tpg.set_attribute("demo_mode_write_protect", "0")
     for address in PORTALS:
         _add_portal(rts, tpg, address, 3260)
-    for extra in args.listen or ():
+    for extra in [*(args.listen or ()), *_segment_portals()]:
         _add_portal(rts, tpg, *parse_portal(extra))
     tpg.enable = True
     acl = rts.NodeACL(tpg, initiator_name(), mode="create")
@@ -1166,6 +1167,138 @@ def fc_quiesce():
     return {"fc": True, "deleted": deleted}
 
 
+# --------------------------------------------------------------------------- several hosts on one array (issue 25)
+
+
+def cmd_initiator_name(args):
+    """Give this host its own initiator name (guests made from one image share the image's), then restart
+    iscsid so that new sessions carry it. Only with no session open: a live session keeps the old name."""
+    current = initiator_name()
+    if current == args.name:
+        return {"initiator_name": current, "changed": False}
+    if run(["iscsiadm", "-m", "session"], timeout=30)["rc"] == 0:
+        raise SystemExit("labctl: sessions are open; log them out before renaming the initiator")
+    tmp = "/etc/iscsi/initiatorname.iscsi.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(f"InitiatorName={args.name}\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, "/etc/iscsi/initiatorname.iscsi")
+    run(["systemctl", "restart", "iscsid.service"], timeout=60, check=True)
+    return {"initiator_name": args.name, "changed": True, "was": current}
+
+
+def cmd_segment(args):
+    """The NIC on the lab's private segment between guests (found by MAC): link up or down, and its
+    link-local addresses (static, never routed; LAB.md)."""
+    ifname = _ifname_of(args.mac.lower())
+    if ifname is None:
+        raise SystemExit(f"labctl: no NIC with MAC {args.mac}")
+    run(["ip", "link", "set", ifname, args.link], timeout=10, check=True)
+    have = run(["ip", "-o", "-4", "addr", "show", "dev", ifname], timeout=10, check=True)["stdout"]
+    for address in args.address or ():
+        if f" {address}/" not in have:
+            run(["ip", "addr", "add", f"{address}/16", "dev", ifname], timeout=10, check=True)
+    if args.link == "up":
+        _wait_carrier(ifname)
+    if args.serve is not None:
+        _serve_segment([f"{address}:3260" for address in args.address or ()] if args.serve else [])
+    return {"ifname": ifname, "link": args.link, "addresses": _addresses_of(ifname), "portals": _segment_portals()}
+
+
+def _serve_segment(portals):
+    """Target A listens on the segment's portals (also after every reset: setup reads SEGMENT_FILE), or no
+    longer does (``portals`` empty). Off by default: the other lab tests expect only the local portals."""
+    before = _segment_portals()
+    os.makedirs(STATE, exist_ok=True)
+    with open(SEGMENT_FILE, "w", encoding="utf-8") as handle:
+        json.dump({"portals": portals}, handle)
+    if not _target_exists(TARGET_IQN):
+        return
+    rts, _fabric, tpg, _acl = _objects(TARGET_IQN)
+    wanted = {parse_portal(p) for p in portals}
+    for np in list(tpg.network_portals):
+        key = (np.ip_address.strip("[]"), np.port)
+        if key not in wanted and f"{key[0]}:{key[1]}" in before:
+            np.delete()
+    have = {(np.ip_address.strip("[]"), np.port) for np in tpg.network_portals}
+    for portal in sorted(wanted - have):
+        _add_portal(rts, tpg, *portal)
+
+
+def _segment_portals():
+    try:
+        with open(SEGMENT_FILE, encoding="utf-8") as handle:
+            return list(json.load(handle)["portals"])
+    except FileNotFoundError:
+        return []
+
+
+def _wait_carrier(ifname, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _read(f"/sys/class/net/{ifname}/operstate") not in ("up", "unknown"):
+        time.sleep(0.2)
+
+
+def _addresses_of(ifname):
+    out = run(["ip", "-o", "-4", "addr", "show", "dev", ifname], timeout=10)["stdout"]
+    return [line.split()[3].split("/")[0] for line in out.splitlines() if len(line.split()) > 3]
+
+
+def _host_acl(rts, tpg, initiator):
+    for acl in tpg.node_acls:
+        if acl.node_wwn == initiator:
+            return acl
+    return rts.NodeACL(tpg, initiator, mode="create")
+
+
+def cmd_host_map(args):
+    """Map the array's LUN (its LU) to another host's initiator under the LUN number that host sees, as
+    arrays number LUNs per host: the same LU can be LUN 2 here and LUN 7 there."""
+    rts, _fabric, tpg, _acl = _objects(TARGET_IQN)
+    tpg_lun = next((lun for lun in tpg.luns if lun.lun == args.lun), None)
+    if tpg_lun is None:
+        raise SystemExit(f"labctl: the array has no LUN {args.lun}")
+    acl = _host_acl(rts, tpg, args.initiator)
+    number = args.lun if args.as_lun is None else args.as_lun
+    existing = {m.mapped_lun: m for m in acl.mapped_luns}
+    if number in existing and existing[number].tpg_lun.lun != args.lun:
+        raise SystemExit(
+            f"labctl: {args.initiator} already sees LUN {number} as array LUN {existing[number].tpg_lun.lun}"
+        )
+    if number not in existing:
+        rts.MappedLUN(acl, number, tpg_lun)
+    return {
+        "initiator": args.initiator,
+        "lun": args.lun,
+        "as": number,
+        "wwn": tpg_lun.storage_object.wwn,
+        "changed": number not in existing,
+    }
+
+
+def cmd_host_unmap(args):
+    """Remove another host's view of a LUN (by the number that host sees)."""
+    rts, _fabric, tpg, _acl = _objects(TARGET_IQN)
+    acl = _host_acl(rts, tpg, args.initiator)
+    removed = False
+    for mapped in acl.mapped_luns:
+        if mapped.mapped_lun == args.as_lun:
+            mapped.delete()
+            removed = True
+    return {"initiator": args.initiator, "as": args.as_lun, "was_mapped": removed}
+
+
+def cmd_hosts(_args):
+    """Every initiator the array knows and the LUNs each sees (its number -> the array's LUN and WWN)."""
+    _rts, _fabric, tpg, _acl = _objects(TARGET_IQN)
+    return {
+        acl.node_wwn: {
+            str(m.mapped_lun): {"lun": m.tpg_lun.lun, "wwn": m.tpg_lun.storage_object.wwn} for m in acl.mapped_luns
+        }
+        for acl in tpg.node_acls
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lunsafe-labctl")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1231,6 +1364,26 @@ def main(argv=None):
     p.add_argument("seconds", type=int)
     p = sub.add_parser("fc-scan-mode")
     p.add_argument("mode", choices=("manual", "sync", "async"))
+    p = sub.add_parser("initiator-name", help="this host's own initiator name (restarts iscsid; no session open)")
+    p.add_argument("name")
+    p = sub.add_parser("segment", help="the NIC on the private segment between lab guests")
+    p.add_argument("--mac", required=True)
+    p.add_argument("--link", choices=("up", "down"), default="up")
+    p.add_argument("--address", action="append", help="a link-local address (169.254.0.0/16) to add")
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        help="--serve: target A listens on these addresses (port 3260) from now on, also after resets; --no-serve: not",
+    )
+    for name in ("host-map", "host-unmap"):
+        p = sub.add_parser(name, help="another host's view of an array LUN (target A)")
+        p.add_argument("--initiator", required=True, help="the other host's initiator name")
+        if name == "host-map":
+            p.add_argument("--lun", type=int, required=True, help="the array's (TPG) LUN number")
+            p.add_argument("--as", dest="as_lun", type=int, help="the LUN number that host sees (default: --lun)")
+        else:
+            p.add_argument("--as", dest="as_lun", type=int, required=True, help="the LUN number that host sees")
+    sub.add_parser("hosts", help="every initiator the array knows and what it sees")
     args = parser.parse_args(argv)
     handler = {
         "setup": cmd_setup,
@@ -1251,6 +1404,11 @@ def main(argv=None):
         "fc-port": cmd_fc_port,
         "fc-dev-loss-tmo": cmd_fc_dev_loss_tmo,
         "fc-scan-mode": cmd_fc_scan_mode,
+        "initiator-name": cmd_initiator_name,
+        "segment": cmd_segment,
+        "host-map": cmd_host_map,
+        "host-unmap": cmd_host_unmap,
+        "hosts": cmd_hosts,
     }[args.command]
     json.dump(handler(args), sys.stdout)
     sys.stdout.write("\n")

@@ -1,0 +1,101 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet scenarios (issue 25) on two lab guests joined by a private segment: host_a (whose LIO is the
+fleet's array) and host_b. scripts/test boots its two lab VMs that way and runs this module after the rest of
+the lab suite, when both VMs are free; by hand: `lab.py --name A up --segment listen`, `lab.py --name B up
+--segment A`, then LUNSAFE_LAB_FLEET=B pytest tests/lab/test_fleet.py. Skipped without LUNSAFE_LAB_FLEET."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import lab as lab_module  # noqa: E402
+
+FLEET = os.environ.get("LUNSAFE_LAB_FLEET", "")
+pytestmark = pytest.mark.skipif(not FLEET, reason="no fleet lab: LUNSAFE_LAB_FLEET names the lab that joined a segment")
+
+#: what each host of the fleet sees on the array at the start: host_a its own numbering (array LUN n as n, from
+#: the reset), host_b array LUN 2 as LUN 7 (the same LU under another number, as arrays number LUNs per host)
+HOST_B_VIEW = {"2": 7}
+
+
+class Fleet:
+    def __init__(self, member: lab_module.Lab, root: Path) -> None:
+        self.b = member
+        self.a = lab_module.Lab(member.info()["segment"]["peer"])
+        self.root = root
+        self.inventory = lab_module.write_fleet_inventory(member)
+
+    def env(self) -> dict:
+        env = lab_module.playbook_env(self.a, self.root)
+        env["ANSIBLE_INVENTORY"] = str(self.inventory)
+        return env
+
+    def serve(self, on: bool) -> None:
+        """host_a's array listens on the segment (two portals: two paths from host_b), or stops."""
+        seg = self.a.info()["segment"]
+        addresses = [f"--address={a}" for a in seg["addresses"]]
+        self.a.array(["segment", "--mac", seg["mac"], *addresses, "--serve" if on else "--no-serve"])
+
+    def reset(self) -> None:
+        """host_b first (its sessions to host_a's array end before that array is rebuilt), then host_a (its
+        array then serves the segment); then host_b's view of the array."""
+        self.serve(True)
+        for lab in (self.b, self.a):
+            status = lab.array(["reset", "--luns", "4"], timeout=600)
+            assert status["leftover_devices"] == [], (lab.name, status)
+        initiator = self.b.info()["initiator_name"]
+        for lun, as_lun in HOST_B_VIEW.items():
+            self.a.array(["host-map", "--initiator", initiator, "--lun", lun, "--as", str(as_lun)])
+
+    def run(self, argv: list[str], timeout: float = 2700) -> subprocess.CompletedProcess:
+        tool = str(Path(sys.executable).parent / argv[0])
+        return subprocess.run(
+            [tool, *argv[1:]], env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    with lab_module.collections_root() as root:
+        fleet = Fleet(lab_module.Lab(FLEET), root)
+        try:
+            yield fleet
+        finally:
+            fleet.serve(False)  # the other lab tests expect only the array's local portals on host_a
+
+
+def test_fleet_scenarios(fleet: Fleet) -> None:
+    """a. one LU on both hosts under different LUN numbers, detached from one; b. a volume moved between hosts;
+    c. both hosts detaching at once with their array hooks delegated to the array host."""
+    fleet.reset()
+    result = fleet.run(["ansible-playbook", str(HERE / "fleet" / "fleet.yml"), "--forks", "2"])
+    output = result.stdout + result.stderr
+    print(output[-30000:])
+    assert result.returncode == 0, output[-8000:]
+    for host in ("host_a", "host_b"):
+        assert f"{host}" in result.stdout and "failed=0" in result.stdout
+
+
+def test_fleet_facts_ad_hoc(fleet: Fleet) -> None:
+    """e. the fleet's facts ad hoc, as users run them: one line per host, both answer, nothing faulty after
+    the scenarios."""
+    result = fleet.run(["ansible", "fleet", "-o", "-m", "lunsafe.san.multipath_faulty_facts"], timeout=600)
+    print(result.stdout[-6000:], result.stderr[-3000:])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    lines = {line.split(" | ")[0]: line for line in result.stdout.splitlines() if " | " in line}
+    assert set(lines) == {"host_a", "host_b"}, result.stdout
+    for host, line in lines.items():
+        assert " | SUCCESS => " in line, line
+        facts = json.loads(line.split(" => ", 1)[1])["ansible_facts"]["lunsafe_multipath"]
+        assert facts["summary"]["faulty_paths"] == 0, (host, facts["summary"])
