@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -69,6 +71,7 @@ class Fleet:
 def fleet() -> Iterator[Fleet]:
     with lab_module.collections_root() as root:
         fleet = Fleet(lab_module.Lab(FLEET), root)
+        fleet.reset()
         try:
             yield fleet
         finally:
@@ -78,13 +81,56 @@ def fleet() -> Iterator[Fleet]:
 def test_fleet_scenarios(fleet: Fleet) -> None:
     """a. one LU on both hosts under different LUN numbers, detached from one; b. a volume moved between hosts;
     c. both hosts detaching at once with their array hooks delegated to the array host."""
-    fleet.reset()
     result = fleet.run(["ansible-playbook", str(HERE / "fleet" / "fleet.yml"), "--forks", "2"])
     output = result.stdout + result.stderr
     print(output[-30000:])
     assert result.returncode == 0, output[-8000:]
     for host in ("host_a", "host_b"):
         assert f"{host}" in result.stdout and "failed=0" in result.stdout
+
+
+#: how long host_b stays cut off: longer than Ansible needs to give up on it (ServerAliveInterval 15 x 3)
+CUT_SECONDS = 75
+
+
+def _recap(stdout: str) -> dict:
+    """PLAY RECAP counts per host: {'host_a': {'ok': 12, 'failed': 0, 'unreachable': 0, ...}, ...}."""
+    found = {}
+    for host, counts in re.findall(r"^(host_[ab])\s+:\s+(.*)$", stdout, re.M):
+        found[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return found
+
+
+def _answers(lab: lab_module.Lab) -> bool:
+    try:
+        return lab.ssh(["true"], check=False, timeout=40).returncode == 0
+    except lab_module.LabError:  # no answer within the timeout: still cut off
+        return False
+
+
+def test_fleet_host_cut_off(fleet: Fleet) -> None:
+    """d. host_b is cut off from the controller while its lun_detach holds the lease (right after the array's
+    unmap); host_a completes; host_b comes back; the interrupted run's lease still holds off other work, and a
+    re-run of the same change converges with nothing left."""
+    for lab, lun, as_lun in ((fleet.a, "1", "1"), (fleet.b, "2", "7")):  # whatever the tests before left
+        fleet.a.array(["host-map", "--initiator", lab.info()["initiator_name"], "--lun", lun, "--as", as_lun])
+    first = fleet.run(
+        ["ansible-playbook", str(HERE / "fleet" / "cutoff.yml"), "--forks", "2", "-e", f"fleet_cut={CUT_SECONDS}"]
+    )
+    print(first.stdout[-20000:], first.stderr[-3000:])
+    cut_at = time.monotonic()
+    recap = _recap(first.stdout)
+    assert first.returncode == 4, f"rc {first.returncode}: host_b should end unreachable\n{first.stdout[-6000:]}"
+    assert recap["host_a"]["failed"] == 0 and recap["host_a"]["unreachable"] == 0, recap
+    assert recap["host_b"]["unreachable"] == 1, recap
+    deadline = cut_at + CUT_SECONDS + 120
+    while not _answers(fleet.b):
+        assert time.monotonic() < deadline, "host_b did not come back after the cut"
+        time.sleep(3)
+    second = fleet.run(["ansible-playbook", str(HERE / "fleet" / "cutoff_rerun.yml")])
+    print(second.stdout[-20000:], second.stderr[-3000:])
+    assert second.returncode == 0, second.stdout[-8000:]
+    assert _recap(second.stdout)["host_b"]["failed"] == 0
 
 
 def test_fleet_facts_ad_hoc(fleet: Fleet) -> None:

@@ -412,6 +412,7 @@ def cmd_portal(args):
         )
     else:
         run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
+    run(["nft", "delete", "table", "inet", "lunsafe_cut"], timeout=10)
     return {"portal": args.address, "port": args.port, "action": args.action}
 
 
@@ -508,6 +509,7 @@ def cmd_reset(args):
         run(["dmsetup", "message", name, "0", "fail_if_no_path"], timeout=10)
     steps.append(run(["vgchange", "-an", "--select", "vg_name=~^lunsafe"], timeout=20))
     run(["nft", "delete", "table", "inet", "lunsafe"], timeout=10)
+    run(["nft", "delete", "table", "inet", "lunsafe_cut"], timeout=10)
     steps.extend(_remove_test_leftovers())
     # maps first (never queue: a dead queueing map must not hang the reset), then paths, then sessions
     for name in _multipath_maps():
@@ -1288,6 +1290,33 @@ def cmd_host_unmap(args):
     return {"initiator": args.initiator, "as": args.as_lun, "was_mapped": removed}
 
 
+def cmd_cut_ssh(args):
+    """Cut this host off from the controller for N seconds (a host lost in the middle of a play): new SSH
+    connections are dropped by nftables, open sessions are ended, and a transient systemd unit (not this SSH
+    session, which dies with the cut) lifts the cut."""
+    unit = "lunsafe-lab-cut-ssh"
+    run(["systemctl", "reset-failed", f"{unit}.service"], timeout=10)
+    argv = [sys.executable, os.path.abspath(__file__), "cut-ssh-run", "--seconds", str(args.seconds)]
+    run(["systemd-run", f"--unit={unit}", "--collect", *argv], timeout=30, check=True)
+    return {"cut_seconds": args.seconds, "unit": unit}
+
+
+def cmd_cut_ssh_run(args):
+    table = ["inet", "lunsafe_cut"]
+    run(["nft", "add", "table", *table], timeout=10, check=True)
+    run(["nft", "add", "chain", *table, "input", "{ type filter hook input priority -10 ; }"], timeout=10, check=True)
+    time.sleep(2)  # the SSH session that asked for the cut gets its answer first
+    run(["nft", "add", "rule", *table, "input", "tcp", "dport", "22", "drop"], timeout=10, check=True)
+    # established sessions too (a controller's SSH master connection would otherwise just stall and resume):
+    # end every sshd session process, not the listener, as when the host's sshd dies
+    run(["pkill", "--signal", "KILL", "-f", "^sshd: root"], timeout=10)
+    try:
+        time.sleep(args.seconds)
+    finally:
+        run(["nft", "delete", "table", *table], timeout=10)
+    return {"cut_seconds": args.seconds}
+
+
 def cmd_hosts(_args):
     """Every initiator the array knows and the LUNs each sees (its number -> the array's LUN and WWN)."""
     _rts, _fabric, tpg, _acl = _objects(TARGET_IQN)
@@ -1384,6 +1413,9 @@ def main(argv=None):
         else:
             p.add_argument("--as", dest="as_lun", type=int, required=True, help="the LUN number that host sees")
     sub.add_parser("hosts", help="every initiator the array knows and what it sees")
+    for name in ("cut-ssh", "cut-ssh-run"):
+        p = sub.add_parser(name, help="drop SSH to this guest for N seconds (a host cut off from the controller)")
+        p.add_argument("--seconds", type=int, required=True)
     args = parser.parse_args(argv)
     handler = {
         "setup": cmd_setup,
@@ -1409,6 +1441,8 @@ def main(argv=None):
         "host-map": cmd_host_map,
         "host-unmap": cmd_host_unmap,
         "hosts": cmd_hosts,
+        "cut-ssh": cmd_cut_ssh,
+        "cut-ssh-run": cmd_cut_ssh_run,
     }[args.command]
     json.dump(handler(args), sys.stdout)
     sys.stdout.write("\n")
