@@ -77,10 +77,9 @@ def test_a_slow_portal_costs_its_own_time_not_the_sum_and_results_keep_the_order
     trail = Trail(journal, module="iscsi_lun_attach", op="attach", request={"targets": [IQN]})
     # distinct delays (0.3 s apart): the sessions' numbers follow the order the logins end, also under load
     fake = world(tmp_path, delays={P1: 1.0, P2: 0.4, P3: 0.7})
-    outcome, elapsed = timed(fake, trail=trail)
+    outcome, _elapsed = timed(fake, trail=trail)
     assert outcome.error is None, outcome.error
-    assert elapsed < 1.9, elapsed  # one after the other: at least 2.1 s
-    assert fake.runner.most_busy == 3
+    assert fake.runner.most_busy == 3  # all three at once (counted, not timed: load stretches any time bound)
     # the first path ended last (its session has the highest number), yet every list keeps the paths' order
     assert session_portal(fake, 3) == P1
     assert outcome.result["logged_in"] == PORTALS
@@ -128,10 +127,11 @@ def test_a_dead_portal_costs_one_deadline_among_three_and_is_named(tmp_path: Pat
     # P2 never answers: its login runs until the runner's deadline kills it (rc 124); the others take their
     # time meanwhile
     fake = world(tmp_path, silent=[P2], delays={P1: 0.5, P2: 0.6, P3: 0.5})
-    outcome, elapsed = timed(fake)
+    outcome, _elapsed = timed(fake)
     error = outcome.error
     assert error is not None
-    assert elapsed < 1.3, elapsed  # one after the other: at least 1.6 s
+    # all three at once (counted, not timed: a loaded machine stretches any wall-clock bound)
+    assert fake.runner.most_busy == 3
     assert error.msg.startswith(f"login to {IQN} at {P2} did not complete within 40s: the portal is unreachable")
     assert error.details["rc_name"] == "timeout"
     # no TCP answer: no SendTargets probe of the dead portal
@@ -173,10 +173,9 @@ def test_logouts_go_side_by_side_and_keep_the_order_of_the_paths(tmp_path: Path)
     assert run(fake).error is None
     fake.logout_delays.update({P1: 0.8, P2: 0.7, P3: 0.7})
     fake.runner.most_busy = 0
-    outcome, elapsed = timed(fake, state="absent")
+    outcome, _elapsed = timed(fake, state="absent")
     assert outcome.error is None, outcome.error
-    assert elapsed < 1.7, elapsed  # one after the other: at least 2.2 s
-    assert fake.runner.most_busy == 3
+    assert fake.runner.most_busy == 3  # all three at once (counted, not timed)
     assert outcome.result["logged_out"] == PORTALS and outcome.result["nodes_removed"] == PORTALS
     assert fake.sessions == [] and fake.nodes == {}
     assert sorted(t for argv, t in fake.runner.deadlines if "--logout" in argv) == [60.0] * 3
@@ -191,10 +190,11 @@ def test_a_dead_logout_is_named_and_the_other_paths_are_still_released(tmp_path:
     assert run(fake).error is None
     fake.silent.append(P2)
     fake.logout_delays.update({P1: 0.5, P2: 0.6, P3: 0.5})
-    outcome, elapsed = timed(fake, state="absent")
+    fake.runner.most_busy = 0
+    outcome, _elapsed = timed(fake, state="absent")
     error = outcome.error
     assert error is not None
-    assert elapsed < 1.3, elapsed  # one after the other: at least 1.6 s
+    assert fake.runner.most_busy == 3  # all three logouts at once (counted, not timed)
     assert error.msg.startswith("command did not finish within 60s and was killed: iscsiadm -m node -T")
     assert P2 in error.msg
     assert outcome.result["logged_out"] == [P1, P3] and outcome.result["nodes_removed"] == [P1, P3]
