@@ -89,6 +89,65 @@ def test_fleet_scenarios(fleet: Fleet) -> None:
         assert f"{host}" in result.stdout and "failed=0" in result.stdout
 
 
+def _maps(lab: lab_module.Lab) -> list:
+    return lab.ssh(["dmsetup", "ls", "--target", "multipath"], check=False).stdout.split()[::2]
+
+
+def test_fleet_remediation(fleet: Fleet, tmp_path: Path) -> None:
+    """c. faulty maps made the naive way on both hosts; faulty_remediation over the fleet with forks 2: the plan
+    in check mode first (report written, nothing changed), then over a fleet cap of 1 (every host refused,
+    nothing changed), then with host_b broken (multipathd stopped: reported, host_a cleaned), then host_b again."""
+    for lab, lun, as_lun in ((fleet.a, "0", "0"), (fleet.b, "2", "7")):
+        fleet.a.array(["host-map", "--initiator", lab.info()["initiator_name"], "--lun", lun, "--as", as_lun])
+    made = fleet.run(["ansible-playbook", str(HERE / "fleet" / "faulty.yml"), "--forks", "2"])
+    print(made.stdout[-8000:])
+    assert made.returncode == 0, made.stdout[-6000:]
+    maps = {"host_a": _maps(fleet.a), "host_b": _maps(fleet.b)}
+    assert all(len(names) == 1 for names in maps.values()), maps
+
+    def remediate(*extra: str) -> tuple:
+        report = tmp_path / f"report-{len(list(tmp_path.iterdir()))}"
+        playbook = HERE / "fleet" / "remediate.yml"
+        done = fleet.run(
+            ["ansible-playbook", str(playbook), "--forks", "2", "-e", f"fleet_report_dir={report}", *extra]
+        )
+        print(done.stdout[-12000:])
+        data = json.loads((report / "report.json").read_text())
+        assert (report / "report.md").read_text().strip(), "report.md is empty"
+        return done, data, {h["host"]: h for h in data["hosts"]}
+
+    # the plan: both maps would be cleaned, nothing is changed
+    done, data, hosts = remediate("--check")
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert data["check_mode"] is True and data["summary"]["would_clean"] == 2, data["summary"]
+    assert {"host_a": _maps(fleet.a), "host_b": _maps(fleet.b)} == maps
+    # over the fleet cap: every host refused, nothing changed, one message names the cap
+    done, data, hosts = remediate("-e", "fleet_cap=1")
+    assert done.returncode != 0 and "faulty_remediation_fleet_max_maps=1" in done.stdout, done.stdout[-6000:]
+    assert data["fleet_problem"], data
+    assert {"host_a": _maps(fleet.a), "host_b": _maps(fleet.b)} == maps
+    # host_b broken (multipathd stopped): reported, changes nothing; host_a is cleaned
+    fleet.b.ssh(["systemctl", "stop", "multipathd.socket", "multipathd.service"])
+    try:
+        done, data, hosts = remediate()
+    finally:
+        fleet.b.ssh(["systemctl", "start", "multipathd.service"])
+    recap = _recap(done.stdout)
+    assert done.returncode != 0 and recap["host_b"]["failed"] == 1 and recap["host_a"]["failed"] == 0, recap
+    assert hosts["host_b"]["status"] == "broken" and "multipathd" in hosts["host_b"]["note"], hosts["host_b"]
+    assert hosts["host_a"]["status"] == "ok" and hosts["host_a"]["cleaned"] == 1, hosts["host_a"]
+    assert _maps(fleet.a) == [] and _maps(fleet.b) == maps["host_b"]
+    # host_b again, multipathd back: cleaned
+    deadline = time.monotonic() + 120
+    while fleet.b.ssh(["multipathd", "show", "status"], check=False).returncode != 0:
+        assert time.monotonic() < deadline, "multipathd did not come back on host_b"
+        time.sleep(2)
+    done, data, hosts = remediate("--limit", "host_b")
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert hosts["host_b"]["status"] == "ok" and hosts["host_b"]["cleaned"] == 1, hosts["host_b"]
+    assert _maps(fleet.b) == []
+
+
 #: how long host_b stays cut off: longer than Ansible needs to give up on it (ServerAliveInterval 15 x 3)
 CUT_SECONDS = 75
 
