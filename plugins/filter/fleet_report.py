@@ -323,7 +323,8 @@ def _host_rows(record: Mapping[str, Any], *, status: str, check_mode: bool, flee
     if facts is None:
         return []
     selected_wwids = {
-        _text(item.get("wwid")) for item in entries(record["selected"] or [], filter_name=NAME, what="selected maps")
+        _text(item.get("wwid"))
+        for item in entries(record["selected"] or [], filter_name=NAME, what=f"the selected maps of {record['host']}")
     }
     flushed = _flush_outcomes(record.get("flush"))
     paths_by_map: Dict[str, List[Mapping[str, Any]]] = {}
@@ -401,9 +402,9 @@ def fleet_report(
             note = "nothing was changed: over the fleet cap"
         host_rows = _host_rows(record, status=status, check_mode=bool(check_mode), fleet_problem=fleet_problem)
         facts = _facts_of(record["facts"])
-        summary = (facts or {}).get("summary") or {}
+        counts = (facts or {}).get("summary") or {}
         line: Dict[str, Any] = {"host": host, "status": status, "note": note}
-        line.update({key: summary.get(key) if facts is not None else None for key in _COUNTS})
+        line.update({key: counts.get(key) if facts is not None else None for key in _COUNTS})
         line["selected"] = len(record["selected"] or [])
         line.update(_outcome_counts(host_rows))
         hosts.append(line)
