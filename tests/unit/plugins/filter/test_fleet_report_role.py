@@ -14,6 +14,7 @@ report is written once, on the controller, in both forms.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -49,6 +50,7 @@ main()
 
 FLUSH_MODULE = """#!/usr/bin/python
 from __future__ import annotations
+import copy
 import json
 from ansible.module_utils.basic import AnsibleModule
 def main():
@@ -103,10 +105,11 @@ def playbook(
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     lines = ["[fleet]"]
-    for host, (facts, refuse) in hosts.items():
+    for host, (facts, refuse, *host_vars) in hosts.items():
         (work / f"{host}.facts.json").write_text(json.dumps(facts), encoding="utf-8")
         (work / f"{host}.flush.json").write_text(json.dumps(refuse), encoding="utf-8")
-        lines.append(f"{host} ansible_connection=local ansible_python_interpreter={sys.executable}")
+        extra = "".join(f" {key}={json.dumps(value)}" for item in host_vars for key, value in item.items())
+        lines.append(f"{host} ansible_connection=local ansible_python_interpreter={sys.executable}{extra}")
     lines.append("node9 ansible_host=127.0.0.1 ansible_port=1 ansible_ssh_common_args='-o ConnectTimeout=5'")
     (work / "inventory.ini").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (work / "play.yml").write_text(PLAY, encoding="utf-8")
@@ -217,18 +220,43 @@ def test_over_the_fleet_cap_no_host_flushes_and_the_role_fails_once(
     assert {row["outcome_why"] for row in data["rows"][:2]} == {"over the fleet cap"}
 
 
-def test_check_mode_writes_the_plan_and_changes_nothing(
+def test_check_mode_writes_the_plan_changes_nothing_and_refused_hosts_fail_with_their_message(
     tmp_path: Path, collection: Path, fleet: Dict[str, Any]
 ) -> None:
     mpatha = fleet.pop("mpatha")
-    fleet.pop("node3")
-    fleet["node2"] = (fleet["node2"][0], {})
+    unmapped = fleet["node1"][0]
+    held = copy.deepcopy(unmapped)
+    next(item for item in held["maps"] if item["name"] == "mpatha")["holders"] = ["dm-9"]
+    fleet["node2"] = (unmapped, {})
+    # node3 selects a held map, node4 more maps than its faulty_remediation_max_maps: both refused, nothing flushed
+    fleet["node3"] = (held, {}, {"faulty_remediation_select": "maps[?dead]"})
+    fleet["node4"] = (unmapped, {}, {"faulty_remediation_max_maps": 0})
     run = playbook(tmp_path, collection, fleet, check=True)
-    assert run.returncode in {2, 4}, run.stdout  # node9 is unreachable and failed
+    assert run.returncode == 2, run.stdout
     assert calls(tmp_path, "node1") == ["facts", f"flush {mpatha} check=True"]  # no second read in check mode
+    assert calls(tmp_path, "node3") == calls(tmp_path, "node4") == ["facts"]
+    output = run.stdout + run.stderr
+    assert (
+        "fix the paths, or detach the LUN with the lun_detach role): []; held (partitions, LVM, dm-crypt, another"
+        " map): ['mpatha']. Narrow the expression." in output
+    )
+    assert (
+        "1 maps were selected for cleanup, more than faulty_remediation_max_maps=0; nothing was changed."
+        " Review them (mpatha) and raise the limit." in output
+    )
     data = report(tmp_path)
     assert data["check_mode"] is True
-    assert outcomes(data) == [("node1", "mpatha", "would clean"), ("node2", "mpatha", "would clean")]
+    assert outcomes(data) == [
+        ("node1", "mpatha", "would clean"),
+        ("node2", "mpatha", "would clean"),
+        ("node3", "mpatha", "refused"),
+        ("node4", "mpatha", "refused"),
+    ]
+    assert [row["outcome_why"] for row in data["rows"][2:]] == [
+        "held by dm-9",
+        "the host's plan was refused (see the host's note)",
+    ]
+    assert {line["host"]: line["status"] for line in data["hosts"]}["node4"] == "refused"
     assert "Check mode: the plan only, nothing was changed on any host." in (
         tmp_path / "work" / "report" / "report.md"
     ).read_text(encoding="utf-8")

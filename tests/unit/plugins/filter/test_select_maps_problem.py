@@ -121,7 +121,13 @@ def run_selection(select: str, *, max_maps: int = 20) -> Dict[str, Any]:
     planned: List[Any] = _evaluate(env, select_task["faulty_remediation__planned"], variables)
     variables["faulty_remediation__planned"] = planned
     refusal_task = next(task for name, task in tasks.items() if name.startswith("Find the faulty maps"))
-    refusal = env.from_string(refusal_task["ansible.builtin.set_fact"]["faulty_remediation__refusal"]).render(variables)
+    for key, value in refusal_task["vars"].items():  # the task's own vars, as Ansible templates them
+        variables[key] = (
+            [_evaluate(env, item, variables) for item in value]
+            if isinstance(value, list)
+            else _evaluate(env, value, variables)
+        )
+    refusal = _evaluate(env, refusal_task["ansible.builtin.set_fact"]["faulty_remediation__refusal"], variables)
     variables["faulty_remediation__refusal"] = refusal
     fail = tasks["Fail when this host's plan was refused"]
     failed: Optional[str] = None
