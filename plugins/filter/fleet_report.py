@@ -28,8 +28,9 @@ description:
     could), C(refusal) (why the role refused the host's plan - an unusable C(faulty_remediation_select), a
     selection of held or presented maps, more maps than C(faulty_remediation_max_maps); empty when none),
     C(selected) (the maps C(faulty_remediation_select) selected) and, once the host got past the flush, C(done)
-    V(true) and C(flush) (the registered result of the looped M(lunsafe.san.multipath_flush) task, or V(null)
-    when it did not run).
+    V(true), C(flush) (the registered result of the looped M(lunsafe.san.multipath_flush) task, or V(null)
+    when it did not run) and C(fleet_problem) (what the fleet cap said for the host's batch, empty when it let
+    the batch go on; without it, O(fleet_problem) counts).
   - Render it for people with C(lunsafe.san.fleet_report_markdown); C(ansible.builtin.to_nice_json) gives the
     machine-readable form.
 options:
@@ -45,7 +46,7 @@ options:
   fleet_problem:
     description:
       - Why the fleet cap refused the run (see C(lunsafe.san.fleet_cap_problem)); when set, no selected map was
-        flushed on any host.
+        flushed on any host. A record's own C(fleet_problem) (the cap of its batch with C(serial)) counts instead.
     type: str
     default: ""
   active:
@@ -223,11 +224,11 @@ def cap_problem(records: Any, cap: Any, filter_name: str = NAME) -> str:
     if limit < 0:
         raise AnsibleFilterError(f"{filter_name}: the cap must be a number of maps (0 or more), got {cap!r}")
     counts = [(str(record["host"]), _planned_count(record)) for record in _records(records, filter_name)]
-    total = sum(count for _, count in counts)
+    total = sum(count for _host, count in counts)
     if total <= limit:
         return ""
     per_host = ", ".join(f"{host} {count}" for host, count in sorted(counts) if count)
-    hosts = sum(1 for _, count in counts if count)
+    hosts = sum(1 for _host, count in counts if count)
     return (
         f"{total} maps were selected for cleanup on {hosts} host{'s' if hosts != 1 else ''}, more than the fleet cap"
         f" of {limit} (maps per host: {per_host})"
@@ -398,9 +399,11 @@ def fleet_report(
             raise AnsibleFilterError(f"{NAME}: host {host!r} has two records")
         seen.add(host)
         status, note = _status(record, active_hosts)
-        if status == "ok" and fleet_problem and _planned_count(record):
+        # the cap of the record's own batch (serial), else the run's
+        capped = _text(record["fleet_problem"]) if "fleet_problem" in record else fleet_problem
+        if status == "ok" and capped and _planned_count(record):
             note = "nothing was changed: over the fleet cap"
-        host_rows = _host_rows(record, status=status, check_mode=bool(check_mode), fleet_problem=fleet_problem)
+        host_rows = _host_rows(record, status=status, check_mode=bool(check_mode), fleet_problem=capped)
         facts = _facts_of(record["facts"])
         counts = (facts or {}).get("summary") or {}
         line: Dict[str, Any] = {"host": host, "status": status, "note": note}

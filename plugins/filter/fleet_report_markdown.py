@@ -66,7 +66,7 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: Sequence[str], lines: List[List[Any]]) -> List[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _name in header) + "|"]
     out.extend("| " + " | ".join(_cell(value) for value in line) + " |" for line in lines)
     return out
 

@@ -513,3 +513,17 @@ def test_the_filter_plugins_name_their_filters() -> None:
     assert fleet_report_markdown.FilterModule().filters() == {"fleet_report_markdown": markdown}
     assert fleet_host_problem.FilterModule().filters() == {"fleet_host_problem": problem}
     assert fleet_cap_problem.FilterModule().filters() == {"fleet_cap_problem": cap}
+
+
+def test_a_record_keeps_the_cap_of_its_own_batch(unmapped: Dict[str, Any]) -> None:
+    """With serial, batch 1 cleaned; batch 2 was over the cap: the report after batch 2 keeps batch 1's outcome."""
+    mpatha = by_name(unmapped, "mpatha")
+    first = record("node1", registered(unmapped), selected=[mpatha], flush=flushed({"item": mpatha, "changed": True}))
+    second = record("node2", registered(unmapped), selected=[mpatha, by_name(unmapped, "mpathb")])
+    out = report([{**first, "fleet_problem": ""}, {**second, "fleet_problem": "2 maps"}], fleet_problem="2 maps")
+    assert [(row["host"], row["outcome"]) for row in out["rows"]] == [
+        ("node1", "cleaned"),
+        ("node2", "refused"),
+        ("node2", "refused"),
+    ]
+    assert [line["note"] for line in out["hosts"]] == ["", "nothing was changed: over the fleet cap"]
