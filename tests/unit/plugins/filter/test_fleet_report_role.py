@@ -214,6 +214,8 @@ def test_over_the_fleet_cap_no_host_flushes_and_the_role_fails_once(
     # one failure, on the host the check ran on; the run stops there for every host (none reaches its own checks)
     assert message in output and output.count("FAILED!") == 1, output
     assert "nothing was changed on this host" not in output
+    # each host's own output says so, before the failure (node3: multipathd stopped, node9: unreachable)
+    assert output.count('"status": "over_fleet_cap"') == 2 and output.count('"status": "broken"') == 2, output
     data = report(tmp_path)
     assert data["fleet_problem"].startswith("2 maps were selected for cleanup on 2 hosts")
     assert outcomes(data)[:2] == [("node1", "mpatha", "refused"), ("node2", "mpatha", "refused")]
