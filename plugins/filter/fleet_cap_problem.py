@@ -34,7 +34,8 @@ options:
     required: true
 positional: cap
 seealso:
-  - role: lunsafe.san.faulty_remediation
+  - plugin: lunsafe.san.fleet_report
+    plugin_type: filter
 """
 
 EXAMPLES = r"""

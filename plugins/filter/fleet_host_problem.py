@@ -33,7 +33,6 @@ options:
     required: true
 seealso:
   - module: lunsafe.san.multipath_faulty_facts
-  - role: lunsafe.san.faulty_remediation
 """
 
 EXAMPLES = r"""

@@ -65,7 +65,6 @@ options:
 seealso:
   - module: lunsafe.san.multipath_faulty_facts
   - module: lunsafe.san.multipath_flush
-  - role: lunsafe.san.faulty_remediation
 """
 
 EXAMPLES = r"""

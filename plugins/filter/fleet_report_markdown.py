@@ -31,7 +31,8 @@ options:
     type: str
     default: Faulty multipath devices - fleet report
 seealso:
-  - role: lunsafe.san.faulty_remediation
+  - plugin: lunsafe.san.fleet_report
+    plugin_type: filter
 """
 
 EXAMPLES = r"""
