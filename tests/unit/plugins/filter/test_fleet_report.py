@@ -28,7 +28,7 @@ from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.faults_host
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.test_faults import observe
 
 # lab host of the fixtures: mpatha is LUN 2, mpathb LUN 3 (see faults_host.py)
-MPATHA, MPATHB = WWID[2], WWID[3]
+MPATHA = WWID[2]
 
 
 def facts_of(tmp_path: Path, state: str, *, daemon: bool = True, **sysfs: Any) -> Dict[str, Any]:
