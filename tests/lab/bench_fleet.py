@@ -84,14 +84,14 @@ def parse(path: Path) -> Dict[str, Any]:
     plays: Dict[str, Any] = {}
     order = [r for r in records if r["event"] in ("play_start", "end")]
     for i, rec in enumerate(order):
-        if rec["event"] != "play_start" or not rec["play"].startswith("measure: "):
+        if rec["event"] != "play_start" or not rec["play"].startswith("Measure: "):
             continue
         end = order[i + 1]["time"] if i + 1 < len(order) else rec["time"]
-        plays[rec["play"][len("measure: ") :]] = {"wall": round(end - rec["time"], 2), "hosts": {}}
+        plays[rec["play"][len("Measure: ") :]] = {"wall": round(end - rec["time"], 2), "hosts": {}}
     per: Dict[tuple, List[dict]] = defaultdict(list)
     for rec in records:
-        if rec["event"] == "result" and rec["play"].startswith("measure: "):
-            per[(rec["play"][len("measure: ") :], rec["host"])].append(rec)
+        if rec["event"] == "result" and rec["play"].startswith("Measure: "):
+            per[(rec["play"][len("Measure: ") :], rec["host"])].append(rec)
     for (play, host), results in per.items():
         calls = delegated = 0
         tasks = []
