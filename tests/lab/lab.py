@@ -137,9 +137,10 @@ FC_PORTS = (
 )
 FC_HUB = 7
 
-# The segment between two lab guests (issue 25, a fleet): one virtio NIC per guest on a qemu socket netdev
-# (the first guest listens on a local TCP port, the second connects; frames travel inside that socket between
-# the two qemu processes and nowhere else). Its addresses are IPv4 link-local (169.254.0.0/16, static, never
+# The segment between two lab guests (issue 25, a fleet): one virtio NIC per guest on a qemu socket netdev in
+# UDP mode on the loopback (each qemu binds its own port and sends to the other's: frames travel between the two
+# qemu processes and nowhere else, and either guest can reboot or lose power without breaking the segment, which
+# a TCP listen/connect pair would). Its addresses are IPv4 link-local (169.254.0.0/16, static, never
 # routed): they exist nowhere outside the lab. The listening guest is the array of the fleet: target A listens
 # on two addresses there (two paths from the other host); each guest has its own initiator name.
 SEGMENT_ADDRESSES = {"listen": ("169.254.77.1", "169.254.77.11"), "connect": ("169.254.77.2",)}
@@ -405,7 +406,8 @@ class Lab:
         if segment == "listen":
             return {
                 "role": "listen",
-                "port": _free_port(),
+                "port": _free_port(socket.SOCK_DGRAM),  # this guest's end of the segment
+                "peer_port": _free_port(socket.SOCK_DGRAM),  # the joining guest's end
                 "mac": SEGMENT_MACS["listen"],
                 "addresses": list(SEGMENT_ADDRESSES["listen"]),
                 "peer": None,
@@ -415,7 +417,8 @@ class Lab:
             raise LabError(f"lab {segment!r} does not listen on a segment: boot it with `up --segment listen`")
         return {
             "role": "connect",
-            "port": peer["port"],
+            "port": peer["peer_port"],
+            "peer_port": peer["port"],
             "mac": SEGMENT_MACS["connect"],
             "addresses": list(SEGMENT_ADDRESSES["connect"]),
             "peer": segment,
@@ -425,10 +428,11 @@ class Lab:
         console = self.state / "console.log"
         seg_args = []
         if segment:
-            how = "listen" if segment["role"] == "listen" else "connect"
+            # UDP between the two qemu processes on the loopback (each binds its own end, sends to the other's):
+            # no connection, so either guest can reboot or lose power and the segment carries on
             seg_args = [
                 "-netdev",
-                f"socket,id=seg,{how}=127.0.0.1:{segment['port']}",
+                f"socket,id=seg,localaddr=127.0.0.1:{segment['port']},udp=127.0.0.1:{segment['peer_port']}",
                 "-device",
                 f"virtio-net-pci,netdev=seg,mac={segment['mac']}",
             ]
@@ -787,8 +791,8 @@ def host_load(console: Path) -> str:
     return said + "."
 
 
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, kind)) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -90,14 +90,16 @@ def test_fleet_scenarios(fleet: Fleet) -> None:
 
 
 def _maps(lab: lab_module.Lab) -> list:
-    return lab.ssh(["dmsetup", "ls", "--target", "multipath"], check=False).stdout.split()[::2]
+    """The host's multipath maps by name (`dmsetup ls` lines: NAME (MAJOR, MINOR); or "No devices found")."""
+    out = lab.ssh(["dmsetup", "ls", "--target", "multipath"], check=False).stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith("No devices"))
 
 
 def test_fleet_remediation(fleet: Fleet, tmp_path: Path) -> None:
     """c. faulty maps made the naive way on both hosts; faulty_remediation over the fleet with forks 2: the plan
     in check mode first (report written, nothing changed), then over a fleet cap of 1 (every host refused,
     nothing changed), then with host_b broken (multipathd stopped: reported, host_a cleaned), then host_b again."""
-    for lab, lun, as_lun in ((fleet.a, "0", "0"), (fleet.b, "2", "7")):
+    for lab, lun, as_lun in ((fleet.a, "3", "3"), (fleet.b, "2", "7")):
         fleet.a.array(["host-map", "--initiator", lab.info()["initiator_name"], "--lun", lun, "--as", as_lun])
     made = fleet.run(["ansible-playbook", str(HERE / "fleet" / "faulty.yml"), "--forks", "2"])
     print(made.stdout[-8000:])
