@@ -144,14 +144,18 @@ def test_fleet_remediation(fleet: Fleet, tmp_path: Path) -> None:
     while fleet.b.ssh(["multipathd", "show", "status"], check=False).returncode != 0:
         assert time.monotonic() < deadline, "multipathd did not come back on host_b"
         time.sleep(2)
-    done, data, hosts = remediate("--limit", "host_b")
+    # after its multipathd came back the dead map may queue I/O with a udev worker stuck on it (seen here: the safe
+    # run refuses, naming the worker); the map is unpresented and dead, so force is the documented remedy
+    done, data, hosts = remediate("--limit", "host_b", "-e", '{"faulty_remediation_safe_mode": false}')
     assert done.returncode == 0, done.stdout[-6000:]
     assert hosts["host_b"]["status"] == "ok" and hosts["host_b"]["cleaned"] == 1, hosts["host_b"]
     assert _maps(fleet.b) == []
 
 
-#: how long host_b stays cut off: longer than Ansible needs to give up on it (ServerAliveInterval 15 x 3)
-CUT_SECONDS = 75
+#: how long host_b stays cut off: longer than Ansible needs to give up on it (ServerAliveInterval 15 x 3) and
+#: then on the role's rescue (a new connection, ANSIBLE_TIMEOUT 30 s). A host back before that is rescued: the
+#: role's rescue ends the lease on it (seen with 75 s), which is right, but not the case this test is about.
+CUT_SECONDS = 150
 
 
 def _recap(stdout: str) -> dict:
