@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ansible_collections.lunsafe.san.plugins.module_utils import _transport_fc as fc
 from ansible_collections.lunsafe.san.plugins.module_utils import _transport_iscsi as iscsi
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError, UnsafeFile
-from ansible_collections.lunsafe.san.plugins.module_utils._lock import LockDir, read_trusted, remove_file
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import LockDir, read_trusted
 from ansible_collections.lunsafe.san.plugins.module_utils._transport import TransportRequest
 
 __all__ = [
@@ -168,13 +168,21 @@ class StateFile:
 
     def write(self, records: Sequence[Dict[str, Any]]) -> None:
         """Replace the file's records whole (the file is removed when none is left)."""
+        name = os.path.basename(self.path)
+        text = json.dumps({"version": STATE_VERSION, "records": list(records)}, sort_keys=True, indent=1)
         try:
-            if not records:
-                remove_file(self.path)
-                return
-            text = json.dumps({"version": STATE_VERSION, "records": list(records)}, sort_keys=True, indent=1)
-            with LockDir.opened(os.path.dirname(self.path), create=True) as directory:
-                directory.replace(os.path.basename(self.path), text + "\n", mode=_FILE_MODE)
+            with LockDir.opened(os.path.dirname(self.path), create=bool(records)) as directory:
+                directory.read(name, what=_WHAT)  # a file that is not trusted is refused, not replaced
+                if records:
+                    directory.replace(name, text + "\n", mode=_FILE_MODE)
+                else:
+                    directory.unlink(name)
+        except FileNotFoundError as exc:
+            if records:
+                raise PersistError(
+                    f"the {_WHAT} {self.path} could not be written: {exc.strerror}", path=self.path
+                ) from None
+            return  # no directory, so no file: nothing to remove
         except UnsafeFile as exc:
             raise PersistError(f"{exc.msg} (the {_WHAT}: it was not written)", **exc.details) from None
         except OSError as exc:
