@@ -200,10 +200,10 @@ EXAMPLES = r"""
 RETURN = r"""
 persisted:
   description:
-    - What this run did to the persistence state file (see O(persist)). C(recorded) lists the records it added
-      or updated (with O(persist=true): each LUN it attached, with C(transport), C(module), C(targets), C(paths),
+    - "What this run did to the persistence state file (see O(persist)). C(recorded) lists the records it added
+      or updated (with O(persist=true), each LUN it attached, with C(transport), C(module), C(targets), C(paths),
       C(lun), C(lun_addressing), C(linux_lun), C(wwid), C(multipath), C(recorded)); C(forgotten) the records a
-      detach removed; C(count) how many records the file holds after the run; C(state_file) its path.
+      detach removed; C(count) how many records the file holds after the run; C(state_file) its path."
     - In check mode, the change a real run would make (C(wwid) null for a LUN not attached yet). Part of
       C(changed) and of the diff (a C(persist:) line per record).
     - Null when the file could not be read by an attach without O(persist) (a warning says why), or when the run
