@@ -21,9 +21,10 @@ keeps: no secret is stored here). iscsid logs in at boot only to records with ``
 the module's default (manual) it logs in to nothing, so a session exists only for the recorded LUNs' paths.
 Records set to automatic work too: the restore finds the session and only scans. Fibre Channel needs no login.
 
-The procedure is :func:`restore` over a :class:`_host.Host`; :func:`main` is the service's entry point (the
-installed ``lunsafe-san-restore`` script calls it), with a subprocess :class:`ProcessModule` in place of an
-``AnsibleModule`` under the one command runner. Every line it prints goes to systemd's journal
+The procedure is :func:`restore` over a :class:`_host.Host`; :func:`run_service` is what the service runs. The
+installed entry script (``roles/lun_attach/files/lunsafe-san-restore``) only adds what a module never does:
+printing, the exit code, and a small subprocess adapter in place of ``AnsibleModule`` under the one command
+runner. Every line it prints goes to systemd's journal
 (``journalctl -u lunsafe-san-restore``): one per recorded LUN (``restored``, ``refused``, ``missing`` or
 ``failed``) and a summary with the seconds taken. It exits 0 when every recorded LUN is back, 1 otherwise,
 2 when it could not start (state file, lock).
@@ -35,10 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import shutil
-import subprocess
-import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -46,17 +43,16 @@ from ansible_collections.lunsafe.san.plugins.module_utils import _attach as proc
 from ansible_collections.lunsafe.san.plugins.module_utils import _persist as persist
 from ansible_collections.lunsafe.san.plugins.module_utils import _transport_fc as fc
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
-from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
+from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import DEFAULT_LOCK_FILE, HostLock
 from ansible_collections.lunsafe.san.plugins.module_utils._lu import IdentityError
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
-__all__ = ["DEFAULT_TIMEOUT", "Outcome", "ProcessModule", "main", "restore"]
+__all__ = ["DEFAULT_TIMEOUT", "Outcome", "restore", "run_service", "summary"]
 
 DEFAULT_TIMEOUT = 30.0  # seconds per wait (sessions, block devices, maps): a LUN that is gone costs it once
 STATUSES = ("restored", "refused", "missing", "failed")
-_SBIN = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 @dataclasses.dataclass
@@ -110,7 +106,7 @@ def restore(
     lock_file: str = DEFAULT_LOCK_FILE,
     timeout: float = DEFAULT_TIMEOUT,
     lock_timeout: float = 300.0,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None],
 ) -> List[Outcome]:
     """Attach every recorded LUN again (see the module docstring); what happened to each record, in order.
     :class:`_errors.LunsafeError` when the state file or the lock cannot be used (nothing was changed)."""
@@ -149,57 +145,32 @@ def restore(
     return outcomes
 
 
-# ---------------------------------------------------------------------------------------------------------
-# the service's entry point
+def summary(outcomes: Sequence[Outcome], *, seconds: float) -> Tuple[str, int]:
+    """The run's last journal line, and the exit code of the service: 0 when every recorded LUN is back."""
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in STATUSES}
+    others = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "restored")
+    restored = f"{counts['restored']} of {len(outcomes)} recorded LUNs restored"
+    line = f"lunsafe-san-restore: {restored} in {seconds:.2f} s ({others})"
+    return line, 0 if counts["restored"] == len(outcomes) else 1
 
 
-class ProcessModule:
-    """The two calls of ``AnsibleModule`` the command runner makes (``_runner.ModuleLike``), over subprocess: the
-    service runs without Ansible. The runner keeps its own policy (C locale, deadline, accepted codes)."""
-
-    def __init__(self, *, path: Sequence[str] = _SBIN) -> None:
-        self.path = os.pathsep.join(path)
-
-    def get_bin_path(self, arg: str, required: bool = False, opt_dirs: Optional[List[str]] = None) -> Optional[str]:
-        found = shutil.which(arg, path=os.pathsep.join([*(opt_dirs or []), self.path]))
-        if found is None and required:
-            raise LunsafeError(f"required command {arg!r} was not found in {self.path}", cmd=arg, rc=127)
-        return found
-
-    def run_command(self, args: Any, **kwargs: Any) -> Tuple[int, str, str]:
-        env = dict(os.environ, **(kwargs.get("environ_update") or {}))
-        data = kwargs.get("data")
-        proc = subprocess.Popen(  # an argv list from the runner, never a shell string
-            list(args),
-            stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-        )
-        callback = kwargs.get("before_communicate_callback")
-        if callback is not None:
-            callback(proc)  # the runner's deadline: it signals the command and its children
-        stdout, stderr = proc.communicate(None if data is None else data.encode("utf-8"))
-        errors = kwargs.get("errors") or "surrogateescape"
-        errors = "replace" if errors == "surrogate_then_replace" else errors
-        return proc.returncode, stdout.decode("utf-8", errors), stderr.decode("utf-8", errors)
-
-
-def main(argv: Optional[Sequence[str]] = None, *, make_host: Callable[[Runner], Host] = system_host) -> int:
-    """``lunsafe-san-restore [--state-file F] [--lock-file F] [--timeout S]``: restore and print what happened."""
+def arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """``lunsafe-san-restore [--state-file F] [--lock-file F] [--timeout S] [--lock-timeout S]``."""
     parser = argparse.ArgumentParser(prog="lunsafe-san-restore", description="attach the LUNs recorded with persist")
     parser.add_argument("--state-file", default=persist.DEFAULT_STATE_FILE)
     parser.add_argument("--lock-file", default=DEFAULT_LOCK_FILE)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     parser.add_argument("--lock-timeout", type=float, default=300.0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def run_service(
+    argv: Optional[Sequence[str]], *, runner: Runner, say: Callable[[str], None], make_host: Callable[[Runner], Host]
+) -> int:
+    """The service's run: restore, one line per record and a summary through ``say``; the exit code (2: the state
+    file or the lock could not be used, nothing was restored)."""
+    args = arguments(argv)
     started = time.monotonic()
-
-    def say(line: str) -> None:
-        print(line, flush=True)  # one journal line each, as it happens
-
-    runner = Runner(ProcessModule(), default_timeout=60)
     try:
         outcomes = restore(
             make_host(runner),
@@ -212,13 +183,6 @@ def main(argv: Optional[Sequence[str]] = None, *, make_host: Callable[[Runner], 
     except LunsafeError as exc:
         say(f"lunsafe-san-restore: nothing was restored: {exc.msg}")
         return 2
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in STATUSES}
-    say(
-        f"lunsafe-san-restore: {counts['restored']} of {len(outcomes)} recorded LUNs restored in "
-        f"{time.monotonic() - started:.2f} s ({', '.join(f'{n} {s}' for s, n in counts.items() if s != 'restored')})"
-    )
-    return 0 if counts["restored"] == len(outcomes) else 1
-
-
-if __name__ == "__main__":  # pragma: no cover - the installed script calls main()
-    sys.exit(main())
+    line, code = summary(outcomes, seconds=time.monotonic() - started)
+    say(line)
+    return code

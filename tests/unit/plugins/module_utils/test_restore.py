@@ -6,6 +6,8 @@ WWID changed is refused, a LUN that is gone is reported, and nothing that is not
 from __future__ import annotations
 
 import ast
+import importlib.machinery
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Set
@@ -15,6 +17,7 @@ import pytest
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
 from ansible_collections.lunsafe.san.plugins.module_utils import _persist as persist
 from ansible_collections.lunsafe.san.plugins.module_utils import _restore as restore
+from ansible_collections.lunsafe.san.plugins.module_utils._errors import LunsafeError
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import IQN, FakeHost, wwid_of
 
@@ -138,33 +141,56 @@ def test_a_record_the_parser_refuses_fails_alone(tmp_path: Path) -> None:
     assert "not a WWID" in outcomes[1].detail
 
 
-def test_main_prints_a_line_per_record_and_a_summary_and_exits_by_outcome(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_service_prints_a_line_per_record_and_a_summary_and_exits_by_outcome(tmp_path: Path) -> None:
     before = before_reboot(tmp_path, [1, 2])
     fake = after_reboot(tmp_path, before, {1: wwid_of(1)})
     argv = ["--state-file", str(tmp_path / "lib" / "persist.json"), "--lock-file", str(tmp_path / "run" / "lock")]
-    assert restore.main([*argv, "--timeout", "5"], make_host=lambda runner: fake.host()) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert out[-1].startswith("lunsafe-san-restore: 1 of 2 recorded LUNs restored in ")
-    assert out[-1].endswith("(0 refused, 1 missing, 0 failed)")
+    lines: List[str] = []
+
+    def service(host: FakeHost, *extra: str) -> int:
+        return restore.run_service(
+            [*argv, *extra], runner=host.runner, say=lines.append, make_host=lambda r: host.host()
+        )
+
+    assert service(fake, "--timeout", "5") == 1
+    assert lines[-1].startswith("lunsafe-san-restore: 1 of 2 recorded LUNs restored in ")
+    assert lines[-1].endswith("(0 refused, 1 missing, 0 failed)")
     fine = after_reboot(tmp_path / "again", before, {1: wwid_of(1), 2: wwid_of(2)})
-    assert restore.main(argv, make_host=lambda runner: fine.host()) == 0
+    assert service(fine) == 0
     (tmp_path / "lib" / "persist.json").write_text("{")
-    assert restore.main(argv, make_host=lambda runner: fine.host()) == 2
-    assert "nothing was restored: the persistence state file" in capsys.readouterr().out
+    assert service(fine) == 2
+    assert "nothing was restored: the persistence state file" in lines[-1]
 
 
-def test_the_process_module_runs_commands_for_the_runner_without_ansible() -> None:
-    module = restore.ProcessModule()
+def entry_script() -> Any:
+    """The role's entry script, loaded as a module (it has no .py suffix: it is not a plugin)."""
+    path = REPO / "roles" / "lun_attach" / "files" / "lunsafe-san-restore"
+    loader = importlib.machinery.SourceFileLoader("lunsafe_san_restore", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    script = importlib.util.module_from_spec(spec)
+    loader.exec_module(script)
+    return script
+
+
+def test_the_entry_script_runs_commands_for_the_runner_without_ansible() -> None:
+    module = entry_script().ProcessModule()
     assert module.get_bin_path("sh") is not None and module.get_bin_path("no-such-tool-here") is None
-    with pytest.raises(restore.LunsafeError, match="no-such-tool-here"):
+    with pytest.raises(FileNotFoundError, match="no-such-tool-here"):
         module.get_bin_path("no-such-tool-here", required=True)
     runner = Runner(module, default_timeout=10)
     result = runner.run(["sh", "-c", 'read x; echo "$x $LC_ALL"; echo err >&2; exit 3'], data="hi\n", ok_rcs=(3,))
     assert (result.rc, result.stdout, result.stderr) == (3, "hi C\n", "err\n")
-    with pytest.raises(restore.LunsafeError):
-        runner.run(["sleep", "5"], timeout=0.2)  # the runner's deadline reaches the child through the module
+    with pytest.raises(LunsafeError):
+        runner.run(["sleep", "5"], timeout=0.2)  # the runner's deadline reaches the child through the adapter
+
+
+def test_the_entry_script_runs_the_service_and_prints_its_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--state-file", str(tmp_path / "lib" / "persist.json"), "--lock-file", str(tmp_path / "run" / "lock")]
+    assert entry_script().main(argv) == 0  # nothing recorded: the real host is only read, never touched
+    assert capsys.readouterr().out.splitlines()[0].startswith("no LUN is recorded in ")
 
 
 def test_the_role_installs_every_module_util_the_restore_imports() -> None:
