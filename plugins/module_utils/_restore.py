@@ -47,7 +47,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail, journal_for
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import DEFAULT_LOCK_FILE, HostLock
 from ansible_collections.lunsafe.san.plugins.module_utils._lu import IdentityError
-from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
+from ansible_collections.lunsafe.san.plugins.module_utils._runner import CommandRunner
 
 __all__ = ["DEFAULT_TIMEOUT", "Outcome", "restore", "run_service", "summary"]
 
@@ -165,7 +165,11 @@ def arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def run_service(
-    argv: Optional[Sequence[str]], *, runner: Runner, say: Callable[[str], None], make_host: Callable[[Runner], Host]
+    argv: Optional[Sequence[str]],
+    *,
+    runner: CommandRunner,
+    say: Callable[[str], None],
+    make_host: Callable[[CommandRunner], Host],
 ) -> int:
     """The service's run: restore, one line per record and a summary through ``say``; the exit code (2: the state
     file or the lock could not be used, nothing was restored)."""
