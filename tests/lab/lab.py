@@ -436,7 +436,9 @@ class Lab:
             time.sleep(0.5)
         log(f"lab {self.name!r} {'power cut' if power_cut else 'shut down for a reboot'} (pid {pid})", start)
         folder = Path(info["image"])
-        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")))
+        # a fleet guest's network segment (info["segment"], once the lead's boot code is merged) is kept
+        segment = {"segment": info["segment"]} if info.get("segment") else {}
+        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), **segment)
         self.info_file.write_text(json.dumps(info, indent=2))
         self._wait_ssh(boot_timeout, start)
         self._write_inventory(info)
