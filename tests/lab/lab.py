@@ -429,7 +429,8 @@ class Lab:
         else:
             self.ssh(["systemctl", "reboot"], check=False, timeout=60)  # the connection may drop at once
         deadline = time.monotonic() + (10 if power_cut else shutdown_timeout)
-        while self.pid() is not None:
+        # gone entirely: a qemu that is still exiting holds its image lock, and a new one would fail to start
+        while self.pid() is not None or Path(f"/proc/{pid}").exists():
             if time.monotonic() > deadline:
                 tail = self.console_tail()
                 raise LabError(f"qemu (pid {pid}) did not exit after the guest was told to reboot\n{tail}")
