@@ -144,6 +144,28 @@ options:
         end, naming each failure.
     type: bool
     default: false
+  persist:
+    description:
+      - With O(state=present), record each LUN this run attached, after its identity checks and with the WWID
+        they verified, in the state file C(/var/lib/lunsafe-san/persist.json) (root's, 0600, in a 0700 directory,
+        rewritten whole by an atomic replace), so that the boot service C(lunsafe-san-restore.service) attaches
+        exactly the recorded LUNs again at boot, with this module's own procedure (see the
+        R(persistence guide,ansible_collections.lunsafe.san.docsite.persistence)). The C(lunsafe.san.lun_attach)
+        role installs that service (C(lun_attach_persist)).
+      - The record names the paths (the target and initiator WWPNs), the LUN and its
+        addressing, the WWID and O(multipath). A LUN recorded before is updated when any of these changed.
+      - With O(state=absent), the records of the LUNs this run detached (or found absent) are removed whatever
+        O(persist) says (a detach always forgets); a refused detach forgets nothing. The file is removed with its
+        last record.
+      - V(false) with O(state=present) leaves the records as they are (an attach never forgets).
+      - A state file that is not one (not JSON, a record without its keys) or that another user could have
+        written fails the run before anything is changed, naming the file and the cause; it is never replaced.
+        It is read and written under the host lock. Check mode reads it and reports the change in
+        RV(persisted) without writing.
+      - "Without persistence, a reboot leaves the host with its node records but none of these LUNs (manual
+        scan): run the attach again after boot."
+    type: bool
+    default: false
 seealso:
   - module: lunsafe.san.iscsi_lun_attach
   - module: lunsafe.san.scsi_targeted_scan
@@ -176,6 +198,25 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+persisted:
+  description:
+    - "What this run did to the persistence state file (see O(persist)). C(recorded) lists the records it added
+      or updated (with O(persist=true), each LUN it attached, with C(transport), C(module), C(targets), C(paths),
+      C(lun), C(lun_addressing), C(linux_lun), C(wwid), C(multipath), C(recorded)); C(forgotten) the records a
+      detach removed; C(count) how many records the file holds after the run; C(state_file) its path."
+    - In check mode, the change a real run would make (C(wwid) null for a LUN not attached yet). Part of
+      C(changed) and of the diff (a C(persist:) line per record).
+    - Null when the file could not be read by an attach without O(persist) (a warning says why), or when the run
+      stopped before the file was read.
+  returned: always
+  type: dict
+  sample: {"state_file": "/var/lib/lunsafe-san/persist.json", "count": 1, "forgotten": [],
+           "recorded": [{"transport": "fc", "module": "fc_lun_attach",
+                         "targets": ["0x5001405a1b2c3d01"],
+                         "paths": {"transport": "fc", "targets": ["0x5001405a1b2c3d01"], "initiators": []},
+                         "lun": "3", "lun_addressing": "peripheral", "linux_lun": 3,
+                         "wwid": "36001405a1b2c3d4e5f60718293a4b5c6", "multipath": true,
+                         "recorded": "2026-12-05T17:20:00+00:00"}]}
 luns:
   description:
     - One entry per requested LUN, in the order given (also with O(lun), and also on failure).
@@ -401,6 +442,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils import _attach_module 
 from ansible_collections.lunsafe.san.plugins.module_utils import _transport_fc as transport
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host, system_host
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import LOCK_ARGUMENT_SPEC
+from ansible_collections.lunsafe.san.plugins.module_utils._persist import DEFAULT_STATE_FILE
 from ansible_collections.lunsafe.san.plugins.module_utils._runner import Runner
 
 ARGUMENT_SPEC: Dict[str, Any] = dict(
@@ -416,11 +458,12 @@ ARGUMENT_SPEC: Dict[str, Any] = dict(
     timeout=dict(type="float", default=60),
     force=dict(type="bool", default=False),
     keep_going=dict(type="bool", default=False),
+    persist=dict(type="bool", default=False),
     **LOCK_ARGUMENT_SPEC,
 )
 
 
-def main(make_host: Callable[[Runner], Host] = system_host) -> None:
+def main(make_host: Callable[[Runner], Host] = system_host, state_file: str = DEFAULT_STATE_FILE) -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[("lun", "luns"), ("expected_wwid", "luns")],
@@ -436,6 +479,7 @@ def main(make_host: Callable[[Runner], Host] = system_host) -> None:
         name=transport.MODULE,
         build=lambda: procedure.common_request(params, parse_transport=lambda: transport.parse(params)),
         empty_result=transport.empty_result,
+        state_file=state_file,
     )
 
 

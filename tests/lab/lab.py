@@ -483,6 +483,42 @@ class Lab:
                 raise LabError(f"qemu failed rc={proc.returncode}: {proc.stderr.strip()}")
         raise LabError("qemu could not bind a local port after 3 attempts")
 
+    def restart(self, *, power_cut: bool, boot_timeout: float = 180, shutdown_timeout: float = 600) -> dict:
+        """Reboot the guest keeping its disk, or cut its power. The VM runs with ``-no-reboot``, so a guest
+        reboot ends qemu: ``power_cut=False`` asks the guest to reboot (``systemctl reboot``: a clean shutdown)
+        and waits for qemu to exit; ``power_cut=True`` SIGKILLs qemu (no shutdown, no flush inside the guest).
+        Then qemu starts again on the same overlay (a new SSH port: the inventory is rewritten), and this waits
+        for SSH and the services and copies the guest tools in again. The array (LIO in the guest) comes back
+        only from a saved configuration: see tests/lab/test_persist_boot.py."""
+        info = self.info()
+        start = time.monotonic()
+        pid = self.pid()
+        if pid is None:
+            raise LabError(f"lab {self.name!r} is not running")
+        if power_cut:
+            os.kill(pid, signal.SIGKILL)
+        else:
+            self.ssh(["systemctl", "reboot"], check=False, timeout=60)  # the connection may drop at once
+        deadline = time.monotonic() + (10 if power_cut else shutdown_timeout)
+        # gone entirely: a qemu that is still exiting holds its image lock, and a new one would fail to start
+        while self.pid() is not None or Path(f"/proc/{pid}").exists():
+            if time.monotonic() > deadline:
+                tail = self.console_tail()
+                raise LabError(f"qemu (pid {pid}) did not exit after the guest was told to reboot\n{tail}")
+            time.sleep(0.5)
+        log(f"lab {self.name!r} {'power cut' if power_cut else 'shut down for a reboot'} (pid {pid})", start)
+        folder = Path(info["image"])
+        # a fleet guest's network segment (info["segment"], once the lead's boot code is merged) is kept
+        segment = {"segment": info["segment"]} if info.get("segment") else {}
+        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), **segment)
+        self.info_file.write_text(json.dumps(info, indent=2))
+        self._wait_ssh(boot_timeout, start)
+        self._write_inventory(info)
+        self._wait_services(start)
+        self.install_guest_tools()
+        log(f"lab {self.name!r} back after the {'power cut' if power_cut else 'reboot'}", start)
+        return info
+
     def _start_watchdog(self, watch_pid: int) -> None:
         """A detached process that stops the VM when the process that asked for it dies (even by SIGKILL)."""
         code = (
@@ -885,6 +921,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p = sub.add_parser("down", help="stop the VM (idempotent)")
     p.add_argument("--purge", action="store_true", help="also remove the lab's state folder")
+    sub.add_parser("reboot", help="reboot the guest (clean shutdown) keeping its disk, wait for SSH again")
+    sub.add_parser("power-cut", help="SIGKILL qemu (no shutdown) and boot again on the same disk")
     p = sub.add_parser("playbook", help="run ansible-playbook against the lab with this checkout as lunsafe.san")
     p.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser("info", help="print the running lab's JSON description")
@@ -920,6 +958,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "down":
             lab.down(purge=args.purge)
+        elif args.command in ("reboot", "power-cut"):
+            print(json.dumps(lab.restart(power_cut=args.command == "power-cut"), indent=2))
         elif args.command == "playbook":
             lab.info()
             return run_playbook(lab, args.args[1:] if args.args[:1] == ["--"] else args.args)
