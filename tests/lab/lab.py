@@ -359,6 +359,8 @@ class Lab:
             "initiator_name": self.initiator_name,
             "segment": seg,
         }
+        if watch_pid:
+            info["watch_pid"] = watch_pid
         self.info_file.write_text(json.dumps(info, indent=2))
         if watch_pid:
             self._start_watchdog(watch_pid)
@@ -508,7 +510,7 @@ class Lab:
             time.sleep(0.5)
         log(f"lab {self.name!r} {'power cut' if power_cut else 'shut down for a reboot'} (pid {pid})", start)
         folder = Path(info["image"])
-        # a fleet guest's network segment (info["segment"], once the lead's boot code is merged) is kept
+        # a fleet guest's network segment is kept (its UDP ends do not change)
         segment = {"segment": info["segment"]} if info.get("segment") else {}
         info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), **segment)
         self.info_file.write_text(json.dumps(info, indent=2))
@@ -516,6 +518,11 @@ class Lab:
         self._write_inventory(info)
         self._wait_services(start)
         self.install_guest_tools()
+        if info.get("segment"):  # its addresses were set at run time: set them again (the initiator name is on disk)
+            seg = info["segment"]
+            self.array(["segment", "--mac", seg["mac"], *(f"--address={a}" for a in seg["addresses"])])
+        if info.get("watch_pid"):  # the old watchdog ended with the old qemu
+            self._start_watchdog(int(info["watch_pid"]))
         log(f"lab {self.name!r} back after the {'power cut' if power_cut else 'reboot'}", start)
         return info
 

@@ -187,7 +187,7 @@ def test_fleet_host_cut_off(fleet: Fleet) -> None:
     recap = _recap(first.stdout)
     assert first.returncode == 4, f"rc {first.returncode}: host_b should end unreachable\n{first.stdout[-6000:]}"
     assert recap["host_a"]["failed"] == 0 and recap["host_a"]["unreachable"] == 0, recap
-    assert recap["host_b"]["unreachable"] == 1, recap
+    assert recap["host_b"]["unreachable"] >= 1, recap  # the cut task, and the rescue's first call if it tried
     deadline = cut_at + CUT_SECONDS + 120
     while not _answers(fleet.b):
         assert time.monotonic() < deadline, "host_b did not come back after the cut"

@@ -555,8 +555,9 @@ def cmd_reset(args):
 def _fc_reset(args, fc_before, fc_quiet, result):
     """Reset, second half: the FC array as it was provisioned (LU count, size), logins back, scan mode sync,
     dev_loss_tmo back; FC devices left on any lab port count as leftover devices. Nothing without FC ports."""
-    if not fc_quiet["fc"]:
-        return
+    if not fc_quiet["fc"] and not fc_before:
+        return  # a lab without FC ports
+    # FC ports but also none (the guest rebooted: ports, targets and logins are gone) are provisioned again
     fc_luns = args.fc_luns if args.fc_luns is not None else len(fc_before.get("luns", {})) or 4
     fc_state = fc_provision(fc_luns, fc_before.get("size_mb", args.size_mb), load_state())
     result["fc"] = {"luns": sorted(int(n) for n in fc_state["luns"]), "deleted_devices": fc_quiet["deleted"]}
@@ -1298,6 +1299,10 @@ def cmd_cut_ssh(args):
     run(["systemctl", "reset-failed", f"{unit}.service"], timeout=10)
     argv = [sys.executable, os.path.abspath(__file__), "cut-ssh-run", "--seconds", str(args.seconds)]
     run(["systemd-run", f"--unit={unit}", "--collect", *argv], timeout=30, check=True)
+    if args.hold:
+        # the cut ends this very SSH session: the caller's task is the one that finds the host unreachable (a
+        # task after it could otherwise start in between and do its work on the host, answer unheard)
+        time.sleep(args.hold)
     return {"cut_seconds": args.seconds, "unit": unit}
 
 
@@ -1305,7 +1310,6 @@ def cmd_cut_ssh_run(args):
     table = ["inet", "lunsafe_cut"]
     run(["nft", "add", "table", *table], timeout=10, check=True)
     run(["nft", "add", "chain", *table, "input", "{ type filter hook input priority -10 ; }"], timeout=10, check=True)
-    time.sleep(2)  # the SSH session that asked for the cut gets its answer first
     run(["nft", "add", "rule", *table, "input", "tcp", "dport", "22", "drop"], timeout=10, check=True)
     # established sessions too (a controller's SSH master connection would otherwise just stall and resume):
     # end every sshd session process, not the listener, as when the host's sshd dies
@@ -1416,6 +1420,8 @@ def main(argv=None):
     for name in ("cut-ssh", "cut-ssh-run"):
         p = sub.add_parser(name, help="drop SSH to this guest for N seconds (a host cut off from the controller)")
         p.add_argument("--seconds", type=int, required=True)
+        if name == "cut-ssh":
+            p.add_argument("--hold", type=float, default=0, help="then wait this long (the cut ends this session)")
     args = parser.parse_args(argv)
     handler = {
         "setup": cmd_setup,
