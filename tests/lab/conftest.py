@@ -100,7 +100,11 @@ def playbook(lab: lab_module.Lab, collections_root: Path) -> Playbook:
 #: The lab tests that take longest (minutes on a 1-vCPU TCG guest), run first so that the two VMs finish
 #: together: pytest-xdist hands out tests in collection order, and a long test collected last would keep one
 #: VM busy alone at the end. The rest keep their order.
-LONG_FIRST = ("test_integration_target[iscsi_lun_attach]", "test_campaign")
+LONG_FIRST = (
+    "test_integration_target[iscsi_lun_attach]",
+    "test_campaign",
+    "test_recorded_luns_come_back",  # test_persist_boot.py: reboots, about 10 minutes
+)
 
 
 def pytest_collection_modifyitems(items: list) -> None:

@@ -136,7 +136,7 @@ def test_port_down_blocks_then_dev_loss(fc):
     assert [r["port_state"] for r in rports] == ["Not Present", "Not Present"]
     assert [r["scsi_target_id"] for r in rports] == [0, 0]  # still readable, as on real HBAs
     assert sorted(d["hctl"] for d in devices(st)) == ["2:0:1:0", "3:0:1:0"]
-    up = fc.array(["fc-port", "up", "--port", "eth3", "--wait", "60"])
+    up = fc.array(["fc-port", "up", "--port", "0x2000525400fc0003", "--wait", "60"])
     assert up["reached"], up
 
 
@@ -158,7 +158,7 @@ def test_reuse_gives_new_wwid(fc):
 def test_scan_mode_and_reset_restore(fc):
     assert fc.array(["fc-scan-mode", "manual"]) == {"scan_mode": "manual", "before": "sync"}
     fc.array(["fc-dev-loss-tmo", "12"])
-    fc.array(["fc-port", "down", "--port", "eth4", "--wait", "60"])
+    fc.array(["fc-port", "down", "--port", "0x2000525400fc0004", "--wait", "60"])  # by WWPN: NIC names move
     scan(fc, 2, 0, 2)
     st = fc.array(["reset"])
     assert st["leftover_devices"] == []
