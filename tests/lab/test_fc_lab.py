@@ -8,6 +8,7 @@ are made only by raw targeted `C T L` writes to /sys/class/scsi_host/hostH/scan,
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 
@@ -83,7 +84,9 @@ def test_four_paths_after_targeted_scans(fc):
     assert {d["wwid"] for d in found} == {"naa." + wwid[1:]}
     assert devices(status(fc), 0) == []  # nothing else appeared
     names = fc.ssh(["ls", "/dev/disk/by-path"]).stdout.split()
-    assert "pci-0000:00:04.0-fc-0x2000525400fc0003-lun-1" in names
+    # by-path names carry the FC NIC's PCI address (e1000 NICs are PCI functions); which slot depends on the
+    # other NICs of the VM (a fleet guest has one more), so only its form is checked
+    assert any(re.fullmatch(r"pci-0000:00:[0-9a-f]{2}\.0-fc-0x2000525400fc0003-lun-1", n) for n in names), names
     assert sum(1 for n in names if "-fc-0x" in n) == 4
 
 

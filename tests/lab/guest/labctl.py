@@ -560,7 +560,7 @@ def _fc_reset(args, fc_before, fc_quiet, result):
     # FC ports but also none (the guest rebooted: ports, targets and logins are gone) are provisioned again
     fc_luns = args.fc_luns if args.fc_luns is not None else len(fc_before.get("luns", {})) or 4
     fc_state = fc_provision(fc_luns, fc_before.get("size_mb", args.size_mb), load_state())
-    result["fc"] = {"luns": sorted(int(n) for n in fc_state["luns"]), "deleted_devices": fc_quiet["deleted"]}
+    result["fc"] = {"luns": sorted(int(n) for n in fc_state["luns"]), "deleted_devices": fc_quiet.get("deleted", [])}
     result["leftover_devices"] += [d["block"] or d["hctl"] for h in _all_fc_hosts() for d in _scsi_devices_of(h)]
 
 
