@@ -372,8 +372,7 @@ class Lab:
             self.install_guest_tools()
             self.array(["initiator-name", self.initiator_name])
             if seg:
-                argv = ["segment", "--mac", seg["mac"], *(f"--address={a}" for a in seg["addresses"])]
-                done = self.array(argv)  # the array serves the segment only when a fleet test asks (--serve)
+                done = self.segment()  # the array serves the segment only when a fleet test asks (serve=True)
                 log(f"segment {done['ifname']} up: {' '.join(done['addresses'])} ({seg['role']})", start)
             status = self.array(["setup", "--luns", str(luns)])
             log(
@@ -396,6 +395,15 @@ class Lab:
             self.down()
             raise
         return info
+
+    def segment(self, serve: bool | None = None) -> dict:
+        """The guest's NIC on its segment up with its link-local addresses (labctl segment); ``serve``: the
+        array starts (True) or stops (False) listening on them, None leaves that as it is."""
+        seg = self.info()["segment"]
+        argv = ["segment", "--mac", seg["mac"], *(f"--address={a}" for a in seg["addresses"])]
+        if serve is not None:
+            argv.append("--serve" if serve else "--no-serve")
+        return self.array(argv)
 
     @property
     def initiator_name(self) -> str:
@@ -519,8 +527,7 @@ class Lab:
         self._wait_services(start)
         self.install_guest_tools()
         if info.get("segment"):  # its addresses were set at run time: set them again (the initiator name is on disk)
-            seg = info["segment"]
-            self.array(["segment", "--mac", seg["mac"], *(f"--address={a}" for a in seg["addresses"])])
+            self.segment()
         if info.get("watch_pid"):  # the old watchdog ended with the old qemu
             self._start_watchdog(int(info["watch_pid"]))
         log(f"lab {self.name!r} back after the {'power cut' if power_cut else 'reboot'}", start)

@@ -45,9 +45,7 @@ class Fleet:
 
     def serve(self, on: bool) -> None:
         """host_a's array listens on the segment (two portals: two paths from host_b), or stops."""
-        seg = self.a.info()["segment"]
-        addresses = [f"--address={a}" for a in seg["addresses"]]
-        self.a.array(["segment", "--mac", seg["mac"], *addresses, "--serve" if on else "--no-serve"])
+        self.a.segment(serve=on)
 
     def reset(self) -> None:
         """host_b first (its sessions to host_a's array end before that array is rebuilt), then host_a (its

@@ -1248,10 +1248,7 @@ def _addresses_of(ifname):
 
 
 def _host_acl(rts, tpg, initiator):
-    for acl in tpg.node_acls:
-        if acl.node_wwn == initiator:
-            return acl
-    return rts.NodeACL(tpg, initiator, mode="create")
+    return rts.NodeACL(tpg, initiator, mode="any")  # the host's ACL, created on its first map
 
 
 def cmd_host_map(args):
