@@ -9,25 +9,39 @@ service after it (a real array is simply there). "Unmapped while the host was do
 edited before the reboot: the array comes back without that mapping.
 
 Cases: one LUN recorded, ext4 on it in /etc/fstab (_netdev,nofail), comes back mounted; eight recorded all come
-back; one of eight unmapped while down is not attached, reported `missing` in the journal, and the other seven
+back; while the host was down, one of the eight was unmapped and another LUN number given to the unmapped one's LU
+(a LUN number reused): at boot the unmapped one is not attached and is reported `missing`, the reused one is
+scanned, found with another WWID, refused (its devices removed again) and reported `refused`, and the other six
 come back. The restore's time (systemd's start to exit of the unit) is printed for 1 and 8 LUNs."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import lab as lab_module
 
 RUNNER = Path(__file__).resolve().parent / "run_target.yml"
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 DROP_IN = "/etc/systemd/system/lunsafe-san-restore.service.d/lab-array.conf"
+JOURNAL = "/var/lib/lunsafe-san/lunsafe-san.lock.journal"  # the default lock file's journal, on disk
 SAVED = "/etc/rtslib-fb-target/saveconfig.json"
-UNMAP_SAVED = f"""import json
+# unmap LUN UNMAP; with REUSE >= 0, LUN REUSE shows the LU that LUN UNMAP showed (the array reused the number)
+EDIT_SAVED = f"""import json
 path = {SAVED!r}
+unmap, reuse = UNMAP, REUSE
 config = json.load(open(path))
 for target in config["targets"]:
     for tpg in target["tpgs"]:
         for acl in tpg["node_acls"]:
-            acl["mapped_luns"] = [m for m in acl["mapped_luns"] if m["index"] != LUN]
+            gone = [m for m in acl["mapped_luns"] if m["index"] == unmap]
+            acl["mapped_luns"] = [m for m in acl["mapped_luns"] if m["index"] != unmap]
+            for mapped in acl["mapped_luns"]:
+                if mapped["index"] == reuse and gone:
+                    mapped["tpg_lun"] = gone[0]["tpg_lun"]
 json.dump(config, open(path, "w"), indent=2)
 """
 
@@ -41,11 +55,15 @@ def phase(playbook, name: str, **extra: object) -> str:
     return output
 
 
-def save_array(lab, unmap: int | None = None) -> None:
-    """The array's configuration as rtslib-fb-targetctl restores it at boot (without ``unmap``'s mapping)."""
+def save_array(lab, unmap: int | None = None, reuse: int | None = None) -> None:
+    """The array's configuration as rtslib-fb-targetctl restores it at boot (without ``unmap``'s mapping, and
+    ``reuse`` showing the LU that ``unmap`` showed)."""
     lab.ssh(["targetctl", "save"])
     if unmap is not None:
-        lab.ssh(["python3", "-c", UNMAP_SAVED.replace("LUN", str(unmap))])
+        edit = EDIT_SAVED.replace("UNMAP, REUSE", f"{unmap}, {-1 if reuse is None else reuse}")
+        lab.ssh(["python3", "-c", edit])
+        check = lab.ssh(["python3", "-c", f"import json; print(json.dumps(json.load(open({SAVED!r}))['targets']))"])
+        print(f"saved array configuration after the edit: {check.stdout[:4000]}")
     lab.ssh(["systemctl", "enable", "--quiet", "rtslib-fb-targetctl.service"])
     lab.ssh(["mkdir", "-p", str(Path(DROP_IN).parent)])
     lab.ssh(
@@ -53,6 +71,7 @@ def save_array(lab, unmap: int | None = None) -> None:
         stdin="[Unit]\nWants=rtslib-fb-targetctl.service\nAfter=rtslib-fb-targetctl.service\n",
     )
     lab.ssh(["systemctl", "daemon-reload"])
+    lab.ssh(["sync"])  # on disk now: a power cut soon after must not find an empty saved configuration
 
 
 def restore_seconds(lab) -> float:
@@ -79,22 +98,76 @@ def test_recorded_luns_come_back_after_reboots_and_an_unmapped_one_is_reported(l
         phase(playbook, "attach", persist_boot_luns=[{"lun": "0"}])
         save_array(lab)
         lab.restart(power_cut=False)
-        phase(playbook, "booted", persist_boot_restored=[0], persist_boot_missing=[])
+        phase(playbook, "booted", persist_boot_restored=[0], persist_boot_missing=[], persist_boot_refused=[])
         one = restore_seconds(lab)
 
         phase(playbook, "attach", persist_boot_luns=[{"lun": str(n)} for n in range(8)])
         save_array(lab)
         lab.restart(power_cut=False)
-        phase(playbook, "booted", persist_boot_restored=list(range(8)), persist_boot_missing=[])
+        phase(
+            playbook, "booted", persist_boot_restored=list(range(8)), persist_boot_missing=[], persist_boot_refused=[]
+        )
         eight = restore_seconds(lab)
 
-        save_array(lab, unmap=7)
+        save_array(lab, unmap=7, reuse=6)
         lab.restart(power_cut=False)
-        phase(playbook, "booted", persist_boot_restored=list(range(7)), persist_boot_missing=[7])
+        phase(
+            playbook,
+            "booted",
+            persist_boot_restored=list(range(6)),
+            persist_boot_missing=[7],
+            persist_boot_refused=[6],
+        )
         missing = restore_seconds(lab)
         journal = lab.ssh(["journalctl", "-b", "-u", "lunsafe-san-restore", "-o", "cat", "--no-pager"]).stdout
         print(journal)
-        print(f"restore seconds: 1 LUN {one:.2f}, 8 LUNs {eight:.2f}, 8 recorded with one unmapped {missing:.2f}")
+        print(
+            f"restore seconds: 1 LUN {one:.2f}, 8 LUNs {eight:.2f}, 8 recorded with one unmapped and one reused "
+            f"{missing:.2f}"
+        )
+    finally:
+        phase(playbook, "cleanup")
+        lab.ssh(["rm", "-rf", str(Path(DROP_IN).parent), SAVED], check=False)
+        lab.ssh(["systemctl", "disable", "--quiet", "rtslib-fb-targetctl.service"], check=False)
+        lab.ssh(["systemctl", "daemon-reload"], check=False)
+
+
+def cut_power_during(lab, playbook, *, state: str, write: str) -> None:
+    """Start the cut_run phase (an attach or a detach of LUNs 0-7) in the background, wait until the journal shows
+    a write starting with ``write``, and cut the guest's power."""
+    variables = {"lab_target": "persist_boot", "persist_boot_phase": "cut_run", "persist_boot_cut_state": state}
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(RUNNER), "-e", json.dumps(variables)]
+    env = lab_module.playbook_env(lab, playbook.collections_root)
+    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    done: list = []
+    try:
+        while not any(w.startswith(write) for w in done):
+            assert run.poll() is None, f"the {state} run ended before the cut (journal: {done})"
+            assert time.monotonic() < deadline, f"no '{write}' in the journal after 300 s: {done}"
+            time.sleep(0.2)
+            text = lab.ssh(["cat", JOURNAL], check=False).stdout
+            done = [w for e in json.loads(text)["entries"] for w in e["done"]] if text.strip() else []
+        lab.restart(power_cut=True)
+    finally:
+        run.kill()
+        output = run.communicate()[0]
+    print(f"cut the power during the {state} run after: {done}\nits output:\n{output[-3000:]}")
+
+
+def test_a_power_cut_during_an_attach_and_a_detach_is_reported_and_the_next_run_converges(lab, playbook) -> None:
+    """Issue 28: the power cut in the middle of an attach of eight LUNs (after its logins, at its first scan), and
+    then in the middle of their detach (at its first flush): after each boot the same request reports the cut-off
+    run from the on-disk journal (gone, with its writes, once) and converges, with no faulty path, dead map or
+    orphan, and no device of the array left after the detach."""
+    status = lab.array(["reset", "--luns", "8"])
+    assert status["leftover_devices"] == [], status
+    try:
+        save_array(lab)  # the array (LIO in the same guest) comes back after each cut
+        cut_power_during(lab, playbook, state="present", write="scan ")
+        phase(playbook, "after_cut", persist_boot_cut_state="present")
+        cut_power_during(lab, playbook, state="absent", write="flush map ")
+        phase(playbook, "after_cut", persist_boot_cut_state="absent")
     finally:
         phase(playbook, "cleanup")
         lab.ssh(["rm", "-rf", str(Path(DROP_IN).parent), SAVED], check=False)
