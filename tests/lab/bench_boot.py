@@ -40,11 +40,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import lab as lab_module  # noqa: E402
+from test_persist_boot import DROP_IN, SAVED, save_array  # noqa: E402 - the array saved for the boot, as the test does
 
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 PORTALS = ("127.0.0.1", "127.0.0.2")
-DROP_IN = "/etc/systemd/system/lunsafe-san-restore.service.d/lab-array.conf"
-SAVED = "/etc/rtslib-fb-target/saveconfig.json"
 UNIT = "lunsafe-san-restore.service"
 STATE = "/var/lib/lunsafe-san/persist.json"
 
@@ -105,18 +104,6 @@ def playbook(lab: lab_module.Lab, root: Path, name: str, variables: Dict[str, An
     )
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed:\n{(proc.stdout + proc.stderr)[-6000:]}")
-
-
-def save_array(lab: lab_module.Lab) -> None:
-    """The array's configuration as rtslib-fb-targetctl restores it at boot, before the restore service."""
-    lab.ssh(["targetctl", "save"])
-    lab.ssh(["systemctl", "enable", "--quiet", "rtslib-fb-targetctl.service"])
-    lab.ssh(["mkdir", "-p", str(Path(DROP_IN).parent)])
-    lab.ssh(
-        ["sh", "-c", f"cat > {DROP_IN}"],
-        stdin="[Unit]\nWants=rtslib-fb-targetctl.service\nAfter=rtslib-fb-targetctl.service\n",
-    )
-    lab.ssh(["systemctl", "daemon-reload"])
 
 
 def wait_restore(lab: lab_module.Lab, timeout: float = 900) -> None:
