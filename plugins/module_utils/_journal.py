@@ -75,7 +75,7 @@ def journal_path(lock_file: str) -> str:
     directory is under /run and emptied by a reboot: its journal is :data:`DEFAULT_JOURNAL_FILE`, on disk, so that
     the first run after a reboot or a power cut reports what a run cut off by it had started (``gone``: the node
     records it created are still there). A lock file chosen elsewhere keeps its journal beside it."""
-    if lock_file == DEFAULT_LOCK_FILE:
+    if os.path.normpath(lock_file) == DEFAULT_LOCK_FILE:  # also as a role or a user spells it (a double slash)
         return DEFAULT_JOURNAL_FILE
     return lock_file + ".journal"
 

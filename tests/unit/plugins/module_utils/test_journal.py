@@ -71,6 +71,7 @@ def test_paths_and_a_lock_file_that_is_not_absolute() -> None:
     assert journal_path("/run/lock/x.lock") == "/run/lock/x.lock.journal"
     # the default lock lives under /run, which a reboot empties: its journal is on disk
     assert journal_path(DEFAULT_LOCK_FILE) == DEFAULT_JOURNAL_FILE == "/var/lib/lunsafe-san/lunsafe-san.lock.journal"
+    assert journal_path("/run/lunsafe-san//lunsafe-san.lock") == DEFAULT_JOURNAL_FILE
     default = journal_for(DEFAULT_LOCK_FILE)
     assert default is not None and default.path == DEFAULT_JOURNAL_FILE
     assert journal_for("relative.lock") is None and journal_for(None) is None
