@@ -104,7 +104,6 @@ LONG_FIRST = (
     "test_integration_target[iscsi_lun_attach]",
     "test_campaign",
     "test_recorded_luns_come_back",  # test_persist_boot.py: reboots, about 10 minutes
-    "test_a_power_cut_during",  # test_persist_boot.py: two power cuts, about 5 minutes
 )
 
 

@@ -8,26 +8,20 @@ saved (`targetctl save`) and rtslib-fb-targetctl.service restores it at boot, an
 service after it (a real array is simply there). "Unmapped while the host was down" is the saved configuration
 edited before the reboot: the array comes back without that mapping.
 
-Cases: one LUN recorded, ext4 on it in /etc/fstab (_netdev,nofail), comes back mounted; eight recorded all come
-back; while the host was down, one of the eight was unmapped and another LUN number given to the unmapped one's LU
+Cases: eight LUNs recorded, ext4 on the first in /etc/fstab (_netdev,nofail): all come back, the first
+mounted; while the host was down, one of the eight was unmapped and another LUN number given to the unmapped one's LU
 (a LUN number reused): at boot the unmapped one is not attached and is reported `missing`, the reused one is
 scanned, found with another WWID, refused (its devices removed again) and reported `refused`, and the other six
-come back. The restore's time (systemd's start to exit of the unit) is printed for 1 and 8 LUNs."""
+come back. The restore's time (systemd's start to exit of the unit) is printed."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
-
-import lab as lab_module
 
 RUNNER = Path(__file__).resolve().parent / "run_target.yml"
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 DROP_IN = "/etc/systemd/system/lunsafe-san-restore.service.d/lab-array.conf"
-JOURNAL = "/var/lib/lunsafe-san/lunsafe-san.lock.journal"  # the default lock file's journal, on disk
 SAVED = "/etc/rtslib-fb-target/saveconfig.json"
 # unmap LUN UNMAP; with REUSE >= 0, LUN REUSE shows the LU that LUN UNMAP showed (the array reused the number)
 EDIT_SAVED = f"""import json
@@ -95,12 +89,8 @@ def test_recorded_luns_come_back_after_reboots_and_an_unmapped_one_is_reported(l
     status = lab.array(["reset", "--luns", "8"])
     assert status["leftover_devices"] == [], status
     try:
-        phase(playbook, "attach", persist_boot_luns=[{"lun": "0"}])
-        save_array(lab)
-        lab.restart(power_cut=False)
-        phase(playbook, "booted", persist_boot_restored=[0], persist_boot_missing=[], persist_boot_refused=[])
-        one = restore_seconds(lab)
-
+        # eight recorded, ext4 on the first one in /etc/fstab: all come back, the first mounted (one reboot for
+        # both: the restore of one LUN alone is timed in docs/benchmarks/boot.md)
         phase(playbook, "attach", persist_boot_luns=[{"lun": str(n)} for n in range(8)])
         save_array(lab)
         lab.restart(power_cut=False)
@@ -122,52 +112,9 @@ def test_recorded_luns_come_back_after_reboots_and_an_unmapped_one_is_reported(l
         journal = lab.ssh(["journalctl", "-b", "-u", "lunsafe-san-restore", "-o", "cat", "--no-pager"]).stdout
         print(journal)
         print(
-            f"restore seconds: 1 LUN {one:.2f}, 8 LUNs {eight:.2f}, 8 recorded with one unmapped and one reused "
-            f"{missing:.2f}"
+            f"restore seconds: 8 LUNs {eight:.2f}, 8 recorded with one unmapped and one reused {missing:.2f} "
+            "(a LUN that is gone costs the recorded timeout, 90 s here)"
         )
-    finally:
-        phase(playbook, "cleanup")
-        lab.ssh(["rm", "-rf", str(Path(DROP_IN).parent), SAVED], check=False)
-        lab.ssh(["systemctl", "disable", "--quiet", "rtslib-fb-targetctl.service"], check=False)
-        lab.ssh(["systemctl", "daemon-reload"], check=False)
-
-
-def cut_power_during(lab, playbook, *, state: str, write: str) -> None:
-    """Start the cut_run phase (an attach or a detach of LUNs 0-7) in the background, wait until the journal shows
-    a write starting with ``write``, and cut the guest's power."""
-    variables = {"lab_target": "persist_boot", "persist_boot_phase": "cut_run", "persist_boot_cut_state": state}
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(RUNNER), "-e", json.dumps(variables)]
-    env = lab_module.playbook_env(lab, playbook.collections_root)
-    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    done: list = []
-    try:
-        while not any(w.startswith(write) for w in done):
-            assert run.poll() is None, f"the {state} run ended before the cut (journal: {done})"
-            assert time.monotonic() < deadline, f"no '{write}' in the journal after 300 s: {done}"
-            time.sleep(0.2)
-            text = lab.ssh(["cat", JOURNAL], check=False).stdout
-            done = [w for e in json.loads(text)["entries"] for w in e["done"]] if text.strip() else []
-        lab.restart(power_cut=True)
-    finally:
-        run.kill()
-        output = run.communicate()[0]
-    print(f"cut the power during the {state} run after: {done}\nits output:\n{output[-3000:]}")
-
-
-def test_a_power_cut_during_an_attach_and_a_detach_is_reported_and_the_next_run_converges(lab, playbook) -> None:
-    """Issue 28: the power cut in the middle of an attach of eight LUNs (after its logins, at its first scan), and
-    then in the middle of their detach (at its first flush): after each boot the same request reports the cut-off
-    run from the on-disk journal (gone, with its writes, once) and converges, with no faulty path, dead map or
-    orphan, and no device of the array left after the detach."""
-    status = lab.array(["reset", "--luns", "8"])
-    assert status["leftover_devices"] == [], status
-    try:
-        save_array(lab)  # the array (LIO in the same guest) comes back after each cut
-        cut_power_during(lab, playbook, state="present", write="scan ")
-        phase(playbook, "after_cut", persist_boot_cut_state="present")
-        cut_power_during(lab, playbook, state="absent", write="flush map ")
-        phase(playbook, "after_cut", persist_boot_cut_state="absent")
     finally:
         phase(playbook, "cleanup")
         lab.ssh(["rm", "-rf", str(Path(DROP_IN).parent), SAVED], check=False)
