@@ -113,7 +113,7 @@ def test_recorded_luns_come_back_after_reboots_and_an_unmapped_one_is_reported(l
         print(journal)
         print(
             f"restore seconds: 8 LUNs {eight:.2f}, 8 recorded with one unmapped and one reused {missing:.2f} "
-            "(a LUN that is gone costs the recorded timeout, 90 s here)"
+            "(a LUN that is gone costs the recorded timeout, 120 s here)"
         )
     finally:
         phase(playbook, "cleanup")
