@@ -103,7 +103,7 @@ def playbook(lab: lab_module.Lab, collections_root: Path) -> Playbook:
 LONG_FIRST = (
     "test_integration_target[iscsi_lun_attach]",
     "test_campaign",
-    "test_recorded_luns_come_back",  # test_persist_boot.py: reboots, about 10 minutes
+    "test_recorded_luns_come_back",  # test_persist_boot.py: a reboot, 8 attaches and a restore, 8-20 minutes
 )
 
 

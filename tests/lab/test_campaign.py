@@ -19,10 +19,16 @@ STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "50"))
 WORKERS = 2
 ROLE_EVERY = 10  # rounds: two role steps (rounds 9 and 19 of about 25)
 LUNS = 16
-# FC target port faults stay out of the test command's run: once in three seed-14 runs the lab's FCoE VN2VN
-# target port did not log in again after its link came back (a lab fault; the campaign reports it as 'lab:'),
-# which would fail the test suite for a reason outside the collection. campaign.py runs them (the recorded FC
-# campaign and by hand); fc_attach, fc_detach, fc_kill and fc_reuse run here.
+# FC steps stay out of the test command's run (campaign.py draws them: the recorded FC campaign and by hand).
+# The lab's FC array is LIO tcm_fc over FCoE VN2VN in the same kernel as the initiator, and after the FC steps
+# of a seed-14 run its kernel can wedge: tcm_fc's remote-port work waits for aborted commands for good
+# (fc_rport_eq in target_wait_for_cmds), so the next reset's ACL removal blocks in D state and every later FC
+# test on that guest fails. Seen in two CI runs (2026-12-05: this test failed once; once every FC test after it
+# errored and the run timed out) and reproduced 2026-12-06 by this test then tests/lab/test_fc_lab.py on one
+# guest. A fault of the lab's target, not of the collection; the FC paths of the modules are tested by the
+# fc_lun_attach, fc_info, multipath_flush and multipath_faulty_facts targets, test_fc_lab.py and Molecule lun_fc.
+# Before 2026-12-06 fc_attach, fc_detach, fc_kill and fc_reuse ran here too.
+FC_LUNS = 0
 WEIGHTS = "fc_port_flap=0,fc_port_loss=0"
 
 
@@ -37,7 +43,15 @@ def test_short_seeded_campaign(lab) -> None:
     campaign.push(lab)
     start = time.monotonic()
     records, summary = campaign.run(
-        lab, seed=SEED, steps=STEPS, luns=LUNS, workers=WORKERS, role_every=ROLE_EVERY, weights=WEIGHTS, emit=emit
+        lab,
+        seed=SEED,
+        steps=STEPS,
+        luns=LUNS,
+        workers=WORKERS,
+        role_every=ROLE_EVERY,
+        weights=WEIGHTS,
+        fc_luns=FC_LUNS,
+        emit=emit,
     )
     seconds = time.monotonic() - start
     report = campaign.report_lines(
