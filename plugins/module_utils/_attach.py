@@ -508,7 +508,7 @@ class _Attach(_Run):
                 self.trail.record(f"scan {item.hctl or f'{item.host}:-:-:{item.lun}'}")
         writes = scan.apply_plan(plan=plan, host=self.host)
         self.result["scanned"].extend(w.to_dict() for w in writes)
-        plan = self.verify_scans(plan, wave)
+        plan = self.verify_scans(plan, wave, writes)
         again: List[scan.SysfsWrite] = []  # scans written again once a session had recovered
         try:
             after, _waited = scan.wait_for_devices(
@@ -542,15 +542,18 @@ class _Attach(_Run):
         self.record_new(after, wave)
         return after
 
-    def verify_scans(self, plan: scan.ScanPlan, wave: Sequence[LunRun]) -> scan.ScanPlan:
-        """Right after the scan writes, what the transport can tell at once (FC: the scan is synchronous, so a
-        LUN with no device now is not presented); a LUN it fails leaves the plan (nothing to wait for)."""
+    def verify_scans(
+        self, plan: scan.ScanPlan, wave: Sequence[LunRun], writes: Sequence[scan.SysfsWrite]
+    ) -> scan.ScanPlan:
+        """Right after the scan writes, what the transport can tell at once (the scan of an FC remote port or of
+        a logged-in iSCSI session is synchronous, so a LUN with no device now is not presented); a LUN it fails
+        leaves the plan (nothing to wait for)."""
         failed: Set[int] = set()
         for lun in wave:
             if not lun.ok:
                 continue
             items = [item for item in plan.items if item.lun == lun.req.linux_lun]
-            problem = self.paths.verify_scan(lun.req, items) if items else None
+            problem = self.paths.verify_scan(lun.req, items, writes) if items else None
             if problem is not None:
                 lun.fail(LunsafeError(problem, hctl=[item.address for item in items]))
                 failed.add(lun.req.linux_lun)

@@ -51,7 +51,9 @@ from ansible_collections.lunsafe.san.plugins.module_utils._runner import Command
 
 __all__ = ["DEFAULT_TIMEOUT", "Outcome", "restore", "run_service", "summary"]
 
-DEFAULT_TIMEOUT = 30.0  # seconds per wait (sessions, block devices, maps): a LUN that is gone costs it once
+# seconds per wait (sessions, block devices, maps): an unmapped LUN fails at its scan, a portal that does not
+# answer costs it once
+DEFAULT_TIMEOUT = 30.0
 STATUSES = ("restored", "refused", "missing", "failed")
 
 

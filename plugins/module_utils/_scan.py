@@ -639,6 +639,9 @@ class SysfsWrite:
     # the iSCSI session's state right before the write (apply_plan): a scan of a session that is not LOGGED_IN
     # is ignored by the kernel
     session_state: Optional[str] = dataclasses.field(default=None, compare=False)
+    # how long the write took (apply_plan): a scan of a logged-in iSCSI session or an FC remote port probes the
+    # LUN inside the write, so an absent LUN returns in milliseconds, one met by a path recovery in seconds
+    seconds: Optional[float] = dataclasses.field(default=None, compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"kind": self.kind, "host": self.host, "path": self.path, "line": self.text, "hctl": self.address}
@@ -681,8 +684,9 @@ def apply_plan(*, plan: ScanPlan, host: Host) -> Tuple[SysfsWrite, ...]:
         if sid is not None:
             state = read_attribute(os.path.join(host.sysfs_root, "class", "iscsi_session", f"session{sid}", "state"))
             item = dataclasses.replace(planned, session_state=state)
+        start = host.clock()
         _write(host, item, done)
-        done.append(item)
+        done.append(dataclasses.replace(item, seconds=round(host.clock() - start, 3)))
     return tuple(done)
 
 

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence, Set, Tuple
 from ansible_collections.lunsafe.san.plugins.module_utils._host import Host
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import Trail
 from ansible_collections.lunsafe.san.plugins.module_utils._lu import LunRequest
-from ansible_collections.lunsafe.san.plugins.module_utils._scan import ScanItem
+from ansible_collections.lunsafe.san.plugins.module_utils._scan import ScanItem, SysfsWrite
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import IscsiSession, ScsiDevice, Snapshot
 
 __all__ = ["Context", "Transport", "TransportRequest"]
@@ -78,9 +78,10 @@ class Transport(Protocol):
     def make_available(self, before: Snapshot) -> Snapshot:
         """Make every requested path usable (iSCSI: log in; FC: verify the rports); the snapshot after."""
 
-    def verify_scan(self, lun: LunRequest, items: Sequence[ScanItem]) -> Optional[str]:
-        """Right after the scan writes of a LUN: why they made nothing usable, read from sysfs now (None when
-        nothing is wrong, or the transport cannot tell yet: the wait for the block devices then says it)."""
+    def verify_scan(self, lun: LunRequest, items: Sequence[ScanItem], writes: Sequence[SysfsWrite]) -> Optional[str]:
+        """Right after the scan writes of a LUN (``writes``: those of the wave, with the session state before
+        each and its duration): why they made nothing usable, read from sysfs now (None when nothing is wrong,
+        or the transport cannot tell yet: the wait for the block devices then says it)."""
 
     def changed(self) -> bool:
         """Whether the transport changed something in this run (logins, records)."""

@@ -259,7 +259,9 @@ class FcTransport:
     def paths_expected(self, snapshot: Snapshot) -> int:
         return len(self.resolution.paths) if self.resolution is not None else 0
 
-    def verify_scan(self, lun: LunRequest, items: Sequence[scan.ScanItem]) -> Optional[str]:
+    def verify_scan(
+        self, lun: LunRequest, items: Sequence[scan.ScanItem], writes: Sequence[scan.SysfsWrite]
+    ) -> Optional[str]:
         """The FC scan is synchronous (``fc_user_scan`` probes the LUN inside the write): a scanned nexus with
         no SCSI device right after it was not scanned (its remote port left Online meanwhile) or the array
         does not present the LUN there."""

@@ -33,6 +33,10 @@ from ansible_collections.lunsafe.san.plugins.module_utils._portal import Portal,
 from ansible_collections.lunsafe.san.plugins.module_utils._sysfs import IscsiSession, ScsiDevice, Snapshot
 from ansible_collections.lunsafe.san.plugins.module_utils._transport import Context
 
+#: A scan write of a logged-in session that returns within this many seconds probed the LUN without meeting a
+#: path recovery (an absent LUN answers in milliseconds; a recovery blocks the probe for seconds).
+QUICK_SCAN = 2.0
+
 __all__ = [
     "IscsiRequest",
     "IscsiTransport",
@@ -277,8 +281,42 @@ class IscsiTransport:
     def paths_expected(self, snapshot: Snapshot) -> int:
         return len([s for s in self.sessions(snapshot) if s.logged_in])
 
-    def verify_scan(self, lun: LunRequest, items: Sequence[scan.ScanItem]) -> Optional[str]:
-        return None  # the wait for the block devices says what is missing, with the sessions' recovery
+    def verify_scan(
+        self, lun: LunRequest, items: Sequence[scan.ScanItem], writes: Sequence[scan.SysfsWrite]
+    ) -> Optional[str]:
+        """A scan written to a logged-in session is synchronous: the kernel (``iscsi_user_scan``) checks the
+        session's state under its lock and probes the LUN inside the write. So a scan whose session was
+        LOGGED_IN right before the write and still is right after, that returned within
+        :data:`QUICK_SCAN` seconds and left no SCSI device, met an array that does not present the LUN there:
+        it fails now instead of at the end of the wait for its block device. Everything else (a session in
+        recovery, which the kernel skips and the wait writes again; a write slowed by a path recovery) is
+        left to that wait."""
+        quick = {
+            (w.host, w.text)
+            for w in writes
+            if w.kind == "scan" and w.session_state == "LOGGED_IN" and (w.seconds or 0.0) <= QUICK_SCAN
+        }
+        candidates = [
+            item
+            for item in items
+            if item.action == scan.ACTION_SCAN and item.sid is not None and (item.host, item.line) in quick
+        ]
+        if not candidates:
+            return None
+        snapshot = self.host.snapshot(device_detail=False)
+        absent = []
+        for item in candidates:
+            session = next((s for s in snapshot.sessions if s.sid == item.sid), None)
+            if session is None or not session.logged_in or scan.find_device(item=item, snapshot=snapshot):
+                continue
+            absent.append(f"{item.address} (session {item.sid}, {session.portal or '-'} {session.targetname})")
+        if not absent:
+            return None
+        return (
+            f"the scan of {', '.join(absent)} created nothing while the session was logged in: the array does not "
+            f"present LUN {lun.given} to this initiator there (check its LUN masking / ACL for this host's "
+            "initiator name, the LUN number and lun_addressing)"
+        )
 
     def facts(self, snapshot: Snapshot) -> Dict[str, Any]:
         return {"sessions": [session_facts(s) for s in self.sessions(snapshot)]}

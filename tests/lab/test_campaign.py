@@ -15,9 +15,10 @@ import time
 import campaign
 
 SEED = int(os.environ.get("LUNSAFE_CAMPAIGN_SEED", "14"))
-STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "50"))
+# 30 steps (50 until 2026-12-06: about 700 s of a test command over its hour); the long campaigns run outside it
+STEPS = int(os.environ.get("LUNSAFE_CAMPAIGN_STEPS", "30"))
 WORKERS = 2
-ROLE_EVERY = 10  # rounds: two role steps (rounds 9 and 19 of about 25)
+ROLE_EVERY = 7  # rounds: two role steps (rounds 6 and 13 of about 15)
 LUNS = 16
 # FC steps stay out of the test command's run (campaign.py draws them: the recorded FC campaign and by hand).
 # The lab's FC array is LIO tcm_fc over FCoE VN2VN in the same kernel as the initiator, and after the FC steps

@@ -8,6 +8,7 @@ and the initiator are reset without a reboot; the target's aliases may ask for a
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,24 @@ def _lun_count(target: Path) -> int:
     return 4
 
 
+def failed_tasks(stdout: str, limit: int = 12) -> str:
+    """The task headers and the first lines of each ``fatal:`` result, at the end of a failure's message: CI
+    prints a long message's head and tail only, and a failed assert's dump can push its task out of both."""
+    lines = stdout.splitlines()
+    summary = []
+    task = ""
+    for index, line in enumerate(lines):
+        if line.startswith("TASK ["):
+            task = line.rstrip(" *")
+        elif line.startswith("fatal: ["):
+            result = itertools.takewhile(lambda text: text.strip() != "", lines[index + 1 : index + 400])
+            block = [line, *[text for text in result if text.startswith(("    assertion:", "    msg:"))][:2]]
+            summary += [task, *(text[:300] for text in block)]
+    if not summary:
+        return "failed tasks: none printed a fatal result"
+    return "failed tasks (summary):\n" + "\n".join(summary[-limit:])
+
+
 @pytest.mark.parametrize("target", _targets())
 def test_integration_target(target: str, lab, playbook) -> None:
     status = lab.array(["reset", "--luns", str(_lun_count(TARGETS / target))])
@@ -43,5 +62,7 @@ def test_integration_target(target: str, lab, playbook) -> None:
     result = playbook.run(RUNNER, "-e", f"lab_target={target}")
     output = result.stdout + result.stderr
     print(output[-20000:])
-    assert result.returncode == 0, f"integration target {target} failed:\n{output[-6000:]}"
+    assert result.returncode == 0, (
+        f"integration target {target} failed:\n{output[-6000:]}\n{failed_tasks(result.stdout)}"
+    )
     assert "failed=0" in result.stdout

@@ -238,9 +238,15 @@ def test_a_map_multipathd_builds_during_the_rollback_is_flushed_too(tmp_path: Pa
 def test_all_luns_failing_roll_back_sessions_and_records_this_run_created(tmp_path: Path) -> None:
     fake2 = world(tmp_path, luns={IQN: {}})  # the array presents neither LUN to this initiator
     fake2.nodes[(IQN, P2)] = {"node.session.scan": "manual", "node.startup": "manual"}
-    failed = run(fake2, luns=[6, 7], timeout=3)
+    start = fake2.clock.now
+    failed = run(fake2, luns=[6, 7], timeout=30)
     assert failed.error is not None
-    assert "timed out after 3s waiting for its block device at 2:0:0:6" in failed.error.msg
+    # the scans of logged-in sessions probe inside the write: nothing there means not presented, no wait
+    assert failed.error.msg.startswith(
+        "LUN 6: the scan of 2:0:0:6 (session 1, 127.0.0.1:3260 " + IQN + "), 3:0:0:6 (session 2, 127.0.0.2:3260 "
+    ), failed.error.msg
+    assert "created nothing while the session was logged in: the array does not present LUN 6" in failed.error.msg
+    assert fake2.clock.now - start < 5, fake2.clock.now - start
     assert fake2.sessions == []  # logged out again
     assert list(fake2.nodes) == [(IQN, P2)]  # the record that existed before stays
     assert any(x.startswith("logged out of 127.0.0.1:3260") for x in failed.result["rolled_back"])
@@ -623,3 +629,34 @@ def test_expected_spellings() -> None:
 
 def snapshot_of(fake: FakeHost) -> Optional[Any]:
     return read_snapshot(sysfs_root=str(fake.root))
+
+
+def test_a_lun_presented_through_one_portal_only_fails_at_once_naming_the_other(tmp_path: Path) -> None:
+    luns = {IQN: {4: wwid_of(4)}, IQN_B: {}}
+    fake = world(tmp_path, luns=luns, portals={P1: [IQN], P2: [IQN_B]}, auto_map=False)
+    portals = [{"portal": "127.0.0.1", "target": IQN}, {"portal": "127.0.0.2", "target": IQN_B}]
+    start = fake.clock.now
+    outcome = run(fake, target=None, portals=portals, lun="4", timeout=60)
+    assert outcome.error is not None
+    assert "the scan of 3:0:0:4 (session 2, 127.0.0.2:3260 " + IQN_B + ") created nothing" in outcome.error.msg
+    assert "2:0:0:4" not in outcome.error.msg  # the path that has it is not blamed
+    assert fake.clock.now - start < 5
+    assert fake.devices == [] and fake.sessions == []  # the device of the other path is rolled back
+
+
+def test_a_slow_scan_write_is_left_to_the_wait(tmp_path: Path) -> None:
+    """A write that took seconds may have met a path recovery that failed the probe: no conclusion from it, the
+    wait for the block device decides (and names the timeout)."""
+    fake = world(tmp_path, luns={IQN: {}})
+    real = fake.write
+
+    def slow(path: str, text: str) -> None:
+        if path.endswith("/scan"):
+            fake.clock.now += 3  # longer than QUICK_SCAN
+        real(path, text)
+
+    fake.write = slow  # type: ignore[method-assign]
+    outcome = run(fake, lun="6", timeout=3)
+    assert outcome.error is not None
+    assert "timed out after 3s waiting for its block device at 2:0:0:6" in outcome.error.msg
+    assert "created nothing" not in outcome.error.msg

@@ -99,7 +99,7 @@ def test_a_lun_that_no_longer_answers_is_reported_missing(tmp_path: Path) -> Non
     fake = after_reboot(tmp_path, before, {1: wwid_of(1)})
     outcomes = run(tmp_path, fake, [])
     assert [o.status for o in outcomes] == ["restored", "missing"]
-    assert "no longer answers" in outcomes[1].detail and "timed out" in outcomes[1].detail
+    assert "no longer answers" in outcomes[1].detail and "does not present LUN 2" in outcomes[1].detail
     assert scanned_luns(fake) == {1, 2}
 
 
