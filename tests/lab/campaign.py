@@ -100,6 +100,7 @@ ATTACH_PLAY = """---
         lun_attach_luns: "{{ campaign_luns }}"
         lun_attach_lock_file: "{{ campaign_lock_file }}"
         lun_attach_lock_timeout: "{{ campaign_lock_timeout }}"
+        lun_attach_persist: "{{ campaign_persist }}"
 """
 
 DETACH_PLAY = """---
@@ -146,6 +147,7 @@ def role_step(lab: lab_module.Lab, role: dict) -> dict:
             "campaign_lock_file": role["lock_file"],
             "campaign_lock_timeout": role["lock_timeout"],
             "campaign_unmap_tasks": str(folder / "unmap.yml") if role.get("unmap") else "",
+            "campaign_persist": bool(role.get("persist")),
         }
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(play), "-e", json.dumps(extra)]
         env = lab_module.playbook_env(lab, root)
@@ -159,6 +161,49 @@ def role_step(lab: lab_module.Lab, role: dict) -> dict:
         if "Traceback" in output:
             outcome["traceback"] = True
     return outcome
+
+
+#: The saved array configuration rtslib-fb-targetctl restores at boot, and the drop-in that orders the restore
+#: service after it (the lab's array is LIO in the guest itself; a real array is simply there)
+SAVED_ARRAY = "/etc/rtslib-fb-target/saveconfig.json"
+RESTORE_DROP_IN = "/etc/systemd/system/lunsafe-san-restore.service.d/lab-array.conf"
+
+
+def boot_step(lab: lab_module.Lab, boot: dict) -> dict:
+    """A reboot or power cut the driver planned: the array's configuration saved so that it comes back at boot,
+    the guest rebooted (``systemctl reboot``) or its qemu killed, then the boot restore waited for. The outcome
+    goes back to the driver."""
+    start = time.monotonic()
+    try:
+        lab.ssh(["targetctl", "save"])
+        lab.ssh(["systemctl", "enable", "--quiet", "rtslib-fb-targetctl.service"])
+        lab.ssh(["mkdir", "-p", str(Path(RESTORE_DROP_IN).parent)])
+        unit = "[Unit]\nWants=rtslib-fb-targetctl.service\nAfter=rtslib-fb-targetctl.service\n"
+        lab.ssh(["sh", "-c", f"cat > {RESTORE_DROP_IN}"], stdin=unit)
+        lab.ssh(["systemctl", "daemon-reload"])
+        lab.ssh(["sync"])
+        lab.restart(power_cut=boot["kind"] == "power_cut")
+        restore = {"installed": boot.get("service", False)}
+        if restore["installed"]:
+            deadline = time.monotonic() + 900
+            while True:
+                shown = lab.ssh(
+                    ["systemctl", "show", "lunsafe-san-restore.service", "-p", "ActiveState", "-p", "Result"],
+                    check=False,
+                ).stdout
+                values = dict(line.split("=", 1) for line in shown.split() if "=" in line)
+                if values.get("ActiveState") not in ("activating", "reloading") or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            journal = lab.ssh(
+                ["journalctl", "-b", "-u", "lunsafe-san-restore", "-o", "cat", "--no-pager"], check=False
+            ).stdout
+            restore.update(state=values.get("ActiveState"), result=values.get("Result"))
+            restore["summary"] = [line for line in journal.splitlines() if "lunsafe-san-restore:" in line][-1:]
+            restore["lines"] = [line[:200] for line in journal.splitlines()[-40:]]
+        return {"ok": True, "seconds": round(time.monotonic() - start, 1), "restore": restore}
+    except Exception as exc:  # reported to the driver as the step's failure
+        return {"ok": False, "seconds": round(time.monotonic() - start, 1), "msg": f"{type(exc).__name__}: {exc}"}
 
 
 def step_line(record: dict) -> str:
@@ -176,7 +221,7 @@ def step_line(record: dict) -> str:
     )
 
 
-def run(
+def run(  # noqa: PLR0912 - one branch per segment outcome
     lab: lab_module.Lab,
     *,
     seed: int,
@@ -186,12 +231,15 @@ def run(
     role_every: int = 0,
     weights: str = "",
     fc_luns: int = FC_LUNS,
+    boot_every: int = 0,
     emit=print,
 ) -> tuple[list[dict], dict]:
     """Reset the array, then run the driver segment after segment (a role step between two segments).
 
     With ``fc_luns`` > 0 and a lab with FC ports the array gets that many FC LUNs and the driver draws FC steps
-    too; a lab without FC ports (or ``fc_luns`` 0) runs the iSCSI steps alone, with the same draws as before."""
+    too; a lab without FC ports (or ``fc_luns`` 0) runs the iSCSI steps alone, with the same draws as before.
+    With ``boot_every`` > 0 every K-th round is a reboot or a power cut of the guest (:func:`boot_step`); the
+    driver's attaches then record their LUNs (``persist``) and the role's install the boot restore."""
     import shlex  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
@@ -204,6 +252,7 @@ def run(
     records: list[dict] = []
     summary: dict = {}
     role_result = None
+    boot_result = None
     while True:
         command = (
             f"python3 {STAGE}/campaign_driver.py --seed {seed} --steps {steps} --luns {luns} --workers {workers} "
@@ -213,6 +262,11 @@ def run(
             command += f" --weights {shlex.quote(weights)}"
         if role_result is not None:
             command += f" --role-result {shlex.quote(json.dumps(role_result))}"
+        if boot_every:
+            command += f" --boot-every {boot_every}"
+        if boot_result is not None:
+            command += f" --boot-result {shlex.quote(json.dumps(boot_result))}"
+        role_result = boot_result = None
         argv = [*lab._ssh_argv(info), "--", command]
         last = None
         with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
@@ -231,6 +285,16 @@ def run(
         if last is None:
             raise SystemExit(f"campaign: the driver ended without a summary (rc {proc.returncode})")
         summary = last["summary"]
+        if last.get("boot"):
+            boot = last["boot"]
+            emit(
+                f"boot step {boot['i']}: {boot['kind']} with LUNs {boot['held']} held, {boot['recorded']} recorded, "
+                f"restore service {'installed' if boot['service'] else 'not installed'}"
+            )
+            boot_result = boot_step(lab, boot)
+            info = lab.info()  # a new SSH port after the boot
+            emit(f"boot step {boot['i']}: {json.dumps(boot_result)[:600]}")
+            continue
         if last.get("done") or not last.get("role"):
             break
         role = last["role"]
@@ -326,6 +390,7 @@ def run_shards(
     folder: Path,
     stop_after: float,
     fc_luns: int = FC_LUNS,
+    boot_every: int = 0,
 ) -> None:
     """Share --shards seeded shards out over the labs, one shard per lab at a time; each finished shard is
     written to folder/shard-K.json at once, so a stopped campaign keeps what it finished (merge with --merge).
@@ -372,6 +437,7 @@ def run_shards(
                 role_every=role_every,
                 weights=weights,
                 fc_luns=fc_luns,
+                boot_every=boot_every,
                 emit=emit,
             )
             result = {
@@ -490,6 +556,13 @@ def report_lines(
         ),
         *_table("Role steps", "role: outcome", summary.get("roles", {})),
         *_table(
+            "Reboots and power cuts (issue 28): what came back",
+            "boot: outcome",
+            summary.get("boots", {}),
+            "A recorded LUN (persist) must come back at boot through the restore service with its WWID, its synced "
+            "pattern or file (fsck -n clean after the journal replay); a held LUN that was not recorded must not.",
+        ),
+        *_table(
             "Errors by message (module failures; each must be a clear error)", "message", summary.get("errors", {})
         ),
         "## Invariant violations",
@@ -515,6 +588,7 @@ def main() -> int:
     parser.add_argument("--role-every", type=int, default=10, help="every K-th round is a role step (0: none)")
     parser.add_argument("--weights", default="", help="KIND=N,... overriding step weights (e.g. kill=40)")
     parser.add_argument("--fc-luns", type=int, default=FC_LUNS, help="FC LUNs (0: no FC steps; none without FC ports)")
+    parser.add_argument("--boot-every", type=int, default=0, help="every K-th round a reboot or power cut (0: none)")
     parser.add_argument("--out", type=Path, help="write the report (markdown) here, the step lines beside it")
     parser.add_argument("--labs", default="", help="NAME,NAME: run --shards shards over these lab VMs at once")
     parser.add_argument("--shards", type=int, default=0, help="with --labs: seeded shards of --steps steps each")
@@ -542,6 +616,7 @@ def main() -> int:
         role_every=args.role_every,
         weights=args.weights,
         fc_luns=args.fc_luns,
+        boot_every=args.boot_every,
     )
     lines = report_lines(
         seed=seed,
@@ -601,6 +676,7 @@ def main_shards(args: argparse.Namespace) -> int:
             folder=folder,
             stop_after=args.stop_after,
             fc_luns=args.fc_luns,
+            boot_every=args.boot_every,
         )
         with (folder / "runs.txt").open("a", encoding="utf-8") as runs:
             runs.write(f"{time.time() - (time.monotonic() - start):.0f} {time.time():.0f} {args.labs}\n")

@@ -27,6 +27,14 @@ Steps through the roles: with ``--role-every K`` every K-th round is a role step
 in ``--state`` and exits with ``{"summary": ..., "role": {...}}``; the controller runs the role and starts the
 driver again with ``--role-result``, which completes the step (held LUNs, data read back, invariants).
 
+Reboots and power cuts (issue 28): with ``--boot-every K`` every K-th round is a boot round. The attaches then
+pass ``persist: true`` and the role steps install the boot restore (the first role step attaches, so that the
+service exists). The driver writes and syncs every held LUN's data, records what the host has recorded and
+whether the restore service is installed, saves its state and exits with ``{"boot": {...}}``; the controller
+saves the array's configuration, reboots the guest or kills its qemu, waits for the restore and starts the
+driver again with ``--boot-result``. A recorded, held LUN must then be back (same WWID, data and files intact,
+ext4 clean after its journal replay); a held LUN that was not recorded must not be (nothing scans it).
+
 One JSON line per step goes to stdout, and one ``{"summary": ...}`` line at the end of each segment.
 """
 
@@ -52,6 +60,8 @@ PORTALS = ("127.0.0.1:3260", "127.0.0.2:3260")
 FLAP_PORTAL = "127.0.0.2"
 LABCTL = ["python3", "/usr/local/lib/lunsafe-lab/labctl.py"]
 LABCTL_STATE = "/var/lib/lunsafe-lab/state.json"
+PERSIST_FILE = "/var/lib/lunsafe-san/persist.json"  # the LUNs recorded with persist: true (issue 28)
+RESTORE_UNIT = "/etc/systemd/system/lunsafe-san-restore.service"  # installed by the lun_attach role
 LOCK_FILE = "/run/lunsafe-san/lunsafe-san.lock"
 JOURNAL = LOCK_FILE + ".journal"
 LOCK_TIMEOUT = 1200  # module runs queue on the host lock behind the other workers' runs: generous on purpose
@@ -196,6 +206,7 @@ class Campaign:
         self.next_step = 0
         self.next_round = 0
         self.pending_role = None
+        self.pending_boot = None  # a reboot or power cut planned by the last segment (--boot-every)
         # Fibre Channel: the array's FC LUNs (mapped to both initiator ports all along), their generation (an
         # fc-reuse makes a new LU), the WWID the array presents now, and the FC LUNs the host holds
         self.fc_luns = list(range(args.fc_luns))
@@ -216,6 +227,7 @@ class Campaign:
             "refusals": {},
             "journal": {"results_with_interrupted": 0, "results_without_interrupted": 0, "entries": {}},
             "roles": {},
+            "boots": {},
             "fc": {},
             "timing": {"module_s": 0.0, "check_s": 0.0, "rounds_s": 0.0, "rounds": 0, "role_s": 0.0},
             "data": {
@@ -242,6 +254,7 @@ class Campaign:
         "next_step",
         "next_round",
         "pending_role",
+        "pending_boot",
         "fc_generation",
         "fc_wwid",
         "fc_held",
@@ -264,9 +277,11 @@ class Campaign:
             setattr(self, key, {int(k): v for k, v in state.get(key, {}).items()})
         for key in ("pattern", "cycle", "next_step", "next_round", "pending_role"):
             setattr(self, key, state[key])
+        self.pending_boot = state.get("pending_boot")
         self.formatted = set(state["formatted"])
         self.mounted = set(state["mounted"])
         self.counts = state["counts"]
+        self.counts.setdefault("boots", {})
 
     # -- counting -----------------------------------------------------------------------------------------
 
@@ -318,6 +333,8 @@ class Campaign:
         }
         if state == "absent":
             params.update(logout=False)
+        elif self.args.boot_every:
+            params["persist"] = True  # recorded, so that the boot restore brings the LUN back (issue 28)
         return params
 
     def note_error(self, step, result):
@@ -1502,6 +1519,8 @@ class Campaign:
         rng = random.Random(f"{self.args.seed}:{self.next_step}")  # noqa: S311 - seeded on purpose
         pool, held = self.attachable(set()), self.detachable(set())
         detach = bool(held) and (not pool or rng.random() < 0.5)
+        if self.args.boot_every and pool and not os.path.exists(RESTORE_UNIT):
+            detach = False  # the first role attach installs the boot restore (lun_attach_persist)
         if not held and not pool:
             return None
         luns = sorted(rng.sample(held if detach else pool, min(len(held if detach else pool), rng.randint(1, 2))))
@@ -1515,6 +1534,7 @@ class Campaign:
             "portals": list(PORTALS),
             "lock_file": LOCK_FILE,
             "lock_timeout": LOCK_TIMEOUT,
+            "persist": bool(self.args.boot_every),
         }
         step = {"violations": []}
         if detach:
@@ -1575,19 +1595,161 @@ class Campaign:
         found, check_s = self.check()
         self.finish_round([step], found, check_s, start)
 
+    # -- reboots and power cuts (issue 28) ----------------------------------------------------------------
+
+    def is_boot_round(self, index):
+        every = self.args.boot_every
+        return every > 0 and index > 0 and index % every == 0
+
+    def plan_boot(self):
+        """Plan this round's reboot or power cut; the controller does it, the driver completes it on resume.
+
+        Before it, every held LUN gets its data written and synced (the raw pattern with O_SYNC, the file on a
+        filesystem LUN with fsync of the file and its directory). A clean reboot finds the filesystems unmounted
+        (as a playbook or fstab's _netdev would before the logout); a power cut finds them mounted, with a
+        scratch file written without fsync on top, which the cut may lose: fsck after the journal replay must
+        find the filesystem clean and the synced file intact. What comes back at boot is decided by what the
+        host had recorded (persist.json) and whether the restore service is installed, read now."""
+        rng = random.Random(f"{self.args.seed}:{self.next_step}:boot")  # noqa: S311 - seeded on purpose
+        kind = "power_cut" if rng.random() < 0.5 else "reboot"
+        step = {"violations": []}
+        for lun in sorted(self.held):
+            if is_fs_lun(lun):
+                self.write_file(lun, step, unmount=kind == "reboot")
+                if kind == "power_cut" and lun in self.mounted:
+                    with open(f"{self.mountpoint(lun)}/scratch.bin", "wb") as handle:
+                        handle.write(self._pattern(None, FS_FILE_BYTES, f"{self.key(lun)}:scratch"))
+            else:
+                self.write_data(lun, step)
+        records = _load_json(PERSIST_FILE).get("records", [])
+        recorded = sorted({r.get("linux_lun") for r in records if r.get("transport") == "iscsi"} - {None})
+        boot = {
+            "i": self.next_step,
+            "round": self.next_round,
+            "kind": kind,
+            "held": sorted(self.held),
+            "recorded": recorded,
+            "service": os.path.exists(RESTORE_UNIT),
+            "mounted": sorted(self.mounted),
+            "prepare": step,
+        }
+        return boot
+
+    def finish_boot(self, outcome):
+        """After the boot: a recorded LUN is back with its WWID and its data (fsck clean), nothing else is."""
+        boot = self.pending_boot
+        self.pending_boot = None
+        start = time.monotonic()
+        step = {
+            "i": boot["i"],
+            "kind": boot["kind"],
+            "round": boot["round"],
+            "worker": 0,
+            "luns": boot["held"],
+            "violations": list(boot["prepare"]["violations"]),
+            "data": list(boot["prepare"].get("data", [])),
+            "ok": bool(outcome.get("ok")),
+            "boot_s": outcome.get("seconds"),
+            "restore": outcome.get("restore"),
+        }
+        self.bump("boots", boot["kind"])
+        if not step["ok"]:
+            step["violations"].append(f"the {boot['kind']} failed: {outcome.get('msg', '')[:300]}")
+        with self.mu:
+            self.mounted = set()  # the campaign's mounts are not in fstab: none survives a boot
+        back = set(boot["recorded"]) if boot["service"] else set()
+        try:
+            mapped = _load_json(LABCTL_STATE).get("luns", {})
+            with self.mu:
+                for lun in self.luns:
+                    self.mapped[lun] = bool(mapped.get(str(lun), {}).get("mapped", self.mapped[lun]))
+            for lun in sorted(set(boot["held"]) | back):
+                before = self.held.get(lun)
+                if lun in back and lun in boot["held"]:
+                    if not self.adopt_observed(lun):
+                        self.bump("boots", "recorded LUN not back")
+                        step["violations"].append(f"LUN {lun} was recorded and held but did not come back at boot")
+                        with self.mu:
+                            self.held.pop(lun, None)
+                        continue
+                    if before and self.held[lun]["wwid"] != before.get("wwid"):
+                        step["violations"].append(
+                            f"LUN {lun} came back as WWID {self.held[lun]['wwid']}, held as {before.get('wwid')}"
+                        )
+                    self.bump("boots", "restored")
+                    if is_fs_lun(lun):
+                        self.boot_fs_check(lun, step, boot["kind"])
+                    else:
+                        self.verify_data(lun, step)
+                elif lun in back:
+                    step["violations"].append(f"LUN {lun} is recorded but the campaign did not hold it")
+                    self.adopt_observed(lun)
+                else:  # held, not recorded (or no restore service): gone with the boot, nothing scans it
+                    devices, maps = self.lun_view(lun)
+                    if devices or maps:
+                        step["violations"].append(f"LUN {lun} was not recorded but is back: {devices} {maps}")
+                    with self.mu:
+                        self.held.pop(lun, None)
+                    self.bump("boots", "not recorded, gone")
+        except Exception as exc:  # a harness failure is reported as the step's violation
+            step["violations"].append(f"harness: {type(exc).__name__}: {exc}")
+        step["seconds"] = round((outcome.get("seconds") or 0) + time.monotonic() - start, 1)
+        found, check_s = self.check()
+        self.finish_round([step], found, check_s, start)
+
+    def boot_fs_check(self, lun, step, kind):
+        """A filesystem LUN after a boot: mount (replays ext4's journal after a power cut), check the synced file,
+        unmount, then fsck -n -f must find it clean."""
+        dev = self.dev(lun)
+        os.makedirs(self.mountpoint(lun), exist_ok=True)
+        rc, _out, err = sh(["mount", "-t", "ext4", dev, self.mountpoint(lun)], timeout=60)
+        if rc != 0:
+            self.data("mismatches")
+            step["violations"].append(f"mount of LUN {lun} after the {kind} failed: {err.strip()[-200:]}")
+            return
+        want = self.pattern.get(self.key(lun))
+        try:
+            with open(f"{self.mountpoint(lun)}/data.bin", "rb") as handle:
+                got = hashlib.sha256(handle.read()).hexdigest()
+        except OSError as exc:
+            got = f"unreadable: {exc}"
+        self.data("verified")
+        self.data("fs_verified")
+        self.data("verified_bytes", FS_FILE_BYTES)
+        if want is not None and got != want:
+            self.data("mismatches")
+            step["violations"].append(f"the synced file on LUN {lun} changed across the {kind}")
+        rc, _out, err = sh(["umount", self.mountpoint(lun)], timeout=120)
+        if rc != 0:
+            step["violations"].append(f"harness: umount of LUN {lun} failed: {err.strip()[-200:]}")
+            with self.mu:
+                self.mounted.add(lun)
+            return
+        rc, out, err = sh(["fsck.ext4", "-n", "-f", dev], timeout=120)
+        if rc != 0:
+            self.data("mismatches")
+            step["violations"].append(f"fsck -n of LUN {lun} after the {kind} rc={rc}: {(out + err).strip()[-300:]}")
+        else:
+            self.data("fsck_clean")
+        step.setdefault("data", []).append(f"{kind} fs checked {lun}")
+
     def run_segment(self):
-        """Rounds until the steps are done or a role round comes (planned, then the driver exits)."""
+        """Rounds until the steps are done or a role or boot round comes (planned, then the driver exits)."""
         while self.next_step < self.args.steps:
             if self.is_role_round(self.next_round):
                 role = self.plan_role()
                 if role is not None:
                     self.pending_role = role
                     self.next_step += 1
-                    return role
+                    return role, None
+            if self.is_boot_round(self.next_round):
+                self.pending_boot = self.plan_boot()
+                self.next_step += 1
+                return None, self.pending_boot
             self.run_round()
         for lun in sorted(self.mounted):  # done: unmount, so the next reset finds no filesystem in use
             self.unmount(lun, {"violations": []})
-        return None
+        return None, None
 
 
 def journal_has(pid):
@@ -1662,6 +1824,8 @@ def main():
     parser.add_argument("--role-result", help="JSON: the outcome of the role step the last segment planned")
     parser.add_argument("--weights", default="", help="KIND=N,... overriding the step weights (a targeted run)")
     parser.add_argument("--fc-luns", type=int, default=0, help="the lab's FC LUNs (0: no FC steps, as before FC)")
+    parser.add_argument("--boot-every", type=int, default=0, help="every K-th round a reboot or power cut (0: none)")
+    parser.add_argument("--boot-result", help="JSON: the outcome of the boot the last segment planned")
     args = parser.parse_args()
     args.weights = {k: int(v) for k, v in (item.split("=") for item in args.weights.split(",") if item)}
     unknown = set(args.weights) - set(STEP_WEIGHTS)
@@ -1676,10 +1840,15 @@ def main():
         campaign.fc_setup()
     if campaign.pending_role:
         campaign.finish_role(json.loads(args.role_result or '{"rc": -1, "msg": "no role result given"}'))
-    role = campaign.run_segment()
+    if campaign.pending_boot:
+        campaign.finish_boot(json.loads(args.boot_result or '{"ok": false, "msg": "no boot result given"}'))
+    role, boot = campaign.run_segment()
     if args.state:
         campaign.save(args.state)
-    print(json.dumps({"summary": campaign.counts, "role": role, "done": role is None}), flush=True)
+    if boot is not None:
+        os.sync()  # the state, the data and the journal on disk before the controller cuts the power
+    done = role is None and boot is None
+    print(json.dumps({"summary": campaign.counts, "role": role, "boot": boot, "done": done}), flush=True)
     return 0
 
 
