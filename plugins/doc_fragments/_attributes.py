@@ -54,7 +54,8 @@ options:
       - "Who may affect the lock: the default lives in V(/run/lunsafe-san), created with mode 0700, so no other
         user can open, plant or replace anything there. The lock's directory is refused when its group or
         others may write it (a sticky V(/tmp) or V(/run/lock) included: anyone could create the lock, its lease or
-        its journal first). The lock, C(<lock_file>.lease) and C(<lock_file>.journal) are opened without following
+        its journal first). The default lock's journal is C(/var/lib/lunsafe-san/lunsafe-san.lock.journal) (mode
+        0700 directory, on disk: a reboot keeps it). The lock, its lease and its journal are opened without following
         links and must be regular files owned by root or by the directory's owner (the service user of os-brick's
         lock path), not writable by group or others; anything else is refused naming the file, its owner and its
         mode, and nothing is changed. A lock file that other users can open (os-brick's is often mode 0644) works,

@@ -10,9 +10,9 @@ back or report what it had done: a session it logged in to, devices it scanned, 
 them, a half-removed LUN. Without a trail, the next run finds them, takes them for the host's own state and
 reports ``changed: false``.
 
-So each run that changes the host keeps an entry in ``<lock_file>.journal`` (JSON, beside the ``.lease``)
-while it works: the entry is written just before the run's first write to the host, each write is
-appended to it just before it is made, and the entry is removed when the run ends in a controlled way
+So each run that changes the host keeps an entry in its journal (JSON, :func:`journal_path`) while it works:
+the entry is written just before the run's first write to the host, each write is appended to it just before
+it is made, and the entry is removed when the run ends in a controlled way
 (success, or a failure it rolled back and reported). The file is only read and written with the host lock
 held, and rewritten whole (temporary file, fsync, rename), so a kill leaves either the old or the new file.
 An entry found by the next run is therefore one that was interrupted: its process no longer held the lock.
@@ -40,6 +40,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._lock import (
+    DEFAULT_LOCK_FILE,
     LockDir,
     read_boot_id,
     read_trusted,
@@ -48,6 +49,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._lock import (
 )
 
 __all__ = [
+    "DEFAULT_JOURNAL_FILE",
     "RESOLUTIONS",
     "Journal",
     "Trail",
@@ -59,6 +61,9 @@ __all__ = [
     "resolve",
 ]
 
+#: the journal of the default lock file (:func:`journal_path`): in a root-only directory (0700, created by the
+#: first write) beside the persistence records, on a file system a reboot keeps
+DEFAULT_JOURNAL_FILE = "/var/lib/lunsafe-san/lunsafe-san.lock.journal"
 JOURNAL_VERSION = 1
 RESOLUTIONS = ("adopted", "removed", "left", "gone")
 _FILE_MODE = 0o600  # the request it records names targets and portals; no secret is ever written
@@ -66,7 +71,12 @@ _DONE_MAX = 200  # a run records at most this many writes (a 256-LUN call); the 
 
 
 def journal_path(lock_file: str) -> str:
-    """Where the journal of ``lock_file`` lives."""
+    """Where the journal of ``lock_file`` lives: ``<lock_file>.journal``, except for the default lock file, whose
+    directory is under /run and emptied by a reboot: its journal is :data:`DEFAULT_JOURNAL_FILE`, on disk, so that
+    the first run after a reboot or a power cut reports what a run cut off by it had started (``gone``: the node
+    records it created are still there). A lock file chosen elsewhere keeps its journal beside it."""
+    if os.path.normpath(lock_file) == DEFAULT_LOCK_FILE:  # also as a role or a user spells it (a double slash)
+        return DEFAULT_JOURNAL_FILE
     return lock_file + ".journal"
 
 
@@ -186,7 +196,7 @@ class Journal:
             remove_file(self.path)
             return
         text = json.dumps({"version": JOURNAL_VERSION, "entries": list(entries)}, sort_keys=True, indent=1)
-        replace_file(self.path, text, mode=_FILE_MODE)
+        replace_file(self.path, text, mode=_FILE_MODE, create=True)
 
     def trail(self, *, module: str, op: str, request: Dict[str, Any]) -> Trail:
         """The trail of this run (nothing is written before its first :meth:`Trail.record`)."""

@@ -266,6 +266,7 @@ class LockDir:
         finally:
             os.close(fd)
         os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        os.fsync(self.fd)  # the rename itself on disk: a power cut right after keeps the new file, not the old
 
     def unlink(self, name: str) -> None:
         """Remove ``name`` (a link itself, never what it points to); a missing file is fine."""
@@ -285,10 +286,10 @@ def read_trusted(path: str, *, what: str) -> Optional[str]:
         return None
 
 
-def replace_file(path: str, text: str, *, mode: int = _FILE_MODE) -> None:
+def replace_file(path: str, text: str, *, mode: int = _FILE_MODE, create: bool = False) -> None:
     """Replace ``path`` (the lease or the journal beside the lock) with ``text`` whole, in its checked
-    directory (see :meth:`LockDir.replace`)."""
-    with LockDir.opened(os.path.dirname(path)) as directory:
+    directory (see :meth:`LockDir.replace`; created 0700 when ``create``)."""
+    with LockDir.opened(os.path.dirname(path), create=create) as directory:
         directory.replace(os.path.basename(path), text, mode=mode)
 
 

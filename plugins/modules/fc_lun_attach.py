@@ -254,9 +254,9 @@ fc_problems:
   sample: ["target 0x2000525400fc0004 is not visible from host3 (0x2000525400fc0002): ..."]
 interrupted:
   description:
-    - Runs of this module that were killed before this one and left an entry in the journal beside the
-      lock (C(<lock_file>.journal)), as in M(lunsafe.san.iscsi_lun_attach) (C(request) names C(targets),
-      C(initiators) and C(luns)).
+    - Runs of this module that were killed before this one and left an entry in the lock's journal
+      (C(<lock_file>.journal), for the default lock file C(/var/lib/lunsafe-san/lunsafe-san.lock.journal)),
+      as in M(lunsafe.san.iscsi_lun_attach) (C(request) names C(targets), C(initiators) and C(luns)).
   returned: always
   type: list
   elements: dict

@@ -45,14 +45,16 @@ description:
     and verified and a re-run converges; sessions, node records and discovery records this run created are
     removed only when no requested LUN is left attached. An error before the LUNs are scanned (login,
     sessions) rolls back everything this run created."
-  - "Interrupted runs: while it changes the host, a run keeps an entry in a journal beside the lock
-    (C(<lock_file>.journal)) naming its request and each write just before it makes it, and removes the
-    entry when it ends, also on a failure it rolled back. A run that is killed (SIGKILL, a task timeout,
-    the OOM killer) leaves its entry; the next run reads it under the lock and reports it in
-    RV(interrupted), with a warning. An attach whose request covers the killed one (same targets, at least
-    its LUNs) adopts what it left and reports C(changed=true); a detach that covers it removes it; any
-    other run leaves it alone and keeps warning until a covering run succeeds. Entries from before the
-    last reboot are reported once and dropped."
+  - "Interrupted runs: while it changes the host, a run keeps an entry in the lock's journal
+    (C(<lock_file>.journal); for the default lock file C(/var/lib/lunsafe-san/lunsafe-san.lock.journal), on disk, so
+    that a reboot or a power cut does not lose it) naming its request and each write just before it makes it, and
+    removes the entry when it ends, also on a failure it rolled back. A run that is killed (SIGKILL, a task timeout,
+    the OOM killer, a reboot, a power cut) leaves its entry; the next run reads it under the lock and reports it in
+    RV(interrupted), with a warning. An attach whose request covers the killed one (same targets, at least its LUNs)
+    adopts what it left and reports C(changed=true); a detach that covers it removes it; any other run leaves it
+    alone and keeps warning until a covering run succeeds. Entries from before the last reboot (a run cut off by a
+    reboot or a power cut) are reported once, with the node records they had created (which the reboot kept), and
+    dropped."
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - iscsiadm (open-iscsi) with C(node.session.scan) support (2.0.874 or later)
@@ -369,9 +371,10 @@ rolled_back:
   sample: ["deleted sdc", "deleted sdd"]
 interrupted:
   description:
-    - Runs of this module that were killed before this one and left an entry in the journal beside the
-      lock (C(<lock_file>.journal)), each with what it was asked (C(request)), the writes it had started,
-      in order (C(done)), and C(resolution).
+    - Runs of this module that were killed before this one and left an entry in the lock's journal
+      (C(<lock_file>.journal), for the default lock file C(/var/lib/lunsafe-san/lunsafe-san.lock.journal)),
+      each with what it was asked (C(request)), the writes it had started, in order (C(done)), and
+      C(resolution).
     - C(resolution) is V(adopted) (this attach covers that request, completed it and reports what it left
       as its own change), V(removed) (this detach covers it and removed what it left), V(left) (this run
       does not cover it, or failed, and left it alone; the entry stays and each run warns about it) or

@@ -32,13 +32,14 @@ description:
   - A map that does not exist is not an error. The module then reports RV(found=false) and V(changed=false),
     unless a flush of the same map was killed before it had deleted every path (see below).
   - Takes the host lock (O(lock_file)) so that no attach or scan runs between its steps.
-  - "Interrupted runs: while it works, a run keeps an entry in the journal beside the lock
-    (C(<lock_file>.journal)) with the map's identity, its paths and each step just before it runs. A flush
-    that is killed after the map is gone but before its paths are deleted leaves paths that no map names any
-    more. The next run of this module for the same map (by name, WWID, uuid or dm device) finds them in that
-    entry, deletes each one that is still there with the same H:C:T:L and WWID (refusing one in use unless
-    O(force)), reports them in RV(paths_removed) and the killed run in RV(interrupted), and is changed. Entries
-    of other runs are reported and left alone; see M(lunsafe.san.iscsi_lun_attach) for the journal itself."
+  - "Interrupted runs: while it works, a run keeps an entry in the lock's journal (C(<lock_file>.journal); for the
+    default lock file C(/var/lib/lunsafe-san/lunsafe-san.lock.journal), on disk) with the map's identity, its paths
+    and each step just before it runs. A flush that is killed after the map is gone but before its paths are deleted
+    leaves paths that no map names any more. The next run of this module for the same map (by name, WWID, uuid or dm
+    device) finds them in that entry, deletes each one that is still there with the same H:C:T:L and WWID (refusing
+    one in use unless O(force)), reports them in RV(paths_removed) and the killed run in RV(interrupted), and is
+    changed. Entries of other runs are reported and left alone; see M(lunsafe.san.iscsi_lun_attach) for the journal
+    itself."
 author: lunsafe.san developers (@lunsafe)
 requirements:
   - Linux with sysfs mounted on C(/sys), and root privileges

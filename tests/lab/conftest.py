@@ -102,8 +102,9 @@ def playbook(lab: lab_module.Lab, collections_root: Path) -> Playbook:
 #: VM busy alone at the end. The rest keep their order.
 LONG_FIRST = (
     "test_integration_target[iscsi_lun_attach]",
-    "test_campaign",
-    "test_recorded_luns_come_back",  # test_persist_boot.py: a reboot, 8 attaches and a restore, 8-20 minutes
+    "test_short_seeded_campaign",  # test_campaign.py: 30 steps, about 7 minutes
+    "test_recorded_luns_come_back",  # test_persist_boot.py: a reboot, 8 attaches and a restore, 8-13 minutes
+    "test_a_power_cut_during",  # test_persist_boot.py: two power cuts, about 5 minutes
 )
 
 

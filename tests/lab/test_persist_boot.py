@@ -13,16 +13,26 @@ Case (one reboot, the longest step of the test command on a TCG guest): eight LU
 the unmapped one's LU (a LUN number reused): at boot the unmapped one is not attached and is reported `missing`,
 the reused one is scanned, found with another WWID, refused (its devices removed again) and reported `refused`,
 and the other six come back, the first mounted. The restore's time (systemd's start to exit of the unit) is
-printed; tests/lab/bench_boot.py times restores where every LUN comes back."""
+printed; tests/lab/bench_boot.py times restores where every LUN comes back.
+
+Case (two power cuts): an attach of eight LUNs cut off at its first scan, then their detach cut off at its first
+flush; after each boot the same request reports the cut-off run from the on-disk journal and converges with no
+faulty path, dead map or orphan."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import lab as lab_module
 
 RUNNER = Path(__file__).resolve().parent / "run_target.yml"
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 DROP_IN = "/etc/systemd/system/lunsafe-san-restore.service.d/lab-array.conf"
+JOURNAL = "/var/lib/lunsafe-san/lunsafe-san.lock.journal"  # the default lock file's journal, on disk
 SAVED = "/etc/rtslib-fb-target/saveconfig.json"
 # unmap LUN UNMAP; with REUSE >= 0, LUN REUSE shows the LU that LUN UNMAP showed (the array reused the number)
 EDIT_SAVED = f"""import json
@@ -113,6 +123,49 @@ def test_recorded_luns_come_back_after_a_reboot_and_unmapped_or_reused_ones_are_
             f"restore seconds: 8 recorded with one unmapped and one reused {missing:.2f} "
             "(an unmapped LUN fails at its scan, not after the recorded timeout of 120 s)"
         )
+    finally:
+        phase(playbook, "cleanup")
+        lab.ssh(["rm", "-rf", str(Path(DROP_IN).parent), SAVED], check=False)
+        lab.ssh(["systemctl", "disable", "--quiet", "rtslib-fb-targetctl.service"], check=False)
+        lab.ssh(["systemctl", "daemon-reload"], check=False)
+
+
+def cut_power_during(lab, playbook, *, state: str, write: str) -> None:
+    """Start the cut_run phase (an attach or a detach of LUNs 0-7) in the background, wait until the journal shows
+    a write starting with ``write``, and cut the guest's power."""
+    variables = {"lab_target": "persist_boot", "persist_boot_phase": "cut_run", "persist_boot_cut_state": state}
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(RUNNER), "-e", json.dumps(variables)]
+    env = lab_module.playbook_env(lab, playbook.collections_root)
+    run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    done: list = []
+    try:
+        while not any(w.startswith(write) for w in done):
+            assert run.poll() is None, f"the {state} run ended before the cut (journal: {done})"
+            assert time.monotonic() < deadline, f"no '{write}' in the journal after 300 s: {done}"
+            time.sleep(0.2)
+            text = lab.ssh(["cat", JOURNAL], check=False).stdout
+            done = [w for e in json.loads(text)["entries"] for w in e["done"]] if text.strip() else []
+        lab.restart(power_cut=True)
+    finally:
+        run.kill()
+        output = run.communicate()[0]
+    print(f"cut the power during the {state} run after: {done}\nits output:\n{output[-3000:]}")
+
+
+def test_a_power_cut_during_an_attach_and_a_detach_is_reported_and_the_next_run_converges(lab, playbook) -> None:
+    """Issue 28: the power cut in the middle of an attach of eight LUNs (after its logins, at its first scan), and
+    then in the middle of their detach (at its first flush): after each boot the same request reports the cut-off
+    run from the on-disk journal (gone, with its writes, once) and converges, with no faulty path, dead map or
+    orphan, and no device of the array left after the detach."""
+    status = lab.array(["reset", "--luns", "8"])
+    assert status["leftover_devices"] == [], status
+    try:
+        save_array(lab)  # the array (LIO in the same guest) comes back after each cut
+        cut_power_during(lab, playbook, state="present", write="scan ")
+        phase(playbook, "after_cut", persist_boot_cut_state="present")
+        cut_power_during(lab, playbook, state="absent", write="flush map ")
+        phase(playbook, "after_cut", persist_boot_cut_state="absent")
     finally:
         phase(playbook, "cleanup")
         lab.ssh(["rm", "-rf", str(Path(DROP_IN).parent), SAVED], check=False)

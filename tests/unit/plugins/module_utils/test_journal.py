@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.lunsafe.san.plugins.module_utils import _attach as attach
 from ansible_collections.lunsafe.san.plugins.module_utils import _flush as flush
 from ansible_collections.lunsafe.san.plugins.module_utils._journal import (
+    DEFAULT_JOURNAL_FILE,
     Journal,
     Trail,
     covers,
@@ -24,6 +25,7 @@ from ansible_collections.lunsafe.san.plugins.module_utils._journal import (
     load_entries,
     resolve,
 )
+from ansible_collections.lunsafe.san.plugins.module_utils._lock import DEFAULT_LOCK_FILE
 from ansible_collections.lunsafe.san.tests.unit.plugins.module_utils.fake_host import IQN, FakeHost, wwid_of
 
 P1, P2 = "127.0.0.1:3260", "127.0.0.2:3260"
@@ -67,6 +69,11 @@ def trail(tmp_path: Path, *, pid: int, op: str = "attach", luns: Any = (1,), **k
 
 def test_paths_and_a_lock_file_that_is_not_absolute() -> None:
     assert journal_path("/run/lock/x.lock") == "/run/lock/x.lock.journal"
+    # the default lock lives under /run, which a reboot empties: its journal is on disk
+    assert journal_path(DEFAULT_LOCK_FILE) == DEFAULT_JOURNAL_FILE == "/var/lib/lunsafe-san/lunsafe-san.lock.journal"
+    assert journal_path("/run/lunsafe-san//lunsafe-san.lock") == DEFAULT_JOURNAL_FILE
+    default = journal_for(DEFAULT_LOCK_FILE)
+    assert default is not None and default.path == DEFAULT_JOURNAL_FILE
     assert journal_for("relative.lock") is None and journal_for(None) is None
     found = journal_for("/run/lock/x.lock")
     assert found is not None and found.path == "/run/lock/x.lock.journal"
@@ -87,6 +94,18 @@ def test_a_run_that_writes_nothing_leaves_no_file_and_one_that_ends_removes_its_
     assert (tmp_path / "lock.journal").stat().st_mode & 0o777 == 0o600
     busy.end(succeeded=False)  # a controlled failure rolled itself back: its entry goes too
     assert not (tmp_path / "lock.journal").exists()
+
+
+def test_the_first_write_creates_a_missing_journal_directory_root_only(tmp_path: Path) -> None:
+    folder = tmp_path / "var-lib" / "lunsafe-san"
+    journal = Journal(str(folder / "j.journal"), boot_id=BOOT, pid=5, now=lambda: "2026-12-05T21:00:00+00:00")
+    assert journal.read() == []  # no directory yet: nothing to read, nothing created
+    assert not folder.exists()
+    run = Trail(journal, module="iscsi_lun_attach", op="attach", request={"state": "present", "luns": [1]})
+    run.review(lun_cover([1]))
+    run.record("login 127.0.0.1:3260")
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert [e["done"] for e in journal.read()] == [["login 127.0.0.1:3260"]]
 
 
 def test_an_unreadable_journal_is_kept_aside_and_named(tmp_path: Path) -> None:
