@@ -163,25 +163,15 @@ def role_step(lab: lab_module.Lab, role: dict) -> dict:
     return outcome
 
 
-#: The saved array configuration rtslib-fb-targetctl restores at boot, and the drop-in that orders the restore
-#: service after it (the lab's array is LIO in the guest itself; a real array is simply there)
-SAVED_ARRAY = "/etc/rtslib-fb-target/saveconfig.json"
-RESTORE_DROP_IN = "/etc/systemd/system/lunsafe-san-restore.service.d/lab-array.conf"
-
-
 def boot_step(lab: lab_module.Lab, boot: dict) -> dict:
     """A reboot or power cut the driver planned: the array's configuration saved so that it comes back at boot,
     the guest rebooted (``systemctl reboot``) or its qemu killed, then the boot restore waited for. The outcome
     goes back to the driver."""
+    from test_persist_boot import save_array  # noqa: PLC0415 - the array saved for the boot, as the test does
+
     start = time.monotonic()
     try:
-        lab.ssh(["targetctl", "save"])
-        lab.ssh(["systemctl", "enable", "--quiet", "rtslib-fb-targetctl.service"])
-        lab.ssh(["mkdir", "-p", str(Path(RESTORE_DROP_IN).parent)])
-        unit = "[Unit]\nWants=rtslib-fb-targetctl.service\nAfter=rtslib-fb-targetctl.service\n"
-        lab.ssh(["sh", "-c", f"cat > {RESTORE_DROP_IN}"], stdin=unit)
-        lab.ssh(["systemctl", "daemon-reload"])
-        lab.ssh(["sync"])
+        save_array(lab)
         lab.restart(power_cut=boot["kind"] == "power_cut")
         restore = {"installed": boot.get("service", False)}
         if restore["installed"]:
