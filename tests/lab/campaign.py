@@ -233,11 +233,16 @@ def run(  # noqa: PLR0912 - one branch per segment outcome
     import shlex  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
+    if boot_every and fc_luns:
+        # the lab's FC array (tcm_fc over FCoE in the guest) is not part of the configuration saved for a boot
+        raise SystemExit("campaign: --boot-every runs the iSCSI steps only: add --fc-luns 0")
     status = lab.array(["reset", "--luns", str(luns), *(["--fc-luns", str(fc_luns)] if fc_luns else [])])
     if status.get("leftover_devices"):
         raise SystemExit(f"campaign: the reset left devices behind: {status['leftover_devices']}")
     fc_luns = len(status.get("fc", {}).get("luns", [])) if fc_luns else 0
-    lab.ssh(["rm", "-f", DRIVER_STATE])
+    # a clean host: no driver state and no LUN recorded for the boot restore by an earlier run (the reset gave
+    # every LUN number a new LU: a stale record would be refused at boot and reported as held by nobody)
+    lab.ssh(["rm", "-f", DRIVER_STATE, "/var/lib/lunsafe-san/persist.json"])
     info = lab.info()
     records: list[dict] = []
     summary: dict = {}
