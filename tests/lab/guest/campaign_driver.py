@@ -476,12 +476,7 @@ class Campaign:
                 self.pattern.pop(key, None)
             step.setdefault("data", []).append(f"mkfs {lun}")
         else:
-            rc, out, err = sh(["fsck.ext4", "-n", "-f", dev], timeout=120)
-            if rc != 0:
-                self.data("mismatches")
-                step["violations"].append(f"fsck -n of LUN {lun} rc={rc}: {(out + err).strip()[-300:]}")
-            else:
-                self.data("fsck_clean")
+            self.fsck(lun, step, "")
         rc, _out, err = sh(["mount", "-t", "ext4", dev, self.mountpoint(lun)], timeout=60)
         if rc != 0:
             self.data("mismatches")
@@ -490,12 +485,16 @@ class Campaign:
         with self.mu:
             self.mounted.add(lun)
         want = self.pattern.get(key)
-        path = f"{self.mountpoint(lun)}/data.bin"
         if want is None:
             self.write_file(lun, step, unmount=False)
             return
+        self.check_file(lun, step, want, f"file checksum mismatch on LUN {lun} generation {self.generation[lun]}")
+        step.setdefault("data", []).append(f"fs verified {lun}")
+
+    def check_file(self, lun, step, want, mismatch):
+        """The checksum of the mounted LUN's data file against ``want`` (``mismatch``: the violation)."""
         try:
-            with open(path, "rb") as handle:
+            with open(f"{self.mountpoint(lun)}/data.bin", "rb") as handle:
                 got = hashlib.sha256(handle.read()).hexdigest()
         except OSError as exc:
             got = f"unreadable: {exc}"
@@ -504,8 +503,7 @@ class Campaign:
         self.data("verified_bytes", FS_FILE_BYTES)
         if got != want:
             self.data("mismatches")
-            step["violations"].append(f"file checksum mismatch on LUN {lun} generation {self.generation[lun]}")
-        step.setdefault("data", []).append(f"fs verified {lun}")
+            step["violations"].append(mismatch)
 
     def write_file(self, lun, step, unmount=True):
         if lun not in self.mounted:
@@ -1708,30 +1706,25 @@ class Campaign:
             step["violations"].append(f"mount of LUN {lun} after the {kind} failed: {err.strip()[-200:]}")
             return
         want = self.pattern.get(self.key(lun))
-        try:
-            with open(f"{self.mountpoint(lun)}/data.bin", "rb") as handle:
-                got = hashlib.sha256(handle.read()).hexdigest()
-        except OSError as exc:
-            got = f"unreadable: {exc}"
-        self.data("verified")
-        self.data("fs_verified")
-        self.data("verified_bytes", FS_FILE_BYTES)
-        if want is not None and got != want:
-            self.data("mismatches")
-            step["violations"].append(f"the synced file on LUN {lun} changed across the {kind}")
+        if want is not None:
+            self.check_file(lun, step, want, f"the synced file on LUN {lun} changed across the {kind}")
         rc, _out, err = sh(["umount", self.mountpoint(lun)], timeout=120)
         if rc != 0:
             step["violations"].append(f"harness: umount of LUN {lun} failed: {err.strip()[-200:]}")
             with self.mu:
                 self.mounted.add(lun)
             return
-        rc, out, err = sh(["fsck.ext4", "-n", "-f", dev], timeout=120)
+        self.fsck(lun, step, f" after the {kind}")
+        step.setdefault("data", []).append(f"{kind} fs checked {lun}")
+
+    def fsck(self, lun, step, when):
+        """``fsck.ext4 -n -f`` of the unmounted LUN: anything but clean is a data mismatch."""
+        rc, out, err = sh(["fsck.ext4", "-n", "-f", self.dev(lun)], timeout=120)
         if rc != 0:
             self.data("mismatches")
-            step["violations"].append(f"fsck -n of LUN {lun} after the {kind} rc={rc}: {(out + err).strip()[-300:]}")
+            step["violations"].append(f"fsck -n of LUN {lun}{when} rc={rc}: {(out + err).strip()[-300:]}")
         else:
             self.data("fsck_clean")
-        step.setdefault("data", []).append(f"{kind} fs checked {lun}")
 
     def run_segment(self):
         """Rounds until the steps are done or a role or boot round comes (planned, then the driver exits)."""
