@@ -1634,7 +1634,8 @@ class Campaign:
         return boot
 
     def finish_boot(self, outcome):
-        """After the boot: a recorded LUN is back with its WWID and its data (fsck clean), nothing else is."""
+        """After the boot: a recorded, held LUN is back with its WWID and its data (fsck clean); a held LUN that
+        was not recorded (or any, without the restore service) is not."""
         boot = self.pending_boot
         self.pending_boot = None
         start = time.monotonic()
@@ -1675,13 +1676,16 @@ class Campaign:
                             f"LUN {lun} came back as WWID {self.held[lun]['wwid']}, held as {before.get('wwid')}"
                         )
                     self.bump("boots", "restored")
-                    if is_fs_lun(lun):
-                        self.boot_fs_check(lun, step, boot["kind"])
-                    else:
-                        self.verify_data(lun, step)
+                    self.boot_data_check(lun, step, boot["kind"])
                 elif lun in back:
-                    step["violations"].append(f"LUN {lun} is recorded but the campaign did not hold it")
-                    self.adopt_observed(lun)
+                    # recorded but not held: it went at an earlier boot before the restore service existed (its
+                    # record stays until a detach forgets it). The restore brings it back when the array still
+                    # presents its LU, and it is held again; an LU the array changed is refused, not a finding.
+                    if self.adopt_observed(lun):
+                        self.bump("boots", "recorded, not held: back")
+                        self.boot_data_check(lun, step, boot["kind"])
+                    else:
+                        self.bump("boots", "recorded, not held: not back")
                 else:  # held, not recorded (or no restore service): gone with the boot, nothing scans it
                     devices, maps = self.lun_view(lun)
                     if devices or maps:
@@ -1694,6 +1698,13 @@ class Campaign:
         step["seconds"] = round((outcome.get("seconds") or 0) + time.monotonic() - start, 1)
         found, check_s = self.check()
         self.finish_round([step], found, check_s, start)
+
+    def boot_data_check(self, lun, step, kind):
+        """A LUN back after a boot: its raw pattern read back, or its filesystem checked (:meth:`boot_fs_check`)."""
+        if is_fs_lun(lun):
+            self.boot_fs_check(lun, step, kind)
+        else:
+            self.verify_data(lun, step)
 
     def boot_fs_check(self, lun, step, kind):
         """A filesystem LUN after a boot: mount (replays ext4's journal after a power cut), check the synced file,
