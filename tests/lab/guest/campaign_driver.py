@@ -1692,7 +1692,7 @@ class Campaign:
                         step["violations"].append(f"LUN {lun} was not recorded but is back: {devices} {maps}")
                     with self.mu:
                         self.held.pop(lun, None)
-                    self.bump("boots", "not recorded, gone")
+                    self.bump("boots", "held, gone: not recorded or no restore service")
         except Exception as exc:  # a harness failure is reported as the step's violation
             step["violations"].append(f"harness: {type(exc).__name__}: {exc}")
         step["seconds"] = round((outcome.get("seconds") or 0) + time.monotonic() - start, 1)
