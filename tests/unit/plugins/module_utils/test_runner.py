@@ -262,23 +262,30 @@ def real_module() -> Any:
 
 
 def test_real_sleep_is_killed_at_the_deadline(real_module: Any) -> None:
-    runner = Runner(real_module, kill_after=1)
+    runner = Runner(real_module, kill_after=5)
     start = time.monotonic()
     with pytest.raises(ToolTimeout) as info:
         runner.run(["sleep", "30"], timeout=1)
     elapsed = time.monotonic() - start
-    assert info.value.rc == 124
-    assert 0.9 <= elapsed < 10
+    # 124: SIGTERM ended it. 137 only when the TERM'd sleep was not even scheduled within kill_after (seen once
+    # under the test command's lowest-priority static checks beside two busy guests): still killed, not waited on
+    assert info.value.rc in (124, 137)
+    if info.value.rc == 137:
+        assert elapsed >= 5.5, elapsed  # KILL only after kill_after
+    assert 0.9 <= elapsed < 15
 
 
 def test_real_grandchild_holding_the_pipes_is_killed_too(real_module: Any) -> None:
     """sh forks sleep (not the last command), and sleep keeps stdout open: the whole tree must go."""
-    runner = Runner(real_module, kill_after=1)
+    runner = Runner(real_module, kill_after=5)
     start = time.monotonic()
     with pytest.raises(ToolTimeout) as info:
         runner.run(["sh", "-c", "sleep 30; echo never"], timeout=1)
-    assert info.value.rc == 124
-    assert time.monotonic() - start < 10
+    elapsed = time.monotonic() - start
+    assert info.value.rc in (124, 137)  # 137: not scheduled within kill_after on a starved machine, as above
+    if info.value.rc == 137:
+        assert elapsed >= 5.5, elapsed
+    assert elapsed < 15
 
 
 def test_real_command_ignoring_term_gets_kill(real_module: Any) -> None:
