@@ -316,18 +316,21 @@ def test_a_refused_discovery_session_gets_a_discovery_hint_not_the_login_one(wit
 
 def test_side_by_side_keeps_the_order_of_the_items_whatever_order_they_end_in() -> None:
     ended: List[str] = []
+    # all three must be running at once to pass the barrier: one after the other, the first would wait it out
+    # and fail. (A wall-clock bound here was a flake risk on a starved machine.)
+    together = threading.Barrier(3, timeout=30)
 
     def work(item: Tuple[str, float]) -> str:
         name, seconds = item
+        together.wait()
         time.sleep(seconds)
         if name == "b":
             raise LunsafeError("b failed")
         ended.append(name)
         return name.upper()
 
-    start = time.monotonic()
     done = login_utils.side_by_side([("a", 0.4), ("b", 0.1), ("c", 0.0)], work, workers=8)
-    assert time.monotonic() - start < 0.45 + 0.3  # one after the other: 0.5 s at least
+    assert not together.broken
     assert ended == ["c", "a"]
     assert [result for result, _error in done] == ["A", None, "C"]
     error = done[1][1]
