@@ -294,7 +294,7 @@ class IscsiTransport:
         quick = {
             (w.host, w.text)
             for w in writes
-            if w.kind == "scan" and w.session_state == "LOGGED_IN" and (w.seconds or 0.0) <= QUICK_SCAN
+            if w.kind == "scan" and w.session_state == "LOGGED_IN" and w.seconds is not None and w.seconds <= QUICK_SCAN
         }
         candidates = [
             item
