@@ -240,9 +240,7 @@ def run(  # noqa: PLR0912 - one branch per segment outcome
     if status.get("leftover_devices"):
         raise SystemExit(f"campaign: the reset left devices behind: {status['leftover_devices']}")
     fc_luns = len(status.get("fc", {}).get("luns", [])) if fc_luns else 0
-    # a clean host: no driver state and no LUN recorded for the boot restore by an earlier run (the reset gave
-    # every LUN number a new LU: a stale record would be refused at boot and reported as held by nobody)
-    lab.ssh(["rm", "-f", DRIVER_STATE, "/var/lib/lunsafe-san/persist.json"])
+    lab.ssh(["rm", "-f", DRIVER_STATE])  # the reset above removed the persist records of earlier runs
     info = lab.info()
     records: list[dict] = []
     summary: dict = {}
