@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ansible_collections.lunsafe.san.plugins.module_utils._errors import InputError
 from ansible_collections.lunsafe.san.plugins.module_utils._portal import DEFAULT_PORT, Portal, parse_portal
@@ -310,22 +310,22 @@ def node_new(*, target: str, portal: Portal, iface: Optional[str] = None) -> Lis
 
 
 def node_update(
-    *,
-    target: str,
-    portal: Portal,
-    key: str,
-    value: str,
-    iface: Optional[str] = None,
-    secret: Optional[bool] = None,
+    *, target: str, portal: Portal, settings: Sequence[Tuple[str, str]], iface: Optional[str] = None
 ) -> List[str]:
-    """``... -o update -n KEY -v VALUE``; password values are wrapped in Secret.
+    """``... -o update -n KEY1 -v VALUE1 -n KEY2 -v VALUE2 ...``: several keys in one update.
 
-    ``secret=None`` decides from the key (``*.password``, ``*.password_in``).
+    iscsiadm collects every ``-n``/``-v`` pair into one list and applies the whole list to the record before
+    it writes the record once (``idbm_node_set_rec_from_param``): one process instead of one per key, and no
+    record is ever written with only some of the keys (an unknown key fails the whole update, rc 7). Password
+    values are wrapped in Secret, decided from each key.
     """
-    validate_setting_key(key, prefix="node.")
-    is_secret = is_secret_key(key) if secret is None else secret
-    shown_value = Secret(value) if is_secret else value
-    return [*_node_argv(target, portal, iface), "-o", "update", "-n", key, "-v", shown_value]
+    if not settings:
+        raise ValueError("node_update needs at least one setting")
+    argv = [*_node_argv(target, portal, iface), "-o", "update"]
+    for key, value in settings:
+        validate_setting_key(key, prefix="node.")
+        argv += ["-n", key, "-v", Secret(value) if is_secret_key(key) else value]
+    return argv
 
 
 def node_delete(*, target: str, portal: Portal, iface: Optional[str] = None) -> List[str]:

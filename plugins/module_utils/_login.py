@@ -214,13 +214,15 @@ def read_node(runner: CommandRunner, *, target: str, portal: Portal, iface: Opti
 
 
 def apply_node(runner: CommandRunner, change: NodeChange) -> None:
-    """Create the record if needed, then write the differing keys (manual scan first of all)."""
+    """Create the record if needed, then write the differing keys in one update (iscsiadm writes the record
+    once with all of them, so no login can ever read it with some keys set and others not; manual scan is
+    listed first all the same)."""
     if change.create:
         runner.run(iscsiadm.node_new(target=change.target, portal=change.portal, iface=change.iface))
     ordered = sorted(change.updates, key=lambda item: (item[0] != SCAN_KEY, item[0]))
-    for key, value in ordered:
+    if ordered:
         runner.run(
-            iscsiadm.node_update(target=change.target, portal=change.portal, iface=change.iface, key=key, value=value)
+            iscsiadm.node_update(target=change.target, portal=change.portal, iface=change.iface, settings=ordered)
         )
 
 

@@ -41,8 +41,8 @@ def command_name(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
     """The tool and the words that name what ``argv`` does, never its values (targets, portals, devices,
     secrets): the leading subcommand words of a tool that has them (``multipathd show paths``), else its
     options without their values (``--device=/dev/sdb`` gives ``--device``; iscsiadm keeps the value of
-    ``-m``, ``-o`` and ``-n`` and drops ``-T``, ``-p``, ``-v`` altogether). ``secrets`` are masked should one
-    still show."""
+    ``-m``, ``-o`` and ``-n`` and drops ``-T``, ``-p``, ``-v`` altogether; an update of several keys is named
+    by its first and their count). ``secrets`` are masked should one still show."""
     if not argv:
         return ""
     tool = os.path.basename(str(argv[0]))
@@ -68,6 +68,9 @@ def command_name(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
                 after = ""
             else:
                 after = ""
+    keys = [i for i, word in enumerate(words) if word in ("-n", "--name")]
+    if len(keys) > 1:  # an update of several keys (iscsiadm applies them at once): the first names it
+        words = [*words[: keys[0] + 2], f"(+{len(keys) - 1} keys)"]
     name = " ".join(words)
     for secret in secrets:
         if secret:

@@ -19,6 +19,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+CALLBACKS = HERE / "callback_plugins"
 sys.path.insert(0, str(HERE))
 
 import lab as lab_module  # noqa: E402
@@ -89,6 +90,8 @@ class Playbook:
     def run(self, playbook: Path, *extra: str, timeout: float = 2700) -> subprocess.CompletedProcess:
         argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), *extra, *hide_pyudev(self.lab)]
         env = lab_module.playbook_env(self.lab, self.collections_root)
+        # the slowest tasks, printed at the end of each run: where a lab test's minutes go
+        env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="lab_task_times")
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 

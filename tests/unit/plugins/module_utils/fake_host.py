@@ -359,8 +359,11 @@ class FakeHost:
             if op == "new":
                 self.nodes[key] = {}
                 return 0, "", ""
-            if op == "update":
-                self.nodes[key][opt("-n") or ""] = opt("-v") or ""
+            if op == "update":  # every -n/-v pair, written at once (as iscsiadm's user_param list)
+                names = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-n"]
+                values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "-v"]
+                assert names and len(names) == len(values), argv
+                self.nodes[key].update(zip(names, values))
                 return 0, "", ""
             if op == "delete":
                 return (0, "", "") if self.nodes.pop(key, None) is not None else (21, "", "")

@@ -151,10 +151,19 @@ def test_node_builders() -> None:
     assert iscsiadm.node_delete(target=IQN, portal=PORTAL) == [*base, "-o", "delete"]
     assert iscsiadm.login(target=IQN, portal=PORTAL) == [*base, "--login"]
     assert iscsiadm.logout(target=IQN, portal=PORTAL, iface="default") == [*base, "-I", "default", "--logout"]
-    assert iscsiadm.node_update(target=IQN, portal=V6, key="node.session.scan", value="manual") == [
+    assert iscsiadm.node_update(target=IQN, portal=V6, settings=[("node.session.scan", "manual")]) == [
         "iscsiadm", "-m", "node", "-T", IQN, "-p", "[fd00::1]:3260",
         "-o", "update", "-n", "node.session.scan", "-v", "manual",
     ]  # fmt: skip
+    several = [("node.session.scan", "manual"), ("node.startup", "manual"), ("node.session.auth.password", "pw")]
+    assert iscsiadm.node_update(target=IQN, portal=PORTAL, iface="default", settings=several) == [
+        *base, "-I", "default", "-o", "update",
+        "-n", "node.session.scan", "-v", "manual",
+        "-n", "node.startup", "-v", "manual",
+        "-n", "node.session.auth.password", "-v", "pw",
+    ]  # fmt: skip
+    with pytest.raises(ValueError):
+        iscsiadm.node_update(target=IQN, portal=PORTAL, settings=[])
     assert iscsiadm.session_list() == ["iscsiadm", "-m", "session"]
     assert iscsiadm.node_list() == ["iscsiadm", "-m", "node"]
 
@@ -163,7 +172,9 @@ def test_builders_validate_their_inputs() -> None:
     with pytest.raises(InputError):
         iscsiadm.login(target="not-an-iqn", portal=PORTAL)
     with pytest.raises(InputError):
-        iscsiadm.node_update(target=IQN, portal=PORTAL, key="discovery.sendtargets.auth.password", value="x")
+        iscsiadm.node_update(
+            target=IQN, portal=PORTAL, settings=[("node.startup", "manual"), ("discovery.sendtargets.auth.password", "x")]
+        )
     with pytest.raises(InputError):
         iscsiadm.discoverydb_update(portal=PORTAL, key="node.session.auth.password", value="x")
 
@@ -178,15 +189,10 @@ def test_builders_validate_their_inputs() -> None:
     ],
 )
 def test_passwords_are_marked_secret(key: str, secret: bool) -> None:
-    argv = iscsiadm.node_update(target=IQN, portal=PORTAL, key=key, value="v4lue")
+    argv = iscsiadm.node_update(target=IQN, portal=PORTAL, settings=[("node.startup", "manual"), (key, "v4lue")])
     assert isinstance(argv[-1], Secret) is secret
     assert argv[-1] == "v4lue"
     assert secrets_in(argv) == (["v4lue"] if secret else [])
-
-
-def test_secret_can_be_forced() -> None:
-    argv = iscsiadm.node_update(target=IQN, portal=PORTAL, key="node.session.auth.username", value="u", secret=True)
-    assert secrets_in(argv) == ["u"]
 
 
 def test_discovery_builders() -> None:
@@ -206,7 +212,7 @@ def test_discovery_builders() -> None:
 
 def test_secret_never_shows_through_the_runner() -> None:
     runner = ScriptedRunner([(24, "", "iscsiadm: Login failed to authenticate with target\n")])
-    argv = iscsiadm.node_update(target=IQN, portal=PORTAL, key="node.session.auth.password", value="hunter2-pw")
+    argv = iscsiadm.node_update(target=IQN, portal=PORTAL, settings=[("node.session.auth.password", "hunter2-pw")])
     with pytest.raises(Exception) as info:
         runner.run(argv)
     assert "hunter2-pw" not in str(info.value.to_fail_kwargs())  # type: ignore[attr-defined]

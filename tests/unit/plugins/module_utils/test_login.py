@@ -99,17 +99,29 @@ def test_read_node_parses_record() -> None:
     assert record["node.session.auth.username"] == ""
 
 
-def test_apply_writes_manual_scan_before_anything_else() -> None:
+def test_apply_writes_every_key_in_one_update_manual_scan_first() -> None:
     chap = login_utils.Chap(username="user", password="pw")
     wanted = login_utils.wanted_node_settings(chap=chap, startup="manual", login_retries=2)
     change = login_utils.plan_node(target=IQN, portal=PORTAL6, iface=None, current=None, wanted=wanted)
-    runner = ScriptedRunner([(0, "", "")] * (1 + len(wanted)))
+    runner = ScriptedRunner([(0, "", ""), (0, "", "")])
     login_utils.apply_node(runner, change)
     argvs = runner.argvs
+    assert len(argvs) == 2  # -o new, then one -o update with every key
     assert argvs[0][-2:] == ["-o", "new"]
     assert argvs[0][argvs[0].index("-p") + 1] == "[::1]:3260"
-    assert argvs[1][-4:] == ["-n", "node.session.scan", "-v", "manual"]
-    assert len(argvs) == 1 + len(wanted)
+    update = argvs[1]
+    assert update[update.index("-o") + 1] == "update"
+    pairs = [(update[i + 1], update[i + 3]) for i, arg in enumerate(update) if arg == "-n"]
+    assert pairs[0] == ("node.session.scan", "manual")
+    assert dict(pairs) == wanted
+
+
+def test_apply_an_unchanged_record_runs_nothing() -> None:
+    wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2)
+    change = login_utils.plan_node(target=IQN, portal=PORTAL, iface=None, current=dict(wanted), wanted=wanted)
+    runner = ScriptedRunner([])
+    login_utils.apply_node(runner, change)
+    assert runner.argvs == [] and change.changed is False
 
 
 def test_login_created_and_already() -> None:

@@ -52,6 +52,11 @@ class Clock:
             ],
             "iscsiadm -m node -o update -n node.startup",
         ),
+        (
+            ["iscsiadm", "-m", "node", "-p", "p", "-o", "update", "-n", "node.session.scan", "-v", "manual"]
+            + ["-n", "node.startup", "-v", "manual", "-n", "node.session.auth.password", "-v", "pw"],
+            "iscsiadm -m node -o update -n node.session.scan (+2 keys)",
+        ),
         (["iscsiadm", "--mode=node", "--targetname=iqn.x:t", "--login"], "iscsiadm --mode --login"),
         (["/usr/sbin/iscsiadm", "-m", "node", "-T", "t", "-p", "p", "--logout"], "iscsiadm -m node --logout"),
         (["multipathd", "show", "paths", "raw", "format", "%d"], "multipathd show paths"),

@@ -75,10 +75,8 @@ def test_iscsi_attach_and_detach_over_two_portals(tmp_path: Path, capsys: pytest
             for _portal in PORTALS
             for name in (
                 "iscsiadm -m node -o new",
-                "iscsiadm -m node -o update -n node.session.scan",
-                "iscsiadm -m node -o update -n node.conn[0].timeo.login_timeout",
-                "iscsiadm -m node -o update -n node.session.initial_login_retry_max",
-                "iscsiadm -m node -o update -n node.startup",
+                # every key in one update (manual scan first), one process per record
+                "iscsiadm -m node -o update -n node.session.scan (+3 keys)",
             )
         ],
         "iscsiadm -m node --login",
