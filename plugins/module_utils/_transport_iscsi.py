@@ -583,13 +583,15 @@ class IscsiTransport:
                 continue
             if has_sessions:
                 self.ctx.result["logged_out"].append(str(path.portal))
-            if (
-                self.request.remove_node
-                and login.read_node(runner, target=path.target, portal=path.portal, iface=iface) is not None
-            ):
-                if not check:
-                    self.ctx.trail.record(f"remove node record {path.portal} ({path.target})")
-                    login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
+            if not self.request.remove_node:
+                continue
+            # the delete itself says whether there was a record (rc 21: none); check mode reads it instead
+            if check:
+                removed = login.read_node(runner, target=path.target, portal=path.portal, iface=iface) is not None
+            else:
+                self.ctx.trail.record(f"remove node record {path.portal} ({path.target})")
+                removed = login.remove_node(runner, target=path.target, portal=path.portal, iface=iface)
+            if removed:
                 self.ctx.result["nodes_removed"].append(str(path.portal))
         if failures:
             self.ctx.warnings.extend(f"another logout failed too: {_message(error)}" for error in failures[1:])
