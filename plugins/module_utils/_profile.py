@@ -37,6 +37,14 @@ _SUBCOMMAND_WORDS = {"multipathd": 2, "dmsetup": 1, "udevadm": 1}
 _MAX_NAME = 120
 
 
+def _first_key_only(words: List[str]) -> List[str]:
+    """An update of several keys (iscsiadm applies them at once) is named by its first key and their count."""
+    keys = [i for i, word in enumerate(words) if word in ("-n", "--name")]
+    if len(keys) < 2:
+        return words
+    return [*words[: keys[0] + 2], f"(+{len(keys) - 1} keys)"]
+
+
 def command_name(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
     """The tool and the words that name what ``argv`` does, never its values (targets, portals, devices,
     secrets): the leading subcommand words of a tool that has them (``multipathd show paths``), else its
@@ -68,10 +76,7 @@ def command_name(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
                 after = ""
             else:
                 after = ""
-    keys = [i for i, word in enumerate(words) if word in ("-n", "--name")]
-    if len(keys) > 1:  # an update of several keys (iscsiadm applies them at once): the first names it
-        words = [*words[: keys[0] + 2], f"(+{len(keys) - 1} keys)"]
-    name = " ".join(words)
+    name = " ".join(_first_key_only(words))
     for secret in secrets:
         if secret:
             name = name.replace(secret, "********")

@@ -172,9 +172,8 @@ def test_builders_validate_their_inputs() -> None:
     with pytest.raises(InputError):
         iscsiadm.login(target="not-an-iqn", portal=PORTAL)
     with pytest.raises(InputError):
-        iscsiadm.node_update(
-            target=IQN, portal=PORTAL, settings=[("node.startup", "manual"), ("discovery.sendtargets.auth.password", "x")]
-        )
+        bad = [("node.startup", "manual"), ("discovery.sendtargets.auth.password", "x")]
+        iscsiadm.node_update(target=IQN, portal=PORTAL, settings=bad)
     with pytest.raises(InputError):
         iscsiadm.discoverydb_update(portal=PORTAL, key="node.session.auth.password", value="x")
 

@@ -53,8 +53,10 @@ class Clock:
             "iscsiadm -m node -o update -n node.startup",
         ),
         (
-            ["iscsiadm", "-m", "node", "-p", "p", "-o", "update", "-n", "node.session.scan", "-v", "manual"]
-            + ["-n", "node.startup", "-v", "manual", "-n", "node.session.auth.password", "-v", "pw"],
+            [
+                *["iscsiadm", "-m", "node", "-p", "p", "-o", "update", "-n", "node.session.scan", "-v", "manual"],
+                *["-n", "node.startup", "-v", "manual", "-n", "node.session.auth.password", "-v", "pw"],
+            ],
             "iscsiadm -m node -o update -n node.session.scan (+2 keys)",
         ),
         (["iscsiadm", "--mode=node", "--targetname=iqn.x:t", "--login"], "iscsiadm --mode --login"),
