@@ -9,6 +9,8 @@ import ast
 import importlib.machinery
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Set
 
@@ -222,3 +224,37 @@ def _role_list() -> List[str]:
     data = yaml.safe_load((REPO / "roles" / "lun_attach" / "vars" / "main.yml").read_text())
     files: List[str] = data["lun_attach__restore_module_utils"]
     return files
+
+
+def test_the_role_bundle_unpacks_into_a_private_directory_and_imports_without_ansible(tmp_path: Path) -> None:
+    """The role copies the listed module_utils as one JSON file; the entry script writes them out for its run
+    in a new mode-0700 directory, from which the restore's code imports alone (python3 -I: no Ansible, no
+    PYTHONPATH)."""
+    utils = REPO / "plugins" / "module_utils"
+    # the role reads each file with the file lookup, which strips trailing whitespace
+    bundle = {name: (utils / name).read_text(encoding="utf-8").rstrip() for name in _role_list()}
+    path = tmp_path / "module_utils.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    scratch = tmp_path / "run"
+    scratch.mkdir()
+    top = Path(entry_script().unpack_code(str(path), str(scratch)))
+    assert top.parent == scratch and oct(top.stat().st_mode & 0o777) == "0o700"
+    package = top / "ansible_collections" / "lunsafe" / "san" / "plugins" / "module_utils"
+    assert sorted(p.name for p in package.iterdir()) == sorted(bundle)
+    probe = (
+        f"import sys; sys.path.insert(0, {str(top)!r}); from {'.'.join(package.relative_to(top).parts)} import _restore"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe + "; print(_restore.__file__)"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(package / "_restore.py")
+
+
+@pytest.mark.parametrize("name", ["../evil.py", "sub/_x.py", "_x.sh", ".hidden.py"])
+def test_a_bundle_name_that_is_not_a_module_util_file_is_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "module_utils.json"
+    path.write_text(json.dumps({"_errors.py": "X = 1", name: "X = 2"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="is not a module_utils file name"):
+        entry_script().unpack_code(str(path), str(tmp_path))
+    assert list(tmp_path.iterdir()) == [path]  # nothing left behind
