@@ -77,7 +77,10 @@ PACKAGES = [
     # OpenStack's iSCSI connector (with oslo.*) as a neighbour on the host (issue 12): tests/lab/guest/osbrick.py
     "python3-os-brick",
 ]
-SUITE = "bookworm"
+#: Debian suites the lab builds guests of (issue 27): bookworm runs the whole lab suite; the others are the
+#: older and the newer generation of kernel, open-iscsi, multipath-tools and Python a fleet also runs.
+SUITES = ("bullseye", "bookworm", "trixie")
+DEFAULT_SUITE = "bookworm"
 IMAGE_SIZE = "3G"
 RECIPE_VERSION = "4"  # bump when the build steps below change meaning
 
@@ -175,28 +178,36 @@ def cache_root() -> Path:
     return Path(os.environ.get("LUNSAFE_LAB_CACHE", str(default)))
 
 
-def recipe_key() -> str:
+def default_suite() -> str:
+    """$LUNSAFE_LAB_SUITE, or bookworm."""
+    chosen = os.environ.get("LUNSAFE_LAB_SUITE") or DEFAULT_SUITE
+    if chosen not in SUITES:
+        raise LabError(f"LUNSAFE_LAB_SUITE={chosen!r}: the lab builds guests of {', '.join(SUITES)}")
+    return chosen
+
+
+def recipe_key(suite: str = DEFAULT_SUITE) -> str:
     digest = hashlib.sha256()
-    for part in (RECIPE_VERSION, SUITE, IMAGE_SIZE, " ".join(PACKAGES), MULTIPATH_CONF, INTERFACES, SSHD_CONF):
+    for part in (RECIPE_VERSION, suite, IMAGE_SIZE, " ".join(PACKAGES), MULTIPATH_CONF, INTERFACES, SSHD_CONF):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def image_dir() -> Path:
-    return cache_root() / recipe_key()
+def image_dir(suite: str = DEFAULT_SUITE) -> Path:
+    return cache_root() / recipe_key(suite)
 
 
 def image_ready(folder: Path) -> bool:
     return all((folder / name).exists() for name in ("lab.img", "vmlinuz", "initrd.img", "id_ed25519", "READY"))
 
 
-def build_image(force: bool = False) -> Path:
-    folder = image_dir()
+def build_image(force: bool = False, suite: str = DEFAULT_SUITE) -> Path:
+    folder = image_dir(suite)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".build-{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if image_ready(folder) and not force:
-            log(f"image {recipe_key()} cached at {folder}")
+            log(f"image {recipe_key(suite)} ({suite}) cached at {folder}")
             return folder
         start = time.monotonic()
         for tool in ("mmdebstrap", "mke2fs", "qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"):
@@ -205,17 +216,18 @@ def build_image(force: bool = False) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=folder.parent))
         try:
-            _build_into(work, start)
+            _build_into(work, start, suite)
+            (work / "suite").write_text(suite + "\n")
             work.rename(folder)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         (folder / "READY").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
-        log(f"image {recipe_key()} built", start)
+        log(f"image {recipe_key(suite)} ({suite}) built", start)
         _prune_old_images(keep=folder)
         return folder
 
 
-def _build_into(work: Path, start: float) -> None:
+def _build_into(work: Path, start: float, suite: str) -> None:
     root = work / "rootfs"
     key = work / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lunsafe-lab", "-f", str(key)], check=True)
@@ -256,8 +268,8 @@ def _build_into(work: Path, start: float) -> None:
     ]
     for hook in hooks:
         argv.append("--customize-hook=" + hook.replace("{f}", shlex.quote(str(files))))
-    argv += [SUITE, str(root)]
-    log(f"building guest image with mmdebstrap ({len(PACKAGES)} packages)", start)
+    argv += [suite, str(root)]
+    log(f"building a {suite} guest image with mmdebstrap ({len(PACKAGES)} packages)", start)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     if proc.returncode != 0:
         raise LabError(f"mmdebstrap failed rc={proc.returncode}:\n{proc.stdout[-4000:]}")
@@ -278,7 +290,15 @@ def _build_into(work: Path, start: float) -> None:
 def _prune_old_images(keep: Path, newest: int = 3) -> None:
     """Keep the few newest images (other checkouts may still boot them); a running VM keeps its base
     image open, so removing one under it is harmless."""
-    images = [d for d in keep.parent.iterdir() if d.is_dir() and d != keep and image_ready(d)]
+
+    def suite_of(folder: Path) -> str:
+        try:
+            return (folder / "suite").read_text().strip()
+        except FileNotFoundError:  # built before the lab had suites
+            return DEFAULT_SUITE
+
+    suite = suite_of(keep)
+    images = [d for d in keep.parent.iterdir() if d.is_dir() and d != keep and image_ready(d) and suite_of(d) == suite]
     images.sort(key=lambda d: (d / "READY").stat().st_mtime, reverse=True)
     for other in images[newest - 1 :]:
         shutil.rmtree(other, ignore_errors=True)
@@ -324,6 +344,7 @@ class Lab:
         watch_pid: int | None,
         fc_luns: int = 4,
         segment: str | None = None,
+        suite: str = DEFAULT_SUITE,
     ) -> dict:
         """Boot and provision. ``segment``: None, "listen" (this guest opens the segment between guests; its
         array is the fleet's, serving the segment once a fleet test says `labctl segment --serve`), or the
@@ -333,7 +354,7 @@ class Lab:
         if self.pid():
             log(f"lab {self.name!r} already running (pid {self.pid()})")
             return self.info()
-        folder = build_image()
+        folder = build_image(suite=suite)
         self.state.mkdir(parents=True, exist_ok=True)
         overlay = self.state / "overlay.qcow2"
         overlay.unlink(missing_ok=True)
@@ -353,6 +374,7 @@ class Lab:
             "key": str(key),
             "accel": chosen,
             "kernel": (folder / "kernel-version").read_text().strip(),
+            "suite": suite,
             "image": str(folder),
             "state": str(self.state),
             "fc": {"nic": fc_nic_model(), "luns": fc_luns} if fc_luns > 0 else None,
@@ -907,6 +929,12 @@ def main(argv: list[str] | None = None) -> int:
         help="lab name: two labs with different names run side by side",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--suite",
+        choices=SUITES,
+        default=None,
+        help=f"the guest's Debian suite (build, key, up; default $LUNSAFE_LAB_SUITE or {DEFAULT_SUITE})",
+    )
     p = sub.add_parser("build", help="build the guest image unless the cached one matches the recipe")
     p.add_argument("--force", action="store_true")
     sub.add_parser("key", help="print the recipe hash (the cache key)")
@@ -952,10 +980,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lab = Lab(args.name)
     try:
+        suite = args.suite or default_suite()
         if args.command == "build":
-            print(build_image(force=args.force))
+            print(build_image(force=args.force, suite=suite))
         elif args.command == "key":
-            print(recipe_key())
+            print(recipe_key(suite))
         elif args.command == "up":
             print(
                 json.dumps(
@@ -966,6 +995,7 @@ def main(argv: list[str] | None = None) -> int:
                         watch_pid=args.watch_pid,
                         fc_luns=args.fc_luns,
                         segment=args.segment,
+                        suite=suite,
                     ),
                     indent=2,
                 )

@@ -809,7 +809,8 @@ def _fc_create_ports(steps):
         if ctlr is None:
             raise SystemExit(f"labctl: no fcoe controller on {ifname} after ctlr_create")
         if _read(os.path.join(ctlr, "enabled")) != "1" and _read(os.path.join(ctlr, "mode")) != "VN2VN":
-            _write(os.path.join(ctlr, "mode"), "vn2vn")
+            # the kernel's own spelling: 6.1 compares the mode's name without case, 6.12 (sysfs_match_string) with it
+            _write(os.path.join(ctlr, "mode"), "VN2VN")
 
 
 def _fc_enable(enable):

@@ -1,0 +1,217 @@
+# Copyright: lunsafe.san contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The guest matrix (issue 27): the lab suite's core on Debian suites other than bookworm, one guest per suite.
+
+    python3 tests/lab/matrix.py [--suites bullseye trixie] [--out docs/benchmarks/matrix.md] [--keep]
+
+For each suite it builds the guest image (cached by recipe, like bookworm's), boots a lab VM `matrix-SUITE`
+with iSCSI and FC, reads the versions that matter (kernel, Python, open-iscsi, multipath-tools, udev, pyudev,
+os-brick) and runs the core set against it with pytest: the integration targets below (iscsi_lun_attach with
+LUNSAFE_LAB_CORE=1: its attach and detach of several LUNs over two portals, the identity and refusal cases and
+the wrong-LU cases, not its long tail) and the lun_attach Molecule scenario. Two suites run side by side, one VM
+each (the most these 2-core machines take); the VMs are stopped at the end unless --keep.
+
+Prints a table per suite (test, outcome, seconds) and, with --out, writes it as markdown (and the raw results
+beside it as .json) with the host's load. The test command (scripts/test) runs the whole lab suite on bookworm
+only: the matrix takes about half an hour more on two cores, which the 60-minute budget does not hold yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import lab as lab_module
+from capture_matrix_fixtures import VERSIONS, capture_all
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+#: the core set (issue 27): attach/detach of several LUNs over two portals, the race (faulty_facts and the scan
+#: target's cases), facts, flush, resize (in scsi_targeted_scan), iscsi_info, the FC cases, one Molecule scenario
+CORE = [
+    "test_integration_targets.py::test_integration_target[lab_smoke]",
+    "test_integration_targets.py::test_integration_target[iscsi_info]",
+    "test_integration_targets.py::test_integration_target[iscsi_lun_attach]",
+    "test_integration_targets.py::test_integration_target[multipath_faulty_facts]",
+    "test_integration_targets.py::test_integration_target[multipath_flush]",
+    "test_integration_targets.py::test_integration_target[scsi_targeted_scan]",
+    "test_integration_targets.py::test_integration_target[fc_info]",
+    "test_integration_targets.py::test_integration_target[fc_lun_attach]",
+    "test_molecule.py::test_molecule_scenario[lun_attach]",
+]
+
+
+def versions(lab: lab_module.Lab) -> Dict[str, str]:
+    out = lab.ssh(["sh", "-c", VERSIONS], timeout=120).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def junit_rows(path: Path) -> List[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for case in ET.parse(path).getroot().iter("testcase"):  # noqa: S314 - our own pytest junit file
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        skipped = case.find("skipped") is not None
+        outcome = "failed" if bad is not None else "skipped" if skipped else "passed"
+        message = (bad.get("message") or "")[:300] if bad is not None else ""
+        rows.append(
+            {"test": case.get("name"), "outcome": outcome, "seconds": float(case.get("time", 0)), "message": message}
+        )
+    return rows
+
+
+def run_suite(suite: str, results: dict, keep: bool, boot_lock: threading.Lock, fixtures: Path | None) -> None:
+    name = f"matrix-{suite}"
+    lab = lab_module.Lab(name)
+    entry = results[suite] = {"suite": suite, "lab": name, "rows": [], "error": None}
+    start = time.monotonic()
+    try:
+        with boot_lock:  # one boot at a time: two booting TCG guests starve each other
+            info = lab.up(luns=4, accel="auto", boot_timeout=180, watch_pid=os.getpid(), suite=suite)
+        entry["boot_seconds"] = round(time.monotonic() - start, 1)
+        entry["kernel"] = info["kernel"]
+        entry["versions"] = versions(lab)
+        junit = REPO / ".lab" / f"{name}-junit.xml"
+        env = dict(os.environ, LUNSAFE_LAB_NAME=name, LUNSAFE_LAB_CORE="1")
+        env.pop("LUNSAFE_LAB_NAMES", None)
+        log = REPO / ".lab" / f"{name}.log"
+        began = time.monotonic()
+        with open(log, "w", encoding="utf-8") as out:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:cacheprovider",
+                    "-rA",
+                    "-s",
+                    f"--junitxml={junit}",
+                    *(str(HERE / test) for test in CORE),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+                timeout=5400,
+            )
+        entry["suite_seconds"] = round(time.monotonic() - began, 1)
+        entry["rc"] = done.returncode
+        entry["log"] = str(log)
+        entry["rows"] = junit_rows(junit)
+        if fixtures:
+            entry["fixtures"] = str(capture_all(lab, fixtures))
+    except Exception as exc:  # reported per suite, the other suite goes on
+        entry["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        if not keep:
+            lab.down(purge=True)
+
+
+def markdown(results: dict, load: str, started: str, argv: List[str]) -> str:
+    suites = list(results)
+    lines = [
+        "# The guest matrix: the lab suite's core on other Debian suites",
+        "",
+        f"Recorded {started} UTC by `python3 tests/lab/{' '.join(['matrix.py', *argv])}` (one TCG guest per "
+        f"suite, two side by side; host load average at the end: {load}). bookworm runs the whole lab suite in "
+        "the test command; these suites run the core set: the integration targets below, "
+        "`iscsi_lun_attach` with `LUNSAFE_LAB_CORE=1` (the attach and detach of several LUNs over two portals, "
+        "identity and refusal cases, the wrong-LU cases), and the `lun_attach` Molecule scenario.",
+        "",
+        "## Versions",
+        "",
+        "| | " + " | ".join(suites) + " |",
+        "|---|" + "---|" * len(suites),
+    ]
+    keys: List[str] = []
+    for entry in results.values():
+        for key in entry.get("versions", {}):
+            if key not in keys:
+                keys.append(key)
+    for key in keys:
+        lines.append(f"| {key} | " + " | ".join(results[s].get("versions", {}).get(key, "-") for s in suites) + " |")
+    lines += ["", "## Core set", "", "| test | " + " | ".join(suites) + " |", "|---|" + "---|" * len(suites)]
+    tests: List[str] = []
+    for entry in results.values():
+        for row in entry["rows"]:
+            if row["test"] not in tests:
+                tests.append(row["test"])
+    for test in tests:
+        cells = []
+        for suite in suites:
+            row = next((r for r in results[suite]["rows"] if r["test"] == test), None)
+            cells.append(f"{row['outcome']}, {row['seconds']:.0f} s" if row else "-")
+        lines.append(f"| `{test}` | " + " | ".join(cells) + " |")
+    lines.append(
+        "| whole core set | "
+        + " | ".join(
+            f"{results[s].get('suite_seconds', 0):.0f} s (boot {results[s].get('boot_seconds', 0):.0f} s)"
+            for s in suites
+        )
+        + " |"
+    )
+    for suite in suites:
+        entry = results[suite]
+        bad = [r for r in entry["rows"] if r["outcome"] == "failed"]
+        if entry["error"] or bad:
+            lines += ["", f"### {suite}: what failed", ""]
+            if entry["error"]:
+                lines.append(f"- {entry['error']}")
+            lines += [f"- `{r['test']}`: {r['message']}" for r in bad]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--suites", nargs="+", default=["bullseye", "trixie"], choices=lab_module.SUITES)
+    parser.add_argument("--out", type=Path, help="write the table as markdown (and .json beside it)")
+    parser.add_argument("--keep", action="store_true", help="leave the VMs running")
+    parser.add_argument(
+        "--fixtures",
+        type=Path,
+        help="after the core set, capture the unit tests' fixtures of each suite into FIXTURES/SUITE "
+        "(tests/unit/plugins/module_utils/fixtures/matrix)",
+    )
+    args = parser.parse_args(argv)
+    if len(args.suites) > 2:
+        parser.error("at most two suites side by side (two guests on a 2-core machine)")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    results: dict = {}
+    boot_lock = threading.Lock()
+    threads = [
+        threading.Thread(target=run_suite, args=(s, results, args.keep, boot_lock, args.fixtures)) for s in args.suites
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results = {s: results[s] for s in args.suites}
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    text = markdown(results, load, started, sys.argv[1:] if argv is None else argv)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    failed = any(
+        e["error"] or e.get("rc") or any(r["outcome"] == "failed" for r in e["rows"]) for e in results.values()
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
