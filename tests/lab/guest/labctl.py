@@ -497,6 +497,18 @@ def _multipath_maps():
     return [name for name in names if name != "No"]
 
 
+#: open-iscsi's node and discovery records: under /etc/iscsi up to bookworm (2.1.8), under /var/lib/iscsi in
+#: trixie's open-iscsi (2.1.11)
+ISCSI_RECORDS = ("/etc/iscsi/nodes", "/etc/iscsi/send_targets", "/var/lib/iscsi/nodes", "/var/lib/iscsi/send_targets")
+
+
+def _forget_iscsi_records():
+    for folder in ISCSI_RECORDS:
+        if os.path.isdir(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder, exist_ok=True)
+
+
 def cmd_reset(args):
     """Bring the initiator back to a clean state and rebuild the array: between test targets."""
     steps = []
@@ -525,9 +537,7 @@ def cmd_reset(args):
         except OSError as exc:
             steps.append({"delete": dev, "error": str(exc)})
     steps.append(run(["iscsiadm", "-m", "session", "-u"], timeout=60))
-    for folder in ("/etc/iscsi/nodes", "/etc/iscsi/send_targets"):
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder, exist_ok=True)
+    _forget_iscsi_records()
     for name in ("iscsid.conf", "multipath.conf"):
         src = os.path.join(PRISTINE, name)
         dst = "/etc/iscsi/iscsid.conf" if name == "iscsid.conf" else "/etc/multipath.conf"
