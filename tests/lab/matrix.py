@@ -66,7 +66,12 @@ def junit_rows(path: Path) -> List[dict]:
         bad = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped") is not None
         outcome = "failed" if bad is not None else "skipped" if skipped else "passed"
-        message = (bad.get("message") or "")[:300] if bad is not None else ""
+        message = ""
+        if bad is not None:
+            # the failed task's assertion from the failure's summary (test_integration_targets.failed_tasks)
+            text = (bad.get("message") or "") + "\n" + (bad.text or "")
+            said = [line.strip(" E") for line in text.splitlines() if line.strip(" E").startswith("assertion:")]
+            message = (said[-1] if said else (bad.get("message") or "").splitlines()[0])[:300]
         rows.append(
             {"test": case.get("name"), "outcome": outcome, "seconds": float(case.get("time", 0)), "message": message}
         )
