@@ -283,12 +283,25 @@ def test_roles_claim_the_ansible_core_of_meta_runtime() -> None:
     assert found == dict.fromkeys(found, minimum.group(1)), f"min_ansible_version is not {minimum.group(1)}: {found}"
 
 
-def test_roles_claim_only_the_platform_the_lab_tests() -> None:
+def test_roles_claim_only_the_platforms_the_lab_tests() -> None:
+    """Each role's platforms: bookworm (the lab suite, in the test command), and another Debian suite of the lab
+    only for a role whose Molecule scenario the guest matrix runs there (tests/lab/matrix.py CORE)."""
     lab = ROOT / "tests" / "lab" / "lab.py"
-    if not lab.is_file():
+    matrix = ROOT / "tests" / "lab" / "matrix.py"
+    if not lab.is_file() or not matrix.is_file():
         pytest.skip("tests/lab is not part of the collection artifact")
-    suite = re.search(r'^SUITE = "([a-z]+)"', lab.read_text(encoding="utf-8"), re.MULTILINE)
-    assert suite, "tests/lab/lab.py has no SUITE (the Debian release of the lab guest)"
-    found = {role: info.get("platforms") for role, info in _role_galaxy_info().items()}
-    wanted = [{"name": "Debian", "versions": [suite.group(1)]}]
-    assert found == dict.fromkeys(found, wanted), f"platforms other than the lab's Debian {suite.group(1)}: {found}"
+    text = lab.read_text(encoding="utf-8")
+    suites = re.search(r"^SUITES = \(([^)]*)\)", text, re.MULTILINE)
+    default = re.search(r'^DEFAULT_SUITE = "([a-z]+)"', text, re.MULTILINE)
+    assert suites and default, "tests/lab/lab.py has no SUITES or DEFAULT_SUITE (the Debian suites of the lab guests)"
+    lab_suites = re.findall(r'"([a-z]+)"', suites.group(1))
+    in_matrix = set(re.findall(r"test_molecule_scenario\[([a-z_]+)\]", matrix.read_text(encoding="utf-8")))
+    for role, info in _role_galaxy_info().items():
+        platforms = info.get("platforms")
+        assert isinstance(platforms, list) and len(platforms) == 1, (role, platforms)
+        assert platforms[0]["name"] == "Debian", (role, platforms)
+        versions = platforms[0]["versions"]
+        assert default.group(1) in versions, f"{role}: the lab suite runs on {default.group(1)}, not listed: {versions}"
+        assert versions == [v for v in lab_suites if v in versions], f"{role}: {versions} not among {lab_suites}"
+        if versions != [default.group(1)]:
+            assert role in in_matrix, f"{role} claims {versions} but its Molecule scenario is not in the matrix"

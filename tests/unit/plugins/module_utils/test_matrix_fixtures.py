@@ -53,7 +53,7 @@ def test_healthy_paths_and_maps(suite: str) -> None:
         assert len({p.wwid for p in paths}) == 1 and len({p.multipath for p in paths}) == 1, paths
         assert all(re.match(r"^\d+:\d+$", p.devt or "") for p in paths), paths
     maps = mp.parse_maps(read(suite, "healthy", "multipathd_show_maps_raw.txt"))
-    assert sorted(m.name for m in maps) == sorted(paths[0].multipath for paths in by_lun.values())
+    assert sorted(m.name for m in maps) == sorted(str(paths[0].multipath) for paths in by_lun.values())
     assert all(m.active_paths == 2 and not m.is_dead and m.sysfs and m.sysfs.startswith("dm-") for m in maps), maps
     assert {m.wwid for m in maps} == {paths[0].wwid for paths in by_lun.values()}
 
@@ -84,7 +84,7 @@ def test_unmapped_lun_shows_faulty_on_every_source(suite: str) -> None:
     assert [p.is_faulty for p in by_lun[2]] == [True, True], by_lun[2]
     for lun in (0, 1, 3):
         assert [p.is_faulty for p in by_lun[lun]] == [False, False], by_lun[lun]
-    name = by_lun[2][0].multipath
+    name = str(by_lun[2][0].multipath)
     maps = {m.name: m for m in mp.parse_maps(read(suite, "unmapped", "multipathd_show_maps_raw.txt"))}
     assert maps[name].active_paths == 0 and maps[name].is_dead
     assert all(not m.is_dead for key, m in maps.items() if key != name)
