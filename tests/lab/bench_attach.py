@@ -988,7 +988,13 @@ def main() -> int:
     if lab.pid() and not args.reuse:
         raise SystemExit(f"bench_attach: lab {args.name!r} is already running: pass --reuse, or stop it first")
     if not lab.pid():
-        lab.up(luns=4, accel=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"), boot_timeout=300, watch_pid=os.getpid())
+        lab.up(
+            luns=4,
+            accel=os.environ.get("LUNSAFE_LAB_ACCEL", "auto"),
+            boot_timeout=300,
+            watch_pid=os.getpid(),
+            suite=lab_module.default_suite(),  # $LUNSAFE_LAB_SUITE: bench_matrix.py measures each suite
+        )
         booted = True
     info = lab.info()
     if args.ref is not None:  # one commit for the whole run, even if the branch moves meanwhile
