@@ -13,7 +13,9 @@ each (the most these 2-core machines take); the VMs are stopped at the end unles
 
 Prints a table per suite (test, outcome, seconds) and, with --out, writes it as markdown (and the raw results
 beside it as .json) with the host's load. The test command (scripts/test) runs the whole lab suite on bookworm
-only: the matrix takes about half an hour more on two cores, which the 60-minute budget does not hold yet.
+and this script with --quick (the QUICK set below) on bullseye under ansible-core 2.17 and trixie under 2.21
+(--cores), beside its fleet scenarios: the whole core set takes about half an hour more on two cores, which
+its 60-minute budget does not hold.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ CORE = [
     "test_molecule.py::test_molecule_scenario[lun_attach]",
 ]
 
+#: what the test command runs on these suites (matrix.py --quick, beside the fleet scenarios on bookworm): the
+#: attach and detach of several LUNs over two portals with the identity, refusal and wrong-LU cases, and the
+#: lun_attach role's Molecule scenario. The whole CORE set takes about half an hour per suite on two cores, more
+#: than the test command's budget holds beside the bookworm suite; it is run and recorded by hand (above).
+QUICK = [
+    "test_integration_targets.py::test_integration_target[iscsi_lun_attach]",
+    "test_molecule.py::test_molecule_scenario[lun_attach]",
+]
+
 
 def versions(lab: lab_module.Lab) -> Dict[str, str]:
     out = lab.ssh(["sh", "-c", VERSIONS], timeout=120).stdout
@@ -78,18 +89,35 @@ def junit_rows(path: Path) -> List[dict]:
     return rows
 
 
-def run_suite(suite: str, results: dict, keep: bool, boot_lock: threading.Lock, fixtures: Path | None) -> None:
-    name = f"matrix-{suite}"
+def run_suite(
+    suite: str,
+    results: dict,
+    keep: bool,
+    boot_lock: threading.Lock,
+    fixtures: Path | None,
+    *,
+    tests: List[str] | None = None,
+    prefix: str = "matrix",
+    watch_pid: int | None = None,
+    core: str | None = None,
+) -> None:
+    name = f"{prefix}-{suite}"
     lab = lab_module.Lab(name)
     entry = results[suite] = {"suite": suite, "lab": name, "rows": [], "error": None}
     start = time.monotonic()
     try:
         with boot_lock:  # one boot at a time: two booting TCG guests starve each other
-            info = lab.up(luns=4, accel="auto", boot_timeout=180, watch_pid=os.getpid(), suite=suite)
+            info = lab.up(luns=4, accel="auto", boot_timeout=300, watch_pid=watch_pid or os.getpid(), suite=suite)
         entry["boot_seconds"] = round(time.monotonic() - start, 1)
         entry["kernel"] = info["kernel"]
         entry["versions"] = versions(lab)
         junit = REPO / ".lab" / f"{name}-junit.xml"
+        # the controller: this Python's ansible-core, or with a core version the venv that
+        # `scripts/setup-venv --core X.Y` made (ansible-playbook and molecule beside its python)
+        python = str(REPO / f".venv-core-{core}" / "bin" / "python") if core else sys.executable
+        entry["controller"] = subprocess.run(
+            [str(Path(python).parent / "ansible"), "--version"], capture_output=True, text=True, check=False
+        ).stdout.split("\n", 1)[0]
         env = dict(os.environ, LUNSAFE_LAB_NAME=name, LUNSAFE_LAB_CORE="1")
         env.pop("LUNSAFE_LAB_NAMES", None)
         log = REPO / ".lab" / f"{name}.log"
@@ -97,7 +125,7 @@ def run_suite(suite: str, results: dict, keep: bool, boot_lock: threading.Lock, 
         with open(log, "w", encoding="utf-8") as out:
             done = subprocess.run(
                 [
-                    sys.executable,
+                    python,
                     "-m",
                     "pytest",
                     "-p",
@@ -105,7 +133,7 @@ def run_suite(suite: str, results: dict, keep: bool, boot_lock: threading.Lock, 
                     "-rA",
                     "-s",
                     f"--junitxml={junit}",
-                    *(str(HERE / test) for test in CORE),
+                    *(str(HERE / test) for test in (tests or CORE)),
                 ],
                 cwd=REPO,
                 env=env,
@@ -117,6 +145,7 @@ def run_suite(suite: str, results: dict, keep: bool, boot_lock: threading.Lock, 
         entry["suite_seconds"] = round(time.monotonic() - began, 1)
         entry["rc"] = done.returncode
         entry["log"] = str(log)
+        entry["junit"] = str(junit)
         entry["rows"] = junit_rows(junit)
         if fixtures:
             entry["fixtures"] = str(capture_all(lab, fixtures))
@@ -150,6 +179,7 @@ def markdown(results: dict, load: str, started: str, argv: List[str]) -> str:
                 keys.append(key)
     for key in keys:
         lines.append(f"| {key} | " + " | ".join(results[s].get("versions", {}).get(key, "-") for s in suites) + " |")
+    lines.append("| controller | " + " | ".join(results[s].get("controller") or "-" for s in suites) + " |")
     lines += ["", "## Core set", "", "| test | " + " | ".join(suites) + " |", "|---|" + "---|" * len(suites)]
     tests: List[str] = []
     for entry in results.values():
@@ -186,6 +216,16 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--suites", nargs="+", default=["bullseye", "trixie"], choices=lab_module.SUITES)
     parser.add_argument("--out", type=Path, help="write the table as markdown (and .json beside it)")
     parser.add_argument("--keep", action="store_true", help="leave the VMs running")
+    parser.add_argument("--quick", action="store_true", help="the test command's set (QUICK), not the whole core")
+    parser.add_argument("--prefix", default="matrix", help="the VMs are named PREFIX-SUITE")
+    parser.add_argument("--watch-pid", type=int, help="the VMs stop when this process ends (the test command's)")
+    parser.add_argument(
+        "--cores",
+        nargs="+",
+        default=[],
+        metavar="SUITE=X.Y",
+        help="run SUITE's tests with ansible-core X.Y (.venv-core-X.Y, scripts/setup-venv --core X.Y)",
+    )
     parser.add_argument(
         "--fixtures",
         type=Path,
@@ -198,8 +238,18 @@ def main(argv: List[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     results: dict = {}
     boot_lock = threading.Lock()
+    # the guests cache the bytecode of the modules' zips (lab.py, guest/lunsafe_lab_zip_bytecode.py): these are
+    # tests, not benchmarks, and the compile is most of a task's time under TCG
+    os.environ["LUNSAFE_LAB_BYTECODE_CACHE"] = "1"
+    options = {"tests": QUICK if args.quick else CORE, "prefix": args.prefix, "watch_pid": args.watch_pid}
+    cores = dict(item.split("=", 1) for item in args.cores)
     threads = [
-        threading.Thread(target=run_suite, args=(s, results, args.keep, boot_lock, args.fixtures)) for s in args.suites
+        threading.Thread(
+            target=run_suite,
+            args=(s, results, args.keep, boot_lock, args.fixtures),
+            kwargs=dict(options, core=cores.get(s)),
+        )
+        for s in args.suites
     ]
     for thread in threads:
         thread.start()
