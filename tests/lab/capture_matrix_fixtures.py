@@ -27,7 +27,7 @@ DEFAULT_OUT = HERE.parent / "unit" / "plugins" / "module_utils" / "fixtures" / "
 IQN = "iqn.2003-01.org.lunsafe.lab:array"
 PORTALS = ("127.0.0.1", "127.0.0.2")
 SEP = "\x1f"
-# the same wildcards as _multipath.PATH_FIELDS / MAP_FIELDS (checked by the unit test that reads these files)
+# the same wildcards as _multipath.PATH_FORMAT / MAP_FORMAT (test_matrix_fixtures.py asserts they are equal)
 PATH_FORMAT = SEP.join(("%d", "%w", "%i", "%D", "%t", "%T", "%o", "%m", "%c"))
 MAP_FORMAT = SEP.join(("%n", "%w", "%d", "%N", "%Q", "%t", "%f"))
 

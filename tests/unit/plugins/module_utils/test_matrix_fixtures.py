@@ -7,6 +7,7 @@ unmapped by the array with both of its paths faulty. Each suite's output must gi
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 from typing import Dict, List
@@ -119,3 +120,16 @@ def test_multipathd_status_answers(suite: str) -> None:
     assert mp.classify_reply(0, text) == mp.REPLY_DATA
     status = mp.parse_status(text)
     assert status, text
+
+
+def test_the_capture_script_asks_multipathd_for_the_formats_the_parser_reads() -> None:
+    """capture_matrix_fixtures.py runs on the controller without the collection on its path, so it spells the
+    wildcards itself: they must stay the parser's, or new fixtures would be captured in another layout."""
+    script = Path(__file__).resolve().parents[3] / "lab" / "capture_matrix_fixtures.py"
+    spec = importlib.util.spec_from_file_location("capture_matrix_fixtures", script)
+    assert spec is not None and spec.loader is not None
+    capture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(capture)
+    assert capture.SEP == mp.FIELD_SEP
+    assert capture.PATH_FORMAT == mp.PATH_FORMAT
+    assert capture.MAP_FORMAT == mp.MAP_FORMAT
