@@ -161,7 +161,10 @@ print(json.dumps(report))
 """
 
 # runs in the guest: the floor of a K-LUN attach - the same scan writes as the module (one per LUN and
-# session), then multipathd alone (never helped) until every path has its block device and an mpath map
+# session), then multipathd alone (never helped) until every path has its block device and an mpath map (the
+# floor, "seconds"); the same polls go on until udev has processed every block device and every map with its
+# table loaded (its DM_UUID and dm-uuid- link in udev's database), the readiness the module waits for (the
+# floor with udev, "udev"): a map is usable by name only then (/dev/mapper and /dev/disk/by-id are udev's)
 GUEST_BARE_BATCH = r"""
 import glob, json, os, sys, time
 luns, timeout = [int(x) for x in sys.argv[1].split(",")], float(sys.argv[2])
@@ -172,34 +175,54 @@ def blocks(lun):
     for host in hosts:
         found += glob.glob("/sys/class/scsi_device/%s:*:*:%d/device/block/*" % (host[4:], lun))
     return [os.path.basename(b) for b in found]
-def in_map(name):
+def udev_db(name):
+    try:
+        with open("/sys/class/block/%s/dev" % name) as handle:
+            number = handle.read().strip()
+        with open("/run/udev/data/b" + number) as handle:
+            return handle.read()
+    except OSError:
+        return None
+def map_of(name):
     for holder in glob.glob("/sys/block/%s/holders/dm-*" % name):
         try:
             with open(holder + "/dm/uuid") as handle:
-                if handle.read().startswith("mpath-"):
-                    return True
+                uuid = handle.read().strip()
         except OSError:
-            pass
-    return False
+            continue
+        if uuid.startswith("mpath-"):
+            return os.path.basename(holder), uuid
+    return None
+def map_udev_ready(dm, uuid):
+    text = udev_db(dm) or ""
+    return "E:DM_UUID=%s\n" % uuid in text and "S:disk/by-id/dm-uuid-%s\n" % uuid in text
 start = time.monotonic()
 for lun in luns:
     for host in hosts:
         with open("/sys/class/scsi_host/%s/scan" % host, "w") as handle:
             handle.write("0 0 %d" % lun)
 written = time.monotonic() - start
-waiting = set(luns)
-while waiting and time.monotonic() - start < timeout:
-    waiting = {lun for lun in waiting if len(blocks(lun)) < len(hosts)}
-    if waiting:
+marks = {}
+waiting, unmapped, unprocessed = set(luns), set(luns), set(luns)
+while (waiting or unmapped or unprocessed) and time.monotonic() - start < timeout:
+    paths = {lun: blocks(lun) for lun in luns}
+    waiting = {lun for lun in luns if len(paths[lun]) < len(hosts)}
+    maps = {lun: [map_of(b) for b in paths[lun]] for lun in luns}
+    unmapped = waiting | {lun for lun in luns if not all(maps[lun])}
+    unprocessed = unmapped | {lun for lun in set(luns) - unmapped
+                              if not all(udev_db(b) is not None for b in paths[lun])
+                              or not all(map_udev_ready(*m) for m in maps[lun])}
+    now = round(time.monotonic() - start, 3)
+    for name, left in (("scan", waiting), ("seconds", unmapped), ("udev", unprocessed)):
+        if not left and name not in marks:
+            marks[name] = now
+    if waiting or unmapped or unprocessed:
         time.sleep(0.05)
-scan = time.monotonic() - start
-unmapped = set(luns) - waiting
-while unmapped and time.monotonic() - start < timeout:
-    unmapped = {lun for lun in unmapped if not all(in_map(b) for b in blocks(lun))}
-    if unmapped:
-        time.sleep(0.1)
-print(json.dumps({"seconds": round(time.monotonic() - start, 3), "written": round(written, 3),
-                  "scan": round(scan, 3), "paths_missing": sorted(waiting), "maps_missing": sorted(unmapped)}))
+now = round(time.monotonic() - start, 3)
+print(json.dumps({"seconds": marks.get("seconds", now), "written": round(written, 3),
+                  "scan": marks.get("scan", now), "udev": marks.get("udev", now),
+                  "paths_missing": sorted(waiting), "maps_missing": sorted(unmapped),
+                  "udev_missing": sorted(unprocessed - unmapped)}))
 """
 
 PLAYBOOK = """\
@@ -370,7 +393,12 @@ def run_bare(lab: lab_module.Lab, *, luns: List[int], timeout: int) -> dict:
         "calls": 0,
         "module_s": floor["seconds"],
         "wall_s": None,
-        "phases_s": {"write": floor["written"], "scan": floor["scan"], "total": floor["seconds"]},
+        "phases_s": {
+            "write": floor["written"],
+            "scan": floor["scan"],
+            "total": floor["seconds"],
+            "udev": floor["udev"],
+        },
         "devices": len(present),
         "maps": len(detach["maps"]),
         "unrequested": sum(1 for d in present if d["lun"] not in wanted),
@@ -676,8 +704,8 @@ def floor_lines(rows: List[dict]) -> List[str]:
     """The bare floor of K LUNs against the module's one call on K LUNs."""
     lines = [
         "| LUNs mapped | LUNs | floor: scan writes s | floor: devices s | floor: devices + maps s | per LUN "
-        "| one call: module s | module / floor | unreq. | samples |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| floor with udev s | one call: module s | module / floor | module - floor with udev s | unreq. | samples |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         for entry in (row.get("per_call") or {}).get("sizes", []):
@@ -687,10 +715,12 @@ def floor_lines(rows: List[dict]) -> List[str]:
             phases = floor.get("phases_s") or {}
             incomplete = f" ({floor['failed_samples']} incomplete)" if floor["failed_samples"] else ""
             ratio = batch["module_s"] / floor["module_s"] if batch and floor["module_s"] else None
+            udev = phases.get("udev")  # not in rows recorded before 2026-12-06
+            above = batch["module_s"] - udev if batch and udev is not None else None
             lines.append(
                 f"| {row['luns']} | {entry['per_call']} | {_f(phases.get('write'))} | {_f(phases.get('scan'))} "
-                f"| {_f(floor['module_s'])}{incomplete} | {_f(floor['module_per_lun_s'])} "
-                f"| {_f(batch['module_s']) if batch else '-'} | {_f(ratio, 1)} | {floor['unrequested']} "
+                f"| {_f(floor['module_s'])}{incomplete} | {_f(floor['module_per_lun_s'])} | {_f(udev)} "
+                f"| {_f(batch['module_s']) if batch else '-'} | {_f(ratio, 1)} | {_f(above)} | {floor['unrequested']} "
                 f"| {floor['samples']} |"
             )
     return lines if len(lines) > 2 else []

@@ -8,7 +8,8 @@
 For each suite in turn (one guest at a time, nothing beside it: a figure taken beside another VM is a draft),
 runs `bench_attach.py --parts per-call --per-call 1 --arms batch bare` on a fresh guest of that suite
 (LUNSAFE_LAB_SUITE) and keeps its row: the floor (the same scan writes on both sessions, until both block
-devices exist and multipathd's own map holds them), our `iscsi_lun_attach` of one LUN (the module's own
+devices exist and multipathd's own map holds them; and the same until udev has processed both devices and the
+map, which is what the module waits for), our `iscsi_lun_attach` of one LUN (the module's own
 `timings.total`, and the task's wall time through Ansible), each from both sessions up and no device, and the
 ratio of the two; so a kernel, udev or multipath-tools generation that makes us slower shows. With --out,
 writes a markdown table (and the raw rows as .json beside it) with the host's load before and after.
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -71,11 +72,22 @@ def measure(suite: str, luns: int, samples: int) -> dict:
         "wall_s": ours["wall_s"],
         "ratio": round(ours["module_s"] / bare["module_s"], 2) if bare["module_s"] else None,
         "over_floor_s": round(ours["module_s"] - bare["module_s"], 3),
+        # the same floor until udev has processed both block devices and the map (what the module waits for)
+        "floor_udev_s": (bare.get("phases_s") or {}).get("udev"),
+        "over_floor_udev_s": (
+            round(ours["module_s"] - bare["phases_s"]["udev"], 3)
+            if (bare.get("phases_s") or {}).get("udev") is not None
+            else None
+        ),
         "samples": ours["samples"],
         "phases": ours.get("phases_s"),
         "unrequested": ours["unrequested"],
         "load_after": load(),
     }
+
+
+def _f(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def markdown(rows: List[dict], started: str, before: str, argv: List[str]) -> str:
@@ -86,21 +98,25 @@ def markdown(rows: List[dict], started: str, before: str, argv: List[str]) -> st
         f"time, no other VM (host load average before: {before}). Per suite, `bench_attach.py --parts per-call "
         "--per-call 1 --arms batch bare` on a fresh guest with the LUNs mapped on two portals and both sessions "
         "up, each sample from no device: the floor (the same scan writes, until both block devices exist and "
-        "multipathd's own map holds them) against our `iscsi_lun_attach` of one LUN (the module's own "
+        "multipathd's own map holds them; *with udev*: the same writes until udev has also processed both "
+        "block devices and the map with its table loaded, which is what the module waits for and what makes "
+        "/dev/mapper and /dev/disk/by-id usable) against our `iscsi_lun_attach` of one LUN (the module's own "
         "`timings.total`; the wall time adds Ansible's transport and the module's start-up). Medians of the "
         "samples.",
         "",
-        "| suite | kernel | LUNs mapped | floor (s) | ours, module (s) | ours / floor | ours - floor (s) "
-        "| ours, wall (s) | map wait in ours (s) | unrequested devices | load after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| suite | kernel | LUNs mapped | floor (s) | floor with udev (s) | ours, module (s) | ours / floor "
+        "| ours - floor (s) | ours - floor with udev (s) | ours, wall (s) | map wait in ours (s) "
+        "| unrequested devices | load after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['suite']} | failed: {r['error'].strip().splitlines()[-1][:200]} |||||||||")
+            lines.append(f"| {r['suite']} | failed: {r['error'].strip().splitlines()[-1][:200]} |||||||||||")
             continue
         lines.append(
-            f"| {r['suite']} | {r['kernel']} | {r['luns']} | {r['floor_s']:.2f} | {r['module_s']:.2f} | "
-            f"{r['ratio']:.2f} | {r['over_floor_s']:.2f} | {r['wall_s']:.2f} | "
+            f"| {r['suite']} | {r['kernel']} | {r['luns']} | {r['floor_s']:.2f} | {_f(r.get('floor_udev_s'))} "
+            f"| {r['module_s']:.2f} | {r['ratio']:.2f} | {r['over_floor_s']:.2f} | {_f(r.get('over_floor_udev_s'))} "
+            f"| {r['wall_s']:.2f} | "
             f"{(r['phases'] or {}).get('map', 0):.2f} | {r['unrequested']} | {r['load_after']} |"
         )
     return "\n".join(lines) + "\n"
