@@ -343,7 +343,9 @@ def write(out: Path, rows: List[Dict[str, Any]], stamp: Optional[Dict[str, Any]]
 
 def other_vms(lab: lab_module.Lab) -> int:
     """qemu VMs on the host besides this lab's own."""
-    proc = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        ["pgrep", "-c", "--runstates", "RSD", "qemu-system"], capture_output=True, text=True, timeout=30, check=False
+    )
     return int(proc.stdout.strip() or 0) - (1 if lab.pid() else 0)
 
 

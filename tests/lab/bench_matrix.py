@@ -40,8 +40,11 @@ def load() -> str:
 
 
 def running_vms() -> int:
-    """qemu VMs on the host now (as bench_race and bench_fc_attach count them)."""
-    proc = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True, timeout=30, check=False)
+    """qemu VMs running on the host now, not a zombie qemu its parent has not reaped yet (as bench_race and
+    bench_fc_attach count them)."""
+    proc = subprocess.run(
+        ["pgrep", "-c", "--runstates", "RSD", "qemu-system"], capture_output=True, text=True, timeout=30, check=False
+    )
     return int(proc.stdout.strip() or 0)
 
 

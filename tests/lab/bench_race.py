@@ -293,7 +293,9 @@ def adhoc(env: dict, module: str, args: str = "", timeout: float = 600) -> dict:
 
 def host_state() -> dict:
     """This machine's load average (1, 5, 15 min) and how many qemu VMs run on it (this lab's included)."""
-    proc = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        ["pgrep", "-c", "--runstates", "RSD", "qemu-system"], capture_output=True, text=True, timeout=30, check=False
+    )
     return {"load": [round(x, 2) for x in os.getloadavg()], "vms": int(proc.stdout.strip() or 0)}
 
 
