@@ -848,7 +848,6 @@ def wait_for_devices(
     """
     clock = host.clock
     start = clock()
-    last: List[Snapshot] = []
     # the scan writes of items whose session was seen in recovery after the write, by (host, line)
     lost: Dict[Tuple[int, str], ScanItem] = {}
     recovered: Dict[Tuple[int, str], str] = {}  # what their sessions went through, for the error
@@ -880,13 +879,16 @@ def wait_for_devices(
                     again.append(write)
 
     def poll() -> Optional[Snapshot]:
-        snapshot = host.snapshot()
-        last[:] = [snapshot]
+        # each poll reads only what it decides on (names, states, WWIDs, sessions): on a host with hundreds of
+        # SCSI devices their sizes, holders and inquiry data are most of a snapshot's reads; the caller gets one
+        # full snapshot once every device is there
+        snapshot = host.snapshot(device_detail=False)
         missing = missing_items(plan=plan, snapshot=snapshot)
         if missing:
             rescan_recovered(snapshot, missing)
             return None
-        return snapshot if all(host.udev_ready(name) for name in _waited_names(plan, snapshot)) else None
+        ready = all(host.udev_ready(name) for name in _waited_names(plan, snapshot))
+        return host.snapshot() if ready else None
 
     try:
         # host.wait returns only a truthy poll result: a Snapshot, never None
@@ -902,7 +904,7 @@ def wait_for_devices(
             ),
         )
     except WaitTimeout:
-        final = last[0] if last else host.snapshot()
+        final = host.snapshot()  # the full one, whatever the last poll read
         missing = missing_items(plan=plan, snapshot=final)
         if not missing:  # every block device is there; only udev has not finished with one of them
             return final, clock() - start

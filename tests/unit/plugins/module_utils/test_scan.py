@@ -328,7 +328,7 @@ class FakeClock:
         self.now += seconds
 
 
-def test_wait_returns_once_every_block_device_exists(tmp_path: Path) -> None:
+def test_wait_returns_once_every_block_device_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = build_sysfs(tmp_path, sessions=TWO_PATHS)
     plan = _plan(root, target=IQN, luns=[1])
     clock = FakeClock()
@@ -341,10 +341,21 @@ def test_wait_returns_once_every_block_device_exists(tmp_path: Path) -> None:
         shutil.rmtree(root)
         shutil.copytree(source, root, symlinks=True)
 
+    reads: List[bool] = []
+    read = Host.snapshot
+
+    def recording(self: Host, *, device_detail: bool = True) -> Any:
+        reads.append(device_detail)
+        return read(self, device_detail=device_detail)
+
+    monkeypatch.setattr(Host, "snapshot", recording)
     snapshot, waited = wait_for_devices(plan=plan, host=_host(root, clock=clock, sleep=sleep), timeout=10)
     assert [device.name for device in snapshot.devices] == ["sdb", "sdc"]
     assert len(clock.sleeps) == 2
     assert waited == pytest.approx(sum(clock.sleeps))
+    # the three polls read no device detail; the caller gets one full snapshot at the end
+    assert reads == [False, False, False, True]
+    assert all(device.size_bytes is not None for device in snapshot.devices)
 
 
 def test_wait_times_out_naming_what_was_scanned_and_seen(tmp_path: Path) -> None:
