@@ -148,6 +148,35 @@ def test_login_timeout_is_a_named_login_error() -> None:
     assert isinstance(info.value, LunsafeError) and not isinstance(info.value, ToolTimeout)
 
 
+def test_a_portal_silent_past_the_connection_timer_is_not_probed_again() -> None:
+    # rc 8: iscsiadm's connection timer expired; a TCP or SendTargets probe would only wait for it once more
+    probed: List[str] = []
+    runner = ScriptedRunner([(8, "", "iscsiadm: connection login retries (reopen_max) 5 exceeded")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(
+            runner, target=IQN, portal=PORTAL, iface=None, timeout=20, reachable=lambda: bool(probed.append("tcp"))
+        )
+    assert info.value.details["rc_name"] == "ISCSI_ERR_TRANS_TIMEOUT"
+    assert "connection timer expired" in info.value.msg
+    assert probed == []
+    assert len(runner.calls) == 1  # the login only, no SendTargets
+
+
+def test_a_refused_connection_is_still_probed_before_it_is_named() -> None:
+    probed: List[str] = []
+
+    def reachable() -> bool:
+        probed.append("tcp")
+        return False
+
+    runner = ScriptedRunner([(4, "", "iscsiadm: cannot make connection to 127.0.0.1: Connection refused")])
+    with pytest.raises(login_utils.LoginError) as info:
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=20, reachable=reachable)
+    assert info.value.details["rc_name"] == "ISCSI_ERR_TRANS"
+    assert probed == ["tcp"]
+    assert len(runner.calls) == 1  # TCP did not answer: no SendTargets either
+
+
 def test_connection_login_timeout_shares_the_whole_login_timeout() -> None:
     wanted = login_utils.wanted_node_settings(chap=None, startup="manual", login_retries=2, login_timeout=30)
     assert wanted["node.conn[0].timeo.login_timeout"] == "10"
