@@ -151,11 +151,14 @@ def test_login_timeout_is_a_named_login_error() -> None:
 def test_a_portal_silent_past_the_connection_timer_is_not_probed_again() -> None:
     # rc 8: iscsiadm's connection timer expired; a TCP or SendTargets probe would only wait for it once more
     probed: List[str] = []
+
+    def reachable() -> bool:
+        probed.append("tcp")
+        return True
+
     runner = ScriptedRunner([(8, "", "iscsiadm: connection login retries (reopen_max) 5 exceeded")])
     with pytest.raises(login_utils.LoginError) as info:
-        login_utils.login(
-            runner, target=IQN, portal=PORTAL, iface=None, timeout=20, reachable=lambda: bool(probed.append("tcp"))
-        )
+        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=20, reachable=reachable)
     assert info.value.details["rc_name"] == "ISCSI_ERR_TRANS_TIMEOUT"
     assert "connection timer expired" in info.value.msg
     assert probed == []
