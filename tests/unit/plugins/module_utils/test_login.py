@@ -148,36 +148,28 @@ def test_login_timeout_is_a_named_login_error() -> None:
     assert isinstance(info.value, LunsafeError) and not isinstance(info.value, ToolTimeout)
 
 
-def test_a_portal_silent_past_the_connection_timer_is_not_probed_again() -> None:
-    # rc 8: iscsiadm's connection timer expired; a TCP or SendTargets probe would only wait for it once more
-    probed: List[str] = []
-
-    def reachable() -> bool:
-        probed.append("tcp")
-        return True
-
-    runner = ScriptedRunner([(8, "", "iscsiadm: connection login retries (reopen_max) 5 exceeded")])
-    with pytest.raises(login_utils.LoginError) as info:
-        login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=20, reachable=reachable)
-    assert info.value.details["rc_name"] == "ISCSI_ERR_TRANS_TIMEOUT"
-    assert "connection timer expired" in info.value.msg
-    assert probed == []
-    assert len(runner.calls) == 1  # the login only, no SendTargets
-
-
-def test_a_refused_connection_is_still_probed_before_it_is_named() -> None:
+@pytest.mark.parametrize(
+    ("rc", "rc_name", "probes"),
+    [
+        (8, "ISCSI_ERR_TRANS_TIMEOUT", []),  # the connection timer expired: a probe would only wait once more
+        (4, "ISCSI_ERR_TRANS", ["tcp"]),  # refused: asked whether TCP answers before it is named
+    ],
+)
+def test_a_failed_connection_is_probed_over_tcp_unless_the_connection_timer_expired(
+    rc: int, rc_name: str, probes: List[str]
+) -> None:
     probed: List[str] = []
 
     def reachable() -> bool:
         probed.append("tcp")
         return False
 
-    runner = ScriptedRunner([(4, "", "iscsiadm: cannot make connection to 127.0.0.1: Connection refused")])
+    runner = ScriptedRunner([(rc, "", "iscsiadm: cannot make connection to 127.0.0.1")])
     with pytest.raises(login_utils.LoginError) as info:
         login_utils.login(runner, target=IQN, portal=PORTAL, iface=None, timeout=20, reachable=reachable)
-    assert info.value.details["rc_name"] == "ISCSI_ERR_TRANS"
-    assert probed == ["tcp"]
-    assert len(runner.calls) == 1  # TCP did not answer: no SendTargets either
+    assert info.value.details["rc_name"] == rc_name
+    assert probed == probes
+    assert len(runner.calls) == 1  # the login only: no SendTargets
 
 
 def test_connection_login_timeout_shares_the_whole_login_timeout() -> None:
