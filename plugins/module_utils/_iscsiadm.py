@@ -41,7 +41,6 @@ __all__ = [
     "QUERY_OK_RCS",
     "SECRET_KEY_SUFFIXES",
     "TRANSIENT_RCS",
-    "TRANS_TIMEOUT_RC",
     "NodeEntry",
     "Portal",
     "SessionEntry",
@@ -135,8 +134,6 @@ LOGIN_OK_RCS: Tuple[int, ...] = (0, 15)
 LOGOUT_OK_RCS: Tuple[int, ...] = (0, 21, 255)
 # -o new on an existing record: older versions answer 6 (IDBM) "already exists".
 NODE_NEW_OK_RCS: Tuple[int, ...] = (0,)
-# Login: iscsiadm's connection timer expired (the portal did not answer within the login timeout).
-TRANS_TIMEOUT_RC = 8
 # Worth another try after a pause (bounded by the caller).
 TRANSIENT_RCS: FrozenSet[int] = frozenset((4, 8, 11, 18, 20, 28, 29, 32))
 # ``-o update -n node.session.scan`` exits 7 (ISCSI_ERR_INVAL) on an iscsiadm that

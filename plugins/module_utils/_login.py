@@ -264,10 +264,8 @@ def login(
     except ToolError as exc:
         rc = exc.details.get("rc")
         # a portal that answers TCP but refused the login may not know the target: ask it what it offers (a
-        # portal that does not answer TCP is not asked: the probe would only wait for it a second time). After
-        # iscsiadm's own connection timer expired (rc 8) the portal did not answer within the login timeout:
-        # neither probe runs, each would only wait for that silent portal again (3 s, then up to 15 s)
-        answers = rc != iscsiadm.TRANS_TIMEOUT_RC and (reachable() if reachable is not None else True)
+        # portal that does not answer TCP is not asked: the probe would only wait for it a second time)
+        answers = reachable() if reachable is not None else True
         offered = offered_targets(runner, portal=portal, iface=iface, timeout=min(timeout, 15.0)) if answers else None
         if offered is not None and not any(name.lower() == target.lower() for name in offered):
             raise LoginError(
