@@ -86,6 +86,8 @@ class FakeHost:
     delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # portal -> real seconds a login takes
     logout_delays: Dict[str, float] = dataclasses.field(default_factory=dict)  # ... and a logout
     silent: List[str] = dataclasses.field(default_factory=list)  # portals whose login/logout the deadline ends
+    # portals whose logins all start before any answers, then answer in this order (whatever the machine's load)
+    login_order: List[str] = dataclasses.field(default_factory=list)
     refuse: Dict[str, int] = dataclasses.field(default_factory=dict)  # portal -> the rc its logins fail with
 
     def __post_init__(self) -> None:
@@ -403,9 +405,24 @@ class _Runner(PolicyRunner):
         self.busy = 0  # commands running now
         self.most_busy = 0  # the most commands that ran at once
         self._lock = threading.Lock()
+        self._turns = threading.Condition()  # login_order: who has started, who has answered
+        self._started: List[str] = []
+        self._answered: List[str] = []
 
     def has_tool(self, name: str) -> bool:
         return name != "multipathd" or self.fake.multipathd
+
+    def _wait_for_turn(self, portal: str) -> None:
+        """A login of ``login_order``: until every one of them has started and those before it have answered."""
+        order = self.fake.login_order
+        with self._turns:
+            self._started.append(portal)
+            self._turns.notify_all()
+            if not self._turns.wait_for(
+                lambda: set(self._started) >= set(order) and self._answered == order[: order.index(portal)],
+                timeout=30,
+            ):
+                raise AssertionError(f"the login of {portal} waited 30 s for its turn in {order}: {self._started}")
 
     def restart_profile(self) -> None:
         """A new, empty profile on the fake clock: what a module run of its own would start with."""
@@ -430,14 +447,21 @@ class _Runner(PolicyRunner):
             self.deadlines.append((plain, deadline))
             self.busy += 1
             self.most_busy = max(self.most_busy, self.busy)
+        ordered = "--login" in plain and portal in self.fake.login_order
         try:
             if session_call and portal is not None:
                 time.sleep(delays.get(portal, 0.0))  # the login's own time: other threads go on
+            if ordered:
+                self._wait_for_turn(str(portal))
             if session_call and portal in self.fake.silent:
                 rc, out, err = 124, "", ""  # the runner's deadline killed it
             else:
                 with self._lock:
                     rc, out, err = self.fake.answer(plain)
+            if ordered:
+                with self._turns:
+                    self._answered.append(str(portal))
+                    self._turns.notify_all()
         finally:
             with self._lock:
                 self.busy -= 1
