@@ -64,6 +64,7 @@ def measure(suite: str, luns: int, samples: int) -> dict:
     stamp = row.get("per_call_run") or {}
     size = next(z for z in row["per_call"]["sizes"] if z["per_call"] == 1)
     ours, bare = size["batch"], size["bare"]
+    floor_udev = (bare.get("phases_s") or {}).get("udev")  # the same floor until udev is done (what ours waits for)
     return {
         "suite": suite,
         "kernel": stamp.get("kernel"),
@@ -75,13 +76,8 @@ def measure(suite: str, luns: int, samples: int) -> dict:
         "wall_s": ours["wall_s"],
         "ratio": round(ours["module_s"] / bare["module_s"], 2) if bare["module_s"] else None,
         "over_floor_s": round(ours["module_s"] - bare["module_s"], 3),
-        # the same floor until udev has processed both block devices and the map (what the module waits for)
-        "floor_udev_s": (bare.get("phases_s") or {}).get("udev"),
-        "over_floor_udev_s": (
-            round(ours["module_s"] - bare["phases_s"]["udev"], 3)
-            if (bare.get("phases_s") or {}).get("udev") is not None
-            else None
-        ),
+        "floor_udev_s": floor_udev,
+        "over_floor_udev_s": None if floor_udev is None else round(ours["module_s"] - floor_udev, 3),
         "samples": ours["samples"],
         "phases": ours.get("phases_s"),
         "unrequested": ours["unrequested"],
@@ -93,12 +89,13 @@ def _f(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def markdown(rows: List[dict], started: str, before: str, argv: List[str]) -> str:
+def markdown(rows: List[dict], started: str, before: str, argv: List[str], others: int = 0) -> str:
     lines = [
         "# One-LUN attach on each Debian suite of the lab",
         "",
         f"Recorded {started} UTC by `python3 tests/lab/bench_matrix.py {' '.join(argv)}`: one TCG guest at a "
-        f"time, no other VM (host load average before: {before}). Per suite, `bench_attach.py --parts per-call "
+        f"time, {f'DRAFT: {others} other VM(s) running at the start' if others else 'no other VM'} "
+        f"(host load average before: {before}). Per suite, `bench_attach.py --parts per-call "
         "--per-call 1 --arms batch bare` on a fresh guest with the LUNs mapped on two portals and both sessions "
         "up, each sample from no device: the floor (the same scan writes, until both block devices exist and "
         "multipathd's own map holds them; *with udev*: the same writes until udev has also processed both "
@@ -142,7 +139,7 @@ def main(argv: List[str] | None = None) -> int:
         row = measure(suite, args.luns, args.samples)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    text = markdown(rows, started, before, sys.argv[1:] if argv is None else argv)
+    text = markdown(rows, started, before, sys.argv[1:] if argv is None else argv, others=running)
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
