@@ -141,6 +141,16 @@ FC_PORTS = (
     ("52:54:00:fc:00:04", "target"),
 )
 FC_HUB = 7
+# A two-guest FC lab (`up --fc-array listen|LAB`, for the campaign's port faults): the array guest has the two
+# target ports, the host guest the two initiator ports, and each qemu's FC hub gets one more port, bound to a TCP
+# connection on the loopback between the two qemu processes (the array's qemu listens, the host's connects; FCoE
+# frames only, no IP on it). TCP, not UDP as the segment: FCoE assumes a lossless Ethernet and has no
+# retransmission of its own, and over UDP a burst of read data overran the slower guest's socket buffer: reads
+# failed with DID_SOFT_ERROR on every path within seconds of the first attach (2026-12-06). The FC target then
+# runs in a kernel of its own: tcm_fc hangs under port faults stay in the array guest
+# (docs/benchmarks/campaign.md). The host reaches the array's labctl over the segment between the two guests,
+# which --fc-array opens as well. Neither guest of the pair can reboot (the connection would not come back).
+FC_LINK_ROLES = {"array": ("target",), "host": ("initiator",)}
 
 # The segment between two lab guests (issue 25, a fleet): one virtio NIC per guest on a qemu socket netdev in
 # UDP mode on the loopback (each qemu binds its own port and sends to the other's: frames travel between the two
@@ -347,11 +357,21 @@ class Lab:
         fc_luns: int = 4,
         segment: str | None = None,
         suite: str = DEFAULT_SUITE,
+        fc_array: str | None = None,
     ) -> dict:
         """Boot and provision. ``segment``: None, "listen" (this guest opens the segment between guests; its
         array is the fleet's, serving the segment once a fleet test says `labctl segment --serve`), or the
-        name of a running lab that listens (this guest joins its segment)."""
+        name of a running lab that listens (this guest joins its segment). ``fc_array``: None, "listen" (this
+        guest is the FC array of a two-guest FC lab: target ports only) or the name of that array's running lab
+        (this guest is its FC host: initiator ports only); it opens or joins the segment too."""
         start = time.monotonic()
+        if fc_array:
+            if segment not in (None, fc_array):
+                raise LabError(f"--fc-array {fc_array} needs the segment of the same pair, not --segment {segment}")
+            if fc_luns <= 0:
+                raise LabError("--fc-array needs FC LUNs (--fc-luns above 0)")
+            segment = fc_array
+        fc_link = self._fc_link_plan(fc_array)
         seg = self._segment_plan(segment)
         if self.pid():
             log(f"lab {self.name!r} already running (pid {self.pid()})")
@@ -368,7 +388,7 @@ class Lab:
         shutil.copy(folder / "id_ed25519", key)
         key.chmod(0o600)
         chosen = _choose_accel(accel, folder)
-        port = self._boot(folder, chosen, start, fc=fc_luns > 0, segment=seg)
+        port = self._boot(folder, chosen, start, fc=fc_luns > 0, segment=seg, fc_link=fc_link)
         info = {
             "name": self.name,
             "port": port,
@@ -379,7 +399,7 @@ class Lab:
             "suite": suite,
             "image": str(folder),
             "state": str(self.state),
-            "fc": {"nic": fc_nic_model(), "luns": fc_luns} if fc_luns > 0 else None,
+            "fc": {"nic": fc_nic_model(), "luns": fc_luns, "link": fc_link} if fc_luns > 0 else None,
             "initiator_name": self.initiator_name,
             "segment": seg,
         }
@@ -404,7 +424,7 @@ class Lab:
                 start,
             )
             if fc_luns > 0:
-                fc_status = self.array(["fc-setup", "--luns", str(fc_luns)])
+                fc_status = self.array(["fc-setup", "--luns", str(fc_luns), *self._fc_side_args(fc_link)])
                 log(
                     "FC provisioned in {:.1f}s: initiators {}, target ports {}, {} LUNs, scan mode {}".format(
                         fc_status["setup_seconds"],
@@ -458,7 +478,41 @@ class Lab:
             "peer": segment,
         }
 
-    def _boot(self, folder: Path, accel: str, start: float, fc: bool = True, segment: dict | None = None) -> int:
+    def _fc_link_plan(self, fc_array: str | None) -> dict | None:
+        if not fc_array:
+            return None
+        if fc_array == "listen":
+            return {"role": "array", "port": _free_port(), "peer": None}
+        peer = (Lab(fc_array).info().get("fc") or {}).get("link")
+        if not peer or peer["role"] != "array":
+            raise LabError(f"lab {fc_array!r} is no FC array: boot it with `up --fc-array listen`")
+        return {"role": "host", "port": peer["port"], "peer": fc_array}
+
+    def _fc_side_args(self, fc_link: dict | None) -> list[str]:
+        """labctl fc-setup's side: the array's own, or the host's with the array's address on the segment (and
+        the lab's throwaway key in the host guest, for labctl to reach the array's labctl)."""
+        if not fc_link:
+            return []
+        if fc_link["role"] == "array":
+            return ["--side", "array"]
+        array = Lab(fc_link["peer"])
+        key = Path(array.info()["key"]).read_text()
+        self.ssh(
+            ["sh", "-c", "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/lunsafe_lab_array"],
+            stdin=key,
+        )
+        return ["--side", "host", "--array", array.info()["segment"]["addresses"][0]]
+
+    def _boot(
+        self,
+        folder: Path,
+        accel: str,
+        start: float,
+        *,
+        fc: bool = True,
+        segment: dict | None = None,
+        fc_link: dict | None = None,
+    ) -> int:
         console = self.state / "console.log"
         seg_args = []
         if segment:
@@ -497,7 +551,7 @@ class Lab:
                 "-device",
                 "virtio-net-pci,netdev=n0",
                 *seg_args,
-                *fc_qemu_args(fc),
+                *fc_qemu_args(fc, fc_link),
                 "-display",
                 "none",
                 "-monitor",
@@ -529,6 +583,8 @@ class Lab:
         pid = self.pid()
         if pid is None:
             raise LabError(f"lab {self.name!r} is not running")
+        if (info.get("fc") or {}).get("link"):
+            raise LabError(f"lab {self.name!r} is half of a two-guest FC lab: its FC link would not come back")
         if power_cut:
             os.kill(pid, signal.SIGKILL)
         else:
@@ -544,7 +600,8 @@ class Lab:
         folder = Path(info["image"])
         # a fleet guest's network segment is kept (its UDP ends do not change)
         segment = {"segment": info["segment"]} if info.get("segment") else {}
-        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), **segment)
+        fc_link = (info.get("fc") or {}).get("link")
+        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), fc_link=fc_link, **segment)
         self.info_file.write_text(json.dumps(info, indent=2))
         self._wait_ssh(boot_timeout, start)
         self._write_inventory(info)
@@ -762,17 +819,29 @@ def write_fleet_inventory(member: Lab) -> Path:
     return path
 
 
-def fc_qemu_args(enabled: bool) -> list[str]:
-    """Four FC-capable NICs on one qemu hub (hubport netdevs: frames stay inside this qemu process)."""
+def fc_qemu_args(enabled: bool, link: dict | None = None) -> list[str]:
+    """Four FC-capable NICs on one qemu hub (hubport netdevs: frames stay inside this qemu process); in a
+    two-guest FC lab (``link``) this side's two NICs, and the hub's port to the other qemu (TCP on the loopback)."""
     if not enabled:
         return []
     argv = []
-    for index, (mac, _role) in enumerate(FC_PORTS, start=1):
+    roles = FC_LINK_ROLES[link["role"]] if link else ("initiator", "target")
+    for index, (mac, role) in enumerate(FC_PORTS, start=1):
+        if role not in roles:
+            continue
         argv += [
             "-netdev",
             f"hubport,id=fc{index},hubid={FC_HUB}",
             "-device",
             f"{fc_nic_model()},netdev=fc{index},mac={mac}",
+        ]
+    if link:
+        end = "listen" if link["role"] == "array" else "connect"
+        argv += [
+            "-netdev",
+            f"socket,id=fclink,{end}=127.0.0.1:{link['port']}",
+            "-netdev",
+            f"hubport,id=fchub,hubid={FC_HUB},netdev=fclink",
         ]
     return argv
 
@@ -969,6 +1038,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a private segment between two guests (a fleet): `listen` opens it (this guest's array is the fleet's), "
         "or the name of a running lab that listens (this guest joins it); boot the listener first",
     )
+    p.add_argument(
+        "--fc-array",
+        metavar="listen|LAB",
+        help="a two-guest FC lab: `listen` boots the FC array (target ports only), or the name of that running lab "
+        "boots its FC host (initiator ports only); their FC hubs are joined, and so are they on a segment",
+    )
     p = sub.add_parser("down", help="stop the VM (idempotent)")
     p.add_argument("--purge", action="store_true", help="also remove the lab's state folder")
     sub.add_parser("reboot", help="reboot the guest (clean shutdown) keeping its disk, wait for SSH again")
@@ -1004,6 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
                         fc_luns=args.fc_luns,
                         segment=args.segment,
                         suite=suite,
+                        fc_array=args.fc_array,
                     ),
                     indent=2,
                 )

@@ -982,11 +982,13 @@ class Campaign:
         status = labctl("fc-status")
         self.fc_targets = sorted(port["port_name"] for port in status["targets"])
         self.fc_initiator_hosts = [port["host"] for port in status["initiators"]]
-        self.fc_hosts = [port["host"] for port in status["initiators"] + status["targets"]]
+        # the target ports' hosts too (an FC device on one is counted); a two-guest lab's are in the array guest
+        self.fc_hosts = [port["host"] for port in status["initiators"] + status["targets"] if port["host"] is not None]
         with self.mu:
             for lun in self.fc_luns:
                 self.fc_wwid.setdefault(lun, status["luns"][str(lun)]["wwid"])
-            self.counts["fc"].setdefault("setup", f"{len(self.fc_luns)} FC LUNs, scsi_mod.scan {FC_SCAN_MODE}")
+            where = f", the FC target in a guest of its own ({status['array']})" if status.get("array") else ""
+            self.counts["fc"].setdefault("setup", f"{len(self.fc_luns)} FC LUNs, scsi_mod.scan {FC_SCAN_MODE}{where}")
 
     def fc_params(self, luns, state="present", wwids=None):
         """fc_lun_attach for ``luns`` through both target ports, each LUN with the WWID it must carry: the

@@ -612,6 +612,16 @@ FC_PORTS = (
     ("52:54:00:fc:00:03", "target"),
     ("52:54:00:fc:00:04", "target"),
 )
+# A lab of two guests (lab.py up --fc-array): the array guest has the target ports only, the host guest the
+# initiator ports only, and their FC hubs are joined by a UDP socket pair between the two qemu processes (FCoE
+# frames only, no IP). The host guest's labctl then asks the array guest's (SSH over the segment between them)
+# for everything on the array side: the targets and LUs at setup and reset, fc-map, fc-unmap, fc-reuse, the link
+# of fc-port, and fc-status's targets and LUNs. A hang in tcm_fc then stays in the array's kernel, and the
+# host's kernel shows what an initiator does when a target port stops answering.
+FC_LINK_FILE = os.path.join(STATE, "fc-link.json")  # {"side": "array"} or {"side": "host", "array": ADDR}
+FC_ARRAY_KEY = "/root/.ssh/lunsafe_lab_array"  # the lab's throwaway key, put there by lab.py on the host guest
+FC_SIDE_ROLES = {"both": ("initiator", "target"), "host": ("initiator",), "array": ("target",)}
+FC_REMOTE_TIMEOUT = 240  # s for one labctl command on the array guest (the driver gives a labctl call 300 s)
 SCAN_PARAM = "/sys/module/scsi_mod/parameters/scan"
 FC_MTU = 9000  # FCoE carries 2112-byte FC payloads: the NIC needs more than the Ethernet default of 1500
 FC_DEFAULT_DEV_LOSS_TMO = 60
@@ -634,6 +644,61 @@ def _write(path, text):
 
 def fc_wwpn(mac):
     return "0x2000" + mac.replace(":", "").lower()
+
+
+def _fc_link():
+    """This guest's side of a two-guest FC lab; {} in a one-guest lab (both sides here)."""
+    try:
+        with open(FC_LINK_FILE, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {}
+
+
+def _fc_side():
+    return _fc_link().get("side", "both")
+
+
+def _local_fc_ports():
+    """(MAC, role) of the FC ports this guest has: all four, or one side's two in a two-guest lab."""
+    roles = FC_SIDE_ROLES[_fc_side()]
+    return [(mac, role) for mac, role in FC_PORTS if role in roles]
+
+
+def _fc_wwpns(role):
+    """The lab's WWPNs of one role, wherever the ports are (the same in one guest or two)."""
+    return [fc_wwpn(mac) for mac, port_role in FC_PORTS if port_role == role]
+
+
+def _array_labctl(*args):
+    """labctl on the array guest of a two-guest FC lab (SSH over the segment, argv only), its JSON answer."""
+    link = _fc_link()
+    argv = [
+        "ssh",
+        "-i",
+        FC_ARRAY_KEY,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=15",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{link['array']}",
+        "python3",
+        os.path.abspath(__file__),
+        *args,
+    ]
+    result = run(argv, timeout=FC_REMOTE_TIMEOUT)
+    if result["rc"] != 0:
+        raise SystemExit(
+            f"labctl: on the array guest ({link['array']}) `labctl {' '.join(args)}` failed rc={result['rc']}: "
+            f"{result['stderr'].strip()[-400:]}"
+        )
+    return json.loads(result["stdout"])
 
 
 def _ifname_of(mac):
@@ -659,7 +724,7 @@ def _ctlr_of(ifname):
 def _fc_ports():
     """Every lab FC port: MAC, role, NIC name, controller, scsi host, WWPN (None until created)."""
     ports = []
-    for mac, role in FC_PORTS:
+    for mac, role in _local_fc_ports():
         ifname = _ifname_of(mac)
         host = _fc_host_of(ifname) if ifname else None
         ports.append(
@@ -777,6 +842,20 @@ def cmd_fc_status(_args):
         else:
             entry["devices"] = _scsi_devices_of(host) if host is not None else []
             targets.append(entry)
+    if _fc_side() == "host":
+        # the target ports, LUs and mappings are the array guest's: its view, its ports on no local scsi host
+        remote = _array_labctl("fc-status")
+        return {
+            "scan_mode": _scan_mode(),
+            "initiators": initiators,
+            "targets": [{**port, "host": None, "devices": [], "remote": True} for port in remote["targets"]],
+            "luns": remote["luns"],
+            "tpg_luns": remote["tpg_luns"],
+            "mapping": remote["mapping"],
+            "setup_seconds": state.get("setup_seconds"),
+            "setup_phases": state.get("phases"),
+            "array": _fc_link()["array"],
+        }
     config = _fc_targets()
     mapping = {}
     for twwpn, tview in config.items():
@@ -802,13 +881,12 @@ def _fc_create_ports(steps):
     for module in ("e1000", "fcoe", "tcm_fc"):
         steps.append(run(["modprobe", module], timeout=60, check=True))
     deadline = time.monotonic() + 30
-    while any(_ifname_of(mac) is None for mac, _role in FC_PORTS):
+    local = _local_fc_ports()
+    while any(_ifname_of(mac) is None for mac, _role in local):
         if time.monotonic() > deadline:
-            raise SystemExit(
-                f"labctl: FC NICs missing (MACs {[m for m, _r in FC_PORTS]}); was the VM booted with them?"
-            )
+            raise SystemExit(f"labctl: FC NICs missing (MACs {[m for m, _r in local]}); was the VM booted with them?")
         time.sleep(0.2)
-    for mac, _role in FC_PORTS:
+    for mac, _role in local:
         ifname = _ifname_of(mac)
         _write(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "1")  # no link-local address either
         run(["ip", "link", "set", ifname, "mtu", str(FC_MTU)], timeout=10, check=True)
@@ -821,6 +899,51 @@ def _fc_create_ports(steps):
         if _read(os.path.join(ctlr, "enabled")) != "1" and _read(os.path.join(ctlr, "mode")) != "VN2VN":
             # the kernel's own spelling: 6.1 compares the mode's name without case, 6.12 (sysfs_match_string) with it
             _write(os.path.join(ctlr, "mode"), "VN2VN")
+
+
+# A port fault as a cut in the fabric (`fc-port down --how cut`, the default in a two-guest lab): the target
+# port's link stays up, and every frame it sends is dropped after its driver took it (netem loss 100 %: the send
+# succeeds) and every frame it would receive is dropped at its ingress. Both sides stop hearing each other, as
+# behind a dead switch port, and tcm_fc never sees a send fail. With the link itself down (`--how link`) tcm_fc
+# could not send the status of commands in flight, kept them, and waited for them for good when the initiators
+# logged out: in the two-guest lab the array guest's kworkers blocked at the first port loss (2026-12-06, seed
+# 101), with the initiator's kernel fine and SSH to it alive.
+FC_CUT_TABLE = "lunsafe_fc_cut_"
+
+
+def _fc_cut(ifname, cut):
+    table = FC_CUT_TABLE + ifname
+    marker = os.path.join(STATE, "fc-cut-" + ifname)  # so that a reset undoes only the cuts there are
+    if cut:
+        os.makedirs(STATE, exist_ok=True)
+        with open(marker, "w", encoding="ascii") as handle:
+            handle.write(ifname)
+        run(["modprobe", "sch_netem"], timeout=30, check=True)
+        run(["tc", "qdisc", "replace", "dev", ifname, "root", "netem", "loss", "100%"], timeout=10, check=True)
+        run(["nft", "add", "table", "netdev", table], timeout=10, check=True)
+        run(
+            [
+                "nft",
+                "add",
+                "chain",
+                "netdev",
+                table,
+                "in",
+                f'{{ type filter hook ingress device "{ifname}" priority 0; policy drop; }}',
+            ],
+            timeout=10,
+            check=True,
+        )
+    else:
+        run(["tc", "qdisc", "del", "dev", ifname, "root"], timeout=10)  # rc 2 when there was none
+        run(["nft", "delete", "table", "netdev", table], timeout=10)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+
+
+def _fc_uncut_all():
+    for marker in glob.glob(os.path.join(STATE, "fc-cut-*")):
+        _fc_cut(os.path.basename(marker)[len("fc-cut-") :], False)
 
 
 def _fc_enable(enable):
@@ -950,13 +1073,18 @@ def _fc_timeout_rule():
 def fc_provision(luns, size_mb, state):
     """Ports, array and logins from any state, with the kernel's automatic scans off while the rports log in
     (LUNs would appear otherwise); ends in the kernel default (sync) with no FC SCSI device on any lab port.
-    ``phases`` says where the time went (seconds since the start)."""
+    ``phases`` says where the time went (seconds since the start). In a two-guest lab the array guest builds
+    its side only (:func:`_fc_provision_array`), and the host guest has it rebuilt while its own ports are off."""
     start = time.monotonic()
     phases = {}
     steps = []
+    side = _fc_side()
+    if side == "array":
+        return _fc_provision_array(luns, size_mb, state, start, steps)
     _set_scan_mode("manual")
     _fc_timeout_rule()
     _fc_create_ports(steps)
+    _fc_uncut_all()
     _fc_enable(False)  # every rport logs out: the array changes while nobody is logged in
     ports = _fc_ports()
     for port in ports:
@@ -964,12 +1092,21 @@ def fc_provision(luns, size_mb, state):
     all_hosts = [p["host"] for p in ports if p["host"] is not None]
     deleted = _fc_delete_devices(all_hosts)
     phases["ports"] = round(time.monotonic() - start, 2)
-    initiators = [p["wwpn"] for p in ports if p["role"] == "initiator"]
-    targets = [p["wwpn"] for p in ports if p["role"] == "target"]
+    initiators = _fc_wwpns("initiator")
+    targets = _fc_wwpns("target")
     initiator_hosts = [p["host"] for p in ports if p["role"] == "initiator"]
-    fc_state = _fc_configure_targets(
-        _rtslib(), state, luns=luns, size_mb=size_mb, initiators=initiators, targets=targets
-    )
+    if side == "host":
+        remote = _array_labctl("fc-setup", "--luns", str(luns), "--size-mb", str(size_mb))
+        fc_state = {
+            "luns": {lun: {"wwn": entry["wwn"], "mapped": entry["mapped"]} for lun, entry in remote["luns"].items()},
+            "size_mb": size_mb,
+            "initiators": initiators,
+            "targets": targets,
+        }
+    else:
+        fc_state = _fc_configure_targets(
+            _rtslib(), state, luns=luns, size_mb=size_mb, initiators=initiators, targets=targets
+        )
     phases["array"] = round(time.monotonic() - start, 2)
     _fc_enable(True)
     try:
@@ -1000,7 +1137,37 @@ def fc_provision(luns, size_mb, state):
     return fc_state
 
 
+def _fc_provision_array(luns, size_mb, state, start, steps):
+    """The array guest's side: its target ports (off while the targets, LUs and ACLs of the lab's initiator
+    WWPNs are rebuilt), then on. The host guest waits for the logins."""
+    _fc_create_ports(steps)
+    _fc_uncut_all()
+    # the kernel's messages at every level on the console: a hang in tcm_fc leaves its stacks in the console log
+    run(["dmesg", "--console-level", "7"], timeout=10)
+    _fc_enable(False)
+    for port in _fc_ports():
+        run(["ip", "link", "set", port["ifname"], "up"], timeout=10, check=True)
+    fc_state = _fc_configure_targets(
+        _rtslib(), state, luns=luns, size_mb=size_mb, initiators=_fc_wwpns("initiator"), targets=_fc_wwpns("target")
+    )
+    _fc_enable(True)
+    fc_state["setup_seconds"] = round(time.monotonic() - start, 2)
+    fc_state["phases"] = {"array": fc_state["setup_seconds"]}
+    state["fc"] = fc_state
+    save_state(state)
+    return fc_state
+
+
 def cmd_fc_setup(args):
+    if args.side:
+        link = {"side": args.side}
+        if args.side == "host":
+            if not args.array:
+                raise SystemExit("labctl: fc-setup --side host needs --array ADDRESS (the array guest on the segment)")
+            link["array"] = args.array
+        os.makedirs(STATE, exist_ok=True)
+        with open(FC_LINK_FILE, "w", encoding="utf-8") as handle:
+            json.dump(link, handle)
     fc_provision(args.luns, args.size_mb, load_state())
     return cmd_fc_status(args)
 
@@ -1034,6 +1201,8 @@ def _acl(rts, tpg, wwpn):
 
 def cmd_fc_map(args):
     """Map TPG LUN --lun to the initiator(s) as LUN --mapped-lun (default the same number) on both target ports."""
+    if _fc_side() == "host":
+        return _array_labctl(*args.argv)
     rts, state, tpgs = _fc_objects()
     initiators = _chosen_initiators(args, state)
     mapped_lun = args.lun if args.mapped_lun is None else args.mapped_lun
@@ -1053,6 +1222,8 @@ def cmd_fc_map(args):
 
 def cmd_fc_unmap(args):
     """Remove every mapping of TPG LUN --lun for the initiator(s), on both target ports."""
+    if _fc_side() == "host":
+        return _array_labctl(*args.argv)
     rts, state, tpgs = _fc_objects()
     initiators = _chosen_initiators(args, state)
     removed = []
@@ -1072,6 +1243,8 @@ def cmd_fc_unmap(args):
 
 def cmd_fc_reuse(args):
     """A new LU (new WWID) at TPG LUN --lun on both target ports, mapped again to whoever had it mapped."""
+    if _fc_side() == "host":
+        return _array_labctl(*args.argv)
     rts, state, tpgs = _fc_objects()
     old_name = state["fc"]["luns"].get(str(args.lun), {}).get("backstore")
     remap = []  # (tpg index, initiator, mapped lun)
@@ -1145,15 +1318,33 @@ def _fc_relogin(wwpn, wait=30.0):
     return {"lip": [f"host{host}" for host in stuck], "scan_mode": before}
 
 
+def _fc_remote_port(text):
+    wwpn = text.strip().lower().replace(":", "")
+    wwpn = wwpn if wwpn.startswith("0x") else "0x" + wwpn
+    if wwpn not in _fc_wwpns("target"):
+        raise SystemExit(f"labctl: {text!r} is no lab FC target port WWPN ({_fc_wwpns('target')})")
+    return {"wwpn": wwpn, "ifname": None}
+
+
 def cmd_fc_port(args):
     """Take a target port's link down or up; then wait (--wait S) until every initiator's rport of it is
-    Blocked (down) or Online (up). After dev_loss_tmo a Blocked rport becomes Not Present and its devices go."""
-    port = _fc_port(args.port)
-    result = {"port": port["wwpn"], "ifname": port["ifname"], "action": args.action}
+    Blocked (down) or Online (up). After dev_loss_tmo a Blocked rport becomes Not Present and its devices go.
+    On the host guest of a two-guest lab the array guest's labctl takes the link down or up (its own wait 0:
+    it has no initiator), and the wait and the re-login are the host's, as here."""
+    remote = _fc_side() == "host"
+    port = _fc_remote_port(args.port) if remote else _fc_port(args.port)
+    how = args.how or ("link" if _fc_side() == "both" else "cut")
+    result = {"port": port["wwpn"], "ifname": port["ifname"], "action": args.action, "how": how}
     if args.dev_loss_tmo is not None:
         result["dev_loss_tmo"] = _fc_set_dev_loss_tmo(_initiator_hosts(), args.dev_loss_tmo)
     start = time.monotonic()
-    run(["ip", "link", "set", port["ifname"], args.action], timeout=10, check=True)
+    if remote:
+        link = _array_labctl("fc-port", args.action, "--port", port["wwpn"], "--wait", "0", "--how", how)
+        result["ifname"] = link.get("ifname")
+    elif how == "cut":
+        _fc_cut(port["ifname"], args.action == "down")
+    else:
+        run(["ip", "link", "set", port["ifname"], args.action], timeout=10, check=True)
     wanted = ("Blocked", "Not Present") if args.action == "down" else ("Online",)
     deadline = start + args.wait
     relogin_at = start + RELOGIN_GRACE if args.action == "up" else None
@@ -1399,6 +1590,12 @@ def main(argv=None):
     p = sub.add_parser("fc-setup", help="FC ports (FCoE VN2VN), tcm_fc targets, LUs and ACLs; no FC device left")
     p.add_argument("--luns", type=int, default=4)
     p.add_argument("--size-mb", type=int, default=64)
+    p.add_argument(
+        "--side",
+        choices=("both", "host", "array"),
+        help="a two-guest FC lab: this guest's side from now on (kept over resets); default: as it was (both)",
+    )
+    p.add_argument("--array", metavar="ADDRESS", help="with --side host: the array guest's address on the segment")
     sub.add_parser("fc-status")
     for name in ("fc-map", "fc-unmap"):
         p = sub.add_parser(name)
@@ -1415,6 +1612,12 @@ def main(argv=None):
     p.add_argument("--port", required=True, help="a target port's WWPN or NIC name")
     p.add_argument("--wait", type=float, default=60, help="seconds to wait for the initiators' rports (0: none)")
     p.add_argument("--dev-loss-tmo", type=int, help="first set the initiators' rports' dev_loss_tmo (seconds)")
+    p.add_argument(
+        "--how",
+        choices=("link", "cut"),
+        help="link: the port's link down/up; cut: its link stays up, every frame to and from it dropped (see "
+        "_fc_cut); default: link in one guest, cut in a two-guest lab",
+    )
     p = sub.add_parser("fc-dev-loss-tmo")
     p.add_argument("seconds", type=int)
     p = sub.add_parser("fc-scan-mode")
@@ -1445,6 +1648,7 @@ def main(argv=None):
         if name == "cut-ssh":
             p.add_argument("--hold", type=float, default=0, help="then wait this long (the cut ends this session)")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the host guest passes on to the array guest
     handler = {
         "setup": cmd_setup,
         "reset": cmd_reset,
