@@ -1326,6 +1326,44 @@ def _fc_remote_port(text):
     return {"wwpn": wwpn, "ifname": None}
 
 
+FC_DRAIN_TIMEOUT = 60.0
+
+
+def _fc_drain(wwpn, timeout=FC_DRAIN_TIMEOUT):
+    """Before a two-guest lab cuts target port ``wwpn``: this host's SCSI devices behind it set offline (new
+    commands fail at once, multipathd fails those paths) until none has a command in flight; the caller sets
+    them running again once the cut is in place. tcm_fc never releases a write whose data-out the cut lost,
+    nor a command whose exchange libfc reset (ft_recv_seq only marks it aborted); when the initiator's session
+    then goes, ft_prlo waits for it for good and the array's FC work stops on both target ports (seen
+    2026-12-06; the analysis is in docs/benchmarks/campaign.md). A real array's port does not strand its
+    commands; the lab drains them so that the fault shows the initiator's side only."""
+    devices = []
+    for host in _initiator_hosts():
+        for rport in _rports_of(host):
+            if rport["port_name"] != wwpn or rport["scsi_target_id"] is None or rport["scsi_target_id"] < 0:
+                continue
+            for path in sorted(glob.glob(f"/sys/class/scsi_device/{host}:*:{rport['scsi_target_id']}:*")):
+                hctl = os.path.basename(path)
+                if _read(os.path.join(path, "device", "state")) == "running":
+                    _write(os.path.join(path, "device", "state"), "offline\n")  # the kernel wants the newline
+                    devices.append({"hctl": hctl})
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    while True:
+        busy = []
+        for device in devices:
+            for inflight in glob.glob(f"/sys/class/scsi_device/{device['hctl']}/device/block/*/inflight"):
+                if (_read(inflight) or "0 0").split() != ["0", "0"]:
+                    busy.append(device["hctl"])
+        if not busy or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for device in devices:
+        device["drain_s"] = round(time.monotonic() - start, 2)
+        device["busy"] = device["hctl"] in busy
+    return devices
+
+
 def cmd_fc_port(args):
     """Take a target port's link down or up; then wait (--wait S) until every initiator's rport of it is
     Blocked (down) or Online (up). After dev_loss_tmo a Blocked rport becomes Not Present and its devices go.
@@ -1339,8 +1377,14 @@ def cmd_fc_port(args):
         result["dev_loss_tmo"] = _fc_set_dev_loss_tmo(_initiator_hosts(), args.dev_loss_tmo)
     start = time.monotonic()
     if remote:
-        link = _array_labctl("fc-port", args.action, "--port", port["wwpn"], "--wait", "0", "--how", how)
+        drained = _fc_drain(port["wwpn"]) if args.action == "down" else []
+        try:
+            link = _array_labctl("fc-port", args.action, "--port", port["wwpn"], "--wait", "0", "--how", how)
+        finally:
+            for device in drained:
+                _write(f"/sys/class/scsi_device/{device['hctl']}/device/state", "running\n")
         result["ifname"] = link.get("ifname")
+        result["drained"] = drained
     elif how == "cut":
         _fc_cut(port["ifname"], args.action == "down")
     else:
