@@ -613,10 +613,11 @@ FC_PORTS = (
     ("52:54:00:fc:00:04", "target"),
 )
 # A lab of two guests (lab.py up --fc-array): the array guest has the target ports only, the host guest the
-# initiator ports only, and their FC hubs are joined by a UDP socket pair between the two qemu processes (FCoE
-# frames only, no IP). The host guest's labctl then asks the array guest's (SSH over the segment between them)
-# for everything on the array side: the targets and LUs at setup and reset, fc-map, fc-unmap, fc-reuse, the link
-# of fc-port, and fc-status's targets and LUNs. A hang in tcm_fc then stays in the array's kernel, and the
+# initiator ports only, and their FC hubs are joined by a TCP connection between the two qemu processes (FCoE
+# frames only, no IP; the comment above FC_LINK_ROLES in lab.py says why not UDP). The host guest's labctl
+# then asks the array guest's (SSH over the segment between them) for everything on the array side: the
+# targets and LUs at setup and reset, fc-map, fc-unmap, fc-reuse, the link of fc-port, and fc-status's targets
+# and LUNs. A hang in tcm_fc then stays in the array's kernel, and the
 # host's kernel shows what an initiator does when a target port stops answering.
 FC_LINK_FILE = os.path.join(STATE, "fc-link.json")  # {"side": "array"} or {"side": "host", "array": ADDR}
 FC_ARRAY_KEY = "/root/.ssh/lunsafe_lab_array"  # the lab's throwaway key, put there by lab.py on the host guest
@@ -904,10 +905,10 @@ def _fc_create_ports(steps):
 # A port fault as a cut in the fabric (`fc-port down --how cut`, the default in a two-guest lab): the target
 # port's link stays up, and every frame it sends is dropped after its driver took it (netem loss 100 %: the send
 # succeeds) and every frame it would receive is dropped at its ingress. Both sides stop hearing each other, as
-# behind a dead switch port, and tcm_fc never sees a send fail. With the link itself down (`--how link`) tcm_fc
-# could not send the status of commands in flight, kept them, and waited for them for good when the initiators
-# logged out: in the two-guest lab the array guest's kworkers blocked at the first port loss (2026-12-06, seed
-# 101), with the initiator's kernel fine and SSH to it alive.
+# behind a dead switch port, and tcm_fc never sees a send fail. With the link itself down (`--how link`) libfc
+# resets every exchange of the port, and tcm_fc strands every command still in its backend (see _fc_drain): in
+# the two-guest lab the array guest's kworkers blocked at the first port loss (2026-12-06, seed 101), with the
+# initiator's kernel fine and SSH to it alive. A cut alone does not avoid the hang either: _fc_drain.
 FC_CUT_TABLE = "lunsafe_fc_cut_"
 
 
