@@ -600,8 +600,7 @@ class Lab:
         folder = Path(info["image"])
         # a fleet guest's network segment is kept (its UDP ends do not change)
         segment = {"segment": info["segment"]} if info.get("segment") else {}
-        fc_link = (info.get("fc") or {}).get("link")
-        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), fc_link=fc_link, **segment)
+        info["port"] = self._boot(folder, info["accel"], start, fc=bool(info.get("fc")), **segment)
         self.info_file.write_text(json.dumps(info, indent=2))
         self._wait_ssh(boot_timeout, start)
         self._write_inventory(info)

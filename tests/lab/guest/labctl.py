@@ -622,6 +622,8 @@ FC_PORTS = (
 FC_LINK_FILE = os.path.join(STATE, "fc-link.json")  # {"side": "array"} or {"side": "host", "array": ADDR}
 FC_ARRAY_KEY = "/root/.ssh/lunsafe_lab_array"  # the lab's throwaway key, put there by lab.py on the host guest
 FC_SIDE_ROLES = {"both": ("initiator", "target"), "host": ("initiator",), "array": ("target",)}
+#: commands that only act on the array side: on the host guest they run on the array guest as they are
+FC_ARRAY_COMMANDS = ("fc-map", "fc-unmap", "fc-reuse")
 FC_REMOTE_TIMEOUT = 240  # s for one labctl command on the array guest (the driver gives a labctl call 300 s)
 SCAN_PARAM = "/sys/module/scsi_mod/parameters/scan"
 FC_MTU = 9000  # FCoE carries 2112-byte FC payloads: the NIC needs more than the Ethernet default of 1500
@@ -1202,8 +1204,6 @@ def _acl(rts, tpg, wwpn):
 
 def cmd_fc_map(args):
     """Map TPG LUN --lun to the initiator(s) as LUN --mapped-lun (default the same number) on both target ports."""
-    if _fc_side() == "host":
-        return _array_labctl(*args.argv)
     rts, state, tpgs = _fc_objects()
     initiators = _chosen_initiators(args, state)
     mapped_lun = args.lun if args.mapped_lun is None else args.mapped_lun
@@ -1223,8 +1223,6 @@ def cmd_fc_map(args):
 
 def cmd_fc_unmap(args):
     """Remove every mapping of TPG LUN --lun for the initiator(s), on both target ports."""
-    if _fc_side() == "host":
-        return _array_labctl(*args.argv)
     rts, state, tpgs = _fc_objects()
     initiators = _chosen_initiators(args, state)
     removed = []
@@ -1244,8 +1242,6 @@ def cmd_fc_unmap(args):
 
 def cmd_fc_reuse(args):
     """A new LU (new WWID) at TPG LUN --lun on both target ports, mapped again to whoever had it mapped."""
-    if _fc_side() == "host":
-        return _array_labctl(*args.argv)
     rts, state, tpgs = _fc_objects()
     old_name = state["fc"]["luns"].get(str(args.lun), {}).get("backstore")
     remap = []  # (tpg index, initiator, mapped lun)
@@ -1693,7 +1689,6 @@ def main(argv=None):
         if name == "cut-ssh":
             p.add_argument("--hold", type=float, default=0, help="then wait this long (the cut ends this session)")
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the host guest passes on to the array guest
     handler = {
         "setup": cmd_setup,
         "reset": cmd_reset,
@@ -1721,7 +1716,12 @@ def main(argv=None):
         "cut-ssh": cmd_cut_ssh,
         "cut-ssh-run": cmd_cut_ssh_run,
     }[args.command]
-    json.dump(handler(args), sys.stdout)
+    if args.command in FC_ARRAY_COMMANDS and _fc_side() == "host":
+        # the host guest of a two-guest FC lab: the array guest's labctl does it, with the same arguments
+        result = _array_labctl(*(sys.argv[1:] if argv is None else argv))
+    else:
+        result = handler(args)
+    json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0
 
