@@ -25,6 +25,7 @@ per-VM state (overlay disk, PID, port, console log, inventory) lives in .lab/<na
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -316,6 +317,73 @@ def _prune_old_images(keep: Path, newest: int = 3) -> None:
         shutil.rmtree(other, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- the FC array's tcm_fc
+
+# The two-guest FC lab's array runs a tcm_fc of its own: the stock driver never releases a command whose exchange
+# is gone, so the first port fault with a command in flight hangs the array's FC work for good (the patch's header
+# and docs/benchmarks/campaign.md say how). Built on the controller from Debian's linux-source for the image's own
+# kernel, out of tree against that kernel's headers (both fetched with apt-get download), cached beside the image
+# by the patch's hash and the kernel package's version. LUNSAFE_LAB_STOCK_TCM_FC=1 keeps the stock driver.
+TCM_FC_PATCH = HERE / "tcm_fc-release-aborted.patch"
+TCM_FC_LAB_VERSION = "lunsafe-lab-release-aborted"  # the patch's MODULE_VERSION: /sys/module/tcm_fc/version
+
+
+def build_tcm_fc(folder: Path, package_version: str) -> Path:
+    """The patched tcm_fc.ko for the image in ``folder``, whose kernel package is at ``package_version``."""
+    kernel = (folder / "kernel-version").read_text().strip()
+    match = re.fullmatch(r"(\d+\.\d+)\.\d+-(\d+)-amd64", kernel)
+    if not match:
+        raise LabError(f"the patched tcm_fc builds for Debian's bookworm kernels (6.1.0-N-amd64), not {kernel}")
+    series, abi = match.group(1), f"{kernel.rsplit('-', 1)[0]}"
+    digest = hashlib.sha256(TCM_FC_PATCH.read_bytes() + f"\0{kernel}\0{package_version}".encode()).hexdigest()
+    ko = folder / f"tcm_fc-{digest[:12]}.ko"
+    if ko.exists():
+        return ko
+    for tool in ("apt-get", "dpkg-deb", "make", "gcc", "patch", "tar", "xz"):
+        if not shutil.which(tool):
+            raise LabError(f"{tool} not found: the patched tcm_fc builds on the controller (Debian tools)")
+    start = time.monotonic()
+    packages = [
+        f"linux-headers-{kernel}={package_version}",
+        f"linux-headers-{abi}-common={package_version}",
+        f"linux-kbuild-{series}={package_version}",
+        f"linux-source-{series}={package_version}",
+    ]
+    with tempfile.TemporaryDirectory(prefix="tcm_fc-", dir=folder.parent) as tmp:
+        work = Path(tmp)
+
+        def step(argv: list[str], timeout: float, cwd: Path = work) -> None:
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+            if proc.returncode != 0:
+                raise LabError(f"tcm_fc build: `{' '.join(argv)}` failed rc={proc.returncode}: {proc.stderr[-1500:]}")
+
+        step(["apt-get", "download", *packages], timeout=900)
+        for deb in sorted(work.glob("*.deb")):
+            step(["dpkg-deb", "-x", str(deb), str(work / ("src" if "linux-source" in deb.name else "root"))], 300)
+        source = f"linux-source-{series}"
+        step(["tar", "-xJf", f"src/usr/src/{source}.tar.xz", f"{source}/drivers/target/tcm_fc"], timeout=600)
+        with open(TCM_FC_PATCH, "rb") as patch:
+            proc = subprocess.run(
+                ["patch", "-p1", "--forward", "--batch", "-d", str(work / source)],
+                stdin=patch,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise LabError(f"tcm_fc build: the patch does not apply to {source} {package_version}: {proc.stdout!r}")
+        headers = work / "root" / "usr" / "src" / f"linux-headers-{kernel}"
+        # the flavour's Makefile includes the common headers by absolute path: point it into this tree
+        makefile = headers / "Makefile"
+        makefile.write_text(makefile.read_text().replace("include /usr/src/", f"include {work}/root/usr/src/"))
+        module_dir = work / source / "drivers" / "target" / "tcm_fc"
+        step(["make", "-C", str(headers), f"M={module_dir}", "CONFIG_TCM_FC=m", "modules"], timeout=600)
+        shutil.copy(module_dir / "tcm_fc.ko", str(ko) + ".tmp")
+        os.replace(str(ko) + ".tmp", ko)
+    log(f"patched tcm_fc built for {kernel} ({package_version}): {ko.name}", start)
+    return ko
+
+
 # --------------------------------------------------------------------------- VM
 
 
@@ -423,6 +491,8 @@ class Lab:
                 f"array provisioned: {len(status['tpg_luns'])} LUNs on portals {', '.join(status['portals'])}",
                 start,
             )
+            if fc_link and fc_link["role"] == "array" and os.environ.get("LUNSAFE_LAB_STOCK_TCM_FC") != "1":
+                self.install_tcm_fc(folder, start)
             if fc_luns > 0:
                 fc_status = self.array(["fc-setup", "--luns", str(fc_luns), *self._fc_side_args(fc_link)])
                 log(
@@ -768,6 +838,24 @@ class Lab:
             hook = f"{SITE_DIR}/{BYTECODE_HOOK}"
             install = f"cat > {hook}.py && echo 'import {BYTECODE_HOOK}' > {hook}.pth"
             self.ssh(["sh", "-c", install], stdin=(GUEST_FILES / f"{BYTECODE_HOOK}.py").read_text())
+
+    def install_tcm_fc(self, folder: Path, start: float) -> None:
+        """The FC array guest's tcm_fc: the lab's patched build (build_tcm_fc) in the kernel's updates folder,
+        which modprobe prefers, before labctl fc-setup loads it. A tcm_fc already loaded (nothing loads it
+        before fc-setup) would keep running: refused."""
+        kernel = self.info()["kernel"]
+        version = self.ssh(["dpkg-query", "-W", "-f", "${Version}", f"linux-image-{kernel}"]).stdout.strip()
+        ko = build_tcm_fc(folder, version)
+        target = f"/lib/modules/{kernel}/updates/lunsafe"
+        script = (
+            f"test ! -e /sys/module/tcm_fc || {{ echo 'tcm_fc is loaded already' >&2; exit 3; }}; "
+            f"mkdir -p {shlex.quote(target)} && base64 -d > {shlex.quote(target)}/tcm_fc.ko && depmod -a "
+            f"&& modinfo -F version tcm_fc"
+        )
+        proc = self.ssh(["sh", "-c", script], stdin=base64.b64encode(ko.read_bytes()).decode(), timeout=180)
+        if proc.stdout.strip() != TCM_FC_LAB_VERSION:
+            raise LabError(f"the array's modprobe would load tcm_fc version {proc.stdout.strip()!r}, not the lab's")
+        log(f"tcm_fc: the lab's patched build installed ({ko.name})", start)
 
     def array(self, argv: list[str], timeout: float = 300) -> dict:
         proc = self.ssh(["python3", "/usr/local/lib/lunsafe-lab/labctl.py", *argv], timeout=timeout)

@@ -858,6 +858,7 @@ def cmd_fc_status(_args):
             "setup_seconds": state.get("setup_seconds"),
             "setup_phases": state.get("phases"),
             "array": _fc_link()["array"],
+            "tcm_fc": remote.get("tcm_fc"),
         }
     config = _fc_targets()
     mapping = {}
@@ -876,6 +877,8 @@ def cmd_fc_status(_args):
         "mapping": mapping,
         "setup_seconds": state.get("setup_seconds"),
         "setup_phases": state.get("phases"),
+        # which tcm_fc serves: the lab's patched build names itself (lab.py build_tcm_fc), the stock one has no version
+        "tcm_fc": _read("/sys/module/tcm_fc/version") or "stock",
     }
 
 
@@ -1100,6 +1103,9 @@ def fc_provision(luns, size_mb, state):
     initiator_hosts = [p["host"] for p in ports if p["role"] == "initiator"]
     if side == "host":
         remote = _array_labctl("fc-setup", "--luns", str(luns), "--size-mb", str(size_mb))
+        # which tcm_fc the array runs decides whether a port cut drains this host's devices first (cmd_fc_port)
+        with open(FC_LINK_FILE, "w", encoding="utf-8") as handle:
+            json.dump({**_fc_link(), "array_tcm_fc": remote.get("tcm_fc")}, handle)
         fc_state = {
             "luns": {lun: {"wwn": entry["wwn"], "mapped": entry["mapped"]} for lun, entry in remote["luns"].items()},
             "size_mb": size_mb,
@@ -1324,6 +1330,9 @@ def _fc_remote_port(text):
 
 
 FC_DRAIN_TIMEOUT = 60.0
+# the MODULE_VERSION of the lab's patched tcm_fc (tests/lab/tcm_fc-release-aborted.patch, lab.py build_tcm_fc): it
+# releases the commands whose exchange is gone, so a cut needs no drain with it
+TCM_FC_LAB_VERSION = "lunsafe-lab-release-aborted"
 
 
 def _fc_drain(wwpn, timeout=FC_DRAIN_TIMEOUT):
@@ -1361,6 +1370,22 @@ def _fc_drain(wwpn, timeout=FC_DRAIN_TIMEOUT):
     return devices
 
 
+def _fc_undrain(hctl):
+    """A drained device running again, if it is still there and offline: a short dev_loss_tmo may have removed
+    it while the array cut the port (the kernel then refuses any state with EINVAL), and the kernel takes a new
+    state only from running or offline."""
+    path = f"/sys/class/scsi_device/{hctl}/device/state"
+    if _read(path) != "offline":
+        return False
+    try:
+        _write(path, "running\n")
+    except OSError:
+        if _read(path) == "offline":  # still there and still offline: the write failed for another reason
+            raise
+        return False
+    return True
+
+
 def cmd_fc_port(args):
     """Take a target port's link down or up; then wait (--wait S) until every initiator's rport of it is
     Blocked (down) or Online (up). After dev_loss_tmo a Blocked rport becomes Not Present and its devices go.
@@ -1374,12 +1399,16 @@ def cmd_fc_port(args):
         result["dev_loss_tmo"] = _fc_set_dev_loss_tmo(_initiator_hosts(), args.dev_loss_tmo)
     start = time.monotonic()
     if remote:
-        drained = _fc_drain(port["wwpn"]) if args.action == "down" else []
+        drain = args.drain
+        if drain is None:  # only where the array's tcm_fc strands what the cut catches in flight (stock)
+            drain = _fc_link().get("array_tcm_fc") != TCM_FC_LAB_VERSION
+        result["drain"] = drain
+        drained = _fc_drain(port["wwpn"]) if args.action == "down" and drain else []
         try:
             link = _array_labctl("fc-port", args.action, "--port", port["wwpn"], "--wait", "0", "--how", how)
         finally:
             for device in drained:
-                _write(f"/sys/class/scsi_device/{device['hctl']}/device/state", "running\n")
+                device["restored"] = _fc_undrain(device["hctl"])
         result["ifname"] = link.get("ifname")
         result["drained"] = drained
     elif how == "cut":
@@ -1658,6 +1687,12 @@ def main(argv=None):
         choices=("link", "cut"),
         help="link: the port's link down/up; cut: its link stays up, every frame to and from it dropped (see "
         "_fc_cut); default: link in one guest, cut in a two-guest lab",
+    )
+    p.add_argument(
+        "--drain",
+        action=argparse.BooleanOptionalAction,
+        help="two-guest lab, down: set this host's devices behind the port offline until nothing is in flight "
+        "before the cut (_fc_drain); default: only if the array runs the stock tcm_fc",
     )
     p = sub.add_parser("fc-dev-loss-tmo")
     p.add_argument("seconds", type=int)
