@@ -658,6 +658,14 @@ def _fc_link():
         return {}
 
 
+def _save_fc_link(link):
+    """fc-link.json replaced whole (a reader never sees it half written)."""
+    os.makedirs(STATE, exist_ok=True)
+    with open(FC_LINK_FILE + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(link, handle)
+    os.replace(FC_LINK_FILE + ".tmp", FC_LINK_FILE)
+
+
 def _fc_side():
     return _fc_link().get("side", "both")
 
@@ -911,9 +919,10 @@ def _fc_create_ports(steps):
 # port's link stays up, and every frame it sends is dropped after its driver took it (netem loss 100 %: the send
 # succeeds) and every frame it would receive is dropped at its ingress. Both sides stop hearing each other, as
 # behind a dead switch port, and tcm_fc never sees a send fail. With the link itself down (`--how link`) libfc
-# resets every exchange of the port, and tcm_fc strands every command still in its backend (see _fc_drain): in
-# the two-guest lab the array guest's kworkers blocked at the first port loss (2026-12-06, seed 101), with the
-# initiator's kernel fine and SSH to it alive. A cut alone does not avoid the hang either: _fc_drain.
+# resets every exchange of the port, and the stock tcm_fc strands every command still in its backend (see
+# _fc_drain): in the two-guest lab the array guest's kworkers blocked at the first port loss (2026-12-06, seed
+# 101), with the initiator's kernel fine and SSH to it alive. A cut alone did not avoid the hang either. The
+# two-guest array now runs the lab's patched tcm_fc (lab.py build_tcm_fc), which releases those commands.
 FC_CUT_TABLE = "lunsafe_fc_cut_"
 
 
@@ -1104,8 +1113,7 @@ def fc_provision(luns, size_mb, state):
     if side == "host":
         remote = _array_labctl("fc-setup", "--luns", str(luns), "--size-mb", str(size_mb))
         # which tcm_fc the array runs decides whether a port cut drains this host's devices first (cmd_fc_port)
-        with open(FC_LINK_FILE, "w", encoding="utf-8") as handle:
-            json.dump({**_fc_link(), "array_tcm_fc": remote.get("tcm_fc")}, handle)
+        _save_fc_link({**_fc_link(), "array_tcm_fc": remote.get("tcm_fc")})
         fc_state = {
             "luns": {lun: {"wwn": entry["wwn"], "mapped": entry["mapped"]} for lun, entry in remote["luns"].items()},
             "size_mb": size_mb,
@@ -1174,9 +1182,7 @@ def cmd_fc_setup(args):
             if not args.array:
                 raise SystemExit("labctl: fc-setup --side host needs --array ADDRESS (the array guest on the segment)")
             link["array"] = args.array
-        os.makedirs(STATE, exist_ok=True)
-        with open(FC_LINK_FILE, "w", encoding="utf-8") as handle:
-            json.dump(link, handle)
+        _save_fc_link(link)
     fc_provision(args.luns, args.size_mb, load_state())
     return cmd_fc_status(args)
 
@@ -1342,7 +1348,8 @@ def _fc_drain(wwpn, timeout=FC_DRAIN_TIMEOUT):
     nor a command whose exchange libfc reset (ft_recv_seq only marks it aborted); when the initiator's session
     then goes, ft_prlo waits for it for good and the array's FC work stops on both target ports (seen
     2026-12-06; the analysis is in docs/benchmarks/campaign.md). A real array's port does not strand its
-    commands; the lab drains them so that the fault shows the initiator's side only."""
+    commands; with the stock driver the lab drains them so that the fault shows the initiator's side only. The
+    lab's patched tcm_fc (TCM_FC_LAB_VERSION) releases them, and with it cmd_fc_port does not drain."""
     devices = []
     for host in _initiator_hosts():
         for rport in _rports_of(host):
