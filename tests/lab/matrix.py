@@ -152,8 +152,24 @@ def run_suite(
     except Exception as exc:  # reported per suite, the other suite goes on
         entry["error"] = f"{type(exc).__name__}: {exc}"
     finally:
+        if entry["error"] or entry.get("rc"):
+            keep_console(lab, entry)
         if not keep:
             lab.down(purge=True)
+
+
+def keep_console(lab: lab_module.Lab, entry: dict, lines: int = 30) -> None:
+    """A failed suite's guest console, kept beside the logs (down --purge removes the lab's state) and its last
+    lines in the report: a guest that stopped answering SSH under load (trixie, 2026-12-07) left nothing else."""
+    console = lab.state / "console.log"
+    try:
+        text = console.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    kept = REPO / ".lab" / f"{lab.name}-console.log"
+    kept.write_text(text, encoding="utf-8")
+    entry["console"] = str(kept)
+    entry["console_tail"] = text.splitlines()[-lines:]
 
 
 def markdown(results: dict, load: str, started: str, argv: List[str]) -> str:
@@ -201,14 +217,23 @@ def markdown(results: dict, load: str, started: str, argv: List[str]) -> str:
         + " |"
     )
     for suite in suites:
-        entry = results[suite]
-        bad = [r for r in entry["rows"] if r["outcome"] == "failed"]
-        if entry["error"] or bad:
-            lines += ["", f"### {suite}: what failed", ""]
-            if entry["error"]:
-                lines.append(f"- {entry['error']}")
-            lines += [f"- `{r['test']}`: {r['message']}" for r in bad]
+        lines += what_failed(suite, results[suite])
     return "\n".join(lines) + "\n"
+
+
+def what_failed(suite: str, entry: dict) -> List[str]:
+    """A suite's failures for the report (none: no lines), with its guest's last console lines if kept."""
+    bad = [r for r in entry["rows"] if r["outcome"] == "failed"]
+    if not (entry["error"] or bad):
+        return []
+    lines = ["", f"### {suite}: what failed", ""]
+    if entry["error"]:
+        lines.append(f"- {entry['error']}")
+    lines += [f"- `{r['test']}`: {r['message']}" for r in bad]
+    if entry.get("console_tail"):
+        lines += ["", f"The guest's console, last lines ({entry['console']}):", "", "```"]
+        lines += [*entry["console_tail"], "```"]
+    return lines
 
 
 def main(argv: List[str] | None = None) -> int:
