@@ -331,10 +331,10 @@ TCM_FC_LAB_VERSION = "lunsafe-lab-release-aborted"  # the patch's MODULE_VERSION
 def build_tcm_fc(folder: Path, package_version: str) -> Path:
     """The patched tcm_fc.ko for the image in ``folder``, whose kernel package is at ``package_version``."""
     kernel = (folder / "kernel-version").read_text().strip()
-    match = re.fullmatch(r"(\d+\.\d+)\.\d+-(\d+)-amd64", kernel)
+    match = re.fullmatch(r"(\d+\.\d+)\.\d+-\d+-amd64", kernel)
     if not match:
         raise LabError(f"the patched tcm_fc builds for Debian's bookworm kernels (6.1.0-N-amd64), not {kernel}")
-    series, abi = match.group(1), f"{kernel.rsplit('-', 1)[0]}"
+    series, abi = match.group(1), kernel.rsplit("-", 1)[0]  # "6.1", "6.1.0-57"
     digest = hashlib.sha256(TCM_FC_PATCH.read_bytes() + f"\0{kernel}\0{package_version}".encode()).hexdigest()
     ko = folder / f"tcm_fc-{digest[:12]}.ko"
     if ko.exists():
