@@ -6,16 +6,15 @@
 
 For each suite it builds the guest image (cached by recipe, like bookworm's), boots a lab VM `matrix-SUITE`
 with iSCSI and FC, reads the versions that matter (kernel, Python, open-iscsi, multipath-tools, udev, pyudev,
-os-brick) and runs the core set against it with pytest: the integration targets below (iscsi_lun_attach with
-LUNSAFE_LAB_CORE=1: its attach and detach of several LUNs over two portals, the identity and refusal cases and
-the wrong-LU cases, not its long tail) and the lun_attach Molecule scenario. Two suites run side by side, one VM
-each (the most these 2-core machines take); the VMs are stopped at the end unless --keep.
+os-brick) and runs the core set against it with pytest: the integration targets and the Molecule scenario below,
+each target with LUNSAFE_LAB_CORE=1 (its core: the cases whose kernel, tool and udev behaviour differs between
+suites, not its long tail). Two suites run side by side, one VM each (the most these 2-core machines take); the
+VMs are stopped at the end unless --keep.
 
 Prints a table per suite (test, outcome, seconds) and, with --out, writes it as markdown (and the raw results
 beside it as .json) with the host's load. The test command (scripts/test) runs the whole lab suite on bookworm
-and this script with --quick (the QUICK set below) on bullseye under ansible-core 2.17 and trixie under 2.21
-(--cores), beside its fleet scenarios: the whole core set takes about half an hour more on two cores, which
-its 60-minute budget does not hold.
+and this script on bullseye under ansible-core 2.17 and trixie under 2.21 (--cores), beside its fleet scenarios.
+--full runs the targets whole (but iscsi_lun_attach's long tail), by hand: about half an hour per suite.
 """
 
 from __future__ import annotations
@@ -40,28 +39,28 @@ from capture_matrix_fixtures import VERSIONS, capture_all
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
-#: the core set (issue 27): attach/detach of several LUNs over two portals, the race (faulty_facts and the scan
-#: target's cases), facts, flush, resize (in scsi_targeted_scan), iscsi_info, the FC cases, one Molecule scenario
+#: the core set (issue 27): attach/detach of several LUNs over two portals with the identity and wrong-LU cases
+#: (iscsi_lun_attach), iscsi_info, the facts with the race (multipath_faulty_facts: a LUN unmapped while attached,
+#: and a host-side detach, a global rescan and the array's unmap), the targeted scan (only the LUN asked for, the
+#: others mapped and left alone) with the online resize, the flush of a healthy and of a dead queueing map, the FC
+#: cases (fc_info, fc_lun_attach) and one Molecule scenario. Each target runs its core (LUNSAFE_LAB_CORE=1, the
+#: playbooks' lab_core): the cases whose kernel, tool or udev behaviour differs between suites, not the long tail
+#: of refusals, result keys and fault variants that bookworm's whole lab suite runs. The test command runs this set
+#: on bullseye and trixie; --full runs every target but iscsi_lun_attach whole (by hand: about half an hour per
+#: suite on two cores, more than the test command's budget holds beside the bookworm suite).
 CORE = [
-    "test_integration_targets.py::test_integration_target[lab_smoke]",
-    "test_integration_targets.py::test_integration_target[iscsi_info]",
     "test_integration_targets.py::test_integration_target[iscsi_lun_attach]",
+    "test_integration_targets.py::test_integration_target[iscsi_info]",
     "test_integration_targets.py::test_integration_target[multipath_faulty_facts]",
-    "test_integration_targets.py::test_integration_target[multipath_flush]",
     "test_integration_targets.py::test_integration_target[scsi_targeted_scan]",
+    "test_integration_targets.py::test_integration_target[multipath_flush]",
     "test_integration_targets.py::test_integration_target[fc_info]",
     "test_integration_targets.py::test_integration_target[fc_lun_attach]",
     "test_molecule.py::test_molecule_scenario[lun_attach]",
 ]
 
-#: what the test command runs on these suites (matrix.py --quick, beside the fleet scenarios on bookworm): the
-#: attach and detach of several LUNs over two portals with the identity, refusal and wrong-LU cases, and the
-#: lun_attach role's Molecule scenario. The whole CORE set takes about half an hour per suite on two cores, more
-#: than the test command's budget holds beside the bookworm suite; it is run and recorded by hand (above).
-QUICK = [
-    "test_integration_targets.py::test_integration_target[iscsi_lun_attach]",
-    "test_molecule.py::test_molecule_scenario[lun_attach]",
-]
+#: what --full adds: the lab's own smoke target
+FULL = ["test_integration_targets.py::test_integration_target[lab_smoke]", *CORE]
 
 
 def versions(lab: lab_module.Lab) -> Dict[str, str]:
@@ -100,6 +99,7 @@ def run_suite(
     prefix: str = "matrix",
     watch_pid: int | None = None,
     core: str | None = None,
+    full: bool = False,
 ) -> None:
     name = f"{prefix}-{suite}"
     lab = lab_module.Lab(name)
@@ -118,7 +118,8 @@ def run_suite(
         entry["controller"] = subprocess.run(
             [str(Path(python).parent / "ansible"), "--version"], capture_output=True, text=True, check=False
         ).stdout.split("\n", 1)[0]
-        env = dict(os.environ, LUNSAFE_LAB_NAME=name, LUNSAFE_LAB_CORE="1")
+        # the core of each target (lab_core), or with --full only iscsi_lun_attach's (test_integration_targets)
+        env = dict(os.environ, LUNSAFE_LAB_NAME=name, LUNSAFE_LAB_CORE="iscsi_lun_attach" if full else "1")
         env.pop("LUNSAFE_LAB_NAMES", None)
         log = REPO / ".lab" / f"{name}.log"
         began = time.monotonic()
@@ -179,9 +180,14 @@ def markdown(results: dict, load: str, started: str, argv: List[str]) -> str:
         "",
         f"Recorded {started} UTC by `python3 tests/lab/{' '.join(['matrix.py', *argv])}` (one TCG guest per "
         f"suite, two side by side; host load average at the end: {load}). bookworm runs the whole lab suite in "
-        "the test command; these suites run the core set: the integration targets below, "
-        "`iscsi_lun_attach` with `LUNSAFE_LAB_CORE=1` (the attach and detach of several LUNs over two portals, "
-        "identity and refusal cases, the wrong-LU cases), and the `lun_attach` Molecule scenario.",
+        "the test command; these suites run the core set: the integration targets below and the `lun_attach` "
+        "Molecule scenario, "
+        + (
+            "each target whole but `iscsi_lun_attach`, which runs its core (`LUNSAFE_LAB_CORE=iscsi_lun_attach`)."
+            if "--full" in argv
+            else "each target's core (`LUNSAFE_LAB_CORE=1`: the cases whose kernel, tool and udev behaviour "
+            "differs between suites, not the long tail of refusals, result keys and fault variants)."
+        ),
         "",
         "## Versions",
         "",
@@ -209,7 +215,7 @@ def markdown(results: dict, load: str, started: str, argv: List[str]) -> str:
             cells.append(f"{row['outcome']}, {row['seconds']:.0f} s" if row else "-")
         lines.append(f"| `{test}` | " + " | ".join(cells) + " |")
     lines.append(
-        "| whole core set | "
+        "| the whole set | "
         + " | ".join(
             f"{results[s].get('suite_seconds', 0):.0f} s (boot {results[s].get('boot_seconds', 0):.0f} s)"
             for s in suites
@@ -241,7 +247,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--suites", nargs="+", default=["bullseye", "trixie"], choices=lab_module.SUITES)
     parser.add_argument("--out", type=Path, help="write the table as markdown (and .json beside it)")
     parser.add_argument("--keep", action="store_true", help="leave the VMs running")
-    parser.add_argument("--quick", action="store_true", help="the test command's set (QUICK), not the whole core")
+    parser.add_argument(
+        "--full", action="store_true", help="every target of the core set whole (but iscsi_lun_attach), not its core"
+    )
     parser.add_argument("--prefix", default="matrix", help="the VMs are named PREFIX-SUITE")
     parser.add_argument("--watch-pid", type=int, help="the VMs stop when this process ends (the test command's)")
     parser.add_argument(
@@ -266,7 +274,12 @@ def main(argv: List[str] | None = None) -> int:
     # the guests cache the bytecode of the modules' zips (lab.py, guest/lunsafe_lab_zip_bytecode.py): these are
     # tests, not benchmarks, and the compile is most of a task's time under TCG
     os.environ["LUNSAFE_LAB_BYTECODE_CACHE"] = "1"
-    options = {"tests": QUICK if args.quick else CORE, "prefix": args.prefix, "watch_pid": args.watch_pid}
+    options = {
+        "tests": FULL if args.full else CORE,
+        "full": args.full,
+        "prefix": args.prefix,
+        "watch_pid": args.watch_pid,
+    }
     cores = dict(item.split("=", 1) for item in args.cores)
     threads = [
         threading.Thread(
@@ -274,7 +287,8 @@ def main(argv: List[str] | None = None) -> int:
             args=(s, results, args.keep, boot_lock, args.fixtures),
             kwargs=dict(options, core=cores.get(s)),
         )
-        for s in args.suites
+        # the newest suite boots first: trixie boots and runs slowest, and the boots take turns (boot_lock)
+        for s in sorted(args.suites, key=lab_module.SUITES.index, reverse=True)
     ]
     for thread in threads:
         thread.start()
