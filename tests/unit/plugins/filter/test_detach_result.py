@@ -101,10 +101,46 @@ def test_the_output_by_hand() -> None:
     assert detach_result([entry("4", [])], [entry("4", [])])[0]["changed"] is False
 
 
+def test_what_the_last_attempt_found_after_the_first_is_added_once() -> None:
+    plan = [entry("3", ["sdc", "sdd"], dm=MPATHA), entry("4", ["sde", "sdf"], wwid=W2)]
+    first = [entry("3", ["sdg", "sdh"]), entry("4", [])]
+    final = [entry("3", ["sdh", "sdi"]), entry("4", ["sdj"])]
+    result = detach_result(plan, came_back=first, final_luns=final)
+    assert [lun["came_back"] for lun in result] == [["sdg", "sdh", "sdi"], ["sdj"]]
+
+
+def test_a_retry_that_no_longer_finds_a_lun_keeps_what_the_first_attempt_found() -> None:
+    """The final call's first attempt removed LUN 3's paths and failed on LUN 4; the retry found only LUN 4's.
+    The retry's result alone lost LUN 3's came-back paths (CI, 2026-12-07)."""
+    plan = [entry("3", ["sdc", "sdd"], dm=MPATHA), entry("4", ["sde", "sdf"], wwid=W2)]
+    first = [entry("3", ["sdg", "sdh"]), entry("4", ["sdi", "sdk"])]
+    retry = [entry("3", []), entry("4", ["sdi", "sdk"])]
+    result = detach_result(plan, first, [], False, retry)
+    assert [lun["came_back"] for lun in result] == [["sdg", "sdh"], ["sdi", "sdk"]]
+
+
+def test_a_first_attempt_without_luns_falls_back_to_the_last() -> None:
+    """A first attempt that failed before its plan (a lock timeout, say) returns no entries: the last one counts."""
+    plan = [entry("3", ["sdc"], dm=MPATHA)]
+    assert detach_result(plan, came_back=[], final_luns=[entry("3", ["sdg"])])[0]["came_back"] == ["sdg"]
+
+
+def test_check_mode_reads_neither_attempt() -> None:
+    plan = [entry("3", ["sdc"], dm=MPATHA)]
+    result = detach_result(plan, came_back="not read", final_luns="not read either", check_mode=True)
+    assert result[0]["came_back"] == []
+
+
 def test_a_missing_came_back_entry_fails_outside_check_mode_as_the_old_loop_did() -> None:
     plan = [entry("3", ["sdc"]), entry("4", ["sdd"])]
-    with pytest.raises(AnsibleFilterError, match=r"came_back has 1 entries, none for LUN 4 \(entry 1 of the plan\)"):
+    with pytest.raises(
+        AnsibleFilterError, match=r"came_back has 1 entries and final_luns 0, none for LUN 4 \(entry 1 of the plan\)"
+    ):
         detach_result(plan, came_back=[entry("3", [])])
+    with pytest.raises(
+        AnsibleFilterError, match=r"came_back has 0 entries and final_luns 1, none for LUN 4 \(entry 1 of the plan\)"
+    ):
+        detach_result(plan, came_back=[], final_luns=[entry("3", [])])
     with pytest.raises(Exception, match=r"has no (attribute|element) 1"):  # 2.19 on: attribute, 2.17: element
         render(
             LUN_DETACH_RESULT,
@@ -129,6 +165,19 @@ def test_a_missing_came_back_entry_fails_outside_check_mode_as_the_old_loop_did(
 def test_refuses_what_is_not_the_module_result(plan: Any, back: Any, message: str) -> None:
     with pytest.raises(AnsibleFilterError, match=f"^lunsafe.san.detach_result: .*{message}"):
         detach_result(plan, back)
+
+
+@pytest.mark.parametrize(
+    ("final", "message"),
+    [
+        ({"luns": []}, r"expects final_luns \(a list of dicts\), got a dict"),
+        ([{"lun": "3"}], "entry 0 of final_luns has no 'devices'"),
+        ([{"devices": [{"path": "/dev/sdc"}]}], "the devices of final_luns entry 0 has no 'name'"),
+    ],
+)
+def test_refuses_a_final_call_result_that_is_not_the_module_result(final: Any, message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=f"^lunsafe.san.detach_result: .*{message}"):
+        detach_result([entry("3", [])], [entry("3", [])], final_luns=final)
 
 
 def test_filter_is_registered() -> None:
